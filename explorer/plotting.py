@@ -1,0 +1,111 @@
+"""Matplotlib figures from arrays; never imports gradio.
+
+Plot functions take arrays (and an optional ``ax``) and return a Figure. For
+images the app shows and people click, :class:`Raster` keeps the pixel<->data
+mapping of the axes so a click can be turned back into latent coordinates and a
+marker drawn without re-rendering.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+DPI = 100
+
+
+def _figure(figsize):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure  # no pyplot: thread-safe, no global state
+
+    fig = Figure(figsize=figsize, dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()
+
+
+def class_colors(n: int) -> np.ndarray:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return np.array([cmap(i % cmap.N) for i in range(n)])
+
+
+def latent_scatter(coords: np.ndarray, labels: np.ndarray, classes: list[str], ax=None,
+                   axis_names=("z1", "z2"), rect=None, title=None, lims=None):
+    """Scatter of 2-D codes coloured by class, with a legend of class names.
+    ``rect`` = (x0, y0, x1, y1) draws a dashed box (the grid's range)."""
+    fig, ax = _figure((6.2, 5.0)) if ax is None else (ax.figure, ax)
+    colors = class_colors(len(classes))
+    for i, name in enumerate(classes):
+        sel = labels == i
+        ax.scatter(coords[sel, 0], coords[sel, 1], s=4, color=colors[i], alpha=0.6, label=name,
+                   linewidths=0, rasterized=True)
+    if rect is not None:
+        x0, y0, x1, y1 = rect
+        ax.plot([x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0], "--", color="0.25", lw=1, label="grid range")
+    if lims is not None:
+        ax.set_xlim(lims[0]); ax.set_ylim(lims[1])
+    ax.set_xlabel(axis_names[0]); ax.set_ylabel(axis_names[1])
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, markerscale=3, frameon=False)
+    ax.grid(alpha=0.2)
+    return fig
+
+
+def image_grid(mosaic: np.ndarray, extent, ax=None, axis_names=("z1", "z2"), title=None):
+    """A decoded-grid mosaic shown over its latent extent (x0, x1, y0, y1) with ticks."""
+    fig, ax = _figure((5.0, 5.0)) if ax is None else (ax.figure, ax)
+    ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, extent=extent, interpolation="nearest", aspect="auto")
+    ax.set_xlabel(axis_names[0]); ax.set_ylabel(axis_names[1])
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+@dataclass
+class Raster:
+    """A rendered figure (H, W, 3) uint8 and the linear map between its pixels and one axes' data."""
+
+    pixels: np.ndarray
+    bbox: tuple[float, float, float, float]   # axes box in pixels: left, top, right, bottom
+    xlim: tuple[float, float]
+    ylim: tuple[float, float]
+
+    @classmethod
+    def from_figure(cls, fig, ax=None) -> "Raster":
+        ax = ax or fig.axes[0]
+        fig.canvas.draw()
+        pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+        h = pixels.shape[0]
+        b = ax.get_window_extent()  # display coords, origin bottom-left
+        return cls(pixels, (b.x0, h - b.y1, b.x1, h - b.y0), tuple(ax.get_xlim()), tuple(ax.get_ylim()))
+
+    def to_data(self, px: float, py: float) -> tuple[float, float] | None:
+        """Pixel (column, row) -> data (x, y); None outside the axes."""
+        left, top, right, bottom = self.bbox
+        if not (left <= px <= right and top <= py <= bottom):
+            return None
+        fx, fy = (px - left) / (right - left), (bottom - py) / (bottom - top)
+        return (self.xlim[0] + fx * (self.xlim[1] - self.xlim[0]),
+                self.ylim[0] + fy * (self.ylim[1] - self.ylim[0]))
+
+    def to_pixel(self, x: float, y: float) -> tuple[float, float]:
+        left, top, right, bottom = self.bbox
+        fx = (x - self.xlim[0]) / (self.xlim[1] - self.xlim[0])
+        fy = (y - self.ylim[0]) / (self.ylim[1] - self.ylim[0])
+        return left + fx * (right - left), bottom - fy * (bottom - top)
+
+    def with_marker(self, x: float, y: float, radius: int = 9, color=(220, 20, 60)) -> np.ndarray:
+        """A copy with a ring and crosshair at data point (x, y), drawn in numpy (~1 ms)."""
+        img = self.pixels.copy()
+        px, py = self.to_pixel(x, y)
+        left, top, right, bottom = (int(round(v)) for v in self.bbox)
+        px = float(np.clip(px, left, right - 1)); py = float(np.clip(py, top, bottom - 1))
+        yy, xx = np.ogrid[top:bottom, left:right]
+        d = np.sqrt((xx - px) ** 2 + (yy - py) ** 2)
+        ring = (np.abs(d - radius) < 1.6)
+        cross = ((np.abs(xx - px) < 1.0) | (np.abs(yy - py) < 1.0)) & (d < radius * 2.2) & (d > radius * 0.4)
+        region = img[top:bottom, left:right]
+        region[ring | cross] = color
+        return img

@@ -1,0 +1,256 @@
+"""One generic training loop over ``model(batch) -> (loss, logs)``, and the CLI.
+
+    python -m explorer.training vae-2d --dataset fashion-mnist     # one shipped checkpoint
+    python -m explorer.training all                                # every shipped checkpoint
+    torchrun --nproc_per_node=2 -m explorer.training vae-16 --dataset fashion-mnist
+
+Seeded; a progress bar shows the running loss; a ``resume.pt`` written after each
+epoch lets an interrupted run continue (``--resume``); at the end the test set is
+evaluated and checkpoint + metrics.json + model card are written. Under torchrun the
+model is wrapped in DistributedDataParallel (gloo on CPU, nccl on GPU) and each
+process sees its shard of every epoch; only rank 0 writes files.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from . import checkpoints, data, metrics, models
+
+# preset -> family, config, epochs, learning rate. Sized for minutes on 2 CPU cores.
+PRESETS = {
+    "classifier": ("classifier", {}, 5, 2e-3),
+    "vae-2d": ("vae", {"latent_dim": 2}, 20, 2e-3),
+    "ae-16": ("ae", {"latent_dim": 16}, 15, 2e-3),
+    "vae-16": ("vae", {"latent_dim": 16}, 15, 2e-3),
+    "gmm-vae-16": ("gmm-vae", {"latent_dim": 16, "components": 3}, 10, 2e-3),
+}
+# Every shipped checkpoint, in build order (each dataset's classifier first: the others' FID needs it).
+SHIPPED = [("fashion-mnist", p) for p in ("classifier", "vae-2d", "ae-16", "vae-16", "gmm-vae-16")] + \
+          [("mnist-5k", "classifier"), ("mnist-5k", "vae-2d")]
+# The small MNIST subset needs more passes for the same number of steps.
+EPOCH_SCALE = {"mnist-5k": 6, "digits": 4}
+
+
+def _dist():
+    """(rank, world, device) from torchrun's environment; initialises the process group."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), world
+
+
+def train(preset: str, dataset: str = "fashion-mnist", epochs: int | None = None,
+          out: str | os.PathLike | None = None, seed: int = 0, batch_size: int = 128,
+          lr: float | None = None, limit: int | None = None, resume: bool = False,
+          device: str | None = None, config: dict | None = None, evaluate: bool = True,
+          progress: bool = True, command: str | None = None) -> Path:
+    """Train ``preset`` on ``dataset`` and write the checkpoint; returns its folder.
+
+    ``limit`` caps the training images (tests), ``config`` overrides config fields.
+    """
+    from tqdm.auto import tqdm
+
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)} or 'all'")
+    family, base_config, default_epochs, default_lr = PRESETS[preset]
+    epochs = epochs or default_epochs * EPOCH_SCALE.get(dataset, 1)
+    lr = lr or default_lr
+    rank, world = _dist()
+    if device is None:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+    name = f"{dataset}/{preset}"
+    out_dir = Path(out or checkpoints.ROOT) / dataset / preset
+    command = command or checkpoints.rebuild_command(name)
+
+    torch.manual_seed(seed)  # the CLI owns the process: seeding it globally is fine here
+    train_ds = data.load(dataset, "train")
+    x, y = train_ds.floats(), train_ds.labels
+    if limit:
+        x, y = x[:limit], y[:limit]
+    model = models.build(family, {**base_config, **(config or {})}).to(device)
+    params = sum(p.numel() for p in model.parameters())
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs, eta_min=lr * 0.05)
+
+    start_epoch, elapsed, history = 0, 0.0, []
+    resume_path = out_dir / "resume.pt"
+    if resume and resume_path.is_file():
+        state = torch.load(resume_path, map_location="cpu", weights_only=True)  # no pickled code
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        torch.set_rng_state(state["rng"])
+        start_epoch, elapsed, history = state["epoch"], state["elapsed"], json.loads(state["history"])
+        if rank == 0:
+            print(f"resuming {name} at epoch {start_epoch}/{epochs}")
+
+    train_model = model
+    sampler = None
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+        from torch.utils.data.distributed import DistributedSampler
+
+        train_model = DistributedDataParallel(model, device_ids=[device] if device.startswith("cuda") else None)
+        sampler = DistributedSampler(TensorDataset(x, y), num_replicas=world, rank=rank, seed=seed)
+    loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=sampler is None,
+                        sampler=sampler, drop_last=len(x) > batch_size,
+                        generator=torch.Generator().manual_seed(seed))
+
+    for epoch in range(start_epoch, epochs):
+        t0 = time.perf_counter()
+        model.train()
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        running: dict[str, float] = {}
+        bar = tqdm(loader, desc=f"{name} {epoch + 1}/{epochs}", disable=not progress or rank != 0,
+                   leave=False, dynamic_ncols=True)
+        for step, (xb, yb) in enumerate(bar, 1):
+            loss, logs = train_model((xb.to(device), yb.to(device)))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            for k, v in logs.items():  # exponential running mean for the bar
+                running[k] = v if k not in running else 0.98 * running[k] + 0.02 * v
+            if step % 10 == 0:
+                bar.set_postfix({k: f"{v:.4g}" for k, v in running.items()})
+        sched.step()
+        elapsed += time.perf_counter() - t0
+        history.append({"epoch": epoch + 1, **{k: round(v, 5) for k, v in running.items()}})
+        if rank == 0:
+            print(f"{name} epoch {epoch + 1}/{epochs} " +
+                  " ".join(f"{k}={v:.4g}" for k, v in running.items()) + f" ({elapsed:.0f}s)", flush=True)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                        "rng": torch.get_rng_state(), "epoch": epoch + 1, "elapsed": elapsed,
+                        "history": json.dumps(history)}, resume_path)
+
+    model.eval()
+    if rank != 0:
+        return out_dir
+    if hasattr(model, "fit_prior"):  # the AE samples from a Gaussian fitted to its training codes
+        model.fit_prior(torch.cat([model.encode(x[i:i + 1000]) for i in range(0, len(x), 1000)]))
+    meta = {"dataset": dataset, "preset": preset, "command": command,
+            "training": {"epochs": epochs, "batch_size": batch_size * world, "lr": lr, "seed": seed,
+                         "train_images": len(x), "processes": world, "wall_time_s": round(elapsed, 1),
+                         "hardware": hardware(device), "torch": torch.__version__,
+                         "parameters": params, "history": history}}
+    checkpoints.save(model, out_dir, family, meta)
+    results = evaluate_checkpoint(model, family, dataset, out) if evaluate else {}
+    (out_dir / checkpoints.METRICS).write_text(json.dumps(results, indent=2) + "\n")
+    (out_dir / checkpoints.CARD).write_text(model_card(name, family, model.config_dict(), meta, results))
+    resume_path.unlink(missing_ok=True)
+    return out_dir
+
+
+def hardware(device: str) -> str:
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(0)
+    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
+def evaluate_checkpoint(model, family: str, dataset: str, root=None, n_fid: int = 5000,
+                        iw_samples: int = 100, iw_images: int = 1000) -> dict:
+    """Test-set metrics for a freshly trained model (see metrics.py for the conventions)."""
+    test = data.load(dataset, "test")
+    xt, yt = test.floats(), test.labels
+    if family == "classifier":
+        return {"test_accuracy": metrics.classifier_accuracy(model, xt, yt), "test_images": len(xt)}
+    out = {"test_mse": metrics.reconstruction_mse(model, xt), "test_images": len(xt)}
+    if model.is_variational:
+        out.update(metrics.elbo_and_iwae(model, xt[:iw_images], k=iw_samples))
+    zoo = checkpoints.Zoo(root)
+    clf_name = f"{dataset}/classifier"
+    if clf_name in zoo.available():
+        clf = zoo.load(clf_name, device=next(model.parameters()).device)
+        train = data.load(dataset, "train").floats()
+        n = min(n_fid, len(xt), len(train))
+        g = torch.Generator().manual_seed(1234)
+        samples = torch.cat([model.sample(min(500, n - i), generator=g).cpu() for i in range(0, n, 500)])
+        perm = torch.randperm(len(train), generator=g)[:n]
+        out.update(metrics.fid_with_floor(clf, samples, xt[:n], train[perm]))
+    return out
+
+
+def model_card(name: str, family: str, config: dict, meta: dict, results: dict) -> str:
+    t = meta["training"]
+    rows = "\n".join(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
+                     for k, v in results.items())
+    notes = {
+        "fid": "classifier-FID of 5,000 prior samples against the test set, on this dataset's in-project "
+               "classifier's penultimate features; `fid_floor` is real-vs-real (train vs test) at the same N",
+        "iw_nll": f"importance-weighted NLL (Burda et al.) with {results.get('iw_samples')} samples on the "
+                  f"first {results.get('iw_images')} test images, nats per image, Bernoulli decoder",
+    }
+    explained = "\n".join(f"- `{k}`: {v}" for k, v in notes.items() if k in results)
+    return f"""# {name}
+
+Family `{family}`, config `{json.dumps(config)}`, {t['parameters']:,} parameters.
+
+## Data
+`{meta['dataset']}` train split ({t['train_images']:,} images); metrics on its test split.
+
+## Training
+    {meta['command']}
+
+{t['epochs']} epochs, batch {t['batch_size']}, Adam lr {t['lr']} with cosine decay, seed {t['seed']},
+{t['processes']} process(es). Wall time {t['wall_time_s']:.0f} s on {t['hardware']} (torch {t['torch']}).
+
+## Test metrics
+| metric | value |
+|---|---|
+{rows}
+
+{explained}
+"""
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m explorer.training", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("preset", help=f"one of {sorted(PRESETS)}, 'all' (every shipped checkpoint, "
+                                  "then assets), or 'assets' (the shipped test subsets)")
+    p.add_argument("--dataset", default="fashion-mnist", choices=data.NAMES)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, help="train on the first N images only")
+    p.add_argument("--out", default=None, help="checkpoint root (default: the shipped checkpoints/)")
+    p.add_argument("--resume", action="store_true", help="continue from resume.pt if present")
+    p.add_argument("--device")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--no-eval", action="store_true")
+    a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    command = "python -m explorer.training " + " ".join(shlex.quote(s) for s in (argv or sys.argv[1:]))
+    if a.preset == "assets":
+        for ds in ("fashion-mnist", "mnist-5k"):
+            print(data.write_assets(ds, n=5000 if ds == "fashion-mnist" else 1000))
+        return
+    jobs = SHIPPED if a.preset == "all" else [(a.dataset, a.preset)]
+    for dataset, preset in jobs:
+        out = train(preset, dataset, a.epochs, a.out, a.seed, a.batch_size, a.lr, a.limit, a.resume,
+                    a.device, evaluate=not a.no_eval,
+                    command=None if a.preset == "all" else command)
+        print(f"wrote {out}")
+    if a.preset == "all":
+        main(["assets"])
+
+
+if __name__ == "__main__":
+    main()

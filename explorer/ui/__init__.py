@@ -1,0 +1,46 @@
+"""Gradio only: one module per panel, each with ``build(store)``; ``build_app`` assembles the tabs."""
+from __future__ import annotations
+
+import gradio as gr
+
+from . import latent_grid
+from .store import Store
+
+CSS = """
+.pixelated img, #latent-grid img { image-rendering: pixelated; }
+#decoded img { object-fit: contain; }
+footer { display: none !important; }
+"""
+
+UPCOMING = {
+    "Projection": "Click-to-decode UMAP / PCA / t-SNE maps of any model's codes, interpolation strips, "
+                  "trustworthiness and linear-probe accuracy, TensorBoard projector export.",
+    "Attribute vectors": "Latent arithmetic (class and pixel-property vectors), your own uploaded image, "
+                         "analogies, and anomaly scores by reconstruction error.",
+    "Diffusion": "Forward noising and step-by-step denoising (DDPM / DDIM, linear / cosine schedules, "
+                 "pixel vs latent diffusion) that you can watch and scrub.",
+    "DAE vs baseline": "The two-stage Decoupled Autoencoder (arXiv 2307.08283) measured against joint training.",
+    "Model zoo": "AE, VAE, GMM-VAE, GAN, DDPM, latent diffusion and DAE side by side, with one metric table.",
+}
+
+
+def build_app(store: Store, title: str = "Latent Space Explorer") -> gr.Blocks:
+    """The whole app as a Blocks (not launched). Heavy work happens in handlers, not here."""
+    with gr.Blocks(title=title, delete_cache=(300, 900)) as demo:
+        gr.Markdown(f"# {title}\nSee how autoencoders, VAEs and their relatives organise their latent space.")
+        panels = {}
+        with gr.Tabs():
+            with gr.Tab("Latent grid", id="latent-grid-tab"):
+                panels["latent_grid"] = latent_grid.build(store)
+            for name, text in UPCOMING.items():
+                with gr.Tab(name):
+                    gr.Markdown(f"**Coming next.** {text}")
+        lg = panels["latent_grid"]
+        if lg.initial:
+            trigger, inputs, outputs = lg.initial
+            demo.load(lg.on_model, inputs, outputs, api_name=False, concurrency_id="model")
+    demo.panels = panels
+    return demo
+
+
+__all__ = ["Store", "build_app", "CSS"]

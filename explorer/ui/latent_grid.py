@@ -1,0 +1,274 @@
+"""The "Latent grid" panel: a decoded grid over a latent plane, the encoded test set
+as a map, and sliders / clicks / prior samples that decode live.
+
+For a 2-D model the plane is the latent space itself (sliders z1, z2). For a
+higher-dimensional one it is spanned by the top principal directions of its test
+codes (sliders PC1..PC6, the rest of z held fixed).
+"""
+from __future__ import annotations
+
+import gradio as gr
+import numpy as np
+import torch
+
+from .. import latents, plotting
+from ..checkpoints import CheckpointError
+from .store import Store
+
+N_SLIDERS = 6
+SLIDER_RANGE = 4.0   # sliders span the codes' mean +- 4 standard deviations along their axis
+
+EXPLANATION = r"""
+### What you are looking at
+An **autoencoder** compresses an image $x$ into a code $z = f_\phi(x)$ and decodes it back,
+$\hat x = g_\theta(z)$. The map shows the codes of test images, coloured by class; the grid decodes
+evenly spaced points of the same plane; the sliders and clicks decode one point live.
+
+A **VAE** (Kingma & Welling, 2014) makes the code a distribution $q_\phi(z\mid x)=\mathcal N(\mu_\phi(x),
+\operatorname{diag}\sigma^2_\phi(x))$ with prior $p(z)=\mathcal N(0,I)$, and maximises the evidence lower bound
+
+$$\log p_\theta(x)\;\ge\;\mathrm{ELBO}(x)=\mathbb E_{q_\phi(z\mid x)}\big[\log p_\theta(x\mid z)\big]
+-D_{\mathrm{KL}}\big(q_\phi(z\mid x)\,\|\,p(z)\big).$$
+
+The KL term pulls every code towards the prior, which is why a VAE's map is round and gap-free and why
+decoding *any* point of the grid gives a plausible image, unlike a plain autoencoder's. For a Gaussian
+posterior it has a closed form,
+$D_{\mathrm{KL}}=\tfrac12\sum_j\big(\mu_j^2+\sigma_j^2-1-\log\sigma_j^2\big)$.
+
+**Reparameterization trick.** Sampling $z\sim q_\phi(z\mid x)$ is not differentiable in $\phi$; writing
+
+$$z=\mu_\phi(x)+\sigma_\phi(x)\odot\varepsilon,\qquad \varepsilon\sim\mathcal N(0,I)$$
+
+moves the randomness into $\varepsilon$, so gradients flow through $\mu$ and $\sigma$.
+
+The **GMM-VAE** (after GAMIX-VAE, arXiv 2309.13160) lets $q_\phi(z\mid x)=\sum_k\pi_k\,\mathcal N(\mu_k,\sigma_k^2)$
+be a mixture; its KL has no closed form and is estimated by one reparameterized draw per component,
+$\sum_k \pi_k\,[\log q(z_k\mid x)-\log p(z_k)]$, plus a penalty that stops component variances collapsing.
+
+*Temperature* scales prior samples, $z=T\varepsilon$: below 1 gives typical, blander images; above 1 rarer,
+stranger ones. The map shows the plane's first two axes; for codes with more than two dimensions those are
+principal directions (PCs), and the sliders move the code along the top six.
+"""
+
+
+def _to_uint8(x: torch.Tensor) -> np.ndarray:
+    return (x.clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy())[0, 0]  # (28, 28)
+
+
+def _nice(x: float) -> float:
+    """Round a slider limit up to two significant digits (4.13 -> 4.2, 0.0512 -> 0.052)."""
+    if x <= 0:
+        return 1.0
+    step = 10 ** (np.floor(np.log10(x)) - 1)
+    return float(np.ceil(x / step) * step)
+
+
+class LatentGridPanel:
+    """The panel's logic, separate from its widgets so tests can call it directly."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    # ---- helpers
+    def _view(self, name):
+        if not name:
+            raise gr.Error("Pick a model first.")
+        try:
+            return self.store.view(name)
+        except CheckpointError as err:
+            raise gr.Error(str(err)) from err
+
+    def _rect(self, view, span):
+        s = view.plane.scale_
+        return (-span * s[0], -span * s[1], span * s[0], span * s[1])
+
+    def map_raster(self, name, span):
+        view = self._view(name)
+        span = float(span)
+
+        def render():
+            names = view.plane.axis_names()
+            return plotting.latent_scatter(
+                view.coords, view.labels, view.classes, axis_names=names[:2], rect=self._rect(view, span),
+                lims=view.lims)
+        return self.store.raster(("map", name, round(span, 3)), render)
+
+    def grid_raster(self, name, n, span):
+        view = self._view(name)
+        n, span = int(n), float(span)
+
+        def render():
+            images = latents.decode_grid(self.store.model(name), view.plane, n, span)
+            x0, y0, x1, y1 = self._rect(view, span)
+            # cell centres sit at the grid points: extend the extent by half a cell each side
+            hx, hy = (x1 - x0) / max(n - 1, 1) / 2, (y1 - y0) / max(n - 1, 1) / 2
+            names = view.plane.axis_names()
+            return plotting.image_grid(latents.tile(images), (x0 - hx, x1 + hx, y0 - hy, y1 + hy),
+                                       axis_names=names[:2])
+        return self.store.raster(("grid", name, n, round(span, 3)), render)
+
+    def _limits(self, view):
+        return np.array([_nice(SLIDER_RANGE * s) for s in view.plane.scale_])
+
+    def _clip(self, view, coords):
+        lim = self._limits(view)
+        return np.clip(coords, -lim, lim)
+
+    def decode_coords(self, name, values, residual=None) -> np.ndarray:
+        """Slider values -> decoded uint8 (28, 28) image."""
+        view = self._view(name)
+        k = len(view.plane.components_)
+        vals = np.array([float(v) for v in values[:k]], dtype=np.float64)
+        if not np.isfinite(vals).all():
+            raise gr.Error("Slider values must be finite numbers.")
+        res = None if residual is None or len(residual) != view.latent_dim else np.asarray(residual)
+        z = view.plane.inverse_transform(vals[None], res)
+        return _to_uint8(self.store.model(name).decode(torch.as_tensor(z, dtype=torch.float32)))
+
+    def _marked_map(self, name, span, c1, c2):
+        return self.map_raster(name, span).with_marker(float(c1), float(c2))
+
+    def _info(self, name, values, residual=None):
+        view = self._view(name)
+        k = len(view.plane.components_)
+        z = view.plane.inverse_transform(np.array(values[:k], np.float64)[None],
+                                         None if residual is None or len(residual) != view.latent_dim
+                                         else np.asarray(residual))[0]
+        shown = ", ".join(f"{v:+.2f}" for v in z[:8]) + (", ..." if len(z) > 8 else "")
+        return f"**z** ({view.latent_dim}-D) = [{shown}]"
+
+    def _slider_updates(self, view, values):
+        names = view.plane.axis_names()
+        k = len(names)
+        ups = []
+        for i in range(N_SLIDERS):
+            if i >= k:
+                ups.append(gr.update(visible=False, value=0.0, minimum=-1.0, maximum=1.0))
+                continue
+            lim = _nice(SLIDER_RANGE * view.plane.scale_[i])
+            label = names[i] if view.plane.is_identity_ else \
+                f"{names[i]} ({view.plane.explained_variance_ratio_[i]:.0%} of the code variance)"
+            ups.append(gr.update(visible=True, minimum=-lim, maximum=lim, step=lim / 200,
+                                 value=float(values[i]), label=label))
+        return ups
+
+    # ---- event handlers
+    def on_model(self, name, n, span):
+        view = self._view(name)
+        zero = np.zeros(N_SLIDERS)
+        res = np.zeros(view.latent_dim).tolist()
+        kind = "its two latent axes" if view.plane.is_identity_ else \
+            f"the top {len(view.plane.components_)} principal directions of its {view.latent_dim}-D codes"
+        head = f"**{name}**: sliders move along {kind}."
+        return (self._marked_map(name, span, 0, 0), self.grid_raster(name, n, span).pixels,
+                self.decode_coords(name, zero, res), res, self._info(name, zero, res), head,
+                *self._slider_updates(view, zero))
+
+    def on_slide(self, name, residual, *values):
+        return self.decode_coords(name, values, residual)
+
+    def on_release(self, name, span, residual, *values):
+        return (self.decode_coords(name, values, residual), self._marked_map(name, span, values[0], values[1]),
+                self._info(name, values, residual))
+
+    def on_grid(self, name, n, span, *values):
+        return self.grid_raster(name, n, span).pixels, self._marked_map(name, span, values[0], values[1])
+
+    def _click(self, raster, name, span, residual, values, index):
+        view = self._view(name)
+        point = raster.to_data(*index)
+        if point is None:
+            raise gr.Error("Click inside the plot area.")
+        values = list(values)
+        lim = self._limits(view)[:2]
+        values[0], values[1] = (float(np.clip(point[0], -lim[0], lim[0])),
+                                float(np.clip(point[1], -lim[1], lim[1])))
+        return (self.decode_coords(name, values, residual), self._marked_map(name, span, values[0], values[1]),
+                self._info(name, values, residual), values[0], values[1])
+
+    def on_map_click(self, name, span, residual, *values, evt: gr.SelectData):
+        return self._click(self.map_raster(name, span), name, span, residual, values, evt.index)
+
+    def on_grid_click(self, name, n, span, residual, *values, evt: gr.SelectData):
+        return self._click(self.grid_raster(name, n, span), name, span, residual, values, evt.index)
+
+    def on_sample(self, name, span, seed, temperature):
+        view = self._view(name)
+        try:
+            seed = int(seed)
+        except (TypeError, ValueError, OverflowError):
+            raise gr.Error("Seed must be a whole number.") from None
+        if not 0 <= seed < 2 ** 63:
+            raise gr.Error("Seed must be between 0 and 2^63 - 1.")
+        g = torch.Generator().manual_seed(seed)  # per request: never the process-wide seed
+        z = self.store.model(name).sample_latent(1, generator=g, temperature=float(temperature)).cpu().numpy()
+        coords = view.plane.transform(z)[0]
+        residual = view.plane.residual(z)[0].tolist()
+        values = np.zeros(N_SLIDERS)
+        values[:len(coords)] = self._clip(view, coords)
+        image = _to_uint8(self.store.model(name).decode(torch.as_tensor(z, dtype=torch.float32)))
+        return (image, self._marked_map(name, span, values[0], values[1]), residual,
+                self._info(name, list(coords), residual),
+                *[gr.update(value=float(v)) for v in values])
+
+
+def build(store: Store) -> LatentGridPanel:
+    """Lay out the panel inside the current Blocks context and wire its events."""
+    panel = LatentGridPanel(store)
+    names = store.encoder_models()
+    default = names[0] if names else None
+    gr.Markdown("Drag the sliders or click the map or the grid: the decoder turns that point of the "
+                "latent space into an image, live.")
+    with gr.Row(equal_height=False):
+        model = gr.Dropdown(names, value=default, label="Model", scale=3,
+                            info="2-D models show their latent plane directly; 16-D ones through PCs")
+        n = gr.Slider(3, 30, value=15, step=1, label="Grid size n (n x n)", scale=2)
+        span = gr.Slider(0.5, 4.0, value=2.5, step=0.1, label="Grid range (+- standard deviations)", scale=2)
+    headline = gr.Markdown()
+    with gr.Row(equal_height=False):
+        map_img = gr.Image(label="Encoded test set (click a point to decode it)", interactive=False, format="png", scale=5,
+                           buttons=["download"], elem_id="latent-map")
+        grid_img = gr.Image(label="Decoded grid (click a cell)", interactive=False, format="png", scale=4,
+                            buttons=["download"], elem_id="latent-grid")
+        with gr.Column(scale=3, min_width=260):
+            decoded = gr.Image(label="Decoded at the marked point", interactive=False, format="png",
+                               height=260, buttons=["download"], elem_id="decoded", elem_classes=["pixelated"])
+            info = gr.Markdown(elem_id="z-info")
+            sliders = [gr.Slider(-3, 3, value=0.0, label=f"z{i + 1}", visible=i < 2,
+                                 elem_id=f"z-slider-{i + 1}") for i in range(N_SLIDERS)]
+            with gr.Group():
+                with gr.Row():
+                    seed = gr.Number(0, label="Seed", precision=0, minimum=0, min_width=80)
+                    temperature = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="Temperature", min_width=120)
+                sample_btn = gr.Button("Random sample from the prior", variant="primary")
+    residual = gr.State([])
+    with gr.Accordion("The ELBO and the reparameterization trick", open=False):
+        gr.Markdown(EXPLANATION, latex_delimiters=[{"left": "$$", "right": "$$", "display": True},
+                                                   {"left": "$", "right": "$", "display": False}])
+
+    common = dict(concurrency_id="model")
+    model_outputs = [map_img, grid_img, decoded, residual, info, headline, *sliders]
+    model.change(panel.on_model, [model, n, span], model_outputs, api_name="select_model", **common)
+    for s in sliders:
+        s.input(panel.on_slide, [model, residual, *sliders], decoded, api_name=False,
+                trigger_mode="always_last", show_progress="hidden", **common)
+        s.release(panel.on_release, [model, span, residual, *sliders], [decoded, map_img, info],
+                  api_name=False, trigger_mode="always_last", show_progress="hidden", **common)
+    for widget in (n, span):
+        widget.release(panel.on_grid, [model, n, span, *sliders], [grid_img, map_img], api_name=False,
+                       trigger_mode="always_last", show_progress="minimal", **common)
+    click_outputs = [decoded, map_img, info, sliders[0], sliders[1]]
+    map_img.select(panel.on_map_click, [model, span, residual, *sliders], click_outputs, api_name=False,
+                   show_progress="hidden", **common)
+    grid_img.select(panel.on_grid_click, [model, n, span, residual, *sliders], click_outputs, api_name=False,
+                    show_progress="hidden", **common)
+    sample_btn.click(panel.on_sample, [model, span, seed, temperature],
+                     [decoded, map_img, residual, info, *sliders], api_name="sample", **common)
+    # A stable endpoint for scripts and tests: decode a point given by the first two coordinates.
+    api_decode = gr.Button(visible=False)
+    api_decode.click(lambda name, a, b: panel.decode_coords(name, [a, b] + [0.0] * (N_SLIDERS - 2)),
+                     [model, sliders[0], sliders[1]], decoded, api_name="decode", **common)
+    panel.components = dict(model=model, n=n, span=span, map=map_img, grid=grid_img, decoded=decoded,
+                            sliders=sliders, residual=residual, info=info, headline=headline)
+    panel.initial = (model, [model, n, span], model_outputs) if default else None
+    return panel
