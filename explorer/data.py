@@ -280,6 +280,8 @@ def load_assets(name: str) -> Dataset:
     """The test subset shipped in assets/ (what the app shows; works with no dataset installed)."""
     path = ASSETS / f"{name}-test.npz"
     if not path.is_file():
+        if name in ("digits", "mnist-5k") or find_idx(name):  # available locally without a download
+            return load(name, "test", download_if_missing=False)
         raise DatasetNotFound(f"{path} is missing; rebuild it with `python -m explorer.training assets`")
     with np.load(path, allow_pickle=False) as z:
         return Dataset(name, "test", torch.from_numpy(z["images"]), torch.from_numpy(z["labels"]).long(),

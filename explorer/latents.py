@@ -17,6 +17,7 @@ class LatentPlane:
     maps them back, adding the part of z the axes do not span (``residual``).
 
     Attributes after ``fit``: ``mean_`` (D,), ``components_`` (k, D) orthonormal rows,
+    ``center_`` (k,) the codes' mean coordinates (zero for PCs, the mean code for a 2-D space),
     ``scale_`` (k,) the codes' standard deviation along each axis,
     ``explained_variance_ratio_`` (k,).
     """
@@ -36,6 +37,7 @@ class LatentPlane:
             _, _, vt = np.linalg.svd(codes - self.mean_, full_matrices=False)
             self.components_ = vt[:min(self.n_components, d)]
         proj = (codes - self.mean_) @ self.components_.T  # (N, k)
+        self.center_ = proj.mean(0)
         self.scale_ = proj.std(0) + 1e-12
         total = ((codes - codes.mean(0)) ** 2).sum(1).mean()
         self.explained_variance_ratio_ = proj.var(0) / max(total, 1e-12)
@@ -71,14 +73,14 @@ def grid_coords(n: int, lo: tuple[float, float], hi: tuple[float, float]) -> np.
 @torch.no_grad()
 def decode_grid(model, plane: LatentPlane, n: int, span: float, base: np.ndarray | None = None) -> np.ndarray:
     """Decode an n x n grid over the plane's first two axes, +-``span`` codes' standard
-    deviations around the mean. Other coordinates come from ``base`` (default: the mean).
+    deviations around the codes' centre. Other coordinates come from ``base`` (default: the mean).
 
     Returns float images (n, n, 28, 28) in [0, 1].
     """
     k = len(plane.components_)
-    lo = -span * plane.scale_[:2]
-    hi = span * plane.scale_[:2]
-    coords = np.zeros((n * n, k))
+    lo = plane.center_[:2] - span * plane.scale_[:2]
+    hi = plane.center_[:2] + span * plane.scale_[:2]
+    coords = np.tile(plane.center_, (n * n, 1))
     if base is not None:
         coords[:] = base
     coords[:, :2] = grid_coords(n, lo, hi)

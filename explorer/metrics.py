@@ -23,7 +23,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
 
     mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
     sigma1, sigma2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
-    covmean, _ = linalg.sqrtm(sigma1 @ sigma2, disp=False)
+    covmean = linalg.sqrtm(sigma1 @ sigma2)
     if not np.isfinite(covmean).all():  # near-singular product: nudge the diagonals
         eps = 1e-6 * np.eye(len(sigma1))
         covmean = linalg.sqrtm((sigma1 + eps) @ (sigma2 + eps))

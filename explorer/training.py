@@ -57,10 +57,11 @@ def train(preset: str, dataset: str = "fashion-mnist", epochs: int | None = None
           out: str | os.PathLike | None = None, seed: int = 0, batch_size: int = 128,
           lr: float | None = None, limit: int | None = None, resume: bool = False,
           device: str | None = None, config: dict | None = None, evaluate: bool = True,
-          progress: bool = True, command: str | None = None) -> Path:
+          progress: bool = True, command: str | None = None, stop_after: int | None = None) -> Path:
     """Train ``preset`` on ``dataset`` and write the checkpoint; returns its folder.
 
-    ``limit`` caps the training images (tests), ``config`` overrides config fields.
+    ``limit`` caps the training images (tests), ``config`` overrides config fields,
+    ``stop_after`` ends this run after that many epochs, leaving resume.pt (time-boxed runs).
     """
     from tqdm.auto import tqdm
 
@@ -106,14 +107,21 @@ def train(preset: str, dataset: str = "fashion-mnist", epochs: int | None = None
 
         train_model = DistributedDataParallel(model, device_ids=[device] if device.startswith("cuda") else None)
         sampler = DistributedSampler(TensorDataset(x, y), num_replicas=world, rank=rank, seed=seed)
-    loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=sampler is None,
-                        sampler=sampler, drop_last=len(x) > batch_size,
-                        generator=torch.Generator().manual_seed(seed))
+    shuffle = torch.Generator()
+    if sampler is None:
+        sampler = torch.utils.data.RandomSampler(TensorDataset(x, y), generator=shuffle)
+    loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, sampler=sampler,
+                        drop_last=len(x) > batch_size)
 
     for epoch in range(start_epoch, epochs):
+        if stop_after is not None and epoch >= start_epoch + stop_after:
+            if rank == 0:
+                print(f"{name}: stopped after {stop_after} epoch(s); continue with --resume")
+            return out_dir
         t0 = time.perf_counter()
         model.train()
-        if sampler is not None:
+        shuffle.manual_seed(seed * 1000 + epoch)  # each epoch's order depends on (seed, epoch) only: resumable
+        if world > 1:
             sampler.set_epoch(epoch)
         running: dict[str, float] = {}
         bar = tqdm(loader, desc=f"{name} {epoch + 1}/{epochs}", disable=not progress or rank != 0,
@@ -234,6 +242,7 @@ def main(argv=None) -> None:
     p.add_argument("--device")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--no-eval", action="store_true")
+    p.add_argument("--stop-after", type=int, help="stop after N epochs of this run (resume later)")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -245,7 +254,7 @@ def main(argv=None) -> None:
     jobs = SHIPPED if a.preset == "all" else [(a.dataset, a.preset)]
     for dataset, preset in jobs:
         out = train(preset, dataset, a.epochs, a.out, a.seed, a.batch_size, a.lr, a.limit, a.resume,
-                    a.device, evaluate=not a.no_eval,
+                    a.device, evaluate=not a.no_eval, stop_after=a.stop_after,
                     command=None if a.preset == "all" else command)
         print(f"wrote {out}")
     if a.preset == "all":

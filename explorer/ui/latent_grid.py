@@ -7,6 +7,9 @@ codes (sliders PC1..PC6, the rest of z held fixed).
 """
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 import gradio as gr
 import numpy as np
 import torch
@@ -55,12 +58,11 @@ def _to_uint8(x: torch.Tensor) -> np.ndarray:
     return (x.clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy())[0, 0]  # (28, 28)
 
 
-def _nice(x: float) -> float:
-    """Round a slider limit up to two significant digits (4.13 -> 4.2, 0.0512 -> 0.052)."""
-    if x <= 0:
-        return 1.0
-    step = 10 ** (np.floor(np.log10(x)) - 1)
-    return float(np.ceil(x / step) * step)
+def _bounds(center: float, scale: float) -> tuple[float, float]:
+    """Slider limits centre +- SLIDER_RANGE sd, rounded outwards to two significant digits of the half-width."""
+    half = SLIDER_RANGE * scale
+    step = 10 ** (np.floor(np.log10(half)) - 1) if half > 0 else 0.1
+    return float(np.floor((center - half) / step) * step), float(np.ceil((center + half) / step) * step)
 
 
 class LatentGridPanel:
@@ -68,6 +70,31 @@ class LatentGridPanel:
 
     def __init__(self, store: Store):
         self.store = store
+        # Each browser session's current point (model, slider values, residual), so a slider drag
+        # sends only its own value: fewer inputs per event is measurably faster in Gradio.
+        self._points: OrderedDict = OrderedDict()
+        self._points_lock = threading.Lock()
+
+    def _remember(self, request, name, values, residual):
+        if request is None or not getattr(request, "session_hash", None):
+            return
+        with self._points_lock:
+            self._points[request.session_hash] = (name, np.array(values, np.float64)[:N_SLIDERS], residual)
+            self._points.move_to_end(request.session_hash)
+            while len(self._points) > 2000:
+                self._points.popitem(last=False)
+
+    def _recall(self, request, name):
+        """(values, residual) last shown to this session for ``name``; the codes' centre if none."""
+        key = getattr(request, "session_hash", None)
+        with self._points_lock:
+            point = self._points.get(key)
+        if point is not None and point[0] == name:
+            return point[1].copy(), point[2]
+        values = np.zeros(N_SLIDERS)
+        center = self._view(name).plane.center_
+        values[:len(center)] = center
+        return values, None
 
     # ---- helpers
     def _view(self, name):
@@ -79,8 +106,8 @@ class LatentGridPanel:
             raise gr.Error(str(err)) from err
 
     def _rect(self, view, span):
-        s = view.plane.scale_
-        return (-span * s[0], -span * s[1], span * s[0], span * s[1])
+        c, s = view.plane.center_, view.plane.scale_
+        return (c[0] - span * s[0], c[1] - span * s[1], c[0] + span * s[0], c[1] + span * s[1])
 
     def map_raster(self, name, span):
         view = self._view(name)
@@ -108,11 +135,12 @@ class LatentGridPanel:
         return self.store.raster(("grid", name, n, round(span, 3)), render)
 
     def _limits(self, view):
-        return np.array([_nice(SLIDER_RANGE * s) for s in view.plane.scale_])
+        """(k, 2) slider bounds."""
+        return np.array([_bounds(c, s) for c, s in zip(view.plane.center_, view.plane.scale_)])
 
     def _clip(self, view, coords):
         lim = self._limits(view)
-        return np.clip(coords, -lim, lim)
+        return np.clip(coords, lim[:len(coords), 0], lim[:len(coords), 1])
 
     def decode_coords(self, name, values, residual=None) -> np.ndarray:
         """Slider values -> decoded uint8 (28, 28) image."""
@@ -145,54 +173,67 @@ class LatentGridPanel:
             if i >= k:
                 ups.append(gr.update(visible=False, value=0.0, minimum=-1.0, maximum=1.0))
                 continue
-            lim = _nice(SLIDER_RANGE * view.plane.scale_[i])
+            lo, hi = _bounds(view.plane.center_[i], view.plane.scale_[i])
             label = names[i] if view.plane.is_identity_ else \
                 f"{names[i]} ({view.plane.explained_variance_ratio_[i]:.0%} of the code variance)"
-            ups.append(gr.update(visible=True, minimum=-lim, maximum=lim, step=lim / 200,
+            step = 10 ** np.floor(np.log10((hi - lo) / 400))  # a round step: no 0.0130000000000002
+            ups.append(gr.update(visible=True, minimum=lo, maximum=hi, step=float(step),
                                  value=float(values[i]), label=label))
         return ups
 
     # ---- event handlers
-    def on_model(self, name, n, span):
+    def on_model(self, name, n, span, request: gr.Request = None):
         view = self._view(name)
         zero = np.zeros(N_SLIDERS)
+        zero[:len(view.plane.center_)] = view.plane.center_
         res = np.zeros(view.latent_dim).tolist()
         kind = "its two latent axes" if view.plane.is_identity_ else \
             f"the top {len(view.plane.components_)} principal directions of its {view.latent_dim}-D codes"
         head = f"**{name}**: sliders move along {kind}."
-        return (self._marked_map(name, span, 0, 0), self.grid_raster(name, n, span).pixels,
+        self._remember(request, name, zero, res)
+        return (self._marked_map(name, span, zero[0], zero[1]), self.grid_raster(name, n, span).pixels,
                 self.decode_coords(name, zero, res), res, self._info(name, zero, res), head,
                 *self._slider_updates(view, zero))
 
     def on_slide(self, name, residual, *values):
         return self.decode_coords(name, values, residual)
 
-    def on_release(self, name, span, residual, *values):
+    def slide_axis(self, axis: int):
+        """The live-drag handler of slider ``axis``: (model, value) -> image; the rest comes from the session."""
+        def on_slide_axis(name, value, request: gr.Request = None):
+            values, residual = self._recall(request, name)
+            values[axis] = float(value)
+            image = self.decode_coords(name, values, residual)
+            self._remember(request, name, values, residual)
+            return image
+        return on_slide_axis
+
+    def on_release(self, name, span, residual, *values, request: gr.Request = None):
+        self._remember(request, name, values, residual)
         return (self.decode_coords(name, values, residual), self._marked_map(name, span, values[0], values[1]),
                 self._info(name, values, residual))
 
     def on_grid(self, name, n, span, *values):
         return self.grid_raster(name, n, span).pixels, self._marked_map(name, span, values[0], values[1])
 
-    def _click(self, raster, name, span, residual, values, index):
+    def _click(self, raster, name, span, residual, values, index, request=None):
         view = self._view(name)
         point = raster.to_data(*index)
         if point is None:
             raise gr.Error("Click inside the plot area.")
         values = list(values)
-        lim = self._limits(view)[:2]
-        values[0], values[1] = (float(np.clip(point[0], -lim[0], lim[0])),
-                                float(np.clip(point[1], -lim[1], lim[1])))
+        values[0], values[1] = (float(v) for v in self._clip(view, np.array(point)))
+        self._remember(request, name, values, residual)
         return (self.decode_coords(name, values, residual), self._marked_map(name, span, values[0], values[1]),
                 self._info(name, values, residual), values[0], values[1])
 
-    def on_map_click(self, name, span, residual, *values, evt: gr.SelectData):
-        return self._click(self.map_raster(name, span), name, span, residual, values, evt.index)
+    def on_map_click(self, name, span, residual, *values, evt: gr.SelectData, request: gr.Request = None):
+        return self._click(self.map_raster(name, span), name, span, residual, values, evt.index, request)
 
-    def on_grid_click(self, name, n, span, residual, *values, evt: gr.SelectData):
-        return self._click(self.grid_raster(name, n, span), name, span, residual, values, evt.index)
+    def on_grid_click(self, name, n, span, residual, *values, evt: gr.SelectData, request: gr.Request = None):
+        return self._click(self.grid_raster(name, n, span), name, span, residual, values, evt.index, request)
 
-    def on_sample(self, name, span, seed, temperature):
+    def on_sample(self, name, span, seed, temperature, request: gr.Request = None):
         view = self._view(name)
         try:
             seed = int(seed)
@@ -207,6 +248,7 @@ class LatentGridPanel:
         values = np.zeros(N_SLIDERS)
         values[:len(coords)] = self._clip(view, coords)
         image = _to_uint8(self.store.model(name).decode(torch.as_tensor(z, dtype=torch.float32)))
+        self._remember(request, name, values, residual)
         return (image, self._marked_map(name, span, values[0], values[1]), residual,
                 self._info(name, list(coords), residual),
                 *[gr.update(value=float(v)) for v in values])
@@ -249,8 +291,8 @@ def build(store: Store) -> LatentGridPanel:
     common = dict(concurrency_id="model")
     model_outputs = [map_img, grid_img, decoded, residual, info, headline, *sliders]
     model.change(panel.on_model, [model, n, span], model_outputs, api_name="select_model", **common)
-    for s in sliders:
-        s.input(panel.on_slide, [model, residual, *sliders], decoded, api_name=False,
+    for i, s in enumerate(sliders):
+        s.input(panel.slide_axis(i), [model, s], decoded, api_name=False,
                 trigger_mode="always_last", show_progress="hidden", **common)
         s.release(panel.on_release, [model, span, residual, *sliders], [decoded, map_img, info],
                   api_name=False, trigger_mode="always_last", show_progress="hidden", **common)

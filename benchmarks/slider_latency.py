@@ -1,0 +1,237 @@
+"""Slider -> decoded image latency in a real headless Chromium, against a trivial Gradio app as the floor.
+
+    python benchmarks/slider_latency.py [--checkpoints DIR] [--moves 40] [--warmup 5] [--rounds 4]
+
+Both apps run in this process (demo.launch(prevent_thread_lock=True)). For each move the page itself
+(one page.evaluate per batch, so no Python round trip is timed) sets the slider's <input type="range">
+to a new value, dispatches an 'input' event as a drag would, and waits until the <img> of the output
+image has a new src and has finished loading; latency = performance.now() delta. Moves are sequential
+(each finishes, then a short pause, then the next). Our app and the trivial one are measured in
+alternating rounds so that background load drifts hit both alike.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from types import SimpleNamespace
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common as C  # noqa: E402
+
+TARGET_RATIO = 1.3
+
+# Runs in the page. Returns {"latencies": [ms or null per move], "values": [...], "errors": [...]}.
+MEASURE_JS = r"""
+async ({slider, image, count, seed, timeoutMs, gapMs}) => {
+  const root = document.querySelector(slider);
+  if (!root) throw new Error("no element " + slider);
+  const input = root.querySelector('input[type=range]');
+  if (!input) throw new Error("no range input in " + slider);
+  const box = document.querySelector(image);
+  if (!box) throw new Error("no element " + image);
+  box.scrollIntoView({block: "center"});
+  const min = parseFloat(input.min), max = parseFloat(input.max);
+  const step = parseFloat(input.step) > 0 ? parseFloat(input.step) : (max - min) / 100;
+  const nSteps = Math.round((max - min) / step);
+  // deterministic pseudo-random distinct positions, never the current value, never two equal in a row
+  let s = seed >>> 0;
+  const rand = () => { s = (s * 1664525 + 1013904223) >>> 0; return s / 4294967296; };
+  const setter = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set;
+  const sleep = (ms) => new Promise(r => setTimeout(r, ms));
+  const latencies = [], srcs = [], values = [], errors = [];
+  let last = parseFloat(input.value);
+  for (let i = 0; i < count; i++) {
+    let k, v;
+    do {
+      k = Math.round((0.05 + 0.9 * rand()) * nSteps);
+      v = +(min + k * step).toFixed(6);
+    } while (Math.abs(v - last) < 10 * step);
+    last = v;
+    const before = box.querySelector('img');
+    const oldSrc = before ? before.src : null;
+    const done = new Promise(resolve => {
+      let finished = false, timer = null, poll = null, obs = null, tSrc = null;
+      const finish = (val) => {
+        if (finished) return; finished = true;
+        if (obs) obs.disconnect(); clearTimeout(timer); clearInterval(poll); resolve([val, tSrc]);
+      };
+      const check = () => {
+        const img = box.querySelector('img');
+        if (!img || !img.src || img.src === oldSrc) return;
+        if (tSrc === null) tSrc = performance.now();
+        if (img.complete && img.naturalWidth > 0) { finish(performance.now()); return; }
+        if (!img.__benchHooked) {
+          img.__benchHooked = true;
+          img.addEventListener('load', () => check(), {once: true});
+          img.addEventListener('error', () => finish({error: 'image failed to load: ' + img.src}), {once: true});
+        }
+      };
+      obs = new MutationObserver(check);
+      obs.observe(box, {subtree: true, childList: true, attributes: true, attributeFilter: ['src']});
+      poll = setInterval(check, 5);   // belt and braces: load may complete between mutations
+      timer = setTimeout(() => finish({error: 'timeout after ' + timeoutMs + ' ms (value ' + v + ')'}), timeoutMs);
+    });
+    const t0 = performance.now();
+    setter.call(input, String(v));
+    input.dispatchEvent(new Event('input', {bubbles: true}));
+    const [t1, tSrc] = await done;
+    if (typeof t1 === 'number') { latencies.push(t1 - t0); srcs.push(tSrc - t0); }
+    else { latencies.push(null); srcs.push(null); errors.push(t1.error); }
+    values.push(v);
+    await sleep(gapMs);
+  }
+  return {latencies, srcs, values, errors};
+}
+"""
+
+
+def build_trivial():
+    import gradio as gr
+    import numpy as np
+
+    def paint(v):
+        v = int(round(float(v)))
+        img = np.zeros((28, 28), np.uint8)
+        img[:, : max(1, v % 28)] = 255
+        img[0, 0] = v % 256
+        return img
+
+    with gr.Blocks(title="trivial") as demo:
+        with gr.Row():
+            with gr.Column():
+                image = gr.Image(label="trivial", interactive=False, format="png", height=260,
+                                 elem_id="trivial-image", elem_classes=["pixelated"])
+                slider = gr.Slider(0, 1000, value=0, step=1, label="v", elem_id="trivial-slider")
+        slider.input(paint, slider, image, api_name=False, trigger_mode="always_last", show_progress="hidden")
+        demo.load(paint, slider, image, api_name=False)
+    demo.queue(default_concurrency_limit=os.cpu_count() or 2, max_size=64)
+    return demo
+
+
+def launch(demo, extra):
+    port = C.free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **extra)
+    return f"http://127.0.0.1:{port}/"
+
+
+def open_page(browser, url, image_sel, slider_sel, timeout_s):
+    page = browser.new_page(viewport={"width": 1600, "height": 1200})
+    page.set_default_timeout(timeout_s * 1000)
+    page.goto(url, wait_until="domcontentloaded")
+    # ready = the output image is shown and loaded (demo.load has run) and the slider is there
+    page.wait_for_function(
+        """([img, sl]) => { const i = document.querySelector(img + ' img');
+                            const s = document.querySelector(sl + ' input[type=range]');
+                            return i && i.src && i.complete && i.naturalWidth > 0 && s; }""",
+        arg=[image_sel, slider_sel], polling=50)
+    page.wait_for_timeout(500)  # let any trailing updates from the load event settle
+    return page
+
+
+def run_moves(page, slider_sel, image_sel, count, seed, timeout_ms, gap_ms):
+    if count <= 0:
+        return [], [], []
+    res = page.evaluate(MEASURE_JS, dict(slider=slider_sel, image=image_sel, count=count, seed=seed,
+                                         timeoutMs=timeout_ms, gapMs=gap_ms))
+    return ([x for x in res["latencies"] if x is not None], [x for x in res["srcs"] if x is not None],
+            res["errors"])
+
+
+def stats(xs):
+    if not xs:
+        return dict(n=0, p50=float("nan"), p95=float("nan"), mean=float("nan"), min=float("nan"),
+                    max=float("nan"))
+    return dict(n=len(xs), p50=C.percentile(xs, 50), p95=C.percentile(xs, 95), mean=sum(xs) / len(xs),
+                min=min(xs), max=max(xs))
+
+
+def main(argv=None):
+    p = C.parser(__doc__.split("\n")[0])
+    p.add_argument("--moves", type=int, default=40, help="timed moves per app (>= 30 recommended)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed moves per app first")
+    p.add_argument("--rounds", type=int, default=4, help="alternate our app / trivial app in this many rounds")
+    p.add_argument("--gap-ms", type=int, default=150, help="pause between moves")
+    p.add_argument("--timeout-s", type=float, default=10.0, help="give up on one move after this long")
+    p.add_argument("--slider", default="#z-slider-1", help="which of our sliders to drag")
+    args = p.parse_args(argv)
+
+    C.print_machine("slider -> image latency (headless Chromium)")
+    print(f"  checkpoints    {C.checkpoints_label(args.checkpoints)}")
+
+    import app
+    from playwright.sync_api import sync_playwright
+
+    t = time.perf_counter()
+    demo, store = app.create(args.checkpoints)
+    names = store.encoder_models()
+    if not names:
+        print(f"no encoder checkpoints under {C.checkpoints_label(args.checkpoints)}: nothing to measure")
+        return 2
+    print(f"  model          {names[0]} (the default one; slider {args.slider})")
+    extra = app.launch_kwargs(SimpleNamespace(host="127.0.0.1", port=0, share=False))
+    for k in ("server_name", "server_port", "share"):
+        extra.pop(k, None)
+    trivial = build_trivial()
+    ours_sel = (args.slider, "#decoded")
+    triv_sel = ("#trivial-slider", "#trivial-image")
+    launched, browser = [], None
+    lat = {"ours": [], "trivial": []}
+    errs = {"ours": [], "trivial": []}
+    src = {"ours": [], "trivial": []}   # time until the new src appears (before the image has loaded)
+    try:
+        url_ours = launch(demo, extra)
+        launched.append(demo)
+        url_triv = launch(trivial, extra)
+        launched.append(trivial)
+        print(f"  servers up in  {time.perf_counter() - t:.1f} s  (ours {url_ours}, trivial {url_triv})\n")
+        with sync_playwright() as pw:
+            browser = C.launch_browser(pw)
+            try:
+                pages = {"ours": open_page(browser, url_ours, ours_sel[1], ours_sel[0], 120),
+                         "trivial": open_page(browser, url_triv, triv_sel[1], triv_sel[0], 60)}
+                sels = {"ours": ours_sel, "trivial": triv_sel}
+                timeout_ms = int(args.timeout_s * 1000)
+                for which in ("ours", "trivial"):  # warm-up, not counted
+                    _, _, e = run_moves(pages[which], *sels[which], args.warmup, 7, timeout_ms, args.gap_ms)
+                    if e:
+                        errs[which] += [f"warm-up: {x}" for x in e]
+                rounds = max(1, args.rounds)
+                per = [args.moves // rounds + (1 if i < args.moves % rounds else 0) for i in range(rounds)]
+                for r, n in enumerate(per):
+                    for which in ("ours", "trivial"):
+                        xs, ss, e = run_moves(pages[which], *sels[which], n, 1000 + r, timeout_ms, args.gap_ms)
+                        lat[which] += xs
+                        src[which] += ss
+                        errs[which] += e
+            finally:
+                browser.close()
+    finally:
+        for d in launched:
+            try:
+                d.close()
+            except Exception as err:  # keep closing the others
+                print(f"close failed: {err}")
+
+    s_ours, s_triv = stats(lat["ours"]), stats(lat["trivial"])
+    rows = []
+    for label, s, which in (("Latent grid #decoded", s_ours, "ours"), ("trivial slider->image", s_triv, "trivial")):
+        rows.append([label, f"{s['n']}/{args.moves}", f"{s['p50']:.1f}", f"{s['p95']:.1f}", f"{s['mean']:.1f}",
+                     f"{s['min']:.1f}", f"{s['max']:.1f}", f"{C.percentile(src[which], 50):.1f}",
+                     len(errs[which])])
+    print(C.table(["app", "moves ok", "p50 ms", "p95 ms", "mean ms", "min ms", "max ms", "p50 new src ms",
+                   "failed"], rows))
+    print("(latency = input event -> new <img> loaded; 'new src' = input event -> src attribute changed)")
+    ratio = s_ours["p50"] / s_triv["p50"] if s_triv["n"] and s_ours["n"] else float("nan")
+    verdict = "OK" if ratio <= TARGET_RATIO else "OVER TARGET"
+    print(f"\nratio our p50 / trivial p50 = {ratio:.2f}  (target <= {TARGET_RATIO}: {verdict})")
+    for which in ("ours", "trivial"):
+        for e in errs[which][:10]:
+            print(f"  [{which}] {e}")
+        if len(errs[which]) > 10:
+            print(f"  [{which}] ... {len(errs[which]) - 10} more")
+    return 0 if s_ours["n"] and s_triv["n"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

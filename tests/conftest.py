@@ -1,0 +1,50 @@
+"""Shared fixtures: tiny checkpoints trained on scikit-learn's digits (seconds, no dataset needed)."""
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_zoo(tmp_path_factory):
+    """A checkpoint folder with digits/{classifier, vae-2d, ae-16, gmm-vae-16}, each trained briefly."""
+    import torch
+
+    from explorer import training
+
+    torch.set_num_threads(2)
+    root = tmp_path_factory.mktemp("ckpt")
+    small = {"channels": 8, "hidden": 64}
+    training.train("classifier", "digits", epochs=2, out=root, limit=600, progress=False,
+                   config={"channels": 8, "features": 32})
+    # beta < 1 keeps these few steps from collapsing the posterior (a decoder that ignores z)
+    training.train("vae-2d", "digits", epochs=5, out=root, progress=False, config={**small, "beta": 0.2})
+    training.train("ae-16", "digits", epochs=4, out=root, progress=False, config=small, evaluate=False)
+    training.train("gmm-vae-16", "digits", epochs=2, out=root, limit=600, progress=False, config=small,
+                   evaluate=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def served_app(tiny_zoo):
+    """The real app over the tiny checkpoints, launched on a free loopback port."""
+    import app as app_module
+
+    demo, store = app_module.create(str(tiny_zoo))
+    args = app_module.parse_args(["--port", str(free_port())])
+    demo.launch(prevent_thread_lock=True, quiet=True, **app_module.launch_kwargs(args))
+    yield f"http://127.0.0.1:{args.port}/", demo, store
+    demo.close()

@@ -1,0 +1,122 @@
+"""The app through gradio_client and its panel logic, over tiny checkpoints."""
+import numpy as np
+import pytest
+from PIL import Image
+
+import app as app_module
+
+
+def test_safe_defaults():
+    args = app_module.parse_args([])
+    assert args.host == "127.0.0.1" and args.share is False
+    kw = app_module.launch_kwargs(args)
+    assert kw["server_name"] == "127.0.0.1" and kw["share"] is False and kw["enable_monitoring"] is False
+    assert "allowed_paths" not in kw
+
+
+def test_decode_endpoint_gives_28x28_images_that_depend_on_z(served_app):
+    from gradio_client import Client
+
+    url, _, _ = served_app
+    client = Client(url, verbose=False)
+    a = np.asarray(Image.open(client.predict("digits/vae-2d", -1.5, 1.0, api_name="/decode")))
+    b = np.asarray(Image.open(client.predict("digits/vae-2d", 1.5, -1.0, api_name="/decode")))
+    again = np.asarray(Image.open(client.predict("digits/vae-2d", -1.5, 1.0, api_name="/decode")))
+    assert a.shape[:2] == (28, 28) and b.shape[:2] == (28, 28)
+    assert np.abs(a.astype(int) - b.astype(int)).mean() > 1.0
+    np.testing.assert_array_equal(a, again)
+
+
+def test_sample_endpoint_is_seeded(served_app):
+    from gradio_client import Client
+
+    url, _, _ = served_app
+    client = Client(url, verbose=False)
+    r1 = client.predict("digits/vae-2d", 2.5, 7, 1.0, api_name="/sample")
+    r2 = client.predict("digits/vae-2d", 2.5, 7, 1.0, api_name="/sample")
+    r3 = client.predict("digits/vae-2d", 2.5, 8, 1.0, api_name="/sample")
+    img = [np.asarray(Image.open(r[0])) for r in (r1, r2, r3)]
+    np.testing.assert_array_equal(img[0], img[1])
+    assert not np.array_equal(img[0], img[2])
+
+
+def test_panel_switches_to_a_16d_model_with_pc_sliders(served_app):
+    _, demo, _ = served_app
+    panel = demo.panels["latent_grid"]
+    out = panel.on_model("digits/ae-16", 10, 2.0)
+    map_px, grid_px, decoded = out[0], out[1], out[2]
+    assert map_px.ndim == 3 and grid_px.ndim == 3 and decoded.shape == (28, 28)
+    sliders = out[6:]
+    visible = [u for u in sliders if u.get("visible")]
+    assert len(visible) == 6 and visible[0]["label"].startswith("PC1")
+    assert "16-D" in out[4]
+    moved = panel.on_slide("digits/ae-16", out[3], visible[0]["maximum"] * 0.8, 0, 0, 0, 0, 0)
+    assert not np.array_equal(moved, decoded)
+
+
+def test_map_click_moves_the_point(served_app):
+    import gradio as gr
+
+    _, demo, _ = served_app
+    panel = demo.panels["latent_grid"]
+    raster = panel.map_raster("digits/vae-2d", 2.5)
+    view = panel.store.view("digits/vae-2d")
+    target = view.plane.center_ + 0.5 * view.plane.scale_ * np.array([1, -1])
+    px, py = raster.to_pixel(*target)
+    evt = gr.SelectData(None, {"index": [px, py], "value": None, "selected": True})
+    image, marked, info, z1, z2 = panel.on_map_click("digits/vae-2d", 2.5, [0.0, 0.0], 0, 0, 0, 0, 0, 0,
+                                                     evt=evt)
+    assert (z1, z2) == pytest.approx(tuple(target), abs=0.02 * view.plane.scale_.max())
+    assert image.shape == (28, 28) and (marked != raster.pixels).any()
+    outside = gr.SelectData(None, {"index": [1, 1], "value": None, "selected": True})
+    with pytest.raises(gr.Error, match="inside the plot"):
+        panel.on_map_click("digits/vae-2d", 2.5, [0.0, 0.0], 0, 0, 0, 0, 0, 0, evt=outside)
+
+
+def test_bad_input_gets_a_clear_message(served_app):
+    import gradio as gr
+
+    _, demo, _ = served_app
+    panel = demo.panels["latent_grid"]
+    with pytest.raises(gr.Error, match="finite"):
+        panel.on_slide("digits/vae-2d", [], float("nan"), 0, 0, 0, 0, 0)
+    with pytest.raises(gr.Error, match="Seed"):
+        panel.on_sample("digits/vae-2d", 2.5, -3, 1.0)
+    with pytest.raises(gr.Error, match="Pick a model"):
+        panel.on_slide(None, [], 0, 0, 0, 0, 0, 0)
+
+
+def test_damaged_checkpoint_is_reported_and_the_server_keeps_serving(tiny_zoo, tmp_path):
+    import shutil
+
+    import gradio as gr
+
+    root = tmp_path / "ck"
+    shutil.copytree(tiny_zoo, root)
+    w = root / "digits" / "ae-16" / "model.safetensors"
+    w.write_bytes(w.read_bytes()[:500])
+    demo, _ = app_module.create(str(root))
+    panel = demo.panels["latent_grid"]
+    with pytest.raises(gr.Error, match=r"python -m explorer.training ae-16 --dataset digits"):
+        panel.on_model("digits/ae-16", 5, 2.0)
+    assert panel.on_model("digits/vae-2d", 5, 2.0)[2].shape == (28, 28)  # the others still work
+
+
+def test_live_drag_combines_the_moved_slider_with_the_session_point(served_app):
+    from types import SimpleNamespace
+
+    _, demo, _ = served_app
+    panel = demo.panels["latent_grid"]
+    me, other = SimpleNamespace(session_hash="me"), SimpleNamespace(session_hash="other")
+    name = "digits/ae-16"
+    out = panel.on_model(name, 5, 2.0, request=me)
+    panel.on_model(name, 5, 2.0, request=other)
+    hi = [u["maximum"] for u in out[6:]]
+    values = [0.5 * h for h in hi]
+    panel.on_release(name, 2.0, out[3], *values, request=me)
+    dragged = panel.slide_axis(2)(name, 0.2 * hi[2], request=me)
+    expected = panel.decode_coords(name, values[:2] + [0.2 * hi[2]] + values[3:], out[3])
+    np.testing.assert_array_equal(dragged, expected)
+    # another session's drag starts from its own point, not mine
+    theirs = panel.slide_axis(2)(name, 0.2 * hi[2], request=other)
+    assert not np.array_equal(theirs, dragged)

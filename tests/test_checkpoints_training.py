@@ -1,0 +1,128 @@
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from explorer import checkpoints, models, training
+from explorer.checkpoints import CheckpointError, Zoo
+
+
+def test_save_load_round_trip(tmp_path):
+    m = models.build("vae", {"latent_dim": 2, "channels": 8, "hidden": 32}).eval()
+    d = checkpoints.save(m, tmp_path / "digits" / "vae-2d", "vae", {"dataset": "digits"})
+    assert (d / "model.safetensors").read_bytes()[:8] != b"\x80\x04\x95"  # not a pickle
+    zoo = Zoo(tmp_path)
+    assert zoo.available() == ["digits/vae-2d"] and zoo.available("ae") == []
+    loaded = zoo.load("digits/vae-2d", device="cpu")
+    z = torch.randn(3, 2)
+    torch.testing.assert_close(loaded.decode(z), m.decode(z))
+    assert zoo.info("digits/vae-2d")["config"]["latent_dim"] == 2
+
+
+def _saved(tmp_path):
+    m = models.build("ae", {"latent_dim": 4, "channels": 8, "hidden": 32})
+    checkpoints.save(m, tmp_path / "fashion-mnist" / "ae-16", "ae",
+                     {"dataset": "fashion-mnist", "command": "python -m explorer.training ae-16 --dataset fashion-mnist"})
+    return Zoo(tmp_path), tmp_path / "fashion-mnist" / "ae-16"
+
+
+def test_truncated_weights_name_the_rebuild_command(tmp_path):
+    zoo, d = _saved(tmp_path)
+    w = d / "model.safetensors"
+    w.write_bytes(w.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match=r"fashion-mnist/ae-16.*python -m explorer.training ae-16 --dataset fashion-mnist"):
+        zoo.load("fashion-mnist/ae-16")
+
+
+def test_missing_weights_and_config(tmp_path):
+    zoo, d = _saved(tmp_path)
+    (d / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="missing.*Rebuild it with"):
+        zoo.load("fashion-mnist/ae-16")
+    with pytest.raises(CheckpointError, match="python -m explorer.training vae-2d --dataset mnist-5k"):
+        zoo.load("mnist-5k/vae-2d")
+
+
+def test_mismatched_config_is_refused(tmp_path):
+    zoo, d = _saved(tmp_path)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["config"]["latent_dim"] = 7
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="does not match its config"):
+        zoo.load("fashion-mnist/ae-16")
+    (d / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="damaged"):
+        zoo.load("fashion-mnist/ae-16")
+
+
+@pytest.mark.parametrize("name", ["../etc", "/etc/passwd", "vae-2d", "a/../../b"])
+def test_zoo_rejects_odd_names(tmp_path, name):
+    with pytest.raises(ValueError):
+        Zoo(tmp_path).load(name)
+
+
+def test_shipped_checkpoints_have_cards_and_metrics():
+    zoo = Zoo()
+    names = zoo.available()
+    assert set(names) >= {f"{d}/{p}" for d, p in training.SHIPPED}
+    for name in names:
+        info = zoo.info(name)
+        card = (zoo.path(name) / "README.md").read_text()
+        assert info["command"] in card and "Wall time" in card
+        assert info["metrics"], f"{name} has no metrics.json"
+
+
+def test_tiny_training_writes_checkpoint_card_and_metrics(tiny_zoo):
+    zoo = Zoo(tiny_zoo)
+    assert set(zoo.available()) >= {"digits/vae-2d", "digits/ae-16", "digits/gmm-vae-16", "digits/classifier"}
+    info = zoo.info("digits/vae-2d")
+    assert info["training"]["epochs"] == 5 and info["training"]["train_images"] == 1500
+    for key in ("test_mse", "elbo", "iw_nll", "fid", "fid_floor", "fid_n"):
+        assert key in info["metrics"], key
+    assert info["metrics"]["iw_nll"] <= -info["metrics"]["elbo"]
+    assert not (zoo.path("digits/vae-2d") / "resume.pt").exists()
+    card = (zoo.path("digits/vae-2d") / "README.md").read_text()
+    assert "python -m explorer.training vae-2d --dataset digits" in card
+
+
+def test_loss_decreases_with_training(tmp_path):
+    d = training.train("ae-16", "digits", epochs=3, out=tmp_path, limit=512, progress=False, evaluate=False,
+                       config={"channels": 8, "hidden": 32})
+    hist = json.loads((d / "config.json").read_text())["training"]["history"]
+    assert hist[-1]["loss"] < hist[0]["loss"]
+
+
+def test_resume_gives_the_same_weights(tmp_path):
+    kw = dict(epochs=2, limit=256, progress=False, evaluate=False, config={"channels": 8, "hidden": 32})
+    a = training.train("vae-2d", "digits", out=tmp_path / "a", **kw)
+    b_dir = tmp_path / "b"
+    training.train("vae-2d", "digits", out=b_dir, stop_after=1, **kw)
+    assert (b_dir / "digits" / "vae-2d" / "resume.pt").exists()
+    assert not (b_dir / "digits" / "vae-2d" / "model.safetensors").exists()
+    b = training.train("vae-2d", "digits", out=b_dir, resume=True, **kw)
+    za, zb = Zoo(tmp_path / "a").load("digits/vae-2d", "cpu"), Zoo(b_dir).load("digits/vae-2d", "cpu")
+    for (k, va), vb in zip(za.state_dict().items(), zb.state_dict().values()):
+        torch.testing.assert_close(va, vb, msg=k)
+
+
+def test_torchrun_ddp_two_cpu_processes(tmp_path):
+    torchrun = shutil.which("torchrun") or os.path.join(os.path.dirname(sys.executable), "torchrun")
+    cmd = [torchrun, "--standalone", "--nproc_per_node=2", "-m", "explorer.training", "vae-2d",
+           "--dataset", "digits", "--epochs", "1", "--limit", "256", "--batch-size", "32",
+           "--out", str(tmp_path), "--no-eval", "--threads", "1"]
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    info = Zoo(tmp_path).info("digits/vae-2d")
+    assert info["training"]["processes"] == 2 and info["training"]["batch_size"] == 64
+
+
+def test_cli_rejects_unknown_preset():
+    with pytest.raises(SystemExit):
+        training.main(["wgan", "--dataset", "digits", "--dataset", "nope"])
+    with pytest.raises(ValueError, match="unknown preset"):
+        training.main(["wgan", "--dataset", "digits"])
