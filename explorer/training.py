@@ -30,9 +30,9 @@ from . import checkpoints, data, metrics, models
 PRESETS = {
     "classifier": ("classifier", {}, 5, 2e-3),
     "vae-2d": ("vae", {"latent_dim": 2}, 20, 2e-3),
-    "ae-16": ("ae", {"latent_dim": 16}, 15, 2e-3),
-    "vae-16": ("vae", {"latent_dim": 16}, 15, 2e-3),
-    "gmm-vae-16": ("gmm-vae", {"latent_dim": 16, "components": 3}, 10, 2e-3),
+    "ae-16": ("ae", {"latent_dim": 16}, 10, 2e-3),
+    "vae-16": ("vae", {"latent_dim": 16}, 10, 2e-3),
+    "gmm-vae-16": ("gmm-vae", {"latent_dim": 16, "components": 3}, 6, 2e-3),
 }
 # Every shipped checkpoint, in build order (each dataset's classifier first: the others' FID needs it).
 SHIPPED = [("fashion-mnist", p) for p in ("classifier", "vae-2d", "ae-16", "vae-16", "gmm-vae-16")] + \
@@ -167,7 +167,13 @@ def train(preset: str, dataset: str = "fashion-mnist", epochs: int | None = None
 def hardware(device: str) -> str:
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(0)
-    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu} ({os.cpu_count()} cores), {torch.get_num_threads()} torch thread(s)"
 
 
 def evaluate_checkpoint(model, family: str, dataset: str, root=None, n_fid: int = 5000,

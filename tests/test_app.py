@@ -50,7 +50,7 @@ def test_panel_switches_to_a_16d_model_with_pc_sliders(served_app):
     visible = [u for u in sliders if u.get("visible")]
     assert len(visible) == 6 and visible[0]["label"].startswith("PC1")
     assert "16-D" in out[4]
-    moved = panel.on_slide("digits/ae-16", out[3], visible[0]["maximum"] * 0.8, 0, 0, 0, 0, 0)
+    moved = panel.decode_coords("digits/ae-16", [visible[0]["maximum"] * 0.8, 0, 0, 0, 0, 0], out[3])
     assert not np.array_equal(moved, decoded)
 
 
@@ -79,11 +79,11 @@ def test_bad_input_gets_a_clear_message(served_app):
     _, demo, _ = served_app
     panel = demo.panels["latent_grid"]
     with pytest.raises(gr.Error, match="finite"):
-        panel.on_slide("digits/vae-2d", [], float("nan"), 0, 0, 0, 0, 0)
+        panel.slide_axis(0)("digits/vae-2d", float("nan"))
     with pytest.raises(gr.Error, match="Seed"):
         panel.on_sample("digits/vae-2d", 2.5, -3, 1.0)
     with pytest.raises(gr.Error, match="Pick a model"):
-        panel.on_slide(None, [], 0, 0, 0, 0, 0, 0)
+        panel.slide_axis(1)(None, 0.0)
 
 
 def test_damaged_checkpoint_is_reported_and_the_server_keeps_serving(tiny_zoo, tmp_path):

@@ -36,9 +36,10 @@ def build_app(store: Store, title: str = "Latent Space Explorer") -> gr.Blocks:
                 with gr.Tab(name):
                     gr.Markdown(f"**Coming next.** {text}")
         lg = panels["latent_grid"]
-        if lg.initial:
-            trigger, inputs, outputs = lg.initial
-            demo.load(lg.on_model, inputs, outputs, api_name=False, concurrency_id="model")
+        if lg.initial:  # the decoded point first, then the map and grid
+            point, plots = lg.initial
+            demo.load(*point, api_name=False, concurrency_id="model").then(
+                *plots, api_name=False, concurrency_id="model")
     demo.panels = panels
     return demo
 

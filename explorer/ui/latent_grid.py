@@ -182,21 +182,25 @@ class LatentGridPanel:
         return ups
 
     # ---- event handlers
-    def on_model(self, name, n, span, request: gr.Request = None):
+    def on_model_point(self, name, request: gr.Request = None):
+        """Model chosen: the decoded centre point, its info and the sliders (fast; plots follow)."""
         view = self._view(name)
-        zero = np.zeros(N_SLIDERS)
-        zero[:len(view.plane.center_)] = view.plane.center_
+        centre = np.zeros(N_SLIDERS)
+        centre[:len(view.plane.center_)] = view.plane.center_
         res = np.zeros(view.latent_dim).tolist()
         kind = "its two latent axes" if view.plane.is_identity_ else \
             f"the top {len(view.plane.components_)} principal directions of its {view.latent_dim}-D codes"
         head = f"**{name}**: sliders move along {kind}."
-        self._remember(request, name, zero, res)
-        return (self._marked_map(name, span, zero[0], zero[1]), self.grid_raster(name, n, span).pixels,
-                self.decode_coords(name, zero, res), res, self._info(name, zero, res), head,
-                *self._slider_updates(view, zero))
+        self._remember(request, name, centre, res)
+        return (self.decode_coords(name, centre, res), res, self._info(name, centre, res), head,
+                *self._slider_updates(view, centre))
 
-    def on_slide(self, name, residual, *values):
-        return self.decode_coords(name, values, residual)
+    def on_model(self, name, n, span, request: gr.Request = None):
+        """Everything a model change shows: (map, grid, decoded, residual, info, headline, *sliders)."""
+        point = self.on_model_point(name, request)
+        centre = self._view(name).plane.center_
+        grid, marked = self.on_grid(name, n, span, *centre[:2])
+        return (marked, grid, *point)
 
     def slide_axis(self, axis: int):
         """The live-drag handler of slider ``axis``: (model, value) -> image; the rest comes from the session."""
@@ -207,6 +211,12 @@ class LatentGridPanel:
             self._remember(request, name, values, residual)
             return image
         return on_slide_axis
+
+    def api_decode(self, name, a, b):
+        """The /decode endpoint: the image at coordinates (a, b) of the plane, other axes at the centre."""
+        values, _ = self._recall(None, name)
+        values[0], values[1] = float(a), float(b)
+        return self.decode_coords(name, values)
 
     def on_release(self, name, span, residual, *values, request: gr.Request = None):
         self._remember(request, name, values, residual)
@@ -266,7 +276,9 @@ def build(store: Store) -> LatentGridPanel:
                             info="2-D models show their latent plane directly; 16-D ones through PCs")
         n = gr.Slider(3, 30, value=15, step=1, label="Grid size n (n x n)", scale=2)
         span = gr.Slider(0.5, 4.0, value=2.5, step=0.1, label="Grid range (+- standard deviations)", scale=2)
-    headline = gr.Markdown()
+    headline = gr.Markdown(None if names else
+                           f"**No trained encoder models found in `{store.zoo.root}`.** Rebuild the shipped "
+                           "ones with `python -m explorer.training all`, or point `--checkpoints` at a folder.")
     with gr.Row(equal_height=False):
         map_img = gr.Image(label="Encoded test set (click a point to decode it)", interactive=False, format="png", scale=5,
                            buttons=["download"], elem_id="latent-map")
@@ -289,8 +301,10 @@ def build(store: Store) -> LatentGridPanel:
                                                    {"left": "$", "right": "$", "display": False}])
 
     common = dict(concurrency_id="model")
-    model_outputs = [map_img, grid_img, decoded, residual, info, headline, *sliders]
-    model.change(panel.on_model, [model, n, span], model_outputs, api_name="select_model", **common)
+    point_outputs = [decoded, residual, info, headline, *sliders]
+    plots = (panel.on_grid, [model, n, span, *sliders], [grid_img, map_img])
+    model.change(panel.on_model_point, [model], point_outputs, api_name="select_model", **common).then(
+        *plots, api_name=False, **common)
     for i, s in enumerate(sliders):
         s.input(panel.slide_axis(i), [model, s], decoded, api_name=False,
                 trigger_mode="always_last", show_progress="hidden", **common)
@@ -307,10 +321,9 @@ def build(store: Store) -> LatentGridPanel:
     sample_btn.click(panel.on_sample, [model, span, seed, temperature],
                      [decoded, map_img, residual, info, *sliders], api_name="sample", **common)
     # A stable endpoint for scripts and tests: decode a point given by the first two coordinates.
-    api_decode = gr.Button(visible=False)
-    api_decode.click(lambda name, a, b: panel.decode_coords(name, [a, b] + [0.0] * (N_SLIDERS - 2)),
-                     [model, sliders[0], sliders[1]], decoded, api_name="decode", **common)
+    api_decode, api_a, api_b = gr.Button(visible=False), gr.Number(visible=False), gr.Number(visible=False)
+    api_decode.click(panel.api_decode, [model, api_a, api_b], decoded, api_name="decode", **common)
     panel.components = dict(model=model, n=n, span=span, map=map_img, grid=grid_img, decoded=decoded,
                             sliders=sliders, residual=residual, info=info, headline=headline)
-    panel.initial = (model, [model, n, span], model_outputs) if default else None
+    panel.initial = ((panel.on_model_point, [model], point_outputs), plots) if default else None
     return panel
