@@ -56,6 +56,10 @@ class LatentPlane:
         z = np.asarray(z, np.float64)
         return z - self.inverse_transform(self.transform(z))
 
+    def bounds(self, span: float, axes: int = 2) -> tuple[np.ndarray, np.ndarray]:
+        """(lo, hi) of the box centre +- ``span`` standard deviations on the first ``axes`` axes."""
+        return (self.center_[:axes] - span * self.scale_[:axes], self.center_[:axes] + span * self.scale_[:axes])
+
     def axis_names(self) -> list[str]:
         if self.is_identity_:
             return [f"z{i + 1}" for i in range(len(self.components_))]
@@ -78,8 +82,7 @@ def decode_grid(model, plane: LatentPlane, n: int, span: float, base: np.ndarray
     Returns float images (n, n, 28, 28) in [0, 1].
     """
     k = len(plane.components_)
-    lo = plane.center_[:2] - span * plane.scale_[:2]
-    hi = plane.center_[:2] + span * plane.scale_[:2]
+    lo, hi = plane.bounds(span)
     coords = np.tile(plane.center_, (n * n, 1))
     if base is not None:
         coords[:] = base

@@ -194,9 +194,23 @@ def evaluate_checkpoint(model, family: str, dataset: str, root=None, n_fid: int 
         n = min(n_fid, len(xt), len(train))
         g = torch.Generator().manual_seed(1234)
         samples = torch.cat([model.sample(min(500, n - i), generator=g).cpu() for i in range(0, n, 500)])
-        perm = torch.randperm(len(train), generator=g)[:n]
+        # the floor's train subset has its own seed: the same for every model at the same N
+        perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(4321))[:n]
         out.update(metrics.fid_with_floor(clf, samples, xt[:n], train[perm]))
     return out
+
+
+def reevaluate(name: str, root=None) -> dict:
+    """Recompute a checkpoint's test metrics and rewrite its metrics.json and card."""
+    zoo = checkpoints.Zoo(root)
+    info = zoo.info(name)
+    model = zoo.load(name)
+    results = evaluate_checkpoint(model, info["family"], info["dataset"], root)
+    directory = zoo.path(name)
+    (directory / checkpoints.METRICS).write_text(json.dumps(results, indent=2) + "\n")
+    meta = {k: info[k] for k in ("dataset", "preset", "command", "training")}
+    (directory / checkpoints.CARD).write_text(model_card(name, info["family"], info["config"], meta, results))
+    return results
 
 
 def model_card(name: str, family: str, config: dict, meta: dict, results: dict) -> str:
@@ -249,6 +263,8 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--no-eval", action="store_true")
     p.add_argument("--stop-after", type=int, help="stop after N epochs of this run (resume later)")
+    p.add_argument("--evaluate-only", action="store_true",
+                   help="recompute an existing checkpoint's metrics.json and card, no training")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -258,6 +274,10 @@ def main(argv=None) -> None:
             print(data.write_assets(ds, n=5000 if ds == "fashion-mnist" else 1000))
         return
     jobs = SHIPPED if a.preset == "all" else [(a.dataset, a.preset)]
+    if a.evaluate_only:
+        for dataset, preset in jobs:
+            print(f"{dataset}/{preset}", reevaluate(f"{dataset}/{preset}", a.out))
+        return
     for dataset, preset in jobs:
         out = train(preset, dataset, a.epochs, a.out, a.seed, a.batch_size, a.lr, a.limit, a.resume,
                     a.device, evaluate=not a.no_eval, stop_after=a.stop_after,
@@ -265,6 +285,10 @@ def main(argv=None) -> None:
         print(f"wrote {out}")
     if a.preset == "all":
         main(["assets"])
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -126,3 +126,13 @@ def test_cli_rejects_unknown_preset():
         training.main(["wgan", "--dataset", "digits", "--dataset", "nope"])
     with pytest.raises(ValueError, match="unknown preset"):
         training.main(["wgan", "--dataset", "digits"])
+
+
+def test_reevaluate_rewrites_metrics_with_one_floor_for_all_models(tiny_zoo, tmp_path):
+    root = tmp_path / "ck"
+    shutil.copytree(tiny_zoo, root)
+    a = training.reevaluate("digits/vae-2d", root)
+    b = training.reevaluate("digits/gmm-vae-16", root)
+    assert a["fid_n"] == b["fid_n"] and a["fid_floor"] == pytest.approx(b["fid_floor"])
+    assert json.loads((root / "digits" / "gmm-vae-16" / "metrics.json").read_text())["fid"] == pytest.approx(b["fid"])
+    assert "iw_nll" in (root / "digits" / "gmm-vae-16" / "README.md").read_text()

@@ -61,8 +61,10 @@ def _to_uint8(x: torch.Tensor) -> np.ndarray:
 def _bounds(center: float, scale: float) -> tuple[float, float]:
     """Slider limits centre +- SLIDER_RANGE sd, rounded outwards to two significant digits of the half-width."""
     half = SLIDER_RANGE * scale
-    step = 10 ** (np.floor(np.log10(half)) - 1) if half > 0 else 0.1
-    return float(np.floor((center - half) / step) * step), float(np.ceil((center + half) / step) * step)
+    digits = int(1 - np.floor(np.log10(half))) if half > 0 else 1
+    step = 10.0 ** -digits
+    lo, hi = np.floor((center - half) / step) * step, np.ceil((center + half) / step) * step
+    return round(float(lo), max(digits, 0)), round(float(hi), max(digits, 0))
 
 
 class LatentGridPanel:
@@ -106,8 +108,8 @@ class LatentGridPanel:
             raise gr.Error(str(err)) from err
 
     def _rect(self, view, span):
-        c, s = view.plane.center_, view.plane.scale_
-        return (c[0] - span * s[0], c[1] - span * s[1], c[0] + span * s[0], c[1] + span * s[1])
+        lo, hi = view.plane.bounds(span)
+        return (lo[0], lo[1], hi[0], hi[1])
 
     def map_raster(self, name, span):
         view = self._view(name)
@@ -117,7 +119,7 @@ class LatentGridPanel:
             names = view.plane.axis_names()
             return plotting.latent_scatter(
                 view.coords, view.labels, view.classes, axis_names=names[:2], rect=self._rect(view, span),
-                lims=view.lims)
+                lims=view.lims, title="Encoded test set: click a point to decode it")
         return self.store.raster(("map", name, round(span, 3)), render)
 
     def grid_raster(self, name, n, span):
@@ -131,7 +133,7 @@ class LatentGridPanel:
             hx, hy = (x1 - x0) / max(n - 1, 1) / 2, (y1 - y0) / max(n - 1, 1) / 2
             names = view.plane.axis_names()
             return plotting.image_grid(latents.tile(images), (x0 - hx, x1 + hx, y0 - hy, y1 + hy),
-                                       axis_names=names[:2])
+                                       axis_names=names[:2], title=f"{n}x{n} decoded grid: click a cell")
         return self.store.raster(("grid", name, n, round(span, 3)), render)
 
     def _limits(self, view):
@@ -176,9 +178,10 @@ class LatentGridPanel:
             lo, hi = _bounds(view.plane.center_[i], view.plane.scale_[i])
             label = names[i] if view.plane.is_identity_ else \
                 f"{names[i]} ({view.plane.explained_variance_ratio_[i]:.0%} of the code variance)"
-            step = 10 ** np.floor(np.log10((hi - lo) / 400))  # a round step: no 0.0130000000000002
-            ups.append(gr.update(visible=True, minimum=lo, maximum=hi, step=float(step),
-                                 value=float(values[i]), label=label))
+            digits = int(-np.floor(np.log10((hi - lo) / 400)))
+            step = 10.0 ** -digits  # a round step and rounded values: no 0.0130000000000002
+            ups.append(gr.update(visible=True, minimum=lo, maximum=hi, step=step,
+                                 value=round(float(values[i]), max(digits, 0)), label=label))
         return ups
 
     # ---- event handlers
@@ -280,9 +283,9 @@ def build(store: Store) -> LatentGridPanel:
                            f"**No trained encoder models found in `{store.zoo.root}`.** Rebuild the shipped "
                            "ones with `python -m explorer.training all`, or point `--checkpoints` at a folder.")
     with gr.Row(equal_height=False):
-        map_img = gr.Image(label="Encoded test set (click a point to decode it)", interactive=False, format="png", scale=5,
+        map_img = gr.Image(label="Encoded test set", show_label=False, interactive=False, format="png", scale=5,
                            buttons=["download"], elem_id="latent-map")
-        grid_img = gr.Image(label="Decoded grid (click a cell)", interactive=False, format="png", scale=4,
+        grid_img = gr.Image(label="Decoded grid", show_label=False, interactive=False, format="png", scale=4,
                             buttons=["download"], elem_id="latent-grid")
         with gr.Column(scale=3, min_width=260):
             decoded = gr.Image(label="Decoded at the marked point", interactive=False, format="png",
