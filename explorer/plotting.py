@@ -47,7 +47,7 @@ def latent_scatter(coords: np.ndarray, labels: np.ndarray, classes: list[str], a
         ax.set_xlim(lims[0]); ax.set_ylim(lims[1])
     ax.set_xlabel(axis_names[0]); ax.set_ylabel(axis_names[1])
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=10, loc="left")  # the right corner holds the app's download button
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, markerscale=3, frameon=False)
     ax.grid(alpha=0.2)
     return fig
@@ -59,7 +59,7 @@ def image_grid(mosaic: np.ndarray, extent, ax=None, axis_names=("z1", "z2"), tit
     ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, extent=extent, interpolation="nearest", aspect="auto")
     ax.set_xlabel(axis_names[0]); ax.set_ylabel(axis_names[1])
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=10, loc="left")
     return fig
 
 

@@ -78,12 +78,16 @@ def test_bad_input_gets_a_clear_message(served_app):
 
     _, demo, _ = served_app
     panel = demo.panels["latent_grid"]
+    from types import SimpleNamespace
+
+    me = SimpleNamespace(session_hash="bad-input")
+    panel.on_model_point("digits/vae-2d", request=me)
     with pytest.raises(gr.Error, match="finite"):
-        panel.slide_axis(0)("digits/vae-2d", float("nan"))
+        panel.slide_axis(0)(float("nan"), request=me)
     with pytest.raises(gr.Error, match="Seed"):
         panel.on_sample("digits/vae-2d", 2.5, -3, 1.0)
     with pytest.raises(gr.Error, match="Pick a model"):
-        panel.slide_axis(1)(None, 0.0)
+        panel.slide_axis(1)(0.0, request=SimpleNamespace(session_hash="never-seen"))
 
 
 def test_damaged_checkpoint_is_reported_and_the_server_keeps_serving(tiny_zoo, tmp_path):
@@ -114,9 +118,9 @@ def test_live_drag_combines_the_moved_slider_with_the_session_point(served_app):
     hi = [u["maximum"] for u in out[6:]]
     values = [0.5 * h for h in hi]
     panel.on_release(name, 2.0, out[3], *values, request=me)
-    dragged = panel.slide_axis(2)(name, 0.2 * hi[2], request=me)
+    dragged = panel.slide_axis(2)(0.2 * hi[2], request=me)
     expected = panel.decode_coords(name, values[:2] + [0.2 * hi[2]] + values[3:], out[3])
     np.testing.assert_array_equal(dragged, expected)
     # another session's drag starts from its own point, not mine
-    theirs = panel.slide_axis(2)(name, 0.2 * hi[2], request=other)
+    theirs = panel.slide_axis(2)(0.2 * hi[2], request=other)
     assert not np.array_equal(theirs, dragged)

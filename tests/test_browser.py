@@ -46,3 +46,19 @@ def test_clicking_the_map_decodes_that_point(page):
     page.wait_for_function("(b) => document.querySelector('#decoded img')?.src !== b", arg=before,
                            timeout=15_000)
     assert "(2-D)" in page.locator("#z-info").inner_text()
+
+
+def test_a_drag_after_a_click_starts_from_the_clicked_point(page, served_app):
+    _, demo, _ = served_app
+    panel = demo.panels["latent_grid"]
+    map_img = page.locator("#latent-map img")
+    box = map_img.bounding_box()
+    before = _decoded_src(page)
+    map_img.click(position={"x": box["width"] * 0.3, "y": box["height"] * 0.4})
+    page.wait_for_function("(b) => document.querySelector('#decoded img')?.src !== b", arg=before,
+                           timeout=15_000)
+    page.wait_for_function("() => document.querySelector('#z-info')?.innerText.includes('2-D')")
+    z1 = float(page.locator("#z-slider-1 input[type=number]").input_value())
+    # the server now holds the clicked point for this session: its z1 matches the slider's
+    sessions = [p for p in panel._points.values() if p[0] == "digits/vae-2d"]
+    assert any(abs(p[1][0] - z1) < 1e-6 for p in sessions)

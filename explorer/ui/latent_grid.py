@@ -16,10 +16,10 @@ import torch
 
 from .. import latents, plotting
 from ..checkpoints import CheckpointError
-from .store import Store
+from .store import MAP_RANGE, Store
 
 N_SLIDERS = 6
-SLIDER_RANGE = 4.0   # sliders span the codes' mean +- 4 standard deviations along their axis
+SLIDER_RANGE = MAP_RANGE  # sliders span the codes' centre +- 4 standard deviations along their axis
 
 EXPLANATION = r"""
 ### What you are looking at
@@ -85,6 +85,13 @@ class LatentGridPanel:
             self._points.move_to_end(request.session_hash)
             while len(self._points) > 2000:
                 self._points.popitem(last=False)
+
+    def _session_model(self, request):
+        with self._points_lock:
+            point = self._points.get(getattr(request, "session_hash", None))
+        if point is None:
+            raise gr.Error("Pick a model first (or reload the page).")
+        return point[0]
 
     def _recall(self, request, name):
         """(values, residual) last shown to this session for ``name``; the codes' centre if none."""
@@ -177,7 +184,7 @@ class LatentGridPanel:
                 continue
             lo, hi = _bounds(view.plane.center_[i], view.plane.scale_[i])
             label = names[i] if view.plane.is_identity_ else \
-                f"{names[i]} ({view.plane.explained_variance_ratio_[i]:.0%} of the code variance)"
+                f"{names[i]} ({view.plane.explained_variance_ratio_[i]:.0%} of variance)"
             digits = int(-np.floor(np.log10((hi - lo) / 400)))
             step = 10.0 ** -digits  # a round step and rounded values: no 0.0130000000000002
             ups.append(gr.update(visible=True, minimum=lo, maximum=hi, step=step,
@@ -206,8 +213,10 @@ class LatentGridPanel:
         return (marked, grid, *point)
 
     def slide_axis(self, axis: int):
-        """The live-drag handler of slider ``axis``: (model, value) -> image; the rest comes from the session."""
-        def on_slide_axis(name, value, request: gr.Request = None):
+        """The live-drag handler of slider ``axis``: value -> image. The model and the other coordinates
+        come from what this session was last shown, so the event carries one input, like the floor app."""
+        def on_slide_axis(value, request: gr.Request = None):
+            name = self._session_model(request)
             values, residual = self._recall(request, name)
             values[axis] = float(value)
             image = self.decode_coords(name, values, residual)
@@ -235,7 +244,8 @@ class LatentGridPanel:
         if point is None:
             raise gr.Error("Click inside the plot area.")
         values = list(values)
-        values[0], values[1] = (float(v) for v in self._clip(view, np.array(point)))
+        digits = int(3 - np.floor(np.log10(view.plane.scale_[:2].min())))  # ~1/1000 of a standard deviation
+        values[0], values[1] = (round(float(v), digits) for v in self._clip(view, np.array(point)))
         self._remember(request, name, values, residual)
         return (self.decode_coords(name, values, residual), self._marked_map(name, span, values[0], values[1]),
                 self._info(name, values, residual), values[0], values[1])
@@ -283,23 +293,28 @@ def build(store: Store) -> LatentGridPanel:
                            f"**No trained encoder models found in `{store.zoo.root}`.** Rebuild the shipped "
                            "ones with `python -m explorer.training all`, or point `--checkpoints` at a folder.")
     with gr.Row(equal_height=False):
-        map_img = gr.Image(label="Encoded test set", show_label=False, interactive=False, format="png", scale=5,
-                           buttons=["download"], elem_id="latent-map")
-        grid_img = gr.Image(label="Decoded grid", show_label=False, interactive=False, format="png", scale=4,
-                            buttons=["download"], elem_id="latent-grid")
+        with gr.Column(scale=9):
+            with gr.Row(equal_height=False):
+                map_img = gr.Image(label="Encoded test set", show_label=False, interactive=False, format="png",
+                                   scale=5, buttons=["download"], elem_id="latent-map")
+                grid_img = gr.Image(label="Decoded grid", show_label=False, interactive=False, format="png",
+                                    scale=4, buttons=["download"], elem_id="latent-grid")
+            with gr.Group():
+                with gr.Row(equal_height=True):
+                    seed = gr.Number(0, label="Seed", precision=0, minimum=0, min_width=100, scale=1)
+                    temperature = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="Temperature T (z = T * eps)",
+                                            scale=2)
+                    sample_btn = gr.Button("Random sample from the prior", variant="primary", scale=2)
         with gr.Column(scale=3, min_width=260):
-            decoded = gr.Image(label="Decoded at the marked point", interactive=False, format="png",
-                               height=260, buttons=["download"], elem_id="decoded", elem_classes=["pixelated"])
+            gr.Markdown("**Decoded at the marked point**")
+            decoded = gr.Image(label="Decoded at the marked point", show_label=False, interactive=False,
+                               format="png", height=260, buttons=["download"], elem_id="decoded",
+                               elem_classes=["pixelated"])
             info = gr.Markdown(elem_id="z-info")
             sliders = [gr.Slider(-3, 3, value=0.0, label=f"z{i + 1}", visible=i < 2,
                                  elem_id=f"z-slider-{i + 1}") for i in range(N_SLIDERS)]
-            with gr.Group():
-                with gr.Row():
-                    seed = gr.Number(0, label="Seed", precision=0, minimum=0, min_width=80)
-                    temperature = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="Temperature", min_width=120)
-                sample_btn = gr.Button("Random sample from the prior", variant="primary")
     residual = gr.State([])
-    with gr.Accordion("The ELBO and the reparameterization trick", open=False):
+    with gr.Accordion("The ELBO and the reparameterization trick", open=True):
         gr.Markdown(EXPLANATION, latex_delimiters=[{"left": "$$", "right": "$$", "display": True},
                                                    {"left": "$", "right": "$", "display": False}])
 
@@ -308,18 +323,32 @@ def build(store: Store) -> LatentGridPanel:
     plots = (panel.on_grid, [model, n, span, *sliders], [grid_img, map_img])
     model.change(panel.on_model_point, [model], point_outputs, api_name="select_model", **common).then(
         *plots, api_name=False, **common)
+    # Gradio injects SelectData / Request only into parameters before a *args, so the handlers that
+    # take all six sliders get explicit signatures here.
+    def release(name, span_, res, v1, v2, v3, v4, v5, v6, request: gr.Request):
+        return panel.on_release(name, span_, res, v1, v2, v3, v4, v5, v6, request=request)
+
+    def map_click(name, span_, res, v1, v2, v3, v4, v5, v6, evt: gr.SelectData, request: gr.Request):
+        return panel.on_map_click(name, span_, res, v1, v2, v3, v4, v5, v6, evt=evt, request=request)
+
+    def grid_click(name, n_, span_, res, v1, v2, v3, v4, v5, v6, evt: gr.SelectData, request: gr.Request):
+        return panel.on_grid_click(name, n_, span_, res, v1, v2, v3, v4, v5, v6, evt=evt, request=request)
+
+    assert N_SLIDERS == 6, "the wrappers above spell out six sliders"
     for i, s in enumerate(sliders):
-        s.input(panel.slide_axis(i), [model, s], decoded, api_name=False,
-                trigger_mode="always_last", show_progress="hidden", **common)
-        s.release(panel.on_release, [model, span, residual, *sliders], [decoded, map_img, info],
+        # one 28x28 decode (~0.5 ms): kept out of the shared "model" group so drags never queue
+        # behind a grid render
+        s.input(panel.slide_axis(i), [s], decoded, api_name=False,
+                trigger_mode="always_last", show_progress="hidden")
+        s.release(release, [model, span, residual, *sliders], [decoded, map_img, info],
                   api_name=False, trigger_mode="always_last", show_progress="hidden", **common)
     for widget in (n, span):
         widget.release(panel.on_grid, [model, n, span, *sliders], [grid_img, map_img], api_name=False,
                        trigger_mode="always_last", show_progress="minimal", **common)
     click_outputs = [decoded, map_img, info, sliders[0], sliders[1]]
-    map_img.select(panel.on_map_click, [model, span, residual, *sliders], click_outputs, api_name=False,
+    map_img.select(map_click, [model, span, residual, *sliders], click_outputs, api_name=False,
                    show_progress="hidden", **common)
-    grid_img.select(panel.on_grid_click, [model, n, span, residual, *sliders], click_outputs, api_name=False,
+    grid_img.select(grid_click, [model, n, span, residual, *sliders], click_outputs, api_name=False,
                     show_progress="hidden", **common)
     sample_btn.click(panel.on_sample, [model, span, seed, temperature],
                      [decoded, map_img, residual, info, *sliders], api_name="sample", **common)

@@ -17,6 +17,7 @@ from .. import data, latents, plotting
 from ..checkpoints import CheckpointError, Zoo
 
 ENCODER_FAMILIES = ("ae", "vae", "gmm-vae")
+MAP_RANGE = 4.0  # maps and sliders span the codes' centre +- this many standard deviations
 
 
 @dataclass
@@ -80,9 +81,8 @@ class Store:
             codes = torch.cat([model.encode(x[i:i + 1000]).cpu() for i in range(0, len(x), 1000)]).numpy()
             plane = latents.LatentPlane(n_components=6).fit(codes)
             coords = plane.transform(codes)
-            lo, hi = np.percentile(coords[:, :2], [0.5, 99.5], axis=0)
-            pad = 0.08 * (hi - lo)
-            lims = ((lo[0] - pad[0], hi[0] + pad[0]), (lo[1] - pad[1], hi[1] + pad[1]))
+            lo, hi = plane.bounds(MAP_RANGE)  # the sliders' range: every slider position is on the map
+            lims = ((lo[0], hi[0]), (lo[1], hi[1]))
             self._views[name] = LatentView(name, codes, coords, ds.labels.numpy(), ds.classes, plane, lims)
         return self._views[name]
 
