@@ -67,6 +67,11 @@ def _bounds(center: float, scale: float) -> tuple[float, float]:
     return round(float(lo), max(digits, 0)), round(float(hi), max(digits, 0))
 
 
+def _digits(lo: float, hi: float) -> int:
+    """Decimals of a slider over [lo, hi] with about 400 steps."""
+    return max(int(-np.floor(np.log10((hi - lo) / 400))), 0)
+
+
 class LatentGridPanel:
     """The panel's logic, separate from its widgets so tests can call it directly."""
 
@@ -148,8 +153,11 @@ class LatentGridPanel:
         return np.array([_bounds(c, s) for c, s in zip(view.plane.center_, view.plane.scale_)])
 
     def _clip(self, view, coords):
+        """Coordinates clipped to the sliders' bounds and rounded to their steps."""
         lim = self._limits(view)
-        return np.clip(coords, lim[:len(coords), 0], lim[:len(coords), 1])
+        k = len(coords)
+        clipped = np.clip(coords, lim[:k, 0], lim[:k, 1])
+        return np.array([round(float(v), _digits(lo, hi)) for v, (lo, hi) in zip(clipped, lim[:k])])
 
     def decode_coords(self, name, values, residual=None) -> np.ndarray:
         """Slider values -> decoded uint8 (28, 28) image."""
@@ -185,10 +193,9 @@ class LatentGridPanel:
             lo, hi = _bounds(view.plane.center_[i], view.plane.scale_[i])
             label = names[i] if view.plane.is_identity_ else \
                 f"{names[i]} ({view.plane.explained_variance_ratio_[i]:.0%} of variance)"
-            digits = int(-np.floor(np.log10((hi - lo) / 400)))
-            step = 10.0 ** -digits  # a round step and rounded values: no 0.0130000000000002
-            ups.append(gr.update(visible=True, minimum=lo, maximum=hi, step=step,
-                                 value=round(float(values[i]), max(digits, 0)), label=label))
+            digits = _digits(lo, hi)  # a round step and rounded values: no 0.0130000000000002
+            ups.append(gr.update(visible=True, minimum=lo, maximum=hi, step=10.0 ** -digits,
+                                 value=round(float(values[i]), digits), label=label))
         return ups
 
     # ---- event handlers
@@ -244,8 +251,7 @@ class LatentGridPanel:
         if point is None:
             raise gr.Error("Click inside the plot area.")
         values = list(values)
-        digits = int(3 - np.floor(np.log10(view.plane.scale_[:2].min())))  # ~1/1000 of a standard deviation
-        values[0], values[1] = (round(float(v), digits) for v in self._clip(view, np.array(point)))
+        values[0], values[1] = (float(v) for v in self._clip(view, np.array(point)))
         self._remember(request, name, values, residual)
         return (self.decode_coords(name, values, residual), self._marked_map(name, span, values[0], values[1]),
                 self._info(name, values, residual), values[0], values[1])
