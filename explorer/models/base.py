@@ -27,30 +27,37 @@ def bernoulli_log_lik(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(-1)
 
 
-class LatentModel(nn.Module):
-    """Base of the AE family. Subclasses set ``Config`` and implement the hooks.
-
-    Inputs are float (N, 1, 28, 28) in [0, 1]; ``forward(batch)`` returns
-    ``(loss, logs)`` so DistributedDataParallel sees the whole step.
-    """
+class ConfigModule(nn.Module):
+    """A module rebuilt from its config dataclass alone; ``forward(batch)`` is its training loss, so
+    DistributedDataParallel sees the whole step."""
 
     Config: type
-    has_prior = True          # sample() draws from a prior over z
-    is_variational = False    # ELBO / importance-weighted NLL are defined
 
     def __init__(self, config):
         super().__init__()
         self.config = config
-
-    @property
-    def latent_dim(self) -> int:
-        return self.config.latent_dim
 
     def config_dict(self) -> dict:
         return dataclasses.asdict(self.config)
 
     def forward(self, batch):
         return self.loss(batch)
+
+    def loss(self, batch):
+        raise NotImplementedError
+
+
+class LatentModel(ConfigModule):
+    """Base of the AE family. Subclasses set ``Config`` and implement the hooks.
+
+    Inputs are float (N, 1, 28, 28) in [0, 1]; ``forward(batch)`` returns ``(loss, logs)``.
+    """
+
+    is_variational = False    # ELBO / importance-weighted NLL are defined
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
 
     # ---- the public API (DESIGN.md) ----
     @torch.no_grad()
@@ -84,7 +91,4 @@ class LatentModel(nn.Module):
         return next(self.parameters()).device
 
     def _encode_mean(self, x):
-        raise NotImplementedError
-
-    def loss(self, batch):
         raise NotImplementedError

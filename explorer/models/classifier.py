@@ -7,6 +7,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .base import ConfigModule
+
 
 @dataclass
 class ClassifierConfig:
@@ -16,12 +18,11 @@ class ClassifierConfig:
     dropout: float = 0.3
 
 
-class Classifier(nn.Module):
+class Classifier(ConfigModule):
     Config = ClassifierConfig
 
     def __init__(self, config: ClassifierConfig):
-        super().__init__()
-        self.config = config
+        super().__init__(config)
         c = config.channels
         self.body = nn.Sequential(
             nn.Conv2d(1, c, 3, padding=1), nn.BatchNorm2d(c), nn.SiLU(),
@@ -34,13 +35,6 @@ class Classifier(nn.Module):
             nn.Linear(2 * c * 49, config.features), nn.SiLU(),                 # penultimate features
         )
         self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(config.features, config.classes))
-
-    def config_dict(self) -> dict:
-        import dataclasses
-        return dataclasses.asdict(self.config)
-
-    def forward(self, batch):
-        return self.loss(batch)
 
     def loss(self, batch):
         x, y = batch

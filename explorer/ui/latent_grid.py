@@ -159,15 +159,19 @@ class LatentGridPanel:
         clipped = np.clip(coords, lim[:k, 0], lim[:k, 1])
         return np.array([round(float(v), _digits(lo, hi)) for v, (lo, hi) in zip(clipped, lim[:k])])
 
-    def decode_coords(self, name, values, residual=None) -> np.ndarray:
-        """Slider values -> decoded uint8 (28, 28) image."""
-        view = self._view(name)
+    @staticmethod
+    def _z(view, values, residual=None) -> np.ndarray:
+        """Slider values (+ the part of z off the plane, when it fits this model) -> z (1, D)."""
         k = len(view.plane.components_)
         vals = np.array([float(v) for v in values[:k]], dtype=np.float64)
         if not np.isfinite(vals).all():
             raise gr.Error("Slider values must be finite numbers.")
         res = None if residual is None or len(residual) != view.latent_dim else np.asarray(residual)
-        z = view.plane.inverse_transform(vals[None], res)
+        return view.plane.inverse_transform(vals[None], res)
+
+    def decode_coords(self, name, values, residual=None) -> np.ndarray:
+        """Slider values -> decoded uint8 (28, 28) image."""
+        z = self._z(self._view(name), values, residual)
         return _to_uint8(self.store.model(name).decode(torch.as_tensor(z, dtype=torch.float32)))
 
     def _marked_map(self, name, span, c1, c2):
@@ -175,10 +179,7 @@ class LatentGridPanel:
 
     def _info(self, name, values, residual=None):
         view = self._view(name)
-        k = len(view.plane.components_)
-        z = view.plane.inverse_transform(np.array(values[:k], np.float64)[None],
-                                         None if residual is None or len(residual) != view.latent_dim
-                                         else np.asarray(residual))[0]
+        z = self._z(view, values, residual)[0]
         shown = ", ".join(f"{v:+.2f}" for v in z[:8]) + (", ..." if len(z) > 8 else "")
         return f"**z** ({view.latent_dim}-D) = [{shown}]"
 
