@@ -30,9 +30,9 @@ from . import checkpoints, data, metrics, models
 PRESETS = {
     "classifier": ("classifier", {}, 5, 2e-3),
     "vae-2d": ("vae", {"latent_dim": 2}, 20, 2e-3),
-    "ae-16": ("ae", {"latent_dim": 16}, 10, 2e-3),
-    "vae-16": ("vae", {"latent_dim": 16}, 10, 2e-3),
-    "gmm-vae-16": ("gmm-vae", {"latent_dim": 16, "components": 3}, 6, 2e-3),
+    "ae-16": ("ae", {"latent_dim": 16}, 20, 2e-3),
+    "vae-16": ("vae", {"latent_dim": 16}, 20, 2e-3),
+    "gmm-vae-16": ("gmm-vae", {"latent_dim": 16, "components": 3}, 15, 2e-3),
 }
 # Every shipped checkpoint, in build order (each dataset's classifier first: the others' FID needs it).
 SHIPPED = [("fashion-mnist", p) for p in ("classifier", "vae-2d", "ae-16", "vae-16", "gmm-vae-16")] + \
