@@ -91,18 +91,20 @@ class LatentGridPanel:
             while len(self._points) > 2000:
                 self._points.popitem(last=False)
 
-    def _session_model(self, request):
+    def _point(self, request):
+        """(model, values, residual) last shown to this session, or None."""
         with self._points_lock:
-            point = self._points.get(getattr(request, "session_hash", None))
+            return self._points.get(getattr(request, "session_hash", None))
+
+    def _session_model(self, request):
+        point = self._point(request)
         if point is None:
             raise gr.Error("Pick a model first (or reload the page).")
         return point[0]
 
     def _recall(self, request, name):
         """(values, residual) last shown to this session for ``name``; the codes' centre if none."""
-        key = getattr(request, "session_hash", None)
-        with self._points_lock:
-            point = self._points.get(key)
+        point = self._point(request)
         if point is not None and point[0] == name:
             return point[1].copy(), point[2]
         values = np.zeros(N_SLIDERS)
