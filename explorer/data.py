@@ -297,3 +297,114 @@ def write_assets(name: str, n: int = 5000, seed: int = 0) -> Path:
     path = ASSETS / f"{name}-test.npz"
     np.savez_compressed(path, images=ds.images[idx].numpy(), labels=ds.labels[idx].numpy().astype(np.uint8))
     return path
+
+
+# --- user images ---------------------------------------------------------------------------
+
+class ImageError(ValueError):
+    """An uploaded file that cannot be turned into a 28x28 input; the message says why."""
+
+
+MAX_SIDE = 1024  # images are shrunk to this before any per-pixel work
+
+
+def _to_grey(img) -> np.ndarray:
+    """A PIL image (any mode, first frame) -> float64 (H, W) in [0, 1], transparency composited away."""
+    from PIL import Image
+
+    if getattr(img, "n_frames", 1) > 1:
+        img.seek(0)  # animated GIF / WebP / multi-page TIFF: the first frame
+    if max(img.size) > MAX_SIDE:
+        img.draft("L", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at reduced size
+        img = img.copy()
+        img.thumbnail((MAX_SIDE, MAX_SIDE))
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16-bit / 32-bit grey: scale by its own range
+        a = np.asarray(img, np.float64)
+        lo, hi = a.min(), a.max()
+        return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+    alpha = None
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        alpha = np.asarray(img.getchannel("A"), np.float64) / 255
+    grey = np.asarray(img.convert("L"), np.float64) / 255  # ITU-R 601 luma; CMYK and YCbCr convert too
+    if alpha is not None and alpha.min() < 0.99:
+        # Put the opaque drawing on the background that contrasts with it: transparent pixels are background.
+        opaque = alpha > 0.5
+        ink_is_light = grey[opaque].mean() > 0.5 if opaque.any() else False
+        grey = alpha * grey + (1 - alpha) * (0.0 if ink_is_light else 1.0)
+    return grey
+
+
+def prepare_image(image, dataset: str = "fashion-mnist") -> tuple[np.ndarray, list[str]]:
+    """Turn a user's image into what a model of ``dataset`` expects: (28, 28) float32 in [0, 1],
+    grey, light object on a dark background, cropped to the object, scaled and centred the way
+    the dataset was made. Returns (image, notes saying what was done).
+
+    ``image``: a path, a PIL image or an array (H, W[, C]) of uint8 or floats in [0, 1].
+    Fashion-MNIST: the product's longest side is scaled to 28 px and it is centred.
+    MNIST and digits: the digit is fitted into a 20x20 box and centred by its centre of mass.
+    Raises :class:`ImageError` with a readable message for anything unusable.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    notes = []
+    try:
+        if isinstance(image, (str, os.PathLike)):
+            with Image.open(image) as img:
+                img.load()
+                grey = _to_grey(img)
+        elif isinstance(image, Image.Image):
+            grey = _to_grey(image)
+        else:
+            a = np.asarray(image)
+            if a.ndim == 3 and a.shape[-1] in (1, 3, 4):
+                a = a[..., :3].mean(-1) if a.shape[-1] >= 3 else a[..., 0]
+            if a.ndim != 2 or a.size == 0:
+                raise ImageError(f"expected a 2-D grey or (H, W, 3/4) colour image, got shape {np.shape(image)}")
+            grey = a.astype(np.float64) / (255.0 if a.dtype == np.uint8 or a.max() > 1 else 1.0)
+    except ImageError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise ImageError(f"could not read the image ({type(err).__name__}: {err}); "
+                         "upload a PNG, JPEG, WebP, GIF, BMP or TIFF file") from err
+    except Image.DecompressionBombError as err:
+        raise ImageError(f"the image is too large to decode safely ({err})") from err
+    h, w = grey.shape
+    if not np.isfinite(grey).all():
+        raise ImageError("the image contains NaN or infinite values")
+    notes.append(f"read {w}×{h}")
+
+    # Polarity: the border is the background. Datasets here are light objects on black.
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    background = float(np.median(border))
+    if background > 0.5:
+        grey, background = 1.0 - grey, 1.0 - background
+        notes.append("inverted (light background)")
+    x = np.clip((grey - background) / max(1.0 - background, 1e-6), 0, 1)
+
+    ink = x > 0.1 * x.max() if x.max() > 0 else np.zeros_like(x, bool)
+    if x.max() < 0.05 or ink.sum() == 0:
+        notes.append("no object found: the image is blank or has no contrast")
+        return np.zeros((28, 28), np.float32), notes
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    x = x[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]  # crop to the object
+    box = 20 if dataset in ("mnist", "mnist-5k", "digits") else 28
+    scale = box / max(x.shape)
+    size = (max(1, round(x.shape[1] * scale)), max(1, round(x.shape[0] * scale)))  # PIL: (W, H)
+    small = np.asarray(Image.fromarray((x * 255).astype(np.uint8)).resize(size, Image.LANCZOS), np.float64) / 255
+    out = np.zeros((28, 28))
+    top, left = (28 - small.shape[0]) // 2, (28 - small.shape[1]) // 2
+    out[top:top + small.shape[0], left:left + small.shape[1]] = small
+    if box == 20:  # MNIST convention: shift the centre of mass to the centre of the 28x28 frame
+        total = out.sum()
+        if total > 0:
+            cy = (out.sum(1) * np.arange(28)).sum() / total
+            cx = (out.sum(0) * np.arange(28)).sum() / total
+            dy, dx = int(round(13.5 - cy)), int(round(13.5 - cx))
+            out = np.roll(np.roll(out, dy, 0), dx, 1)
+        notes.append("fitted into 20×20, centred by mass")
+    else:
+        notes.append("longest side scaled to 28 px, centred")
+    out = np.clip(out / max(out.max(), 1e-6), 0, 1)
+    return out.astype(np.float32), notes

@@ -99,3 +99,88 @@ def tile(images: np.ndarray, pad: int = 0) -> np.ndarray:
         images = np.pad(images, ((0, 0), (0, 0), (0, pad), (0, pad)), constant_values=1.0)
         h, w = h + pad, w + pad
     return images.transpose(0, 2, 1, 3).reshape(r * h, c * w)  # (r, h, c, w) -> (r*h, c*w)
+
+
+# --- interpolation -------------------------------------------------------------------------
+
+def lerp(z0: np.ndarray, z1: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Straight line (1 - t) z0 + t z1 for each t; returns (len(t), D)."""
+    z0, z1 = np.asarray(z0, np.float64), np.asarray(z1, np.float64)
+    t = np.asarray(t, np.float64)[:, None]  # (T, 1)
+    return (1 - t) * z0 + t * z1
+
+
+def slerp(z0: np.ndarray, z1: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Spherical interpolation (Shoemake 1985; White 2016 for latent spaces):
+    sin((1-t)Ω)/sin Ω · z0 + sin(tΩ)/sin Ω · z1 with cos Ω = z0·z1 / (|z0||z1|).
+
+    Follows the great circle between the two directions, so for Gaussian codes the norm stays
+    near the shell where the prior's mass is instead of cutting through the low-norm middle.
+    Falls back to :func:`lerp` for (anti)parallel codes, where the circle is undefined."""
+    z0, z1 = np.asarray(z0, np.float64), np.asarray(z1, np.float64)
+    n0, n1 = np.linalg.norm(z0), np.linalg.norm(z1)
+    if n0 < 1e-12 or n1 < 1e-12:
+        return lerp(z0, z1, t)
+    cos = np.clip(z0 @ z1 / (n0 * n1), -1.0, 1.0)
+    omega = np.arccos(cos)
+    if np.sin(omega) < 1e-6:
+        return lerp(z0, z1, t)
+    t = np.asarray(t, np.float64)[:, None]  # (T, 1)
+    return (np.sin((1 - t) * omega) * z0 + np.sin(t * omega) * z1) / np.sin(omega)
+
+
+# --- attribute vectors ---------------------------------------------------------------------
+
+PROPERTIES = {
+    "ink": "mean pixel intensity (how much of the 28×28 frame is covered, and how strongly)",
+    "width": "columns spanned by the ink (pixels above 0.25), in pixels",
+    "height": "rows spanned by the ink (pixels above 0.25), in pixels",
+    "brightness": "mean intensity of the inked pixels (above 0.25): how light the object is",
+}
+INK_THRESHOLD = 0.25
+
+
+def pixel_property(images: np.ndarray, name: str) -> np.ndarray:
+    """A property measured on the pixels of (N, 28, 28) or (N, 1, 28, 28) images in [0, 1]; (N,)."""
+    x = np.asarray(images, np.float64).reshape(len(images), -1, np.shape(images)[-1])  # (N, H, W)
+    if name == "ink":
+        return x.mean((1, 2))
+    inked = x > INK_THRESHOLD
+    if name == "brightness":
+        return np.where(inked.any((1, 2)), (x * inked).sum((1, 2)) / np.maximum(inked.sum((1, 2)), 1), 0.0)
+    if name in ("width", "height"):
+        axis = 1 if name == "width" else 2  # width: which columns have ink (any over rows)
+        occupied = inked.any(axis)           # (N, W) or (N, H)
+        idx = np.arange(occupied.shape[1])
+        first = np.where(occupied, idx, occupied.shape[1]).min(1)
+        last = np.where(occupied, idx, -1).max(1)
+        return np.maximum(last - first + 1, 0).astype(np.float64)
+    raise ValueError(f"unknown pixel property {name!r}; choose from {sorted(PROPERTIES)}")
+
+
+def quantile_masks(values: np.ndarray, q: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    """(top, bottom): boolean masks of the values in the top and bottom ``q`` quantiles."""
+    if not 0 < q <= 0.5:
+        raise ValueError(f"quantile must be in (0, 0.5], got {q}")
+    values = np.asarray(values, np.float64)
+    lo, hi = np.quantile(values, [q, 1 - q])
+    return values >= hi, values <= lo
+
+
+def attribute_vector(codes: np.ndarray, group_a: np.ndarray, group_b: np.ndarray) -> np.ndarray:
+    """mean code of group A minus mean code of group B (boolean masks or index arrays over ``codes``)."""
+    codes = np.asarray(codes, np.float64)
+    a, b = codes[group_a], codes[group_b]
+    if len(a) == 0 or len(b) == 0:
+        raise ValueError(f"attribute groups must be non-empty (A has {len(a)} codes, B has {len(b)})")
+    return a.mean(0) - b.mean(0)
+
+
+def along(z: np.ndarray, vector: np.ndarray, strengths: np.ndarray) -> np.ndarray:
+    """z + s·vector for each strength s; (len(strengths), D)."""
+    return np.asarray(z, np.float64)[None] + np.asarray(strengths, np.float64)[:, None] * vector[None]
+
+
+def analogy(z_a: np.ndarray, z_b: np.ndarray, z_c: np.ndarray) -> np.ndarray:
+    """A − B + C: what C becomes after the change that turns B into A."""
+    return np.asarray(z_a, np.float64) - np.asarray(z_b, np.float64) + np.asarray(z_c, np.float64)

@@ -71,3 +71,23 @@ def elbo_and_iwae(model, x: torch.Tensor, k: int = 100, batch: int = 50) -> dict
 def classifier_accuracy(classifier, x: torch.Tensor, y: torch.Tensor) -> float:
     pred = _batched(lambda b: classifier.predict_proba(b).argmax(-1), x)
     return float((pred == y.cpu()).float().mean())
+
+
+def linear_probe_accuracy(train_codes, train_labels, test_codes, test_labels, max_train: int = 10000,
+                          seed: int = 0) -> dict:
+    """How linearly readable the classes are from a latent: a multinomial logistic regression
+    (scikit-learn, standardised codes) fitted on train-split codes, accuracy on test-split codes.
+
+    At most ``max_train`` training codes (a seeded subset) keep it to seconds on a CPU."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    train_codes, train_labels = np.asarray(train_codes), np.asarray(train_labels)
+    if len(train_codes) > max_train:
+        keep = np.random.default_rng(seed).choice(len(train_codes), max_train, replace=False)
+        train_codes, train_labels = train_codes[keep], train_labels[keep]
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    probe.fit(train_codes, train_labels)
+    acc = float((probe.predict(np.asarray(test_codes)) == np.asarray(test_labels)).mean())
+    return {"linear_probe": acc, "probe_train": int(len(train_codes)), "probe_test": int(len(test_codes))}

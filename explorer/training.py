@@ -184,6 +184,7 @@ def evaluate_checkpoint(model, family: str, dataset: str, root=None, n_fid: int 
     if family == "classifier":
         return {"test_accuracy": metrics.classifier_accuracy(model, xt, yt), "test_images": len(xt)}
     out = {"test_mse": metrics.reconstruction_mse(model, xt), "test_images": len(xt)}
+    out.update(linear_probe(model, dataset, xt, yt))
     if model.is_variational:
         out.update(metrics.elbo_and_iwae(model, xt[:iw_images], k=iw_samples))
     zoo = checkpoints.Zoo(root)
@@ -198,6 +199,16 @@ def evaluate_checkpoint(model, family: str, dataset: str, root=None, n_fid: int 
         perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(4321))[:n]
         out.update(metrics.fid_with_floor(clf, samples, xt[:n], train[perm]))
     return out
+
+
+def linear_probe(model, dataset: str, xt: torch.Tensor, yt: torch.Tensor) -> dict:
+    """Linear-probe accuracy of the model's codes (train split -> test split), see metrics.py."""
+    train = data.load(dataset, "train")
+
+    def codes(x):
+        return torch.cat([model.encode(x[i:i + 1000]).cpu() for i in range(0, len(x), 1000)]).numpy()
+
+    return metrics.linear_probe_accuracy(codes(train.floats()), train.labels.numpy(), codes(xt), yt.numpy())
 
 
 def reevaluate(name: str, root=None) -> dict:
@@ -220,6 +231,9 @@ def model_card(name: str, family: str, config: dict, meta: dict, results: dict) 
     notes = {
         "fid": "classifier-FID of 5,000 prior samples against the test set, on this dataset's in-project "
                "classifier's penultimate features; `fid_floor` is real-vs-real (train vs test) at the same N",
+        "linear_probe": f"accuracy of a logistic regression on standardised codes, fitted on "
+                        f"{results.get('probe_train')} train-split codes, tested on {results.get('probe_test')} "
+                        "test-split codes",
         "iw_nll": f"importance-weighted NLL (Burda et al.) with {results.get('iw_samples')} samples on the "
                   f"first {results.get('iw_images')} test images, nats per image, Bernoulli decoder",
     }
