@@ -33,6 +33,12 @@ PRESETS = {
     "ae-16": ("ae", {"latent_dim": 16}, 20, 2e-3),
     "vae-16": ("vae", {"latent_dim": 16}, 20, 2e-3),
     "gmm-vae-16": ("gmm-vae", {"latent_dim": 16, "components": 3}, 15, 2e-3),
+    # Diffusion (models/diffusion.py): eps-prediction, class-conditional with label dropout, EMA weights.
+    # The pixel UNets take ~13 min per Fashion-MNIST epoch on one CPU thread; a GPU does an epoch in seconds.
+    "ddpm-linear": ("ddpm", {"schedule": "linear"}, 30, 1e-3),
+    "ddpm-cosine": ("ddpm", {"schedule": "cosine"}, 30, 1e-3),
+    # latent diffusion over the standardised codes of this dataset's vae-16 checkpoint (stored inside)
+    "ldm-vae-16": ("ddpm", {"space": "latent", "vae": "vae-16", "schedule": "cosine"}, 60, 1e-3),
 }
 # Every shipped checkpoint, in build order (each dataset's classifier first: the others' FID needs it).
 SHIPPED = [("fashion-mnist", p) for p in ("classifier", "vae-2d", "ae-16", "vae-16", "gmm-vae-16")] + \
@@ -51,6 +57,52 @@ def _dist():
     if not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return dist.get_rank(), world
+
+
+class EMA:
+    """Exponential moving average of a model's trainable parameters (frozen ones and buffers follow the
+    model), with the usual warm-up decay min(decay, (1 + n) / (10 + n)) after n updates."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay, self.updates = decay, 0
+        self.shadow = {k: p.detach().clone() for k, p in model.named_parameters() if p.requires_grad}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for k, p in model.named_parameters():
+            if k in self.shadow:
+                self.shadow[k].lerp_(p.detach(), 1 - d)
+
+    @torch.no_grad()
+    def copy_to(self, model: torch.nn.Module) -> None:
+        for k, p in model.named_parameters():
+            if k in self.shadow:
+                p.copy_(self.shadow[k])
+
+    def state_dict(self) -> dict:
+        return {"updates": self.updates, "shadow": self.shadow}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.updates = int(state["updates"])
+        for k, v in state["shadow"].items():
+            self.shadow[k].copy_(v)
+
+
+def _latent_source(config: dict, dataset: str, out) -> tuple[dict, torch.nn.Module | None]:
+    """For a latent diffusion config: load the VAE it names (from ``out``'s zoo, else the shipped one)
+    and put its family and config into the config, so the model is rebuilt from its config alone."""
+    if config.get("space") != "latent":
+        return config, None
+    name = config.get("vae") or "vae-16"
+    name = name if "/" in name else f"{dataset}/{name}"
+    for zoo in ([checkpoints.Zoo(out)] if out else []) + [checkpoints.Zoo()]:
+        if name in zoo.available():
+            vae, info = zoo.load(name, device="cpu"), zoo.info(name)
+            return {**config, "vae": name, "vae_family": info["family"], "vae_config": info["config"]}, vae
+    raise checkpoints.CheckpointError(f"latent diffusion needs the checkpoint {name!r}; build it first with "
+                                      f"`{checkpoints.rebuild_command(name)}`")
 
 
 def train(preset: str, dataset: str = "fashion-mnist", epochs: int | None = None,
@@ -82,8 +134,13 @@ def train(preset: str, dataset: str = "fashion-mnist", epochs: int | None = None
     x, y = train_ds.floats(), train_ds.labels
     if limit:
         x, y = x[:limit], y[:limit]
-    model = models.build(family, {**base_config, **(config or {})}).to(device)
-    params = sum(p.numel() for p in model.parameters())
+    model_config, vae = _latent_source({**base_config, **(config or {})}, dataset, out)
+    model = models.build(family, model_config).to(device)
+    if vae is not None:  # the latent model trains on the VAE's standardised codes, encoded once
+        x = model.fit_codes(vae, x)
+    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    ema_decay = getattr(model.config, "ema_decay", 0.0)
+    ema = EMA(model, ema_decay) if ema_decay else None
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs, eta_min=lr * 0.05)
 
@@ -95,6 +152,8 @@ def train(preset: str, dataset: str = "fashion-mnist", epochs: int | None = None
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
         torch.set_rng_state(state["rng"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
         start_epoch, elapsed, history = state["epoch"], state["elapsed"], json.loads(state["history"])
         if rank == 0:
             print(f"resuming {name} at epoch {start_epoch}/{epochs}")
@@ -131,6 +190,8 @@ def train(preset: str, dataset: str = "fashion-mnist", epochs: int | None = None
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if ema is not None:
+                ema.update(model)
             for k, v in logs.items():  # exponential running mean for the bar
                 running[k] = v if k not in running else 0.98 * running[k] + 0.02 * v
             if step % 10 == 0:
@@ -144,9 +205,12 @@ def train(preset: str, dataset: str = "fashion-mnist", epochs: int | None = None
             out_dir.mkdir(parents=True, exist_ok=True)
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                         "rng": torch.get_rng_state(), "epoch": epoch + 1, "elapsed": elapsed,
-                        "history": json.dumps(history)}, resume_path)
+                        "history": json.dumps(history), **({"ema": ema.state_dict()} if ema else {})},
+                       resume_path)
 
     model.eval()
+    if ema is not None:  # ship the averaged weights: better samples than the last iterate
+        ema.copy_to(model)
     if rank != 0:
         return out_dir
     if hasattr(model, "fit_prior"):  # the AE samples from a Gaussian fitted to its training codes
@@ -155,7 +219,8 @@ def train(preset: str, dataset: str = "fashion-mnist", epochs: int | None = None
             "training": {"epochs": epochs, "batch_size": batch_size * world, "lr": lr, "seed": seed,
                          "train_images": len(x), "processes": world, "wall_time_s": round(elapsed, 1),
                          "hardware": hardware(device), "torch": torch.__version__,
-                         "parameters": params, "history": history}}
+                         "parameters": params, "history": history,
+                         **({"ema_decay": ema_decay} if ema else {})}}
     checkpoints.save(model, out_dir, family, meta)
     results = evaluate_checkpoint(model, family, dataset, out) if evaluate else {}
     (out_dir / checkpoints.METRICS).write_text(json.dumps(results, indent=2) + "\n")
@@ -181,6 +246,8 @@ def evaluate_checkpoint(model, family: str, dataset: str, root=None, n_fid: int 
     """Test-set metrics for a freshly trained model (see metrics.py for the conventions)."""
     test = data.load(dataset, "test")
     xt, yt = test.floats(), test.labels
+    if family == "ddpm":
+        return evaluate_diffusion(model, dataset, root)
     if family == "classifier":
         return {"test_accuracy": metrics.classifier_accuracy(model, xt, yt), "test_images": len(xt)}
     out = {"test_mse": metrics.reconstruction_mse(model, xt), "test_images": len(xt)}
@@ -211,6 +278,47 @@ def linear_probe(model, dataset: str, xt: torch.Tensor, yt: torch.Tensor) -> dic
     return metrics.linear_probe_accuracy(codes(train.floats()), train.labels.numpy(), codes(xt), yt.numpy())
 
 
+# How diffusion checkpoints are scored: DDIM-50 (eta = 0) samples, class-balanced labels, guidance 1
+# (the plain conditional model), at a fixed N small enough for minutes on a CPU (the floor is given
+# at the same N). The trade-off chart over samplers and step counts is a separate script.
+DIFFUSION_EVAL = {"n": 2000, "steps": 50, "sampler": "ddim", "eta": 0.0, "guidance": 1.0, "batch": 250}
+
+
+def _classifier(dataset: str, root, device):
+    """This dataset's classifier from ``root``'s zoo, else from the shipped one; None when neither has it."""
+    for zoo in (checkpoints.Zoo(root), checkpoints.Zoo()):
+        if f"{dataset}/classifier" in zoo.available():
+            return zoo.load(f"{dataset}/classifier", device=device)
+    return None
+
+
+def evaluate_diffusion(model, dataset: str, root=None, **overrides) -> dict:
+    """Held-out eps-MSE, and classifier-FID of DIFFUSION_EVAL samples with its floor and the time per image."""
+    cfg = {**DIFFUSION_EVAL, **overrides}
+    test = data.load(dataset, "test")
+    xt, yt = test.floats(), test.labels
+    k = min(2000, len(xt))
+    out = {"test_eps_mse": model.eps_mse(xt[:k], yt[:k], torch.Generator().manual_seed(1234)), "eps_mse_images": k}
+    clf = _classifier(dataset, root, next(model.parameters()).device)
+    if clf is None:
+        return out
+    train_x = data.load(dataset, "train").floats()
+    n = min(cfg["n"], len(xt), len(train_x))
+    labels = torch.arange(n) % model.config.classes  # class-balanced, like the test set
+    g = torch.Generator().manual_seed(1234)
+    t0 = time.perf_counter()
+    samples = torch.cat([model.sample(len(y), steps=cfg["steps"], sampler=cfg["sampler"], eta=cfg["eta"],
+                                      guidance=cfg["guidance"], labels=y, generator=g).cpu()
+                         for y in labels.split(cfg["batch"])])
+    seconds = time.perf_counter() - t0
+    perm = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(4321))[:n]  # as for every model
+    out.update(metrics.fid_with_floor(clf, samples, xt[:n], train_x[perm]))
+    out.update({"fid_sampler": f"{cfg['sampler']}-{cfg['steps']} eta={cfg['eta']} guidance={cfg['guidance']}",
+                "sample_ms_per_image": round(1000 * seconds / n, 2),
+                "sample_hardware": hardware(str(next(model.parameters()).device))})
+    return out
+
+
 def reevaluate(name: str, root=None) -> dict:
     """Recompute a checkpoint's test metrics and rewrite its metrics.json and card."""
     zoo = checkpoints.Zoo(root)
@@ -229,7 +337,10 @@ def model_card(name: str, family: str, config: dict, meta: dict, results: dict) 
     rows = "\n".join(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
                      for k, v in results.items())
     notes = {
-        "fid": "classifier-FID of 5,000 prior samples against the test set, on this dataset's in-project "
+        "fid": f"classifier-FID of {results.get('fid_n')} samples ({results.get('fid_sampler')}, class-balanced "
+               "labels) against the test set, on this dataset's in-project classifier's penultimate features; "
+               "`fid_floor` is real-vs-real (train vs test) at the same N" if "fid_sampler" in results else
+               "classifier-FID of 5,000 prior samples against the test set, on this dataset's in-project "
                "classifier's penultimate features; `fid_floor` is real-vs-real (train vs test) at the same N",
         "linear_probe": f"accuracy of a logistic regression on standardised codes, fitted on "
                         f"{results.get('probe_train')} train-split codes, tested on {results.get('probe_test')} "
@@ -237,7 +348,11 @@ def model_card(name: str, family: str, config: dict, meta: dict, results: dict) 
         "iw_nll": f"importance-weighted NLL (Burda et al.) with {results.get('iw_samples')} samples on the "
                   f"first {results.get('iw_images')} test images, nats per image, Bernoulli decoder",
     }
+    notes["test_eps_mse"] = (f"the training loss (eps-prediction MSE per element) on the first "
+                             f"{results.get('eps_mse_images')} test images at seeded random t")
+    notes["sample_ms_per_image"] = f"sampling time for the FID samples on {results.get('sample_hardware')}"
     explained = "\n".join(f"- `{k}`: {v}" for k, v in notes.items() if k in results)
+    ema = f" Weights: exponential moving average, decay {t['ema_decay']}." if t.get("ema_decay") else ""
     return f"""# {name}
 
 Family `{family}`, config `{json.dumps(config)}`, {t['parameters']:,} parameters.
@@ -249,7 +364,7 @@ Family `{family}`, config `{json.dumps(config)}`, {t['parameters']:,} parameters
     {meta['command']}
 
 {t['epochs']} epochs, batch {t['batch_size']}, Adam lr {t['lr']} with cosine decay, seed {t['seed']},
-{t['processes']} process(es). Wall time {t['wall_time_s']:.0f} s on {t['hardware']} (torch {t['torch']}).
+{t['processes']} process(es). Wall time {t['wall_time_s']:.0f} s on {t['hardware']} (torch {t['torch']}).{ema}
 
 ## Test metrics
 | metric | value |
@@ -258,6 +373,21 @@ Family `{family}`, config `{json.dumps(config)}`, {t['parameters']:,} parameters
 
 {explained}
 """
+
+
+def _rebuild_args(argv) -> list[str]:
+    """The CLI arguments that determine the checkpoint: where it is written, threads and how the run was
+    split into sessions (--resume, --stop-after) do not, so the card's command leaves them out."""
+    drop_flag, drop_value = {"--resume"}, {"--out", "--threads", "--stop-after"}
+    args, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in drop_flag or a.split("=", 1)[0] in drop_value:
+            skip = a in drop_value
+        else:
+            args.append(a)
+    return args
 
 
 def main(argv=None) -> None:
@@ -282,7 +412,7 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    command = "python -m explorer.training " + " ".join(shlex.quote(s) for s in (argv or sys.argv[1:]))
+    command = "python -m explorer.training " + " ".join(shlex.quote(s) for s in _rebuild_args(argv or sys.argv[1:]))
     if a.preset == "assets":
         for ds in ("fashion-mnist", "mnist-5k"):
             print(data.write_assets(ds, n=5000 if ds == "fashion-mnist" else 1000))

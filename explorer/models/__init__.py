@@ -1,10 +1,11 @@
 """One module per model family; each has a config dataclass and is rebuilt from it alone."""
 from .ae import AE, AEConfig
 from .classifier import Classifier, ClassifierConfig
+from .diffusion import DDPM, DDPMConfig
 from .gmm_vae import GMMVAE, GMMVAEConfig
 from .vae import VAE, VAEConfig
 
-FAMILIES = {"ae": AE, "vae": VAE, "gmm-vae": GMMVAE, "classifier": Classifier}
+FAMILIES = {"ae": AE, "vae": VAE, "gmm-vae": GMMVAE, "classifier": Classifier, "ddpm": DDPM}
 
 
 def build(family: str, config: dict):
@@ -16,4 +17,4 @@ def build(family: str, config: dict):
 
 
 __all__ = ["AE", "AEConfig", "VAE", "VAEConfig", "GMMVAE", "GMMVAEConfig", "Classifier",
-           "ClassifierConfig", "FAMILIES", "build"]
+           "ClassifierConfig", "DDPM", "DDPMConfig", "FAMILIES", "build"]

@@ -1,0 +1,209 @@
+"""Denoising diffusion (Ho et al. 2020), in pixel space or over a VAE's latent codes (Rombach et al. 2022).
+
+One family, ``"ddpm"``: the network predicts the noise eps (loss = ||eps - eps_theta(x_t, t, y)||^2,
+Ho et al. 2020 Eq. 14), class-conditional with label dropout so one network gives both halves of
+classifier-free guidance. Sampling is DDPM ancestral or DDIM, any step count <= T.
+
+    >>> m = zoo.load("fashion-mnist/ddpm-cosine")
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x = m.sample(16, steps=50, sampler="ddim", eta=0.0, guidance=2.0, labels=7, generator=g)
+    >>> for step in m.sample_progressive(16, steps=50, generator=g, decode=True):
+    ...     step.t, step.x_t, step.pred_x0          # images in [0, 1]
+
+In latent space (``space="latent"``) the model diffuses the VAE's standardised posterior means; the
+VAE itself (frozen) is stored inside the checkpoint, so the model decodes its own samples and is
+rebuilt from its config alone.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+from torch.nn import functional as F
+
+from .. import diffusion
+from ..nets import MLPDenoiser, UNet, UNetConfig
+from ..schedules import make_schedule
+from .base import ConfigModule
+
+SPACES = ("pixel", "latent")
+
+
+@dataclass
+class DDPMConfig:
+    schedule: str = "cosine"          # "linear" (Ho et al. 2020) | "cosine" (Nichol & Dhariwal 2021)
+    timesteps: int = 1000             # T
+    space: str = "pixel"              # "pixel": the UNet on 28x28 images scaled to [-1, 1]; "latent": VAE codes
+    classes: int = 10                 # label `classes` is the null label (unconditional)
+    label_dropout: float = 0.1        # P(label -> null) in training, for classifier-free guidance
+    ema_decay: float = 0.999          # training keeps an EMA of the weights and ships it
+    # pixel space: the UNet
+    channels: int = 32
+    mults: tuple = (1, 2, 2)
+    res_blocks: int = 1
+    attention: bool = True
+    dropout: float = 0.0
+    # latent space: the MLP denoiser and the VAE whose codes it models
+    vae: str = ""                     # checkpoint name, e.g. "fashion-mnist/vae-16" (provenance)
+    vae_family: str = "vae"
+    vae_config: dict = field(default_factory=dict)
+    latent_dim: int = 16
+    hidden: int = 256
+    blocks: int = 3
+
+
+def _labels(labels, n: int, null: int, device) -> torch.Tensor:
+    """None -> all null; an int -> that class for all; a sequence -> per image, with None / -1 -> null."""
+    if labels is None:
+        return torch.full((n,), null, dtype=torch.long, device=device)
+    if isinstance(labels, int):
+        labels = [labels] * n
+    y = torch.as_tensor([null if v is None else int(v) for v in labels] if not isinstance(labels, torch.Tensor)
+                        else labels, dtype=torch.long).to(device)
+    if y.shape != (n,):
+        raise ValueError(f"labels must be one class or {n} of them, got shape {tuple(y.shape)}")
+    y = torch.where(y < 0, torch.full_like(y, null), y)
+    if (y > null).any():
+        raise ValueError(f"labels must be in 0..{null - 1} (or None / -1 for unconditional)")
+    return y
+
+
+class DDPM(ConfigModule):
+    Config = DDPMConfig
+    is_variational = False
+
+    def __init__(self, config: DDPMConfig):
+        super().__init__(config)
+        if config.space not in SPACES:
+            raise ValueError(f"space must be one of {SPACES}, not {config.space!r}")
+        self.schedule = make_schedule(config.schedule, config.timesteps)  # rebuilt from the config, not stored
+        if config.space == "pixel":
+            self.net = UNet(UNetConfig(1, config.channels, tuple(config.mults), config.res_blocks,
+                                       config.attention, config.classes, config.dropout))
+        else:
+            from . import build
+
+            if not config.vae_config:
+                raise ValueError("a latent diffusion model needs vae_config (the VAE whose codes it models)")
+            self.vae = build(config.vae_family, config.vae_config).requires_grad_(False)
+            self.net = MLPDenoiser(config.latent_dim, config.hidden, config.blocks, config.classes)
+            self.register_buffer("code_mean", torch.zeros(config.latent_dim))
+            self.register_buffer("code_std", torch.ones(config.latent_dim))
+
+    # ---- data space
+    @property
+    def null_label(self) -> int:
+        return self.config.classes
+
+    @property
+    def sample_shape(self) -> tuple:
+        return (1, 28, 28) if self.config.space == "pixel" else (self.config.latent_dim,)
+
+    @property
+    def clip(self) -> float | None:
+        """Predicted x_0 is clamped to [-1, 1] in pixel space (the data's range); codes are not clamped."""
+        return 1.0 if self.config.space == "pixel" else None
+
+    @torch.no_grad()
+    def to_model_space(self, x: torch.Tensor) -> torch.Tensor:
+        """Images (N, 1, 28, 28) in [0, 1] -> what the model diffuses: pixels in [-1, 1] or standardised codes."""
+        x = x.to(self._device())
+        if self.config.space == "pixel":
+            return x * 2 - 1
+        return (self.vae.encode(x) - self.code_mean) / self.code_std  # (N, D)
+
+    @torch.no_grad()
+    def to_image(self, x: torch.Tensor) -> torch.Tensor:
+        """A model-space state (x_t, a predicted x_0, a sample) -> images (N, 1, 28, 28) in [0, 1]
+        (latent: the VAE decodes the de-standardised code, so noisy codes decode to something too)."""
+        if self.config.space == "pixel":
+            return ((x + 1) / 2).clamp(0, 1)
+        return self.vae.decode(x * self.code_std + self.code_mean)
+
+    @torch.no_grad()
+    def fit_codes(self, vae, x: torch.Tensor, batch: int = 1000) -> torch.Tensor:
+        """Latent space: take ``vae``'s weights, encode the training images ``x`` and fix the codes'
+        per-dimension mean and std; returns the standardised codes (N, D) to train on."""
+        self.vae.load_state_dict(vae.state_dict(), strict=True)
+        self.vae.to(self._device())
+        codes = torch.cat([self.vae.encode(x[i:i + batch]).cpu() for i in range(0, len(x), batch)])  # (N, D)
+        self.code_mean.copy_(codes.mean(0))
+        self.code_std.copy_(codes.std(0).clamp(min=1e-6))
+        return (codes - self.code_mean.cpu()) / self.code_std.cpu()
+
+    # ---- training
+    def loss(self, batch):
+        x, y = batch
+        x0 = x if self.config.space == "latent" and x.ndim == 2 else self.to_model_space(x)  # codes pre-encoded
+        B = x0.shape[0]
+        t = torch.randint(0, self.config.timesteps, (B,), device=x0.device)
+        noise = torch.randn_like(x0)
+        x_t = diffusion.q_sample(self.schedule, x0, t, noise)
+        drop = torch.rand(B, device=x0.device) < self.config.label_dropout
+        y = torch.where(drop, torch.full_like(y, self.null_label), y)
+        # L_simple = E ||eps - eps_theta(sqrt(ab_t) x_0 + sqrt(1 - ab_t) eps, t)||^2   (Ho et al. 2020, Eq. 14)
+        loss = F.mse_loss(self.net(x_t, t, y), noise)
+        return loss, {"loss": loss.item()}
+
+    @torch.no_grad()
+    def eps_mse(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator, batch: int = 500) -> float:
+        """The training loss on held-out images at seeded random t and noise (conditional, no dropout)."""
+        total = 0.0
+        for i in range(0, len(x), batch):
+            x0 = self.to_model_space(x[i:i + batch])
+            t = torch.randint(0, self.config.timesteps, (len(x0),), generator=generator).to(x0.device)
+            noise = diffusion.randn(x0.shape, generator, x0.device)
+            eps = self.net(diffusion.q_sample(self.schedule, x0, t, noise), t, y[i:i + batch].to(x0.device))
+            total += F.mse_loss(eps, noise, reduction="sum").item()
+        return total / (len(x) * x0[0].numel())
+
+    # ---- sampling (DESIGN.md API)
+    def eps_fn(self, labels: torch.Tensor, guidance: float = 1.0):
+        """(x_t, t) -> eps for the sampler, with classifier-free guidance at scale ``guidance``."""
+        null = torch.full_like(labels, self.null_label)
+        w = float(guidance)
+
+        @torch.no_grad()
+        def fn(x: torch.Tensor, t: int) -> torch.Tensor:
+            tt = torch.full((x.shape[0],), int(t), dtype=torch.long, device=x.device)
+            if w == 0:
+                return self.net(x, tt, null)
+            if w == 1:
+                return self.net(x, tt, labels)
+            both = self.net(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([labels, null]))  # (2N, ...)
+            cond, uncond = both.chunk(2)                                                         # (N, ...) each
+            return diffusion.guided_eps(uncond, cond, w)
+        return fn
+
+    @torch.no_grad()
+    def sample_progressive(self, n: int, steps: int | None = 50, sampler: str = "ddim", eta: float = 0.0,
+                           guidance: float = 1.0, labels=None, generator: torch.Generator | None = None,
+                           decode: bool = False) -> Iterator[diffusion.SamplerStep]:
+        """Yield every reverse step: ``SamplerStep(index, t, x_t, pred_x0, prev_sample)``.
+
+        States are in model space (pixels in [-1, 1] or standardised codes) unless ``decode``, which
+        turns all three into images in [0, 1]. ``labels``: None (unconditional), one class, or n of
+        them (None / -1 for unconditional ones); ``guidance`` w: eps_u + w (eps_c - eps_u).
+        ``steps=None`` means all T."""
+        device = self._device()
+        y = _labels(labels, n, self.null_label, device)
+        it = diffusion.sample_progressive(self.eps_fn(y, guidance), self.schedule.to(device), (n, *self.sample_shape),
+                                          steps, sampler, eta, generator, self.clip, device=device)
+        for step in it:
+            if decode:
+                step = step._replace(x_t=self.to_image(step.x_t), pred_x0=self.to_image(step.pred_x0),
+                                     prev_sample=self.to_image(step.prev_sample))
+            yield step
+
+    @torch.no_grad()
+    def sample(self, n: int, steps: int | None = 50, sampler: str = "ddim", eta: float = 0.0,
+               guidance: float = 1.0, labels=None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n images (N, 1, 28, 28) in [0, 1]; pass a seeded ``torch.Generator`` to repeat them."""
+        x = None
+        for step in self.sample_progressive(n, steps, sampler, eta, guidance, labels, generator):
+            x = step.prev_sample
+        return self.to_image(x)
+
+    def _device(self) -> torch.device:
+        return next(self.net.parameters()).device
