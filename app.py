@@ -37,8 +37,9 @@ def create(checkpoints=None, device="auto"):
     return demo, store
 
 
-def warm(store):
-    """Encode the default model's test set and render its map before the first visitor asks."""
+def warm(store, demo=None):
+    """Encode the default model's test set (and let each panel prepare its default view, e.g. the
+    projection map and thumbnails) before the first visitor asks."""
     def run():
         try:
             names = store.encoder_models()
@@ -46,6 +47,12 @@ def warm(store):
                 store.view(names[0])
         except Exception as err:  # a broken checkpoint is reported by the panel itself
             print(f"warm-up skipped: {err}")
+        for panel in getattr(demo, "panels", {}).values():
+            if hasattr(panel, "warm"):
+                try:
+                    panel.warm()
+                except Exception as err:
+                    print(f"warm-up of {type(panel).__name__} skipped: {err}")
     threading.Thread(target=run, daemon=True).start()
 
 
@@ -60,7 +67,7 @@ def launch_kwargs(args):
 def main(argv=None):
     args = parse_args(argv)
     demo, store = create(args.checkpoints, args.device)
-    warm(store)
+    warm(store, demo)
     demo.launch(**launch_kwargs(args))
 
 

@@ -109,3 +109,105 @@ class Raster:
         region = img[top:bottom, left:right]
         region[ring | cross] = color
         return img
+
+
+def _strip(ax, images: np.ndarray, gap: int = 2):
+    """Draw (T, 28, 28) images side by side on ``ax`` (white gaps), returning the centres' x."""
+    t, h, w = images.shape
+    canvas = np.ones((h, t * (w + gap) - gap))
+    for i, im in enumerate(images):
+        canvas[:, i * (w + gap):i * (w + gap) + w] = im
+    ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([]); ax.set_yticks([])
+    for s in ax.spines.values():
+        s.set_visible(False)
+    return np.arange(t) * (w + gap) + w / 2 - 0.5
+
+
+def interpolation_strips(rows: dict, ts: np.ndarray, norms: dict | None = None, title: str | None = None):
+    """Decoded interpolations, one strip per path (e.g. {"linear": (T,28,28), "slerp": ...}), with the
+    code norm |z| along each path plotted underneath when ``norms`` is given."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    n = len(rows) + (1 if norms else 0)
+    fig = Figure(figsize=(7.0, 1.05 * len(rows) + (1.5 if norms else 0) + 0.3), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    heights = [1.0] * len(rows) + ([1.25] if norms else [])
+    axes = fig.subplots(n, 1, gridspec_kw={"height_ratios": heights}, squeeze=False)[:, 0]
+    for ax, (name, images) in zip(axes, rows.items()):
+        _strip(ax, images)
+        ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=10)
+    if title:
+        axes[0].set_title(title, fontsize=10, loc="left")
+    if norms:
+        ax = axes[-1]
+        for name, values in norms.items():
+            ax.plot(ts, values, marker="o", ms=3, label=name)
+        ax.set_xlabel("t (0 = A, 1 = B)"); ax.set_ylabel("|z|")
+        ax.legend(fontsize=8, frameon=False, ncol=len(norms)); ax.grid(alpha=0.3)
+        ax.set_xlim(-0.03, 1.03)
+    return fig
+
+
+def strip_with_curve(images: np.ndarray, xs: np.ndarray, curves: dict, xlabel: str, ylabel: str,
+                     title: str | None = None, marker: float | None = None):
+    """A strip of decoded images over a line plot of measured values at the same positions
+    (``curves`` = {name: values}); ``marker`` draws a vertical line at that x."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.0, 3.3), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    top, bottom = fig.subplots(2, 1, gridspec_kw={"height_ratios": [1.0, 1.5]})
+    _strip(top, images)
+    if title:
+        top.set_title(title, fontsize=10, loc="left")
+    for name, values in curves.items():
+        bottom.plot(xs, values, marker="o", ms=3, label=name)
+    if marker is not None:
+        bottom.axvline(marker, color="crimson", lw=1, ls="--", label="slider")
+    bottom.set_xlabel(xlabel); bottom.set_ylabel(ylabel); bottom.grid(alpha=0.3)
+    bottom.legend(fontsize=8, frameon=False, loc="best")
+    return fig
+
+
+def image_row(images: list, titles: list[str], title: str | None = None):
+    """A row of images with titles (e.g. A − B + C = result)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(1.45 * len(images) + 0.3, 1.9), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(images), squeeze=False)[0]
+    for ax, im, t in zip(axes, images, titles):
+        ax.imshow(im, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(t, fontsize=9); ax.set_xticks([]); ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=10, x=0.01, ha="left")
+    return fig
+
+
+def error_histogram(errors: dict, threshold: float | None = None, marks: dict | None = None,
+                    title: str | None = None, xlabel: str = "reconstruction error (MSE per pixel)"):
+    """Overlaid histograms of per-image errors for several sets ({name: values}), a threshold line
+    and named vertical marks (e.g. the uploaded image's error). Log-spaced bins."""
+    fig, ax = _figure((6.4, 3.2))
+    values = np.concatenate([np.asarray(v, np.float64) for v in errors.values()])
+    values = values[values > 0]
+    lo, hi = (values.min(), values.max()) if len(values) else (1e-4, 1.0)
+    for v in (marks or {}).values():
+        lo, hi = min(lo, v), max(hi, v)
+    bins = np.geomspace(max(lo, 1e-6) * 0.9, hi * 1.1, 50)
+    for name, v in errors.items():
+        ax.hist(np.clip(v, bins[0], bins[-1]), bins=bins, alpha=0.55, label=f"{name} ({len(v):,})", density=True)
+    ax.set_xscale("log")
+    if threshold is not None:
+        ax.axvline(threshold, color="black", lw=1.2, ls="--", label="threshold")
+    for name, v in (marks or {}).items():
+        ax.axvline(v, color="crimson", lw=2, label=name)
+    ax.set_xlabel(xlabel); ax.set_ylabel("density")
+    if title:
+        ax.set_title(title, fontsize=10, loc="left")
+    ax.legend(fontsize=8, frameon=False)
+    return fig

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import latent_grid
+from . import latent_grid, projection
 from .store import Store
 
 CSS = """
@@ -13,8 +13,6 @@ footer { display: none !important; }
 """
 
 UPCOMING = {
-    "Projection": "Click-to-decode UMAP / PCA / t-SNE maps of any model's codes, interpolation strips, "
-                  "trustworthiness and linear-probe accuracy, TensorBoard projector export.",
     "Attribute vectors": "Latent arithmetic (class and pixel-property vectors), your own uploaded image, "
                          "analogies, and anomaly scores by reconstruction error.",
     "Diffusion": "Forward noising and step-by-step denoising (DDPM / DDIM, linear / cosine schedules, "
@@ -32,9 +30,13 @@ def build_app(store: Store, title: str = "Latent Space Explorer") -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Latent grid", id="latent-grid-tab"):
                 panels["latent_grid"] = latent_grid.build(store)
+            with gr.Tab("Projection", id="projection-tab") as proj_tab:
+                panels["projection"] = projection.build(store)
             for name, text in UPCOMING.items():
                 with gr.Tab(name):
                     gr.Markdown(f"**Coming next.** {text}")
+        fn, inputs, outputs, opts = panels["projection"].open_event
+        proj_tab.select(fn, inputs, outputs, api_name=False, **opts)  # maps load when the tab is opened
         lg = panels["latent_grid"]
         if lg.initial:  # the decoded point first, then the map and grid
             point, plots = lg.initial

@@ -13,7 +13,7 @@ from functools import wraps
 import numpy as np
 import torch
 
-from .. import data, latents, plotting
+from .. import data, latents, plotting, projection
 from ..checkpoints import CheckpointError, Zoo
 
 ENCODER_FAMILIES = ("ae", "vae", "gmm-vae")
@@ -53,6 +53,10 @@ class Store:
         self._models: dict = {}
         self._views: dict = {}
         self._rasters: OrderedDict = OrderedDict()
+        self._datasets: dict = {}
+        self._sprites: dict = {}
+        self._projections: dict = {}
+        self._key_locks: dict = {}
 
     def encoder_models(self) -> list[str]:
         """Names of the checkpoints with an encoder, 2-D models first."""
@@ -76,7 +80,7 @@ class Store:
     def view(self, name: str) -> LatentView:
         if name not in self._views:
             model = self.model(name)
-            ds = data.load_assets(self.zoo.info(name)["dataset"])
+            ds = self.dataset(self.zoo.info(name)["dataset"])
             x = ds.floats()
             codes = torch.cat([model.encode(x[i:i + 1000]).cpu() for i in range(0, len(x), 1000)]).numpy()
             plane = latents.LatentPlane(n_components=6).fit(codes)
@@ -97,3 +101,58 @@ class Store:
         if len(self._rasters) > 32:
             self._rasters.popitem(last=False)
         return raster
+
+    @_locked
+    def dataset(self, name: str) -> data.Dataset:
+        """The shipped test subset of dataset ``name`` (assets/), loaded once."""
+        if name not in self._datasets:
+            self._datasets[name] = data.load_assets(name)
+        return self._datasets[name]
+
+    def dataset_of(self, model_name: str) -> str:
+        return self.zoo.info(model_name)["dataset"]
+
+    @_locked
+    def sprite(self, dataset: str) -> tuple[str, int]:
+        """(data URL of the thumbnail mosaic, thumbnails per row) for the map's hover tooltips."""
+        if dataset not in self._sprites:
+            from .point_map import sprite_url
+
+            images = self.dataset(dataset).images.numpy()
+            self._sprites[dataset] = (sprite_url(projection.sprite(images)), int(np.ceil(np.sqrt(len(images)))))
+        return self._sprites[dataset]
+
+    def _key_lock(self, key) -> threading.Lock:
+        with self._lock:
+            return self._key_locks.setdefault(key, threading.Lock())
+
+    def projection(self, name: str, method: str, progress=None) -> projection.Projection:
+        """The 2-D map of model ``name``'s test codes by ``method`` (shipped, cached or computed).
+
+        Computing holds only this (model, method)'s lock, so other requests keep being served."""
+        key = (name, method)
+        with self._key_lock(key):
+            if key not in self._projections:
+                view = self.view(name)
+                self._projections[key] = projection.for_checkpoint(self.zoo, name, method, codes=view.codes,
+                                                                    progress=progress)
+            return self._projections[key]
+
+    def metrics(self, name: str) -> dict:
+        """The checkpoint's metrics.json (empty when absent or unreadable)."""
+        import json
+
+        try:
+            return json.loads((self.zoo.path(name) / "metrics.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def classifier(self, dataset: str):
+        """The dataset's in-project classifier, or None when it is not in the zoo or broken."""
+        name = f"{dataset}/classifier"
+        if name not in self.zoo.available("classifier"):
+            return None
+        try:
+            return self.model(name)
+        except CheckpointError:
+            return None

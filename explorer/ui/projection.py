@@ -1,0 +1,279 @@
+"""The "Projection" panel: a 2-D map (UMAP / PCA / t-SNE) of 5,000 test codes that you hover for
+thumbnails and click to decode; two picks give linear and spherical interpolation strips; a second
+model's map can sit beside the first; the codes export for TensorBoard's Embedding Projector.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import torch
+
+from .. import latents, plotting, projection
+from ..checkpoints import CheckpointError
+from .point_map import payload, point_map
+from .store import Store
+
+NONE = "(none)"
+METHOD_KEYS = {label: key for key, label in projection.METHODS.items()}  # "UMAP" -> "umap"
+STEPS = 9
+
+EXPLANATION = r"""
+### How to read the map
+Each dot is one of 5,000 test images, placed by a 2-D projection of its code $z=f_\phi(x)$ and coloured by
+its true class (the model never saw the labels). **PCA** keeps the two directions of largest variance: distances
+are honest but clusters overlap. **t-SNE** matches neighbour probabilities,
+$\min_Y \mathrm{KL}(P\,\|\,Q)$ with Gaussian $p_{j\mid i}$ in the latent and Student-t $q_{ij}$ on the map: local
+neighbourhoods are kept, global distances and cluster sizes are not. **UMAP** builds a fuzzy $k$-nearest-neighbour
+graph of the codes and lays it out with a cross-entropy objective: similar local faithfulness, more of the global
+layout, and much faster.
+
+**Trustworthiness** (Venna & Kaski, 2001) measures whether map neighbours are real neighbours:
+$$T(k)=1-\frac{2}{nk(2n-3k-1)}\sum_{i=1}^{n}\sum_{j\in U_k(i)}\big(r(i,j)-k\big),$$
+where $U_k(i)$ are the points among $i$'s $k$ nearest on the map but not in the latent space and $r(i,j)$ is $j$'s
+rank among $i$'s latent neighbours. 1 = no invented neighbours; around 0.5 = random.
+
+**Linear probe:** a logistic regression $p(y\mid z)=\operatorname{softmax}(Wz+b)$ fitted on train-split codes and
+scored on test-split codes: how much class information a *linear* read-out finds in the latent.
+
+**Interpolation** between picks A and B: linear $z_t=(1-t)z_A+tz_B$, and spherical (slerp)
+$z_t=\frac{\sin((1-t)\Omega)}{\sin\Omega}z_A+\frac{\sin(t\Omega)}{\sin\Omega}z_B$ with
+$\cos\Omega=\frac{z_A\cdot z_B}{\lVert z_A\rVert\lVert z_B\rVert}$. In high dimensions Gaussian codes
+concentrate near a shell $\lVert z\rVert\approx\sqrt{D}$; the straight line cuts through the low-norm middle,
+the great circle stays near the shell (see the $|z|$ curves).
+"""
+
+
+def _pixels(fig) -> np.ndarray:
+    return plotting.Raster.from_figure(fig).pixels
+
+
+def _short(name: str) -> str:
+    return name.split("/", 1)[-1]
+
+
+class ProjectionPanel:
+    """The panel's logic, callable without widgets (tests use it directly)."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def default(self) -> str | None:
+        models = self.models()
+        return next((m for m in models if m.endswith("/vae-16")), models[0] if models else None)
+
+    def warm(self) -> None:
+        """Prepare the default map (codes, shipped projection, thumbnails) so the tab opens fast."""
+        name = self.default()
+        if name:
+            self.map_value(name, "umap")
+            self.store.sprite(self.store.dataset_of(name))
+
+    def models(self) -> list[str]:
+        names = self.store.encoder_models()
+        # 16-D models first: their maps are the interesting ones (a 2-D code is its own map)
+        return sorted(names, key=lambda n: (self._dim(n) <= 2, n))
+
+    def _dim(self, name: str) -> int:
+        try:
+            return int(self.store.zoo.info(name)["config"].get("latent_dim", 0))
+        except CheckpointError:
+            return 0
+
+    def partners(self, name: str) -> list[str]:
+        """Models that can be compared with ``name``: same dataset, so the same 5,000 images."""
+        try:
+            ds = self.store.dataset_of(name)
+        except CheckpointError:
+            return [NONE]
+        out = [NONE]
+        for n in self.models():
+            try:
+                if n != name and self.store.dataset_of(n) == ds:
+                    out.append(n)
+            except CheckpointError:
+                continue
+        return out
+
+    def stats(self, name: str, p: projection.Projection) -> str:
+        m = self.store.metrics(name)
+        probe = (f"linear probe **{m['linear_probe']:.1%}** ({m['probe_train']:,} train → {m['probe_test']:,} "
+                 f"test codes)" if "linear_probe" in m else
+                 f"linear probe not measured yet: `{self.store.zoo.info(name)['command']} --evaluate-only`")
+        source = {"shipped": "shipped with the checkpoint", "cache": "from the disk cache",
+                  "computed": f"computed in {p.seconds:.1f} s, now cached"}[p.source]
+        return (f"**{_short(name)}** · {p.label} trustworthiness **{p.trustworthiness:.3f}** "
+                f"(k={projection.TRUST_NEIGHBORS}) · {probe} · {len(p.coords):,} test images · {source}")
+
+    def map_value(self, name: str, method: str, progress=None) -> tuple[dict, str]:
+        p = self.store.projection(name, method, progress)
+        view = self.store.view(name)
+        _, side = self.store.sprite(self.store.dataset_of(name))
+        dim = view.latent_dim
+        title = f"{_short(name)}: {p.label} of {dim}-D codes"
+        value = payload(p.coords, view.labels, view.classes, title, (f"{p.label} 1", f"{p.label} 2"),
+                        sprite_side=side)
+        return value, self.stats(name, p)
+
+    # --- handlers ------------------------------------------------------------------------------
+
+    def on_open(self, name: str, method_label: str, compare: str, shown: dict | None,
+                progress=gr.Progress()):
+        """(Re)draw the map(s). ``shown`` is what this session's page already has, so switching
+        tabs or methods resends neither the maps nor the ~1 MB thumbnail sprite needlessly."""
+        method = METHOD_KEYS.get(method_label)
+        if method is None:
+            raise gr.Error(f"unknown projection method {method_label!r}")
+        shown = dict(shown or {})
+        say = (lambda f, text: progress(f, desc=text))
+        outputs = []
+        for slot, model in (("a", name), ("b", compare)):
+            if slot == "b" and (not model or model == NONE):
+                outputs += [gr.skip(), "", gr.Column(visible=False)]
+                shown.pop("b", None)
+                continue
+            key = (model, method)
+            if shown.get(slot) == list(key):
+                outputs += [gr.skip(), gr.skip(), gr.Column(visible=True)]
+                continue
+            try:
+                value, stats = self.map_value(model, method, say)
+            except CheckpointError as err:
+                outputs += [gr.HTML(value={"message": f"{model}: unavailable"}), f"⚠️ {err}", gr.Column(visible=True)]
+                shown.pop(slot, None)
+                continue
+            ds = self.store.dataset_of(model)
+            update = {"value": value, "sel": []}
+            if shown.get(f"{slot}-ds") != ds:
+                update["sprite"] = self.store.sprite(ds)[0]
+                shown[f"{slot}-ds"] = ds
+            shown[slot] = list(key)
+            outputs += [gr.HTML(**update), stats, gr.Column(visible=True)]
+        return [outputs[0], outputs[1], outputs[3], outputs[4], outputs[5], shown]
+
+    def on_model(self, name: str):
+        partners = self.partners(name)
+        return gr.Dropdown(choices=partners, value=NONE)
+
+    @torch.no_grad()
+    def details(self, name: str, compare: str, picks: list) -> tuple[np.ndarray, str, np.ndarray | None]:
+        """(image row: original + reconstructions, code text, interpolation strips or None) for the
+        picked dataset indices ``picks`` = [A or None, B]."""
+        models = [name] + ([compare] if compare and compare != NONE else [])
+        view = self.store.view(name)
+        n = len(view.codes)
+        picks = [None if p is None else int(p) for p in picks][-2:]
+        if not picks or picks[-1] is None or not all(p is None or 0 <= p < n for p in picks):
+            raise gr.Error(f"pick a test image index between 0 and {n - 1}")
+        i = picks[-1]
+        ds = self.store.dataset(self.store.dataset_of(name))
+        x = ds.floats()[i:i + 1]
+        images, titles = [x[0, 0].numpy()], [f"#{i} {view.classes[int(view.labels[i])]}"]
+        for m in models:
+            model = self.store.model(m)
+            images.append(model.reconstruct(x).clamp(0, 1)[0, 0].cpu().numpy())
+            titles.append(f"{_short(m)} recon.")
+        row = _pixels(plotting.image_row(images, titles))
+        z = view.codes[i]
+        code = (f"**Code of #{i}** under {_short(name)} ({len(z)}-D, |z| = {np.linalg.norm(z):.2f}):\n\n"
+                "`[" + ", ".join(f"{v:+.2f}" for v in z) + "]`")
+        strips = None
+        if len(picks) == 2 and picks[0] is not None and picks[0] != picks[1]:
+            a, b = picks
+            ts = np.linspace(0, 1, STEPS)
+            rows, norms = {}, {}
+            for m in models:
+                codes = self.store.view(m).codes
+                model = self.store.model(m)
+                for kind, path in (("linear", latents.lerp), ("slerp", latents.slerp)):
+                    zs = path(codes[a], codes[b], ts)  # (STEPS, D)
+                    xs = model.decode(torch.as_tensor(zs, dtype=torch.float32)).clamp(0, 1).cpu().numpy()[:, 0]
+                    label = kind if len(models) == 1 else f"{_short(m)}\n{kind}"
+                    rows[label] = xs
+                    norms[label.replace("\n", " ")] = np.linalg.norm(zs, axis=1)
+            title = f"A = #{a} ({view.classes[int(view.labels[a])]}) → B = #{b} ({view.classes[int(view.labels[b])]})"
+            strips = _pixels(plotting.interpolation_strips(rows, ts, norms, title))
+        return row, code, strips
+
+    def on_select(self, name: str, compare: str, evt: gr.SelectData):
+        picks = evt.value if isinstance(evt.value, list) else [None, evt.index]
+        try:
+            row, code, strips = self.details(name, compare, picks)
+        except CheckpointError as err:
+            raise gr.Error(str(err)) from err
+        hint = "" if strips is not None else "Click a second point to see the interpolation from A to B."
+        sel = [p for p in picks]
+        return (row, code, gr.Image(value=strips, visible=strips is not None), hint,
+                gr.HTML(sel=sel), gr.HTML(sel=sel))
+
+    def api_pick(self, name: str, compare: str, a: float | None, b: float):
+        """The same as clicking points A (optional) and B; for scripts and tests."""
+        picks = [None if a is None or a < 0 else int(a), int(b)]
+        row, code, strips = self.details(name, compare, picks)
+        return row, code, strips
+
+    def export(self, name: str) -> str:
+        try:
+            view = self.store.view(name)
+        except CheckpointError as err:
+            raise gr.Error(str(err)) from err
+        ds = self.store.dataset(self.store.dataset_of(name))
+        out = Path(tempfile.mkdtemp(prefix="lsx-export-")) / f"{name.replace('/', '-')}-projector.zip"
+        projection.export_projector(out, view.codes, view.labels, view.classes, ds.images.numpy(),
+                                    name=_short(name))
+        return str(out)
+
+
+def build(store: Store) -> ProjectionPanel:
+    panel = ProjectionPanel(store)
+    models = panel.models()
+    default = panel.default()
+    with gr.Row(equal_height=False):
+        model = gr.Dropdown(models, value=default, label="Model", scale=2, elem_id="proj-model")
+        method = gr.Radio(list(METHOD_KEYS), value="UMAP", label="Projection", scale=2, elem_id="proj-method")
+        compare = gr.Dropdown(panel.partners(default) if default else [NONE], value=NONE, scale=2,
+                              label="Compare with (same test images)", elem_id="proj-compare")
+        export_btn = gr.Button("Export for TensorBoard Projector", scale=1, size="md")
+    shown = gr.State({})
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5, min_width=360):
+            map_a = point_map("proj-map-a")
+            stats_a = gr.Markdown(elem_id="proj-stats-a")
+        with gr.Column(scale=5, min_width=360, visible=False) as col_b:
+            map_b = point_map("proj-map-b")
+            stats_b = gr.Markdown(elem_id="proj-stats-b")
+        with gr.Column(scale=4, min_width=320):
+            gr.Markdown("**Hover** a point for its image, **click** to decode it; click a second point for the "
+                        "interpolation A → B.")
+            row = gr.Image(label="Original and reconstruction", show_label=False, interactive=False,
+                           elem_id="proj-detail", buttons=[], height=200)
+            code = gr.Markdown(elem_id="proj-code")
+            hint = gr.Markdown()
+            strips = gr.Image(label="Interpolation A → B (linear above spherical)", show_label=False,
+                              interactive=False, visible=False, elem_id="proj-strips", buttons=["download"])
+            export_file = gr.File(label="Projector export (tensors.tsv, metadata.tsv, sprite.png, config)",
+                                  visible=False, elem_id="proj-export")
+    with gr.Accordion("What the map shows, and the formulas", open=False):
+        gr.Markdown(EXPLANATION, latex_delimiters=[{"left": "$$", "right": "$$", "display": True},
+                                                   {"left": "$", "right": "$", "display": False}])
+
+    open_outputs = [map_a, stats_a, map_b, stats_b, col_b, shown]
+    open_inputs = [model, method, compare, shown]
+    common = dict(concurrency_id="projection", concurrency_limit=1)
+    panel.open_event = (panel.on_open, open_inputs, open_outputs, common)
+    method.change(panel.on_open, open_inputs, open_outputs, api_name="project", **common)
+    compare.change(panel.on_open, open_inputs, open_outputs, api_name=False, **common)
+    model.change(panel.on_model, model, compare, api_name=False).then(
+        panel.on_open, open_inputs, open_outputs, api_name=False, **common)
+    select_out = [row, code, strips, hint, map_a, map_b]
+    map_a.select(panel.on_select, [model, compare], select_out, api_name=False, concurrency_id="model")
+    map_b.select(panel.on_select, [model, compare], select_out, api_name=False, concurrency_id="model")
+    export_btn.click(panel.export, model, export_file, api_name="export_projector").then(
+        lambda: gr.File(visible=True), None, export_file, api_name=False)
+    # scripting endpoint: the same as clicking A then B on the map
+    api_btn, a_in, b_in = gr.Button(visible=False), gr.Number(visible=False), gr.Number(visible=False)
+    api_btn.click(panel.api_pick, [model, compare, a_in, b_in], [row, code, strips], api_name="pick",
+                  concurrency_id="model")
+    return panel
