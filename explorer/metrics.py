@@ -91,3 +91,19 @@ def linear_probe_accuracy(train_codes, train_labels, test_codes, test_labels, ma
     probe.fit(train_codes, train_labels)
     acc = float((probe.predict(np.asarray(test_codes)) == np.asarray(test_labels)).mean())
     return {"linear_probe": acc, "probe_train": int(len(train_codes)), "probe_test": int(len(test_codes))}
+
+
+@torch.no_grad()
+def reconstruction_errors(model, x: torch.Tensor) -> np.ndarray:
+    """Per-image reconstruction MSE (N,), the anomaly score of the attribute panel."""
+    err = _batched(lambda b: ((model.reconstruct(b).clamp(0, 1).cpu() - b.cpu()) ** 2).flatten(1).mean(1), x)
+    return err.double().numpy()
+
+
+def roc_auc(scores_normal, scores_anomalous) -> float:
+    """Area under the ROC curve for "higher score = anomalous": the probability that a random
+    anomalous item scores higher than a random normal one (0.5 = chance, 1 = perfect)."""
+    from sklearn.metrics import roc_auc_score
+
+    s0, s1 = np.asarray(scores_normal, np.float64), np.asarray(scores_anomalous, np.float64)
+    return float(roc_auc_score(np.r_[np.zeros(len(s0)), np.ones(len(s1))], np.r_[s0, s1]))

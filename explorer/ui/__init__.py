@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import latent_grid, projection
+from . import attributes, latent_grid, projection
 from .store import Store
 
 CSS = """
@@ -13,8 +13,6 @@ footer { display: none !important; }
 """
 
 UPCOMING = {
-    "Attribute vectors": "Latent arithmetic (class and pixel-property vectors), your own uploaded image, "
-                         "analogies, and anomaly scores by reconstruction error.",
     "Diffusion": "Forward noising and step-by-step denoising (DDPM / DDIM, linear / cosine schedules, "
                  "pixel vs latent diffusion) that you can watch and scrub.",
     "DAE vs baseline": "The two-stage Decoupled Autoencoder (arXiv 2307.08283) measured against joint training.",
@@ -32,11 +30,16 @@ def build_app(store: Store, title: str = "Latent Space Explorer") -> gr.Blocks:
                 panels["latent_grid"] = latent_grid.build(store)
             with gr.Tab("Projection", id="projection-tab") as proj_tab:
                 panels["projection"] = projection.build(store)
+            with gr.Tab("Attribute vectors", id="attributes-tab") as attr_tab:
+                panels["attributes"] = attributes.build(store)
             for name, text in UPCOMING.items():
                 with gr.Tab(name):
                     gr.Markdown(f"**Coming next.** {text}")
         fn, inputs, outputs, opts = panels["projection"].open_event
         proj_tab.select(fn, inputs, outputs, api_name=False, **opts)  # maps load when the tab is opened
+        event = attr_tab.select(lambda: None, None, None, api_name=False, show_progress="hidden")
+        for fn, inputs, outputs, opts in panels["attributes"].open_events:  # fill the panel when first opened
+            event = event.then(fn, inputs, outputs, api_name=False, **opts)
         lg = panels["latent_grid"]
         if lg.initial:  # the decoded point first, then the map and grid
             point, plots = lg.initial

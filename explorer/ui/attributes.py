@@ -1,0 +1,379 @@
+"""The "Attribute vectors" panel: latent arithmetic on a test image or your own upload (class and
+pixel-property vectors, a strength slider that decodes live, a strip that measures whether the
+attribute really moves), analogies A − B + C, and anomaly detection by reconstruction error.
+"""
+from __future__ import annotations
+
+import numpy as np
+import gradio as gr
+import torch
+
+from .. import data, latents, metrics, plotting
+from ..checkpoints import CheckpointError
+from .store import Store
+
+QUANTILE = 0.2
+STRIP = 9
+PROPERTY_GROUPS = {f"{side} {int(QUANTILE * 100)}% {prop}": (prop, side == "top")
+                   for prop in latents.PROPERTIES for side in ("top", "bottom")}
+_PCT = int(QUANTILE * 100)
+_MORE = {"ink": "more ink", "width": "wider", "height": "taller", "brightness": "brighter"}
+PRESETS = {  # name -> (group A, group B): the vector mean(A) - mean(B) turns B-like into A-like
+    "fashion-mnist": {"Sneaker → Ankle boot": ("Ankle boot", "Sneaker"),
+                      "T-shirt/top → Shirt": ("Shirt", "T-shirt/top"),
+                      "Pullover → Coat": ("Coat", "Pullover"),
+                      "Sandal → Sneaker": ("Sneaker", "Sandal")},
+    "digits": {"1 → 7": ("7", "1"), "3 → 8": ("8", "3"), "4 → 9": ("9", "4"), "0 → 6": ("6", "0")},
+}
+for _table in PRESETS.values():
+    _table.update({_MORE[p]: (f"top {_PCT}% {p}", f"bottom {_PCT}% {p}") for p in latents.PROPERTIES})
+OOD_SETS = ["the other dataset", "uniform noise", "inverted test images"]
+
+EXPLANATION = r"""
+### The formulas
+**Attribute vector.** With $\mathcal A$ and $\mathcal B$ two groups of test images (two classes, or the top and
+bottom 20 % of a pixel property), $v=\frac1{|\mathcal A|}\sum_{x\in\mathcal A}f_\phi(x)-\frac1{|\mathcal B|}
+\sum_{x\in\mathcal B}f_\phi(x)$. Moving a code by strength $s$ and decoding, $\hat x(s)=g_\theta(z+s\,v)$, should
+add "A-ness": $s=1$ takes a typical B to a typical A, negative $s$ moves the other way. The curve under the strip
+checks it: the measured pixel property, or the in-project classifier's $p(A\mid\hat x)$ and $p(B\mid\hat x)$.
+
+**Analogy.** $z=f(A)-f(B)+f(C)$: apply to $C$ the change that turns $B$ into $A$ (Mikolov et al.'s
+*king − man + woman*, White 2016 for images). It works as far as the latent is linear in the attribute.
+
+**Anomaly score** = reconstruction error $e(x)=\frac1{784}\lVert x-g_\theta(f_\phi(x))\rVert^2$: a model
+reconstructs what resembles its training data. The ROC AUC is the probability that a random out-of-distribution
+image scores higher than a random test image; the threshold flags everything above it (false-positive rate on the
+test set, detection rate on the other set).
+
+**Your image** is made to look like the dataset before encoding: grey, light object on black (inverted when the
+border is light), cropped to the object, then scaled (Fashion-MNIST: longest side 28 px; MNIST: a 20×20 box centred
+by its centre of mass).
+"""
+
+
+def _pixels(fig) -> np.ndarray:
+    return plotting.Raster.from_figure(fig).pixels
+
+
+def _big(x: np.ndarray, scale: int = 8) -> np.ndarray:
+    """(28, 28) float -> (224, 224) uint8, nearest-neighbour, so it stays sharp on a projector."""
+    u8 = (np.clip(x, 0, 1) * 255).round().astype(np.uint8)
+    return np.kron(u8, np.ones((scale, scale), np.uint8))
+
+
+def _style(dataset: str) -> str:
+    return "digits" if dataset in ("mnist", "mnist-5k", "digits") else "fashion-mnist"
+
+
+class AttributePanel:
+    """The panel's logic, callable without widgets (tests use it directly)."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._errors: dict = {}
+
+    def models(self) -> list[str]:
+        names = self.store.encoder_models()
+        return sorted(names, key=lambda n: (not n.endswith("/vae-16"), n))
+
+    def groups(self, name: str) -> list[str]:
+        return data.class_names(self.store.dataset_of(name)) + list(PROPERTY_GROUPS)
+
+    def presets(self, name: str) -> dict:
+        classes = data.class_names(self.store.dataset_of(name))
+        table = PRESETS[_style(self.store.dataset_of(name))]
+        return {k: v for k, v in table.items() if all(g in classes or g in PROPERTY_GROUPS for g in v)}
+
+    def _mask(self, name: str, group: str) -> np.ndarray:
+        view = self.store.view(name)
+        if group in view.classes:
+            return view.labels == view.classes.index(group)
+        if group in PROPERTY_GROUPS:
+            prop, top = PROPERTY_GROUPS[group]
+            images = self.store.dataset(self.store.dataset_of(name)).floats().numpy()
+            hi, lo = latents.quantile_masks(latents.pixel_property(images, prop), QUANTILE)
+            return hi if top else lo
+        raise gr.Error(f"unknown group {group!r}; choose a class or one of {list(PROPERTY_GROUPS)}")
+
+    def vector(self, name: str, group_a: str, group_b: str) -> np.ndarray:
+        if group_a == group_b:
+            raise gr.Error("groups A and B are the same: the attribute vector would be zero")
+        return latents.attribute_vector(self.store.view(name).codes, self._mask(name, group_a), self._mask(name, group_b))
+
+    # --- the input image --------------------------------------------------------------------
+
+    def test_input(self, name: str, index) -> tuple[np.ndarray, str]:
+        view = self.store.view(name)
+        n = len(view.codes)
+        if index is None or not np.isfinite(float(index)) or not 0 <= int(index) < n or float(index) != int(index):
+            raise gr.Error(f"test image index must be a whole number from 0 to {n - 1}, got {index}")
+        i = int(index)
+        x = self.store.dataset(self.store.dataset_of(name)).floats()[i, 0].numpy()
+        return x, f"test image #{i} ({view.classes[int(view.labels[i])]})"
+
+    def upload_input(self, name: str, path) -> tuple[np.ndarray, str]:
+        if not path:
+            raise gr.Error("no image uploaded yet: drop a PNG, JPEG, WebP, GIF, BMP or TIFF file on the upload box")
+        try:
+            x, notes = data.prepare_image(path, self.store.dataset_of(name))
+        except data.ImageError as err:
+            raise gr.Error(f"That file can't be used: {err}") from err
+        return x, "your image: " + "; ".join(notes)
+
+    @torch.no_grad()
+    def encode(self, name: str, x: np.ndarray) -> np.ndarray:
+        model = self.store.model(name)
+        return model.encode(torch.as_tensor(x, dtype=torch.float32)[None, None]).cpu().numpy()[0].astype(np.float64)
+
+    @torch.no_grad()
+    def decode(self, name: str, z: np.ndarray) -> np.ndarray:
+        model = self.store.model(name)
+        return model.decode(torch.as_tensor(np.atleast_2d(z), dtype=torch.float32)).clamp(0, 1).cpu().numpy()[:, 0]
+
+    def measure(self, name: str, images: np.ndarray, group_a: str, group_b: str) -> tuple[dict, str]:
+        """Curves showing whether the attribute moves: a pixel property, or class probabilities."""
+        view = self.store.view(name)
+        for g in (group_a, group_b):
+            if g in PROPERTY_GROUPS:
+                prop = PROPERTY_GROUPS[g][0]
+                return {prop: latents.pixel_property(images, prop)}, f"measured {prop}"
+        clf = self.store.classifier(self.store.dataset_of(name))
+        if clf is None:
+            return {"ink": latents.pixel_property(images, "ink")}, "ink (no classifier in the zoo)"
+        p = clf.predict_proba(torch.as_tensor(images, dtype=torch.float32)[:, None]).cpu().numpy()
+        return ({f"p({group_a})": p[:, view.classes.index(group_a)],
+                 f"p({group_b})": p[:, view.classes.index(group_b)]}, "classifier probability")
+
+    def strip(self, name: str, z: np.ndarray, v: np.ndarray, k: float, s: float, group_a: str, group_b: str):
+        strengths = np.linspace(-k, k, STRIP)
+        images = self.decode(name, latents.along(z, v, strengths))
+        curves, ylabel = self.measure(name, images, group_a, group_b)
+        return _pixels(plotting.strip_with_curve(
+            images, strengths, curves, "strength s", ylabel, title=f"z + s·v,  v = mean({group_a}) − mean({group_b})",
+            marker=s))
+
+    # --- handlers -----------------------------------------------------------------------------
+
+    def on_apply(self, name, group_a, group_b, source, index, upload, strength, k):
+        """Encode the chosen input, build the vector, decode at the slider's strength and draw the strip."""
+        try:
+            strength, k = _finite(strength, "strength"), _finite(k, "strip range")
+            x, what = self.upload_input(name, upload) if source == "Upload" else self.test_input(name, index)
+            v = self.vector(name, group_a, group_b)
+            z = self.encode(name, x)
+            recon = self.decode(name, z)[0]
+            shown = _pixels(plotting.image_row([x, recon], ["model input 28×28", "reconstruction"]))
+            out = self.decode(name, z + strength * v)[0]
+            strip = self.strip(name, z, v, k, strength, group_a, group_b)
+        except CheckpointError as err:
+            raise gr.Error(str(err)) from err
+        note = f"{what}. |v| = {np.linalg.norm(v):.2f}, |z| = {np.linalg.norm(z):.2f}."
+        return shown, note, _big(out), strip, z.tolist(), v.tolist()
+
+    def on_strength(self, name, z, v, strength):
+        """Live slider drag: one decode, no re-encoding."""
+        if not z or not v:
+            raise gr.Error("press Apply first")
+        strength = _finite(strength, "strength")
+        return _big(self.decode(name, np.asarray(z) + strength * np.asarray(v))[0])
+
+    def on_preset(self, name, preset):
+        table = self.presets(name)
+        if preset not in table:
+            return gr.skip(), gr.skip()
+        a, b = table[preset]
+        return gr.Dropdown(value=a), gr.Dropdown(value=b)
+
+    def on_model(self, name):
+        groups = self.groups(name)
+        presets = list(self.presets(name))
+        a, b = self.presets(name)[presets[0]]
+        return (gr.Dropdown(choices=presets, value=presets[0]), gr.Dropdown(choices=groups, value=a),
+                gr.Dropdown(choices=groups, value=b))
+
+    def random_index(self, name, group_b, seed=None):
+        mask = self._mask(name, group_b)
+        rng = np.random.default_rng(seed)
+        return int(rng.choice(np.flatnonzero(mask)))
+
+    @torch.no_grad()
+    def on_analogy(self, name, a, b, c):
+        view = self.store.view(name)
+        try:
+            xs = [self.test_input(name, i)[0] for i in (a, b, c)]
+        except CheckpointError as err:
+            raise gr.Error(str(err)) from err
+        za, zb, zc = (view.codes[int(i)] for i in (a, b, c))
+        out = self.decode(name, latents.analogy(za, zb, zc))[0]
+        names = [f"{t} #{int(i)}\n{view.classes[int(view.labels[int(i)])]}" for t, i in zip("ABC", (a, b, c))]
+        return _pixels(plotting.image_row(xs + [out], names + ["A − B + C\ndecoded"]))
+
+    def on_random_analogy(self, name, group_a, group_b, seed=None):
+        rng = np.random.default_rng(seed)
+        a = self.random_index(name, group_a, rng.integers(1 << 31))
+        b = self.random_index(name, group_b, rng.integers(1 << 31))
+        c = self.random_index(name, group_b, rng.integers(1 << 31))
+        return a, b, c, self.on_analogy(name, a, b, c)
+
+    # --- anomaly detection ---------------------------------------------------------------------
+
+    def ood_images(self, name: str, which: str) -> tuple[torch.Tensor, str]:
+        ds = self.store.dataset_of(name)
+        x = self.store.dataset(ds).floats()
+        g = torch.Generator().manual_seed(0)
+        if which == "the other dataset":
+            other = "mnist-5k" if _style(ds) == "fashion-mnist" else "fashion-mnist"
+            return self.store.dataset(other).floats()[:1000], f"{other} test images"
+        if which == "uniform noise":
+            return torch.rand(1000, 1, 28, 28, generator=g), "uniform noise"
+        if which == "inverted test images":
+            return 1 - x[:1000], "inverted test images"
+        raise gr.Error(f"unknown out-of-distribution set {which!r}; choose from {OOD_SETS}")
+
+    def errors(self, name: str, which: str) -> tuple[np.ndarray, np.ndarray, str]:
+        key = (name, which)
+        if key not in self._errors:
+            model = self.store.model(name)
+            x = self.store.dataset(self.store.dataset_of(name)).floats()
+            ood, label = self.ood_images(name, which)
+            self._errors[key] = (metrics.reconstruction_errors(model, x), metrics.reconstruction_errors(model, ood),
+                                 label)
+        return self._errors[key]
+
+    def on_anomaly(self, name, which, percentile, source, upload, k=8):
+        try:
+            percentile = _finite(percentile, "threshold percentile")
+            if not 0 <= percentile <= 100:
+                raise gr.Error(f"threshold percentile must be between 0 and 100, got {percentile}")
+            e_in, e_out, label = self.errors(name, which)
+        except CheckpointError as err:
+            raise gr.Error(str(err)) from err
+        threshold = float(np.percentile(e_in, percentile))
+        marks = {}
+        if source == "Upload" and upload:
+            try:
+                x, _ = self.upload_input(name, upload)
+                model = self.store.model(name)
+                marks["your image"] = float(metrics.reconstruction_errors(model, torch.as_tensor(x)[None, None])[0])
+            except gr.Error:
+                pass
+        auc = metrics.roc_auc(e_in, e_out)
+        fig = plotting.error_histogram({"test set": e_in, label: e_out}, threshold, marks,
+                                       title=f"{name.split('/')[-1]}: reconstruction error")
+        fpr, tpr = float((e_in > threshold).mean()), float((e_out > threshold).mean())
+        text = (f"**ROC AUC {auc:.3f}** ({len(e_in):,} test vs {len(e_out):,} {label}). Threshold "
+                f"{threshold:.4f} ({percentile:.0f}th percentile of test errors) flags **{fpr:.1%}** of the test set "
+                f"and **{tpr:.1%}** of {label}.")
+        if "your image" in marks:
+            flagged = marks["your image"] > threshold
+            text += f" Your image: error {marks['your image']:.4f}, {'flagged' if flagged else 'not flagged'}."
+        view = self.store.view(name)
+        top = np.argsort(-e_in)[:k]
+        images = self.store.dataset(self.store.dataset_of(name)).floats()[top, 0].numpy()
+        gallery = [(_big(im, 4), f"#{i} {view.classes[int(view.labels[i])]} · {e_in[i]:.4f}")
+                   for im, i in zip(images, top)]
+        return _pixels(fig), text, gallery
+
+
+def _finite(value, what: str) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise gr.Error(f"{what} must be a number, got {value!r}") from None
+    if not np.isfinite(value):
+        raise gr.Error(f"{what} must be a finite number, got {value}")
+    return value
+
+
+def build(store: Store) -> AttributePanel:
+    panel = AttributePanel(store)
+    models = panel.models()
+    default = models[0] if models else None
+    try:
+        groups, presets = (panel.groups(default), list(panel.presets(default))) if default else ([], [])
+        a0, b0 = panel.presets(default)[presets[0]] if presets else (None, None)
+    except CheckpointError:
+        groups, presets, a0, b0 = [], [], None, None
+    with gr.Row(equal_height=False):
+        model = gr.Dropdown(models, value=default, label="Model", scale=2, elem_id="attr-model")
+        preset = gr.Dropdown(presets, value=presets[0] if presets else None, label="Ready-made attribute", scale=2,
+                             elem_id="attr-preset")
+        group_a = gr.Dropdown(groups, value=a0, label="Group A (towards)", scale=2, elem_id="attr-a")
+        group_b = gr.Dropdown(groups, value=b0, label="Group B (away from)", scale=2, elem_id="attr-b")
+    z_state, v_state = gr.State([]), gr.State([])
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=4, min_width=320):
+            source = gr.Radio(["Test image", "Upload"], value="Test image", label="Input", elem_id="attr-source")
+            with gr.Row():
+                index = gr.Number(value=0, precision=0, minimum=0, label="Test image index", elem_id="attr-index")
+                rand = gr.Button("Random image of group B", size="sm")
+            upload = gr.File(label="Or upload your own (PNG, JPEG, WebP, GIF, BMP, TIFF; any size)",
+                             file_types=["image"], type="filepath", elem_id="attr-upload", height=110)
+            apply = gr.Button("Apply", variant="primary", elem_id="attr-apply")
+            shown = gr.Image(show_label=False, interactive=False, buttons=[], elem_id="attr-input", height=200)
+            note = gr.Markdown(elem_id="attr-note")
+        with gr.Column(scale=5, min_width=360):
+            with gr.Row():
+                strength = gr.Slider(-3, 3, value=1.0, step=0.05, label="Strength s (drag: decodes live)",
+                                     elem_id="attr-strength", scale=3)
+                k = gr.Slider(0.5, 3, value=2.0, step=0.5, label="Strip range ±k", scale=2)
+            decoded = gr.Image(label="decode(z + s·v)", interactive=False, buttons=[], elem_id="attr-decoded",
+                               height=224, elem_classes="pixelated")
+            strip = gr.Image(show_label=False, interactive=False, elem_id="attr-strip", buttons=["download"])
+    gr.Markdown("### Analogies: A − B + C")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=260):
+            with gr.Row():
+                ia = gr.Number(value=0, precision=0, label="A (index)", min_width=70)
+                ib = gr.Number(value=1, precision=0, label="B", min_width=70)
+                ic = gr.Number(value=2, precision=0, label="C", min_width=70)
+            with gr.Row():
+                analogy_btn = gr.Button("Decode A − B + C", elem_id="attr-analogy")
+                analogy_rand = gr.Button("Random: A from group A, B and C from group B")
+        analogy_img = gr.Image(show_label=False, interactive=False, buttons=[], scale=3, elem_id="attr-analogy-img",
+                               height=200)
+    gr.Markdown("### Anomaly detection by reconstruction error")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=280):
+            ood = gr.Dropdown(OOD_SETS, value=OOD_SETS[0], label="Out-of-distribution set", elem_id="attr-ood")
+            pct = gr.Slider(50, 100, value=95, step=0.5, label="Threshold: percentile of test-set errors",
+                            elem_id="attr-threshold")
+            anomaly_text = gr.Markdown(elem_id="attr-auc")
+        hist = gr.Image(show_label=False, interactive=False, scale=3, elem_id="attr-hist", buttons=["download"])
+    gr.Markdown("**Most anomalous test images** (highest reconstruction error)")
+    worst = gr.Gallery(show_label=False, columns=8, height=170, elem_id="attr-worst", allow_preview=False)
+    with gr.Accordion("The formulas", open=False):
+        gr.Markdown(EXPLANATION, latex_delimiters=[{"left": "$$", "right": "$$", "display": True},
+                                                   {"left": "$", "right": "$", "display": False}])
+
+    common = dict(concurrency_id="model")
+    apply_in = [model, group_a, group_b, source, index, upload, strength, k]
+    apply_out = [shown, note, decoded, strip, z_state, v_state]
+    anomaly_in = [model, ood, pct, source, upload]
+    anomaly_out = [hist, anomaly_text, worst]
+    apply.click(panel.on_apply, apply_in, apply_out, api_name="attribute", **common)
+    strength.input(panel.on_strength, [model, z_state, v_state, strength], decoded, api_name=False,
+                   trigger_mode="always_last", show_progress="hidden", **common)
+    strength.release(panel.on_apply, apply_in, apply_out, api_name=False, show_progress="hidden", **common)
+    k.release(panel.on_apply, apply_in, apply_out, api_name=False, show_progress="hidden", **common)
+    preset.change(panel.on_preset, [model, preset], [group_a, group_b], api_name=False)
+    model.change(panel.on_model, model, [preset, group_a, group_b], api_name=False).then(
+        panel.on_apply, apply_in, apply_out, api_name=False, **common).then(
+        panel.on_anomaly, anomaly_in, anomaly_out, api_name=False, **common)
+    rand.click(lambda m, b: panel.random_index(m, b), [model, group_b], index, api_name=False).then(
+        lambda: "Test image", None, source, api_name=False).then(
+        panel.on_apply, apply_in, apply_out, api_name=False, **common)
+    upload.upload(lambda: "Upload", None, source, api_name=False).then(
+        panel.on_apply, apply_in, apply_out, api_name=False, **common).then(
+        panel.on_anomaly, anomaly_in, anomaly_out, api_name=False, **common)
+    analogy_btn.click(panel.on_analogy, [model, ia, ib, ic], analogy_img, api_name="analogy", **common)
+    analogy_rand.click(panel.on_random_analogy, [model, group_a, group_b], [ia, ib, ic, analogy_img],
+                       api_name=False, **common)
+    ood.change(panel.on_anomaly, anomaly_in, anomaly_out, api_name="anomaly", **common)
+    pct.release(panel.on_anomaly, anomaly_in, anomaly_out, api_name=False, show_progress="hidden", **common)
+    panel.open_events = [(lambda m, b: panel.random_index(m, b, seed=0), [model, group_b], index, {}),
+                         (panel.on_apply, apply_in, apply_out, common),
+                         (panel.on_anomaly, anomaly_in, anomaly_out, common),
+                         (lambda m, a, b: panel.on_random_analogy(m, a, b, seed=0), [model, group_a, group_b],
+                          [ia, ib, ic, analogy_img], common)]
+    return panel
