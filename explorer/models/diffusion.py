@@ -59,14 +59,13 @@ def _labels(labels, n: int, null: int, device) -> torch.Tensor:
         return torch.full((n,), null, dtype=torch.long, device=device)
     if isinstance(labels, int):
         labels = [labels] * n
-    y = torch.as_tensor([null if v is None else int(v) for v in labels] if not isinstance(labels, torch.Tensor)
+    y = torch.as_tensor([-1 if v is None else int(v) for v in labels] if not isinstance(labels, torch.Tensor)
                         else labels, dtype=torch.long).to(device)
     if y.shape != (n,):
         raise ValueError(f"labels must be one class or {n} of them, got shape {tuple(y.shape)}")
-    y = torch.where(y < 0, torch.full_like(y, null), y)
-    if (y > null).any():
+    if (y >= null).any():
         raise ValueError(f"labels must be in 0..{null - 1} (or None / -1 for unconditional)")
-    return y
+    return torch.where(y < 0, torch.full_like(y, null), y)
 
 
 class DDPM(ConfigModule):

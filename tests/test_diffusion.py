@@ -1,0 +1,273 @@
+"""Diffusion: schedules, forward process, DDPM/DDIM steps, guidance, samplers, the ddpm family."""
+import json
+import math
+
+import pytest
+import torch
+
+from explorer import checkpoints, diffusion, models, schedules, training
+from explorer.checkpoints import Zoo
+
+TINY_UNET = {"channels": 8, "mults": [1, 2], "attention": False}
+
+
+def _gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def _randomised(model, seed=0, std=0.05):
+    """Perturb every weight (the zero-initialised output layers would make eps = 0 everywhere)."""
+    g = _gen(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * std)
+    return model.eval()
+
+
+def _tiny_ddpm(**config):
+    return _randomised(models.build("ddpm", {**TINY_UNET, "timesteps": 40, **config}))
+
+
+# ------------------------------------------------------------------ schedules
+def test_linear_schedule_is_ho_et_al():
+    b = schedules.linear_beta_schedule(1000)
+    assert b.dtype == torch.float64 and b.shape == (1000,)
+    assert b[0].item() == pytest.approx(1e-4) and b[-1].item() == pytest.approx(0.02)
+    assert (b.diff() > 0).all()
+
+
+def test_cosine_schedule_matches_its_formula_and_clipping():
+    T, s = 1000, 0.008
+    betas = schedules.cosine_beta_schedule(T, s=s)
+    f = lambda u: math.cos((u + s) / (1 + s) * math.pi / 2) ** 2  # noqa: E731
+    ab = schedules.alphas_cumprod(betas)
+    clipped = betas >= 0.999
+    assert betas.max().item() == pytest.approx(0.999) and clipped[-1] and clipped.sum() < 5
+    assert (betas > 0).all() and (betas.diff() >= 0).all()
+    for t in range(0, T, 37):  # alpha_bar_t = f(t/T) / f(0) wherever no beta up to t was clipped
+        if not clipped[:t + 1].any():
+            assert ab[t].item() == pytest.approx(f((t + 1) / T) / f(0), rel=1e-9)
+    assert ab[-1].item() < 1e-4  # ends at (nearly) pure noise
+
+
+@pytest.mark.parametrize("name", schedules.NAMES)
+def test_make_schedule_derived_quantities(name):
+    s = schedules.make_schedule(name, 200)
+    assert s.T == 200 and all(v.dtype == torch.float32 for v in (s.betas, s.alphas_cumprod, s.log_snr))
+    ab = s.alphas_cumprod.double()
+    assert (ab.diff() < 0).all() and (s.log_snr.diff() < 0).all()
+    torch.testing.assert_close(schedules.alpha_bar_from_log_snr(s.log_snr.double()), ab, rtol=1e-5, atol=1e-7)
+    # beta_tilde_t = (1 - ab_{t-1}) / (1 - ab_t) beta_t, and beta_tilde_1 = 0
+    assert s.posterior_variance[0].item() == 0.0
+    torch.testing.assert_close(s.posterior_variance[1:], ((1 - ab[:-1]) / (1 - ab[1:]) * s.betas[1:].double()).float())
+    with pytest.raises(ValueError):
+        schedules.make_schedule("quadratic", 10)
+
+
+# ------------------------------------------------------------------ forward process
+@pytest.mark.parametrize("name", schedules.NAMES)
+def test_q_sample_closed_form_matches_iterating_the_chain(name):
+    s = schedules.make_schedule(name, 50)
+    x0 = torch.tensor([-1.0, -0.3, 0.5, 1.0]).repeat(20000, 1)      # (20000, 4)
+    g = _gen(1)
+    for t in (0, 9, 30, 49):
+        x = x0.clone()
+        for k in range(t + 1):
+            x = diffusion.q_step(s, x, k, g)
+        direct = diffusion.q_sample(s, x0, t, generator=g)
+        ab = s.alphas_cumprod[t].item()
+        for sample in (x, direct):  # both have mean sqrt(ab) x0 and variance 1 - ab
+            torch.testing.assert_close(sample.mean(0), math.sqrt(ab) * x0[0], atol=0.03, rtol=0)
+            torch.testing.assert_close(sample.var(0), torch.full((4,), 1 - ab), atol=0.03, rtol=0.05)
+
+
+def test_q_sample_takes_per_image_timesteps():
+    s = schedules.make_schedule("linear", 100)
+    x0, noise = torch.ones(3, 1, 2, 2), torch.zeros(3, 1, 2, 2)
+    out = diffusion.q_sample(s, x0, torch.tensor([0, 50, 99]), noise)
+    torch.testing.assert_close(out[:, 0, 0, 0], s.sqrt_alphas_cumprod[[0, 50, 99]])
+
+
+# ------------------------------------------------------------------ reverse steps
+def test_ddim_eta1_over_all_steps_has_the_ddpm_posterior_variance():
+    s = schedules.make_schedule("cosine", 100)
+    for t in range(1, 100):
+        assert diffusion.ddim_sigma(s, t, t - 1, 1.0).item() ** 2 == pytest.approx(
+            s.posterior_variance[t].item(), rel=1e-4, abs=1e-12)
+    # and the steps themselves agree: same mean, same noise from the same seed
+    x_t, eps = torch.randn(8, 1, 4, 4, generator=_gen(2)), torch.randn(8, 1, 4, 4, generator=_gen(3))
+    for t in (1, 40, 99):
+        a = diffusion.ddim_step(s, eps, t, t - 1, x_t, eta=1.0, generator=_gen(4))
+        b = diffusion.ddpm_step(s, eps, t, x_t, generator=_gen(4))
+        torch.testing.assert_close(a.prev_sample, b.prev_sample, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(a.pred_x0, b.pred_x0)
+    # Monte Carlo: the spread of x_{t-1} around its mean is beta_tilde_t
+    t = 60
+    x_t1 = torch.zeros(50000, 1)
+    out = diffusion.ddim_step(s, torch.zeros_like(x_t1), t, t - 1, x_t1, eta=1.0, generator=_gen(5)).prev_sample
+    assert out.var().item() == pytest.approx(s.posterior_variance[t].item(), rel=0.03)
+
+
+def test_ddim_eta0_is_deterministic_and_ends_at_the_predicted_x0():
+    s = schedules.make_schedule("linear", 100)
+    x_t, eps = torch.randn(4, 3, generator=_gen(0)), torch.randn(4, 3, generator=_gen(1))
+    a = diffusion.ddim_step(s, eps, 50, 30, x_t, eta=0.0, generator=_gen(7))
+    b = diffusion.ddim_step(s, eps, 50, 30, x_t, eta=0.0, generator=_gen(8))
+    torch.testing.assert_close(a.prev_sample, b.prev_sample)
+    last = diffusion.ddim_step(s, eps, 10, -1, x_t, eta=1.0, generator=_gen(7))
+    torch.testing.assert_close(last.prev_sample, last.pred_x0)  # the final step adds no noise
+
+
+def test_predicted_x0_recovers_x0_when_eps_is_the_true_noise():
+    s = schedules.make_schedule("cosine", 100)
+    x0, noise = torch.rand(5, 1, 3, 3), torch.randn(5, 1, 3, 3, generator=_gen(0))
+    x_t = diffusion.q_sample(s, x0, 70, noise)
+    torch.testing.assert_close(diffusion.predict_x0(s, x_t, 70, noise), x0, atol=1e-4, rtol=1e-4)
+    mean, var = diffusion.q_posterior(s, x0, x_t, 70)
+    assert var.item() == pytest.approx(s.posterior_variance[70].item(), rel=1e-5)
+    # the posterior mean lies between x_0 and x_t's rescaled value
+    assert mean.shape == x0.shape
+
+
+def test_guidance_scale_is_as_defined():
+    u, c = torch.randn(3, 5, generator=_gen(0)), torch.randn(3, 5, generator=_gen(1))
+    torch.testing.assert_close(diffusion.guided_eps(u, c, 0.0), u)
+    torch.testing.assert_close(diffusion.guided_eps(u, c, 1.0), c)
+    torch.testing.assert_close(diffusion.guided_eps(u, c, 3.0), c + 2 * (c - u))
+    # in the model: w = 0 is the null-label network, w = 1 the conditional one
+    m = _tiny_ddpm()
+    x, labels = torch.randn(4, 1, 28, 28, generator=_gen(2)), torch.tensor([0, 3, 3, 9])
+    t = torch.full((4,), 17)
+    null = torch.full((4,), m.null_label)
+    with torch.no_grad():
+        cond, uncond = m.net(x, t, labels), m.net(x, t, null)
+    assert (cond - uncond).abs().max() > 1e-4  # the label matters at all
+    torch.testing.assert_close(m.eps_fn(labels, 0.0)(x, 17), uncond)
+    torch.testing.assert_close(m.eps_fn(labels, 1.0)(x, 17), cond)
+    torch.testing.assert_close(m.eps_fn(labels, 2.5)(x, 17), uncond + 2.5 * (cond - uncond), atol=1e-5, rtol=1e-4)
+
+
+# ------------------------------------------------------------------ samplers
+def test_timesteps_are_strided_and_include_both_ends():
+    assert diffusion.timesteps(1000, 1000) == list(range(999, -1, -1))
+    for steps in (2, 10, 50, 999):
+        ts = diffusion.timesteps(1000, steps)
+        assert len(ts) == len(set(ts)) == steps and ts[0] == 999 and ts[-1] == 0
+        assert all(a > b for a, b in zip(ts, ts[1:]))
+    for bad in (0, 1001):
+        with pytest.raises(ValueError):
+            diffusion.timesteps(1000, bad)
+
+
+@pytest.mark.parametrize("sampler,steps", [("ddpm", None), ("ddpm", 7), ("ddim", 1), ("ddim", 10), ("ddim", 40)])
+def test_sampler_iterators_yield_every_step(sampler, steps):
+    m = _tiny_ddpm()
+    out = list(m.sample_progressive(2, steps=steps, sampler=sampler, eta=0.5, generator=_gen(0)))
+    assert len(out) == (steps or 40)
+    assert [o.index for o in out] == list(range(len(out)))
+    assert [o.t for o in out] == diffusion.timesteps(40, steps)
+    for a, b in zip(out, out[1:]):
+        torch.testing.assert_close(b.x_t, a.prev_sample)  # each step starts where the last ended
+    assert all(o.x_t.shape == o.pred_x0.shape == (2, 1, 28, 28) for o in out)
+    img = next(m.sample_progressive(2, steps=steps, sampler=sampler, generator=_gen(0), decode=True))
+    assert img.x_t.min() >= 0 and img.x_t.max() <= 1
+
+
+def test_ddim_eta0_with_a_fixed_seed_is_reproducible_and_ignores_the_global_seed():
+    m = _tiny_ddpm()
+    torch.manual_seed(1)
+    a = m.sample(3, steps=10, sampler="ddim", eta=0.0, guidance=2.0, labels=[1, 2, None], generator=_gen(5))
+    torch.manual_seed(2)
+    b = m.sample(3, steps=10, sampler="ddim", eta=0.0, guidance=2.0, labels=[1, 2, None], generator=_gen(5))
+    c = m.sample(3, steps=10, sampler="ddim", eta=0.0, guidance=2.0, labels=[1, 2, None], generator=_gen(6))
+    torch.testing.assert_close(a, b)
+    assert not torch.equal(a, c)
+    assert a.shape == (3, 1, 28, 28) and a.min() >= 0 and a.max() <= 1
+
+
+def test_ddpm_over_strided_steps_is_ddim_with_eta_1():
+    m = _tiny_ddpm()
+    a = m.sample(2, steps=8, sampler="ddpm", labels=4, generator=_gen(3))
+    b = m.sample(2, steps=8, sampler="ddim", eta=1.0, labels=4, generator=_gen(3))
+    torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_labels_are_checked():
+    m = _tiny_ddpm()
+    with pytest.raises(ValueError):
+        m.sample(2, steps=2, labels=[1, 2, 3], generator=_gen(0))
+    with pytest.raises(ValueError):
+        m.sample(2, steps=2, labels=10, generator=_gen(0))
+    with pytest.raises(ValueError):
+        m.sample(2, steps=2, sampler="euler", generator=_gen(0))
+
+
+# ------------------------------------------------------------------ checkpoints and training
+def test_save_load_round_trip_of_a_tiny_ddpm(tmp_path):
+    m = _tiny_ddpm(schedule="linear")
+    checkpoints.save(m, tmp_path / "digits" / "ddpm-linear", "ddpm", {"dataset": "digits"})
+    zoo = Zoo(tmp_path)
+    assert zoo.available("ddpm") == ["digits/ddpm-linear"]
+    loaded = zoo.load("digits/ddpm-linear", device="cpu")
+    assert loaded.config.schedule == "linear" and loaded.schedule.T == 40
+    kw = dict(steps=5, sampler="ddim", eta=0.0, labels=3)
+    torch.testing.assert_close(loaded.sample(2, generator=_gen(0), **kw), m.sample(2, generator=_gen(0), **kw))
+
+
+@pytest.fixture(scope="module")
+def tiny_vae_root(tmp_path_factory):
+    torch.set_num_threads(2)
+    root = tmp_path_factory.mktemp("ldm")
+    training.train("vae-2d", "digits", epochs=2, out=root, limit=512, progress=False, evaluate=False,
+                   config={"channels": 8, "hidden": 32, "beta": 0.2})
+    return root
+
+
+def test_tiny_pixel_training_run_lowers_the_loss_and_ships_ema_weights(tmp_path):
+    d = training.train("ddpm-cosine", "digits", epochs=4, out=tmp_path, limit=384, batch_size=32,
+                       progress=False, evaluate=False, config={**TINY_UNET, "timesteps": 100})
+    info = json.loads((d / "config.json").read_text())
+    hist = info["training"]["history"]
+    assert hist[-1]["loss"] < hist[0]["loss"]
+    assert info["training"]["ema_decay"] == 0.999 and not (d / "resume.pt").exists()
+    m = Zoo(tmp_path).load("digits/ddpm-cosine", device="cpu")
+    assert m.sample(2, steps=4, generator=_gen(0)).shape == (2, 1, 28, 28)
+
+
+def test_latent_diffusion_trains_on_vae_codes_and_decodes_itself(tiny_vae_root):
+    d = training.train("ldm-vae-16", "digits", epochs=6, out=tiny_vae_root, progress=False, evaluate=False,
+                       config={"vae": "vae-2d", "latent_dim": 2, "hidden": 32, "blocks": 2, "timesteps": 100})
+    info = json.loads((d / "config.json").read_text())
+    assert info["config"]["vae"] == "digits/vae-2d" and info["config"]["vae_config"]["latent_dim"] == 2
+    hist = info["training"]["history"]
+    assert hist[-1]["loss"] < hist[0]["loss"]
+    zoo = Zoo(tiny_vae_root)
+    m, vae = zoo.load("digits/ldm-vae-16", device="cpu"), zoo.load("digits/vae-2d", device="cpu")
+    # the VAE inside the checkpoint is the one it was trained on, frozen
+    for (k, a), b in zip(m.vae.state_dict().items(), vae.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=k)
+    assert info["training"]["parameters"] == sum(p.numel() for p in m.net.parameters())
+    steps = list(m.sample_progressive(3, steps=5, labels=[0, 1, 2], generator=_gen(0)))
+    assert steps[-1].prev_sample.shape == (3, 2)          # codes ...
+    x = m.to_image(steps[-1].prev_sample)
+    assert x.shape == (3, 1, 28, 28) and 0 <= x.min() and x.max() <= 1   # ... decoded by the VAE
+    # standardisation round trip: images -> codes -> images equals the VAE's reconstruction
+    imgs = vae.decode(torch.zeros(1, 2)).repeat(2, 1, 1, 1)
+    torch.testing.assert_close(m.to_image(m.to_model_space(imgs)), vae.reconstruct(imgs), atol=1e-5, rtol=1e-4)
+
+
+def test_diffusion_evaluation_is_bounded_and_reports_fid_with_floor(tiny_vae_root):
+    training.train("classifier", "digits", epochs=1, out=tiny_vae_root, limit=300, progress=False, evaluate=False,
+                   config={"channels": 8, "features": 32})
+    m = models.build("ddpm", {"space": "latent", "vae_config": {"latent_dim": 2, "channels": 8, "hidden": 32},
+                              "latent_dim": 2, "hidden": 32, "blocks": 1, "timesteps": 50})
+    m.fit_codes(Zoo(tiny_vae_root).load("digits/vae-2d", device="cpu"), torch.rand(64, 1, 28, 28))
+    r = training.evaluate_diffusion(m.eval(), "digits", tiny_vae_root, n=100, steps=5)
+    assert r["fid_n"] == 100 and r["fid"] > r["fid_floor"] >= 0 and "ddim-5" in r["fid_sampler"]
+    assert r["test_eps_mse"] > 0 and r["sample_ms_per_image"] > 0
+
+
+def test_rebuild_command_leaves_out_run_bookkeeping():
+    args = ["ddpm-cosine", "--dataset", "fashion-mnist", "--threads", "1", "--out=/tmp/x", "--resume",
+            "--stop-after", "2", "--epochs", "5"]
+    assert training._rebuild_args(args) == ["ddpm-cosine", "--dataset", "fashion-mnist", "--epochs", "5"]
