@@ -122,8 +122,9 @@ def cache_key(weights_digest: str, data_digest: str, method: str, params: dict) 
 
 
 def user_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "latent-space-explorer" / "projections"
+    from .data import cache_dir
+
+    return cache_dir() / "projections"
 
 
 class ProjectionCache:

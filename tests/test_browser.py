@@ -62,3 +62,33 @@ def test_a_drag_after_a_click_starts_from_the_clicked_point(page, served_app):
     # the server now holds the clicked point for this session: its z1 matches the slider's
     sessions = [p for p in panel._points.values() if p[0] == "digits/vae-2d"]
     assert any(abs(p[1][0] - z1) < 1e-6 for p in sessions)
+
+
+def test_projection_map_hover_shows_a_thumbnail_and_click_decodes(page):
+    page.get_by_role("tab", name="Projection").click()
+    page.wait_for_function("() => window.lsxMaps?.['proj-map-a']?.pixel(0)", timeout=180_000)
+    canvas = page.locator("#proj-map-a canvas.lsx-canvas").bounding_box()
+    x, y = page.evaluate("() => window.lsxMaps['proj-map-a'].pixel(12)")
+    page.mouse.move(canvas["x"] + x, canvas["y"] + y)
+    page.wait_for_selector("#proj-map-a .lsx-tip", state="visible", timeout=5_000)
+    assert page.locator("#proj-map-a .lsx-tip-text").inner_text().startswith("#")
+    page.mouse.click(canvas["x"] + x, canvas["y"] + y)
+    page.wait_for_function("() => document.querySelector('#proj-detail img')?.complete", timeout=30_000)
+    picked = page.evaluate("() => window.lsxMaps['proj-map-a'].selection()")
+    assert picked[-1] == 12  # the clicked row is now B
+    assert "Code of #" in page.locator("#proj-code").inner_text()
+
+
+def test_attribute_panel_encodes_an_uploaded_image(page, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    page.get_by_role("tab", name="Attribute vectors").click()
+    page.wait_for_function("() => document.querySelector('#attr-strip img')?.complete", timeout=60_000)
+    a = np.full((120, 80, 3), 240, np.uint8)
+    a[15:105, 30:50] = 10  # a dark stroke on white, like a phone photo of a "1"
+    Image.fromarray(a).save(tmp_path / "mine.png")
+    page.locator("#attr-upload input[type=file]").set_input_files(str(tmp_path / "mine.png"))
+    page.wait_for_function("() => document.querySelector('#attr-note')?.innerText.includes('your image')",
+                           timeout=30_000)
+    assert "inverted" in page.locator("#attr-note").inner_text()

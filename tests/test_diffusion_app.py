@@ -1,0 +1,124 @@
+"""The Diffusion panel through gradio_client and a real browser, over tiny untrained diffusion checkpoints."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import BROWSER_ARGS, free_port
+from explorer import checkpoints, models
+
+
+def _randomised(model, seed=0, std=0.05):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * std)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def diffusion_zoo(tmp_path_factory):
+    """digits/{vae-2d, ddpm-tiny, ldm-tiny}: random weights are enough to exercise the panel."""
+    from explorer import data
+
+    root = tmp_path_factory.mktemp("diffzoo")
+    vae_cfg = {"latent_dim": 2, "channels": 8, "hidden": 32}
+    vae = models.build("vae", vae_cfg).eval()
+    meta = {"dataset": "digits", "command": "python -m explorer.training x --dataset digits"}
+    checkpoints.save(vae, root / "digits" / "vae-2d", "vae", meta)
+    pixel = _randomised(models.build("ddpm", {"channels": 8, "mults": [1, 2], "attention": False, "timesteps": 100}))
+    checkpoints.save(pixel, root / "digits" / "ddpm-tiny", "ddpm", meta)
+    ldm = models.build("ddpm", {"space": "latent", "vae": "digits/vae-2d", "vae_config": vae_cfg, "latent_dim": 2,
+                                "hidden": 32, "blocks": 1, "timesteps": 40})
+    ldm.fit_codes(vae, data.load("digits", "test").floats()[:200])
+    checkpoints.save(_randomised(ldm, 1), root / "digits" / "ldm-tiny", "ddpm", meta)
+    return root
+
+
+@pytest.fixture(scope="module")
+def diffusion_app(diffusion_zoo):
+    import app as app_module
+
+    demo, store = app_module.create(str(diffusion_zoo))
+    args = app_module.parse_args(["--port", str(free_port())])
+    demo.launch(prevent_thread_lock=True, quiet=True, **app_module.launch_kwargs(args))
+    yield f"http://127.0.0.1:{args.port}/", demo
+    demo.close()
+
+
+def _img(path):
+    return np.asarray(Image.open(path).convert("L"), dtype=np.int16)
+
+
+def test_forward_endpoint_shows_both_schedules_noising_the_same_image(diffusion_app):
+    from gradio_client import Client
+
+    client = Client(diffusion_app[0], verbose=False)
+    lin0, cos0, curves, text0 = client.predict(5, 0, 0, api_name="/diffusion_forward")
+    np.testing.assert_array_equal(_img(lin0), _img(cos0))  # t = 0: the clean image under both
+    lin, cos, _, text = client.predict(5, 300, 0, api_name="/diffusion_forward")
+    lin_end, _, _, _ = client.predict(5, 1000, 0, api_name="/diffusion_forward")
+    d_lin, d_cos = (np.abs(_img(a) - _img(lin0)).mean() for a in (lin, cos))
+    assert d_lin > d_cos > 0           # at t = 300 linear has destroyed more of the image than cosine
+    assert np.abs(_img(lin_end) - _img(lin0)).mean() > d_lin
+    assert "linear" in text and "cosine" in text and "clean" in text0
+    assert _img(curves).shape[1] > 400
+
+
+def test_run_streams_every_step_then_scrubs_and_exports_a_gif(diffusion_app):
+    from gradio_client import Client
+
+    client = Client(diffusion_app[0], verbose=False)
+    job = client.submit("digits/ddpm-tiny", "DDIM", 5, 0.0, "each class in turn", 2.0, 3, 4,
+                        api_name="/diffusion_run")
+    outputs = list(job)
+    statuses = [o[1] for o in outputs]
+    assert sum("step " in s for s in statuses) == 5 and "done" in statuses[-1]
+    final = job.result()
+    assert "ms per image" in final[1]
+    frame, text = client.predict(0, api_name="/diffusion_scrub")
+    assert "frame 1/6" in text and "t = 100" in text
+    last, text = client.predict(5, api_name="/diffusion_scrub")
+    assert "final sample" in text and not np.array_equal(_img(frame), _img(last))
+    gif = Image.open(client.predict(api_name="/diffusion_gif"))
+    assert gif.format == "GIF" and gif.n_frames == 6
+
+
+def test_same_seed_same_samples_and_pixel_vs_latent(diffusion_app):
+    _, demo = diffusion_app
+    panel = demo.panels["diffusion"]
+    runs = [list(panel.frames("digits/ddpm-tiny", "DDIM", 4, 0.0, "unconditional (null label)", 1.0, s, 2))
+            for s in (7, 7, 8)]
+    np.testing.assert_array_equal(runs[0][-1][0], runs[1][-1][0])
+    assert not np.array_equal(runs[0][-1][0], runs[2][-1][0])
+    a, a_text, b, b_text = panel.compare("digits/ddpm-tiny", "digits/ldm-tiny", 5, "each class in turn", 0, 4)
+    assert a.shape == b.shape and "ms per image" in a_text and "ldm-tiny" in b_text
+    with pytest.raises(Exception, match="Steps must be between"):
+        list(panel.frames("digits/ddpm-tiny", "DDIM", 101, 0.0, "each class in turn", 1.0, 0, 2))
+
+
+playwright = pytest.importorskip("playwright.sync_api")
+
+
+def test_browser_run_animates_and_the_scrubber_moves(diffusion_app, tmp_path):
+    url, _ = diffusion_app
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1400})
+        page.goto(url)
+        page.get_by_role("tab", name="Diffusion").click()
+        page.wait_for_function("() => document.querySelector('#diff-xt-cosine img')?.complete", timeout=30_000)
+        assert page.locator("#diff-steps input[type=number]").input_value() == "50"
+        page.locator("#diff-run").click()
+        page.wait_for_function("() => document.querySelector('#diff-status')?.innerText.includes('done')",
+                               timeout=60_000)
+        assert page.locator("#diff-frame img").count() == 1
+        first = page.eval_on_selector("#diff-frame img", "img => img.src")
+        number = page.locator("#diff-scrub input[type=number]")
+        number.fill("0")
+        number.press("Enter")
+        page.wait_for_function("() => document.querySelector('#diff-status')?.innerText.includes('frame 1/')",
+                               timeout=15_000)
+        assert page.eval_on_selector("#diff-frame img", "img => img.src") != first
+        page.screenshot(path=str(tmp_path / "diffusion.png"), full_page=True)
+        browser.close()
