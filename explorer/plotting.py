@@ -211,3 +211,35 @@ def error_histogram(errors: dict, threshold: float | None = None, marks: dict | 
         ax.set_title(title, fontsize=10, loc="left")
     ax.legend(fontsize=8, frameon=False)
     return fig
+
+
+def schedule_curves(ts: np.ndarray, alpha_bars: dict, log_snrs: dict, title: str | None = None):
+    """Noise schedules side by side: alpha_bar_t (left) and log-SNR (right) against t, one line per
+    schedule ({name: values}). Two axes; mark a t on both with :func:`vline` on their Rasters."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.6, 2.9), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    left, right = fig.subplots(1, 2)
+    for name, v in alpha_bars.items():
+        left.plot(ts, v, lw=1.8, label=name)
+    for name, v in log_snrs.items():
+        right.plot(ts, v, lw=1.8, label=name)
+    left.set_ylabel(r"$\bar\alpha_t$ (signal kept)"); right.set_ylabel(r"log-SNR $\log(\bar\alpha_t/(1-\bar\alpha_t))$")
+    for ax in (left, right):
+        ax.set_xlabel("t"); ax.grid(alpha=0.3); ax.set_xlim(ts[0], ts[-1])
+    left.set_ylim(-0.02, 1.02)
+    left.legend(fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=10, x=0.01, ha="left")
+    return fig
+
+
+def vline(pixels: np.ndarray, raster: "Raster", x: float, color=(220, 20, 60), width: int = 2) -> np.ndarray:
+    """Draw a vertical line at data x across ``raster``'s axes, in place on ``pixels`` (~0.1 ms)."""
+    px, _ = raster.to_pixel(x, raster.ylim[0])
+    left, top, right, bottom = (int(round(v)) for v in raster.bbox)
+    c = int(np.clip(round(px), left, right - 1))
+    pixels[top:bottom, max(c - width // 2, left):min(c + (width + 1) // 2, right)] = color
+    return pixels

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import attributes, latent_grid, projection
+from . import attributes, diffusion, latent_grid, projection
 from .store import Store
 
 CSS = """
@@ -13,8 +13,6 @@ footer { display: none !important; }
 """
 
 UPCOMING = {
-    "Diffusion": "Forward noising and step-by-step denoising (DDPM / DDIM, linear / cosine schedules, "
-                 "pixel vs latent diffusion) that you can watch and scrub.",
     "DAE vs baseline": "The two-stage Decoupled Autoencoder (arXiv 2307.08283) measured against joint training.",
     "Model zoo": "AE, VAE, GMM-VAE, GAN, DDPM, latent diffusion and DAE side by side, with one metric table.",
 }
@@ -32,6 +30,8 @@ def build_app(store: Store, title: str = "Latent Space Explorer") -> gr.Blocks:
                 panels["projection"] = projection.build(store)
             with gr.Tab("Attribute vectors", id="attributes-tab") as attr_tab:
                 panels["attributes"] = attributes.build(store)
+            with gr.Tab("Diffusion", id="diffusion-tab") as diff_tab:
+                panels["diffusion"] = diffusion.build(store)
             for name, text in UPCOMING.items():
                 with gr.Tab(name):
                     gr.Markdown(f"**Coming next.** {text}")
@@ -40,6 +40,8 @@ def build_app(store: Store, title: str = "Latent Space Explorer") -> gr.Blocks:
         event = attr_tab.select(lambda: None, None, None, api_name=False, show_progress="hidden")
         for fn, inputs, outputs, opts in panels["attributes"].open_events:  # fill the panel when first opened
             event = event.then(fn, inputs, outputs, api_name=False, **opts)
+        fn, inputs, outputs, opts = panels["diffusion"].open_event
+        diff_tab.select(fn, inputs, outputs, api_name=False, **opts)  # the forward view when the tab opens
         lg = panels["latent_grid"]
         if lg.initial:  # the decoded point first, then the map and grid
             point, plots = lg.initial

@@ -1,0 +1,412 @@
+"""The "Diffusion" panel: forward noising under two schedules, step-by-step denoising you can watch,
+stop and scrub afterwards (DDPM / DDIM, eta, guidance), GIF export, and pixel vs latent side by side.
+
+Handlers are thin: widgets -> one explorer call -> image. Each run draws its noise from its own
+``torch.Generator`` (seeded from the widget), never the process-wide seed.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import gradio as gr
+import numpy as np
+import torch
+
+from .. import data, diffusion, plotting, schedules
+from ..checkpoints import CheckpointError
+from .store import Store
+
+T_FORWARD = 1000                 # the forward-process view uses both schedules at T = 1000
+MAX_BATCH = 16
+MAX_FRAMES = 250                 # frames kept per run for the scrubber and the GIF
+SCALE = 3                        # nearest-neighbour upscaling of the 28x28 tiles in the frames
+UNCONDITIONAL, EACH_CLASS = "unconditional (null label)", "each class in turn"
+
+EXPLANATION = r"""
+### Forward process
+Noise is added in $T$ small Gaussian steps, $q(x_t\mid x_{t-1})=\mathcal N(\sqrt{1-\beta_t}\,x_{t-1},\,\beta_t I)$.
+Their composition has a closed form (Ho et al. 2020, Eq. 4), which is what the t slider shows:
+
+$$q(x_t\mid x_0)=\mathcal N\big(\sqrt{\bar\alpha_t}\,x_0,\;(1-\bar\alpha_t)\,I\big),\qquad
+\bar\alpha_t=\prod_{s\le t}(1-\beta_s),\qquad x_t=\sqrt{\bar\alpha_t}\,x_0+\sqrt{1-\bar\alpha_t}\,\varepsilon .$$
+
+The **linear** schedule (Ho et al.) grows $\beta_t$ from $10^{-4}$ to $0.02$; the **cosine** schedule
+(Nichol & Dhariwal 2021) sets $\bar\alpha_t=f(t)/f(0)$, $f(t)=\cos^2\!\big(\tfrac{t/T+s}{1+s}\tfrac{\pi}{2}\big)$,
+$s=0.008$, with $\beta_t$ clipped at $0.999$. Linear destroys a 28x28 image long before $t=T$ (its log-SNR
+falls fast and stays low); cosine spends more steps at medium noise. The log-SNR is
+$\log\big(\bar\alpha_t/(1-\bar\alpha_t)\big)$.
+
+### Reverse process
+A network $\varepsilon_\theta(x_t,t,y)$ is trained to predict the noise: $\min\;\lVert\varepsilon-\varepsilon_\theta(x_t,t,y)\rVert^2$.
+From it, $\hat x_0=(x_t-\sqrt{1-\bar\alpha_t}\,\varepsilon_\theta)/\sqrt{\bar\alpha_t}$ is the **predicted $x_0$**
+(right half of each frame). **DDPM** samples the posterior (Ho et al., Eqs. 6-7)
+
+$$q(x_{t-1}\mid x_t,x_0)=\mathcal N(\tilde\mu_t,\tilde\beta_t I),\quad
+\tilde\mu_t=\tfrac{\sqrt{\bar\alpha_{t-1}}\beta_t}{1-\bar\alpha_t}\hat x_0+\tfrac{\sqrt{\alpha_t}(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}x_t,\quad
+\tilde\beta_t=\tfrac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\beta_t .$$
+
+**DDIM** (Song et al. 2021, Eq. 12) jumps between any two timesteps, so 50 steps can replace 1000:
+
+$$x_{t'}=\sqrt{\bar\alpha_{t'}}\,\hat x_0+\sqrt{1-\bar\alpha_{t'}-\sigma_t^2}\;\varepsilon_\theta+\sigma_t z,\qquad
+\sigma_t=\eta\sqrt{\tfrac{1-\bar\alpha_{t'}}{1-\bar\alpha_t}}\sqrt{1-\tfrac{\bar\alpha_t}{\bar\alpha_{t'}}} .$$
+
+$\eta=0$ is deterministic (same seed, same image); $\eta=1$ over all $T$ steps is exactly DDPM.
+With fewer steps, $\eta=0$ degrades gracefully and $\eta=1$ quickly.
+
+### Classifier-free guidance
+One network learns both $\varepsilon_\theta(x_t,t,y)$ and, with the label dropped 10% of the time,
+$\varepsilon_\theta(x_t,t,\varnothing)$. Sampling uses
+$\tilde\varepsilon=\varepsilon_\theta(x_t,\varnothing)+w\,\big(\varepsilon_\theta(x_t,y)-\varepsilon_\theta(x_t,\varnothing)\big)$:
+$w=0$ ignores the class, $w=1$ is the plain conditional model, $w>1$ exaggerates the class (Ho & Salimans 2021).
+
+### Latent diffusion
+The same DDPM run on the 16-D codes of a trained VAE (standardised), decoded by that VAE
+(Rombach et al. 2022): far cheaper per step, limited by the VAE's decoder.
+"""
+
+
+def _uint8(x: torch.Tensor) -> np.ndarray:
+    """Images (N, 1, 28, 28) in [0, 1] -> uint8 (N, 28, 28)."""
+    return x.clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()[:, 0]
+
+
+def _mosaic(images: np.ndarray, pad: int = 1) -> np.ndarray:
+    """uint8 (N, h, w) -> one near-square mosaic, upscaled SCALE times, white gaps."""
+    n, h, w = images.shape
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    canvas = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad), 255, np.uint8)
+    for i, im in enumerate(images):
+        r, c = divmod(i, cols)
+        canvas[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w] = im
+    return canvas.repeat(SCALE, 0).repeat(SCALE, 1)
+
+
+def _frame(x_t: np.ndarray, x0: np.ndarray, gap: int = 12) -> np.ndarray:
+    """x_t mosaic | predicted-x_0 mosaic, side by side: uint8 (H, W)."""
+    a, b = _mosaic(x_t), _mosaic(x0)
+    return np.concatenate([a, np.full((a.shape[0], gap), 255, np.uint8), b], axis=1)
+
+
+@dataclass
+class Run:
+    """One finished (or stopped) reverse run kept for the scrubber and the GIF."""
+
+    name: str
+    steps: list          # the timesteps of the kept frames (-1 = the final sample)
+    frames: list         # uint8 (H, W) frames
+    info: str
+
+
+class DiffusionPanel:
+    def __init__(self, store: Store):
+        self.store = store
+        self._runs: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+        self._schedules = {n: schedules.make_schedule(n, T_FORWARD) for n in schedules.NAMES}
+        self._curves = None
+        self._images = {}
+        self._gif_dir = tempfile.mkdtemp(prefix="lse-diffusion-")
+
+    # ---- models and data
+    def model_names(self) -> list[str]:
+        """Diffusion checkpoints, pixel ones first."""
+        names = self.store.zoo.available("ddpm")
+        space = {}
+        for n in names:
+            try:
+                space[n] = self.store.zoo.info(n)["config"].get("space", "pixel")
+            except CheckpointError:
+                space[n] = "?"
+        return sorted(names, key=lambda n: (space[n] != "pixel", n))
+
+    def _model(self, name):
+        if not name:
+            raise gr.Error("No diffusion model: train one with `python -m explorer.training ddpm-cosine`.")
+        try:
+            return self.store.model(name)
+        except CheckpointError as err:
+            raise gr.Error(str(err)) from err
+
+    def _dataset(self, name=None) -> str:
+        if name:
+            try:
+                return self.store.zoo.info(name)["dataset"]
+            except CheckpointError:
+                pass
+        return "fashion-mnist"
+
+    def images(self, dataset: str):
+        if dataset not in self._images:
+            self._images[dataset] = data.load_assets(dataset)
+        return self._images[dataset]
+
+    # ---- forward process
+    def curves(self):
+        """(base pixels, rasters of the two axes), rendered once."""
+        if self._curves is None:
+            ts = np.arange(1, T_FORWARD + 1)
+            fig = plotting.schedule_curves(
+                ts, {n: s.alphas_cumprod.double().numpy() for n, s in self._schedules.items()},
+                {n: s.log_snr.double().numpy() for n, s in self._schedules.items()})
+            self._curves = [plotting.Raster.from_figure(fig, ax) for ax in fig.axes]
+        return self._curves
+
+    def forward(self, index, t, seed, dataset="fashion-mnist"):
+        """Image ``index`` of the shipped test subset noised to step t (0 = clean) under both schedules,
+        with the same noise; returns (linear x_t, cosine x_t, curves with a marker at t, caption)."""
+        ds = self.images(dataset)
+        index, t = int(np.clip(int(index), 0, len(ds) - 1)), int(t)
+        if not 0 <= t <= T_FORWARD:
+            raise gr.Error(f"t must be between 0 and {T_FORWARD}.")
+        x0 = ds.floats()[index:index + 1] * 2 - 1                                    # (1, 1, 28, 28) in [-1, 1]
+        noise = diffusion.randn(x0.shape, torch.Generator().manual_seed(int(seed)))  # the same eps for both
+        out, caption = [], []
+        for name, s in self._schedules.items():
+            x_t = x0 if t == 0 else diffusion.q_sample(s, x0, t - 1, noise)
+            out.append(_uint8((x_t + 1) / 2)[0].repeat(8, 0).repeat(8, 1))
+            if t:
+                ab = s.alphas_cumprod[t - 1].item()
+                caption.append(f"{name}: ᾱ_t = {ab:.4f}, log-SNR = {s.log_snr[t - 1].item():+.2f}")
+        rasters = self.curves()
+        pixels = rasters[0].pixels.copy()
+        for r in rasters:
+            plotting.vline(pixels, r, max(t, 1))
+        label = ds.classes[int(ds.labels[index])]
+        text = f"Test image {index} ({label}), t = {t}" + (": " + "; ".join(caption) if caption else " (clean)")
+        return out[0], out[1], pixels, text
+
+    # ---- reverse process
+    def _labels(self, label, n, classes):
+        if label == UNCONDITIONAL:
+            return None
+        if label == EACH_CLASS:
+            return [i % len(classes) for i in range(n)]
+        if label not in classes:
+            raise gr.Error(f"Unknown class {label!r}.")
+        return classes.index(label)
+
+    @staticmethod
+    def _check(steps, batch, seed, model):
+        try:
+            seed = int(seed)
+        except (TypeError, ValueError, OverflowError):
+            raise gr.Error("Seed must be a whole number.") from None
+        if not 0 <= seed < 2 ** 63:
+            raise gr.Error("Seed must be between 0 and 2^63 - 1.")
+        steps, batch = int(steps), int(batch)
+        if not 1 <= steps <= model.config.timesteps:
+            raise gr.Error(f"Steps must be between 1 and T = {model.config.timesteps}.")
+        if not 1 <= batch <= MAX_BATCH:
+            raise gr.Error(f"Batch must be between 1 and {MAX_BATCH}.")
+        return steps, batch, seed
+
+    def frames(self, name, sampler, steps, eta, label, guidance, seed, batch):
+        """Generator of (frame, caption, step) while sampling; the building block of :meth:`run`."""
+        model = self._model(name)
+        steps, batch, seed = self._check(steps, batch, seed, model)
+        sampler = "ddpm" if str(sampler).lower().startswith("ddpm") else "ddim"
+        classes = self.images(self._dataset(name)).classes
+        labels = self._labels(label, batch, classes)
+        g = torch.Generator().manual_seed(seed)  # per request: never the process-wide seed
+        t0 = time.perf_counter()
+        last = None
+        for step in model.sample_progressive(batch, steps=steps, sampler=sampler, eta=float(eta),
+                                             guidance=float(guidance), labels=labels, generator=g, decode=True):
+            frame = _frame(_uint8(step.x_t), _uint8(step.pred_x0))
+            elapsed = time.perf_counter() - t0
+            last = step
+            yield frame, (f"step {step.index + 1}/{steps}, t = {step.t + 1}, {elapsed:.1f} s "
+                          f"(x_t left, predicted x_0 right)"), step.t
+        final = _uint8(last.prev_sample)
+        elapsed = time.perf_counter() - t0
+        yield _frame(final, final), (f"**done**: {steps} {sampler.upper()} steps"
+                                     + (f", eta = {float(eta):g}" if sampler == "ddim" else "")
+                                     + f", guidance {float(guidance):g}, {elapsed:.2f} s for {batch} image(s) "
+                                       f"({1000 * elapsed / batch:.0f} ms per image)"), -1
+
+    def run(self, name, sampler, steps, eta, label, guidance, seed, batch, request: gr.Request = None):
+        """The Run button: streams (frame, caption, scrubber) and keeps the frames for the scrubber."""
+        stride = max(1, int(np.ceil(int(steps) / MAX_FRAMES)))
+        run = Run(name, [], [], "")
+        for i, (frame, caption, t) in enumerate(self.frames(name, sampler, steps, eta, label, guidance, seed, batch)):
+            if i % stride == 0 or t == -1:  # kept as they come, so a stopped run can be scrubbed too
+                run.steps.append(t)
+                run.frames.append(frame)
+            if i == 0:
+                self._remember(request, run)
+            run.info = caption
+            yield frame, caption, gr.update()
+        yield gr.update(), run.info, self.scrub_range(request)
+
+    def scrub_range(self, request: gr.Request = None):
+        """The scrubber spanning this session's last run (after it ends or is stopped)."""
+        with self._lock:
+            run = self._runs.get(getattr(request, "session_hash", None) or "_")
+        if run is None or not run.frames:
+            return gr.update()
+        n = len(run.frames)
+        return gr.update(minimum=0, maximum=max(n - 1, 1), value=n - 1, interactive=True)
+
+    def _remember(self, request, run: Run):
+        key = getattr(request, "session_hash", None) or "_"
+        with self._lock:
+            self._runs[key] = run
+            self._runs.move_to_end(key)
+            while len(self._runs) > 8:
+                self._runs.popitem(last=False)
+
+    def _run(self, request) -> Run:
+        with self._lock:
+            run = self._runs.get(getattr(request, "session_hash", None) or "_")
+        if run is None:
+            raise gr.Error("Press Run first: the scrubber moves through the last run's stored steps.")
+        return run
+
+    def scrub(self, k, request: gr.Request = None):
+        """Frame k of this session's last run, without recomputing."""
+        run = self._run(request)
+        k = int(np.clip(int(k), 0, len(run.frames) - 1))
+        t = run.steps[k]
+        return run.frames[k], (f"frame {k + 1}/{len(run.frames)}: " +
+                               ("the final sample" if t == -1 else f"t = {t + 1} (x_t left, predicted x_0 right)"))
+
+    def gif(self, request: gr.Request = None) -> str:
+        """The last run as an animated GIF (a file path for gr.File)."""
+        from PIL import Image
+
+        run = self._run(request)
+        frames = [Image.fromarray(f) for f in run.frames]
+        durations = [60] * (len(frames) - 1) + [1500]  # hold the final sample
+        key = "".join(ch for ch in (getattr(request, "session_hash", None) or "run") if ch.isalnum())[:32]
+        path = os.path.join(self._gif_dir, f"diffusion-{key}.gif")
+        frames[0].save(path, save_all=True, append_images=frames[1:], duration=durations, loop=0, optimize=False)
+        return path
+
+    def on_model(self, name, steps):
+        """Model chosen: the steps slider spans 1..T of that model."""
+        try:
+            T = int(self.store.zoo.info(name)["config"].get("timesteps", 1000))
+        except (CheckpointError, TypeError, ValueError):
+            return gr.update(maximum=1000)
+        return gr.update(maximum=T, value=min(int(steps), T), label=f"Steps (<= T = {T})")
+
+    def compare(self, pixel_name, latent_name, steps, label, seed, batch, request: gr.Request = None):
+        """Pixel vs latent diffusion: same seed, steps, DDIM eta=0 and labels; both samples and times."""
+        out = []
+        for name in (pixel_name, latent_name):
+            model = self._model(name)
+            n_steps, n, s = self._check(steps, batch, seed, model)
+            labels = self._labels(label, n, self.images(self._dataset(name)).classes)
+            t0 = time.perf_counter()
+            x = model.sample(n, steps=n_steps, sampler="ddim", eta=0.0, labels=labels,
+                             generator=torch.Generator().manual_seed(s))
+            dt = time.perf_counter() - t0
+            out += [_mosaic(_uint8(x)), f"**{name}**: {n_steps} DDIM steps, {dt:.2f} s, "
+                                        f"{1000 * dt / n:.0f} ms per image"]
+        return tuple(out)
+
+
+def build(store: Store) -> DiffusionPanel:
+    """Lay out the panel inside the current Blocks context and wire its events."""
+    panel = DiffusionPanel(store)
+    names = panel.model_names()
+    pixel = [n for n in names if "ldm" not in n.split("/")[-1]] or names
+    latent = [n for n in names if n not in pixel] or names
+    dataset = panel._dataset(names[0] if names else None)
+    classes = data.class_names(dataset)
+    n_images = len(panel.images(dataset))
+    latex = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
+
+    gr.Markdown("## Forward process: noising an image\nPick a test image and a step t; the same noise "
+                "$\\varepsilon$ is added under both schedules.", latex_delimiters=latex)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=240):
+            f_index = gr.Slider(0, n_images - 1, value=0, step=1, label="Test image #", elem_id="diff-image")
+            f_t = gr.Slider(0, T_FORWARD, value=250, step=1, label="t (0 = clean, 1000 = pure noise)",
+                            elem_id="diff-t")
+            f_seed = gr.Number(0, label="Noise seed", precision=0, minimum=0)
+        f_lin = gr.Image(label="linear", interactive=False, format="png", height=230,
+                         elem_id="diff-xt-linear", elem_classes=["pixelated"], scale=1, min_width=170)
+        f_cos = gr.Image(label="cosine", interactive=False, format="png", height=230,
+                         elem_id="diff-xt-cosine", elem_classes=["pixelated"], scale=1, min_width=170)
+        f_curves = gr.Image(label="ᾱ_t and log-SNR", show_label=False, interactive=False, format="png",
+                            scale=4, elem_id="diff-curves")
+    f_caption = gr.Markdown(elem_id="diff-forward-caption")
+
+    gr.Markdown("## Reverse process: denoising, step by step")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=280):
+            model = gr.Dropdown(names, value=names[0] if names else None, label="Model",
+                                info="pixel-space UNet (linear / cosine schedule) or latent diffusion over VAE codes")
+            sampler = gr.Radio(["DDIM", "DDPM"], value="DDIM", label="Sampler")
+            T = panel.on_model(names[0], 50)["maximum"] if names else 1000
+            steps = gr.Slider(1, T, value=min(50, T), step=1, label=f"Steps (<= T = {T})", elem_id="diff-steps")
+            eta = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="eta (DDIM; 0 = deterministic, 1 = DDPM-like)")
+            label = gr.Dropdown([EACH_CLASS, UNCONDITIONAL, *classes], value=EACH_CLASS, label="Class")
+            guidance = gr.Slider(0.0, 6.0, value=1.0, step=0.25, label="Guidance scale w (0 = ignore class, 1 = conditional)")
+            with gr.Row():
+                seed = gr.Number(0, label="Seed", precision=0, minimum=0, min_width=80)
+                batch = gr.Slider(1, MAX_BATCH, value=16, step=1, label="Batch", min_width=120)
+            with gr.Row():
+                run_btn = gr.Button("Run", variant="primary", elem_id="diff-run")
+                stop_btn = gr.Button("Stop", variant="stop", elem_id="diff-stop")
+        with gr.Column(scale=5):
+            frame = gr.Image(label="x_t (left) and predicted x_0 (right)", interactive=False, format="png",
+                             elem_id="diff-frame", elem_classes=["pixelated"], height=380)
+            status = gr.Markdown(None if names else
+                                 f"**No diffusion checkpoints in `{store.zoo.root}`.** Train one with "
+                                 "`python -m explorer.training ddpm-cosine --dataset fashion-mnist`.",
+                                 elem_id="diff-status")
+            scrub = gr.Slider(0, 1, value=0, step=1, label="Scrub through the stored steps", interactive=False,
+                              elem_id="diff-scrub")
+            with gr.Row():
+                gif_btn = gr.Button("Export GIF", elem_id="diff-gif-btn")
+                gif_file = gr.File(label="Animation", interactive=False, elem_id="diff-gif")
+
+    gr.Markdown("## Pixel vs latent: same seed, same steps (DDIM, eta = 0)")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=260):
+            cmp_pixel = gr.Dropdown(pixel, value=pixel[0] if pixel else None, label="Pixel model")
+            cmp_latent = gr.Dropdown(latent, value=latent[0] if latent else None, label="Latent model")
+            cmp_btn = gr.Button("Compare", elem_id="diff-compare")
+        with gr.Column(scale=2):
+            cmp_a = gr.Image(label="pixel", interactive=False, format="png", elem_classes=["pixelated"], height=260)
+            cmp_a_text = gr.Markdown()
+        with gr.Column(scale=2):
+            cmp_b = gr.Image(label="latent", interactive=False, format="png", elem_classes=["pixelated"], height=260)
+            cmp_b_text = gr.Markdown()
+
+    with gr.Accordion("The equations: forward marginal, posterior, DDIM update, guidance", open=True):
+        gr.Markdown(EXPLANATION, latex_delimiters=latex)
+
+    common = dict(concurrency_id="model")
+    forward_inputs = [f_index, f_t, f_seed]
+    forward_outputs = [f_lin, f_cos, f_curves, f_caption]
+    for s in (f_index, f_t):
+        s.input(panel.forward, forward_inputs, forward_outputs, api_name=False, trigger_mode="always_last",
+                show_progress="hidden")
+    f_seed.submit(panel.forward, forward_inputs, forward_outputs, api_name=False)
+    # a stable endpoint for scripts and tests
+    api_fwd = gr.Button(visible=False)
+    api_fwd.click(panel.forward, forward_inputs, forward_outputs, api_name="diffusion_forward")
+
+    model.change(panel.on_model, [model, steps], steps, api_name=False, show_progress="hidden")
+    run_inputs = [model, sampler, steps, eta, label, guidance, seed, batch]
+    run_event = run_btn.click(panel.run, run_inputs, [frame, status, scrub], api_name="diffusion_run",
+                              show_progress="hidden", **common)
+    stop_btn.click(panel.scrub_range, None, scrub, cancels=[run_event], api_name=False, show_progress="hidden")
+    scrub.input(panel.scrub, [scrub], [frame, status], api_name="diffusion_scrub", trigger_mode="always_last",
+                show_progress="hidden")
+    gif_btn.click(panel.gif, None, gif_file, api_name="diffusion_gif")
+    cmp_btn.click(panel.compare, [cmp_pixel, cmp_latent, steps, label, seed, batch],
+                  [cmp_a, cmp_a_text, cmp_b, cmp_b_text], api_name="diffusion_compare", **common)
+    panel.components = dict(forward=forward_inputs, forward_outputs=forward_outputs, model=model, run=run_btn,
+                            stop=stop_btn, frame=frame, status=status, scrub=scrub)
+    panel.open_event = (panel.forward, forward_inputs, forward_outputs, dict(show_progress="hidden"))
+    return panel
