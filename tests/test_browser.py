@@ -76,7 +76,7 @@ def test_projection_map_hover_shows_a_thumbnail_and_click_decodes(page):
     page.wait_for_function("() => document.querySelector('#proj-detail img')?.complete", timeout=30_000)
     picked = page.evaluate("() => window.lsxMaps['proj-map-a'].selection()")
     assert picked[-1] == 12  # the clicked row is now B
-    assert "Code of #" in page.locator("#proj-code").inner_text()
+    assert "Code under" in page.locator("#proj-code").inner_text()
 
 
 def test_attribute_panel_encodes_an_uploaded_image(page, tmp_path):

@@ -157,62 +157,77 @@ class ProjectionPanel:
         partners = self.partners(name)
         return gr.Dropdown(choices=partners, value=NONE)
 
-    @torch.no_grad()
-    def details(self, name: str, compare: str, picks: list) -> tuple[np.ndarray, str, np.ndarray | None]:
-        """(image row: original + reconstructions, code text, interpolation strips or None) for the
-        picked dataset indices ``picks`` = [A or None, B]."""
-        models = [name] + ([compare] if compare and compare != NONE else [])
-        view = self.store.view(name)
-        n = len(view.codes)
-        picks = [None if p is None else int(p) for p in picks][-2:]
+    def _picks(self, name: str, picks: list) -> list:
+        n = len(self.store.view(name).codes)
+        picks = [None if p is None else int(p) for p in (picks or [])][-2:]
         if not picks or picks[-1] is None or not all(p is None or 0 <= p < n for p in picks):
             raise gr.Error(f"pick a test image index between 0 and {n - 1}")
-        i = picks[-1]
-        ds = self.store.dataset(self.store.dataset_of(name))
-        x = ds.floats()[i:i + 1]
-        images, titles = [x[0, 0].numpy()], [f"#{i} {view.classes[int(view.labels[i])]}"]
-        for m in models:
-            model = self.store.model(m)
-            images.append(model.reconstruct(x).clamp(0, 1)[0, 0].cpu().numpy())
-            titles.append(f"{_short(m)} recon.")
-        row = _pixels(plotting.image_row(images, titles))
+        return picks
+
+    @torch.no_grad()
+    def details(self, name: str, compare: str, picks: list) -> tuple[np.ndarray, str]:
+        """(original and reconstructions side by side, upscaled; text with their names and the code)
+        for the newest of ``picks`` = [A or None, B] (dataset indices). Pure numpy: ~ms, no plotting."""
+        models = [name] + ([compare] if compare and compare != NONE else [])
+        view = self.store.view(name)
+        i = self._picks(name, picks)[-1]
+        x = self.store.dataset(self.store.dataset_of(name)).floats()[i:i + 1]
+        images = [x[0, 0].numpy()] + [self.store.model(m).reconstruct(x).clamp(0, 1)[0, 0].cpu().numpy()
+                                      for m in models]
+        row = latents.tile(np.stack(images)[None], pad=2)[:, :-2]  # (28, k*30 - 2), white gaps
+        row = np.kron((row * 255).round().astype(np.uint8), np.ones((6, 6), np.uint8))
         z = view.codes[i]
-        code = (f"**Code of #{i}** under {_short(name)} ({len(z)}-D, |z| = {np.linalg.norm(z):.2f}):\n\n"
+        text = (f"**#{i} {view.classes[int(view.labels[i])]}**: original, then "
+                + ", ".join(f"{_short(m)} reconstruction" for m in models) + ".\n\n"
+                f"Code under {_short(name)} ({len(z)}-D, |z| = {np.linalg.norm(z):.2f}): "
                 "`[" + ", ".join(f"{v:+.2f}" for v in z) + "]`")
-        strips = None
-        if len(picks) == 2 and picks[0] is not None and picks[0] != picks[1]:
-            a, b = picks
-            ts = np.linspace(0, 1, STEPS)
-            rows, norms = {}, {}
-            for m in models:
-                codes = self.store.view(m).codes
-                model = self.store.model(m)
-                for kind, path in (("linear", latents.lerp), ("slerp", latents.slerp)):
-                    zs = path(codes[a], codes[b], ts)  # (STEPS, D)
-                    xs = model.decode(torch.as_tensor(zs, dtype=torch.float32)).clamp(0, 1).cpu().numpy()[:, 0]
-                    label = kind if len(models) == 1 else f"{_short(m)}\n{kind}"
-                    rows[label] = xs
-                    norms[label.replace("\n", " ")] = np.linalg.norm(zs, axis=1)
-            title = f"A = #{a} ({view.classes[int(view.labels[a])]}) → B = #{b} ({view.classes[int(view.labels[b])]})"
-            strips = _pixels(plotting.interpolation_strips(rows, ts, norms, title))
-        return row, code, strips
+        return row, text
+
+    @torch.no_grad()
+    def strips(self, name: str, compare: str, picks: list) -> np.ndarray | None:
+        """Linear and slerp interpolation strips A -> B for each shown model with their |z| curves;
+        None until two different points are picked."""
+        picks = self._picks(name, picks)
+        if len(picks) < 2 or picks[0] is None or picks[0] == picks[1]:
+            return None
+        models = [name] + ([compare] if compare and compare != NONE else [])
+        view = self.store.view(name)
+        a, b = picks
+        ts = np.linspace(0, 1, STEPS)
+        rows, norms = {}, {}
+        for m in models:
+            codes = self.store.view(m).codes
+            model = self.store.model(m)
+            for kind, path in (("linear", latents.lerp), ("slerp", latents.slerp)):
+                zs = path(codes[a], codes[b], ts)  # (STEPS, D)
+                xs = model.decode(torch.as_tensor(zs, dtype=torch.float32)).clamp(0, 1).cpu().numpy()[:, 0]
+                label = kind if len(models) == 1 else f"{_short(m)}\n{kind}"
+                rows[label] = xs
+                norms[label.replace("\n", " ")] = np.linalg.norm(zs, axis=1)
+        title = f"A = #{a} ({view.classes[int(view.labels[a])]}) → B = #{b} ({view.classes[int(view.labels[b])]})"
+        return _pixels(plotting.interpolation_strips(rows, ts, norms, title))
 
     def on_select(self, name: str, compare: str, evt: gr.SelectData):
         picks = evt.value if isinstance(evt.value, list) else [None, evt.index]
         try:
-            row, code, strips = self.details(name, compare, picks)
+            row, text = self.details(name, compare, picks)
+        except CheckpointError as err:
+            raise gr.Error(str(err)) from err
+        return row, text, picks, gr.HTML(sel=picks), gr.HTML(sel=picks)
+
+    def on_strips(self, name: str, compare: str, picks: list):
+        try:
+            strips = self.strips(name, compare, picks)
         except CheckpointError as err:
             raise gr.Error(str(err)) from err
         hint = "" if strips is not None else "Click a second point to see the interpolation from A to B."
-        sel = [p for p in picks]
-        return (row, code, gr.Image(value=strips, visible=strips is not None), hint,
-                gr.HTML(sel=sel), gr.HTML(sel=sel))
+        return gr.Image(value=strips, visible=strips is not None), hint
 
     def api_pick(self, name: str, compare: str, a: float | None, b: float):
         """The same as clicking points A (optional) and B; for scripts and tests."""
         picks = [None if a is None or a < 0 else int(a), int(b)]
-        row, code, strips = self.details(name, compare, picks)
-        return row, code, strips
+        row, text = self.details(name, compare, picks)
+        return row, text, self.strips(name, compare, picks)
 
     def export(self, name: str) -> str:
         try:
@@ -248,7 +263,7 @@ def build(store: Store) -> ProjectionPanel:
             gr.Markdown("**Hover** a point for its image, **click** to decode it; click a second point for the "
                         "interpolation A → B.")
             row = gr.Image(label="Original and reconstruction", show_label=False, interactive=False,
-                           elem_id="proj-detail", buttons=[], height=200)
+                           elem_id="proj-detail", buttons=[], height=170, elem_classes="pixelated")
             code = gr.Markdown(elem_id="proj-code")
             hint = gr.Markdown()
             strips = gr.Image(label="Interpolation A → B (linear above spherical)", show_label=False,
@@ -267,9 +282,13 @@ def build(store: Store) -> ProjectionPanel:
     compare.change(panel.on_open, open_inputs, open_outputs, api_name=False, **common)
     model.change(panel.on_model, model, compare, api_name=False).then(
         panel.on_open, open_inputs, open_outputs, api_name=False, **common)
-    select_out = [row, code, strips, hint, map_a, map_b]
-    map_a.select(panel.on_select, [model, compare], select_out, api_name=False, concurrency_id="model")
-    map_b.select(panel.on_select, [model, compare], select_out, api_name=False, concurrency_id="model")
+    picks = gr.State([])
+    select_out = [row, code, picks, map_a, map_b]
+    for m in (map_a, map_b):  # the decoded point first (fast); the interpolation strips follow
+        m.select(panel.on_select, [model, compare], select_out, api_name=False, concurrency_id="model",
+                 show_progress="hidden").then(
+            panel.on_strips, [model, compare, picks], [strips, hint], api_name=False, concurrency_id="model",
+            show_progress="hidden")
     export_btn.click(panel.export, model, export_file, api_name="export_projector").then(
         lambda: gr.File(visible=True), None, export_file, api_name=False)
     # scripting endpoint: the same as clicking A then B on the map
