@@ -110,7 +110,9 @@ def test_prepare_image_odd_inputs(tmp_path):
     assert (x > 0.5).any(0).sum() > (x > 0.5).any(1).sum()  # wider than tall, like frame 0
     # 16-bit grey, palette, 1x1, blank
     a16 = (np.pad(np.full((20, 20), 60000, np.uint16), 10)).astype(np.uint16)
-    x16, _ = data.prepare_image(Image.fromarray(a16, "I;16"))
+    im16 = Image.fromarray(a16)
+    assert im16.mode.startswith("I;16")
+    x16, _ = data.prepare_image(im16)
     assert x16.max() == pytest.approx(1.0)
     xp, _ = data.prepare_image(Image.fromarray(_dark_boot()).convert("P"))
     assert xp.max() == pytest.approx(1.0)
