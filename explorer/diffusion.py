@@ -161,15 +161,15 @@ def guided_eps(eps_uncond: torch.Tensor, eps_cond: torch.Tensor, w: float) -> to
 
 # ------------------------------------------------------------------ samplers
 def timesteps(T: int, steps: int | None = None) -> list[int]:
-    """``steps`` timesteps from T-1 down to 0, evenly strided (all T when ``steps`` is None or T).
-    Both ends are always included, so the chain starts at pure noise and ends at the clean image."""
+    """``steps`` evenly strided timesteps, descending: t_i = floor(i T / steps) for i = steps-1 .. 0
+    (all T when ``steps`` is None or T). Like the DDIM paper's and improved-diffusion's uniform skip,
+    the chain ends at t = 0 and starts one stride below T: for the cosine schedule alpha_bar at t = T-1
+    is ~2e-9, and a DDIM jump from there turns the tiniest eps error into a huge x0 estimate
+    (measured: latent samples 1.6x too spread at 10 steps starting from T-1, 0.9x starting from T-T/steps)."""
     steps = T if steps is None else int(steps)
     if not 1 <= steps <= T:
         raise ValueError(f"steps must be between 1 and T={T}, not {steps}")
-    if steps == 1:
-        return [T - 1]
-    ts = torch.linspace(0, T - 1, steps, dtype=torch.float64).round().long()  # unique: stride >= 1
-    return ts.flip(0).tolist()
+    return [i * T // steps for i in range(steps)][::-1]  # unique: the stride T/steps >= 1
 
 
 def sample_progressive(eps_fn: EpsFn, s: Schedule, shape, steps: int | None = None, sampler: str = "ddim",

@@ -148,12 +148,16 @@ def test_guidance_scale_is_as_defined():
 
 
 # ------------------------------------------------------------------ samplers
-def test_timesteps_are_strided_and_include_both_ends():
+def test_timesteps_are_evenly_strided_and_end_at_zero():
     assert diffusion.timesteps(1000, 1000) == list(range(999, -1, -1))
-    for steps in (2, 10, 50, 999):
+    assert diffusion.timesteps(1000) == diffusion.timesteps(1000, 1000)
+    for steps in (1, 2, 10, 50, 999):
         ts = diffusion.timesteps(1000, steps)
-        assert len(ts) == len(set(ts)) == steps and ts[0] == 999 and ts[-1] == 0
+        assert len(ts) == len(set(ts)) == steps and ts[-1] == 0
         assert all(a > b for a, b in zip(ts, ts[1:]))
+        assert 1000 - 1000 / steps - 1 < ts[0] <= 1000 - 1000 / steps   # one stride below T
+        gaps = [a - b for a, b in zip(ts, ts[1:])]
+        assert not gaps or max(gaps) - min(gaps) <= 1                  # even strides
     for bad in (0, 1001):
         with pytest.raises(ValueError):
             diffusion.timesteps(1000, bad)
