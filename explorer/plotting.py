@@ -243,3 +243,26 @@ def vline(pixels: np.ndarray, raster: "Raster", x: float, color=(220, 20, 60), w
     c = int(np.clip(round(px), left, right - 1))
     pixels[top:bottom, max(c - width // 2, left):min(c + (width + 1) // 2, right)] = color
     return pixels
+
+
+def fid_vs_steps(results: list, title: str | None = None):
+    """Classifier-FID against sampling steps (log x), one line per (model, eta), each model's
+    real-vs-real floor dashed. ``results``: dicts as benchmarks/diffusion_tradeoff.py writes them."""
+    fig, ax = _figure((7.6, 3.6))
+    colors = class_colors(max(len(results), 1))
+    for color, r in zip(colors, results):
+        short = r["model"].split("/")[-1]
+        for eta, style in ((0.0, "-o"), (1.0, "--s")):
+            rows = sorted((row for row in r["rows"] if row["eta"] == eta), key=lambda row: row["steps"])
+            if rows:
+                label = f"{short}, DDIM eta=0" if eta == 0 else f"{short}, eta=1 (DDPM)"
+                ax.plot([row["steps"] for row in rows], [row["fid"] for row in rows], style, color=color,
+                        ms=4, lw=1.5, label=label)
+        ax.axhline(r["fid_floor"], color=color, lw=0.8, ls=":", label=f"{short} floor (real vs real)")
+    ax.set_xscale("log"); ax.set_yscale("log")
+    ax.set_xlabel("sampling steps"); ax.set_ylabel(f"classifier-FID (N={results[0]['fid_n'] if results else '?'})")
+    ax.grid(alpha=0.3, which="both")
+    if title:
+        ax.set_title(title, fontsize=10, loc="left")
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig

@@ -97,6 +97,24 @@ def test_same_seed_same_samples_and_pixel_vs_latent(diffusion_app):
         list(panel.frames("digits/ddpm-tiny", "DDIM", 101, 0.0, "each class in turn", 1.0, 0, 2))
 
 
+def test_tradeoff_chart_reads_the_shipped_measurements(diffusion_app, diffusion_zoo):
+    import json
+
+    _, demo = diffusion_app
+    panel = demo.panels["diffusion"]
+    pixels, text = panel.tradeoff()
+    assert pixels is None and "diffusion_tradeoff.py" in text
+    rows = [{"sampler": "ddim", "eta": eta, "steps": s, "fid": 100.0 / s ** (0.5 - eta / 4), "ms_per_image": 1.0}
+            for eta in (0.0, 1.0) for s in (10, 50, 100)]
+    (diffusion_zoo / "digits" / "ddpm-tiny" / "tradeoff.json").write_text(json.dumps(
+        {"model": "digits/ddpm-tiny", "fid_n": 100, "fid_floor": 2.0, "rows": rows}))
+    try:
+        pixels, text = panel.tradeoff()
+        assert pixels.ndim == 3 and "N = 100" in text and "floor 2.00" in text
+    finally:
+        (diffusion_zoo / "digits" / "ddpm-tiny" / "tradeoff.json").unlink()
+
+
 playwright = pytest.importorskip("playwright.sync_api")
 
 

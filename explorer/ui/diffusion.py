@@ -6,6 +6,7 @@ Handlers are thin: widgets -> one explorer call -> image. Each run draws its noi
 """
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import threading
@@ -296,6 +297,32 @@ class DiffusionPanel:
             return gr.update(maximum=1000)
         return gr.update(maximum=T, value=min(int(steps), T), label=f"Steps (<= T = {T})")
 
+    def tradeoff(self):
+        """(chart pixels or None, caption) from the tradeoff.json files shipped beside the checkpoints."""
+        results = []
+        for name in self.model_names():
+            path = self.store.zoo.path(name) / "tradeoff.json"
+            if path.is_file():
+                try:
+                    results.append(json.loads(path.read_text()))
+                except ValueError:
+                    continue
+        if not results:
+            return None, ("No trade-off measurements shipped yet: `python benchmarks/diffusion_tradeoff.py` "
+                          "computes them (minutes on a GPU, hours on a CPU).")
+        pixels = self.store.raster(("diffusion-tradeoff", tuple(r["model"] for r in results)),
+                                   lambda: plotting.fid_vs_steps(results)).pixels
+        lines = [f"- **{r['model']}**: N = {r['fid_n']}, floor {r['fid_floor']:.2f}; " +
+                 ", ".join(f"{row['steps']} steps eta={row['eta']:g}: {row['fid']:.1f}" for row in r["rows"]
+                           if row["steps"] in (10, 50, 1000)) for r in results]
+        return pixels, ("Classifier-FID of class-balanced samples (guidance 1, fixed seed) against the test set, "
+                        "with the real-vs-real floor at the same N. eta=1 over fewer steps is the respaced DDPM "
+                        "chain; at 1000 steps it is DDPM.\n" + "\n".join(lines))
+
+    def on_open(self, index, t, seed):
+        """The tab was opened: the forward view and the trade-off chart."""
+        return (*self.forward(index, t, seed), *self.tradeoff())
+
     def compare(self, pixel_name, latent_name, steps, label, seed, batch, request: gr.Request = None):
         """Pixel vs latent diffusion: same seed, steps, DDIM eta=0 and labels; both samples and times."""
         out = []
@@ -382,6 +409,12 @@ def build(store: Store) -> DiffusionPanel:
             cmp_b = gr.Image(label="latent", interactive=False, format="png", elem_classes=["pixelated"], height=260)
             cmp_b_text = gr.Markdown()
 
+    gr.Markdown("## Trade-off: quality against steps")
+    with gr.Row(equal_height=False):
+        tradeoff_img = gr.Image(label="FID vs steps", show_label=False, interactive=False, format="png", scale=3,
+                                elem_id="diff-tradeoff")
+        tradeoff_text = gr.Markdown(elem_id="diff-tradeoff-text")
+
     with gr.Accordion("The equations: forward marginal, posterior, DDIM update, guidance", open=True):
         gr.Markdown(EXPLANATION, latex_delimiters=latex)
 
@@ -408,5 +441,6 @@ def build(store: Store) -> DiffusionPanel:
                   [cmp_a, cmp_a_text, cmp_b, cmp_b_text], api_name="diffusion_compare", **common)
     panel.components = dict(forward=forward_inputs, forward_outputs=forward_outputs, model=model, run=run_btn,
                             stop=stop_btn, frame=frame, status=status, scrub=scrub)
-    panel.open_event = (panel.forward, forward_inputs, forward_outputs, dict(show_progress="hidden"))
+    panel.open_event = (panel.on_open, forward_inputs, [*forward_outputs, tradeoff_img, tradeoff_text],
+                        dict(show_progress="hidden"))
     return panel

@@ -1,0 +1,82 @@
+"""Classifier-FID against sampling steps for DDIM eta=0 and eta=1 (eta=1 over all T steps is DDPM),
+for each diffusion checkpoint; writes each model's tradeoff.json, which the Diffusion panel charts.
+
+    python benchmarks/diffusion_tradeoff.py [--checkpoints DIR] [--models NAME ...]
+        [--steps 10 20 50 100 250 1000] [--n 2000] [--device cuda]
+
+Every point uses the same N, seed, class-balanced labels and guidance 1 (the plain conditional
+model) as training.evaluate_diffusion, and the real-vs-real floor at that N is stored beside them.
+DDPM over fewer than T steps is the respaced chain, which equals DDIM with eta=1 step for step (a
+test checks this), so the eta=1 curve is the DDPM curve and its 1000-step point is DDPM proper.
+Cost grows with N x total steps: the full grid (N=2000, both etas, 1430 steps each) is about
+5.7 M UNet image-steps per model, hours on a 2-core CPU and minutes on a GPU.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common as C  # noqa: E402
+
+
+def main(argv=None):
+    p = C.parser(__doc__.splitlines()[0])
+    p.add_argument("--models", nargs="*", help="diffusion checkpoints (default: all in the folder)")
+    p.add_argument("--steps", nargs="*", type=int, default=[10, 20, 50, 100, 250, 1000])
+    p.add_argument("--etas", nargs="*", type=float, default=[0.0, 1.0])
+    p.add_argument("--n", type=int, default=2000)
+    p.add_argument("--batch", type=int, default=500)
+    p.add_argument("--device", default=None)
+    p.add_argument("--threads", type=int, default=None)
+    a = p.parse_args(argv)
+    import torch
+
+    from explorer import data, metrics, training
+    from explorer.checkpoints import Zoo
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    zoo = Zoo(a.checkpoints)
+    names = a.models or zoo.available("ddpm")
+    if not names:
+        sys.exit(f"no diffusion checkpoints in {zoo.root}")
+    print("\n".join(C.machine_lines()))
+    for name in names:
+        model = zoo.load(name, device=a.device)
+        dataset = zoo.info(name)["dataset"]
+        device = next(model.parameters()).device
+        clf = training._classifier(dataset, a.checkpoints, device)
+        test, train = data.load(dataset, "test").floats(), data.load(dataset, "train").floats()
+        n = min(a.n, len(test), len(train))
+        perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(4321))[:n]
+        ref = metrics.feature_stats(clf, test[:n])
+        floor = metrics.frechet_distance(*metrics.feature_stats(clf, train[perm]), *ref)
+        labels = torch.arange(n) % model.config.classes
+        rows = []
+        for eta in a.etas:
+            for steps in a.steps:
+                if steps > model.config.timesteps:
+                    continue
+                g = torch.Generator().manual_seed(1234)
+                t0 = time.perf_counter()
+                x = torch.cat([model.sample(len(y), steps=steps, sampler="ddim", eta=eta, guidance=1.0, labels=y,
+                                            generator=g).cpu() for y in labels.split(a.batch)])
+                seconds = time.perf_counter() - t0
+                fid = metrics.frechet_distance(*metrics.feature_stats(clf, x), *ref)
+                rows.append({"sampler": "ddim", "eta": eta, "steps": steps, "fid": round(fid, 3),
+                             "ms_per_image": round(1000 * seconds / n, 3)})
+                print(f"{name}  eta={eta:g}  steps={steps:5d}  FID {fid:8.2f}  (floor {floor:.2f}, N={n})  "
+                      f"{1000 * seconds / n:.1f} ms/image", flush=True)
+        result = {"model": name, "fid_n": n, "fid_floor": round(floor, 3), "guidance": 1.0,
+                  "labels": "class-balanced", "seed": 1234, "device": training.hardware(str(device)),
+                  "note": "eta=1 is the (respaced) DDPM ancestral sampler; eta=1 at T steps is DDPM", "rows": rows}
+        path = zoo.path(name) / "tradeoff.json"
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
