@@ -138,5 +138,18 @@ def test_browser_run_animates_and_the_scrubber_moves(diffusion_app, tmp_path):
         page.wait_for_function("() => document.querySelector('#diff-status')?.innerText.includes('frame 1/')",
                                timeout=15_000)
         assert page.eval_on_selector("#diff-frame img", "img => img.src") != first
+        # Stop: a long DDPM run ends early, keeps no "done", and what was computed can be scrubbed
+        steps = page.locator("#diff-steps input[type=number]")
+        steps.fill("100")
+        steps.press("Enter")
+        page.get_by_role("radio", name="DDPM").check()
+        page.locator("#diff-run").click()
+        page.wait_for_function("() => document.querySelector('#diff-status')?.innerText.includes('step 3/100')",
+                               timeout=30_000)
+        page.locator("#diff-stop").click()
+        page.wait_for_timeout(2000)
+        status = page.locator("#diff-status").inner_text()
+        assert "done" not in status and "/100" in status
+        assert 3 <= int(page.locator("#diff-scrub input[type=number]").input_value()) < 100
         page.screenshot(path=str(tmp_path / "diffusion.png"), full_page=True)
         browser.close()

@@ -218,13 +218,13 @@ class DiffusionPanel:
         t0 = time.perf_counter()
         last = None
         for step in model.sample_progressive(batch, steps=steps, sampler=sampler, eta=float(eta),
-                                             guidance=float(guidance), labels=labels, generator=g, decode=True):
-            frame = _frame(_uint8(step.x_t), _uint8(step.pred_x0))
+                                             guidance=float(guidance), labels=labels, generator=g):
+            frame = _frame(_uint8(model.to_image(step.x_t)), _uint8(model.to_image(step.pred_x0)))
             elapsed = time.perf_counter() - t0
             last = step
             yield frame, (f"step {step.index + 1}/{steps}, t = {step.t + 1}, {elapsed:.1f} s "
                           f"(x_t left, predicted x_0 right)"), step.t
-        final = _uint8(last.prev_sample)
+        final = _uint8(model.to_image(last.prev_sample))
         elapsed = time.perf_counter() - t0
         yield _frame(final, final), (f"**done**: {steps} {sampler.upper()} steps"
                                      + (f", eta = {float(eta):g}" if sampler == "ddim" else "")
