@@ -369,7 +369,7 @@ def build(store: Store) -> DiffusionPanel:
     gr.Markdown("## Reverse process: denoising, step by step")
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=280):
-            model = gr.Dropdown(names, value=names[0] if names else None, label="Model",
+            model = gr.Dropdown(names, value=names[0] if names else None, label="Model", elem_id="diff-model",
                                 info="pixel-space UNet (linear / cosine schedule) or latent diffusion over VAE codes")
             sampler = gr.Radio(["DDIM", "DDPM"], value="DDIM", label="Sampler")
             T = panel.on_model(names[0], 50)["maximum"] if names else 1000
