@@ -144,8 +144,10 @@ def test_browser_run_animates_and_the_scrubber_moves(diffusion_app, tmp_path):
         steps.press("Enter")
         page.get_by_role("radio", name="DDPM").check()
         page.locator("#diff-run").click()
-        page.wait_for_function("() => document.querySelector('#diff-status')?.innerText.includes('step 3/100')",
-                               timeout=30_000)
+        # streamed frames may be coalesced under load: wait for any step >= 3 of 100, not exactly step 3
+        page.wait_for_function("""() => { const m = (document.querySelector('#diff-status')?.innerText || '')
+                                              .match(/step (\\d+)\\/100/);
+                                          return m && +m[1] >= 3; }""", timeout=60_000)
         page.locator("#diff-stop").click()
         page.wait_for_timeout(2000)
         status = page.locator("#diff-status").inner_text()
