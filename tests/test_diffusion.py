@@ -275,3 +275,15 @@ def test_rebuild_command_leaves_out_run_bookkeeping():
     args = ["ddpm-cosine", "--dataset", "fashion-mnist", "--threads", "1", "--out=/tmp/x", "--resume",
             "--stop-after", "2", "--epochs", "5"]
     assert training._rebuild_args(args) == ["ddpm-cosine", "--dataset", "fashion-mnist", "--epochs", "5"]
+
+
+def test_resumed_training_gives_the_same_ema_weights(tmp_path):
+    kw = dict(epochs=2, limit=128, batch_size=32, progress=False, evaluate=False,
+              config={**TINY_UNET, "timesteps": 50})
+    a = training.train("ddpm-linear", "digits", out=tmp_path / "a", **kw)
+    training.train("ddpm-linear", "digits", out=tmp_path / "b", stop_after=1, **kw)
+    assert "ema" in torch.load(tmp_path / "b" / "digits" / "ddpm-linear" / "resume.pt", weights_only=True)
+    b = training.train("ddpm-linear", "digits", out=tmp_path / "b", resume=True, **kw)
+    ma, mb = Zoo(a.parent.parent).load("digits/ddpm-linear", "cpu"), Zoo(b.parent.parent).load("digits/ddpm-linear", "cpu")
+    for (k, va), vb in zip(ma.state_dict().items(), mb.state_dict().values()):
+        torch.testing.assert_close(va, vb, msg=k)
