@@ -287,3 +287,25 @@ def test_resumed_training_gives_the_same_ema_weights(tmp_path):
     ma, mb = Zoo(a.parent.parent).load("digits/ddpm-linear", "cpu"), Zoo(b.parent.parent).load("digits/ddpm-linear", "cpu")
     for (k, va), vb in zip(ma.state_dict().items(), mb.state_dict().values()):
         torch.testing.assert_close(va, vb, msg=k)
+
+
+@pytest.mark.parametrize("name", schedules.NAMES)
+@pytest.mark.parametrize("sampler,eta,steps", [("ddim", 0.0, 250), ("ddim", 1.0, 200), ("ddpm", 0.0, None)])
+def test_samplers_with_the_exact_eps_recover_gaussian_data(name, sampler, eta, steps):
+    """For data x_0 ~ N(mu, s^2) the optimal eps predictor is known in closed form,
+    E[eps | x_t] = sqrt(1 - ab) (x_t - sqrt(ab) mu) / (ab s^2 + 1 - ab); driven by it, every sampler
+    must turn N(0, I) into N(mu, s^2) (DDIM's deterministic ODE up to its discretisation error,
+    which shrinks with the step count: few steps under-disperse)."""
+    s = schedules.make_schedule(name, 1000)
+    mu, sd = torch.tensor([0.5, -1.0, 2.0]), torch.tensor([0.3, 1.0, 0.1])
+
+    def exact_eps(x, t):
+        ab = s.alphas_cumprod[t]
+        return (1 - ab).sqrt() * (x - ab.sqrt() * mu) / (ab * sd ** 2 + 1 - ab)
+
+    x = diffusion.sample(exact_eps, s, (8000, 3), steps=steps, sampler=sampler, eta=eta, generator=_gen(0))
+    torch.testing.assert_close(x.mean(0), mu, atol=0.03, rtol=0)
+    torch.testing.assert_close(x.std(0), sd, rtol=0.05, atol=0.01)
+    if sampler == "ddim" and eta == 0:
+        coarse = diffusion.sample(exact_eps, s, (8000, 3), steps=10, sampler=sampler, generator=_gen(0))
+        assert (coarse.std(0) - sd).abs().sum() > (x.std(0) - sd).abs().sum()
