@@ -91,7 +91,7 @@ def test_same_seed_same_samples_and_pixel_vs_latent(diffusion_app):
             for s in (7, 7, 8)]
     np.testing.assert_array_equal(runs[0][-1][0], runs[1][-1][0])
     assert not np.array_equal(runs[0][-1][0], runs[2][-1][0])
-    a, a_text, b, b_text = panel.compare("digits/ddpm-tiny", "digits/ldm-tiny", 5, "each class in turn", 0, 4)
+    a, a_text, b, b_text = panel.compare("digits/ddpm-tiny", "digits/ldm-tiny", 5, 0.0, "each class in turn", 0, 4)
     assert a.shape == b.shape and "ms per image" in a_text and "ldm-tiny" in b_text
     with pytest.raises(Exception, match="Steps must be between"):
         list(panel.frames("digits/ddpm-tiny", "DDIM", 101, 0.0, "each class in turn", 1.0, 0, 2))

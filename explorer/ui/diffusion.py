@@ -323,18 +323,18 @@ class DiffusionPanel:
         """The tab was opened: the forward view and the trade-off chart."""
         return (*self.forward(index, t, seed), *self.tradeoff())
 
-    def compare(self, pixel_name, latent_name, steps, label, seed, batch, request: gr.Request = None):
-        """Pixel vs latent diffusion: same seed, steps, DDIM eta=0 and labels; both samples and times."""
+    def compare(self, pixel_name, latent_name, steps, eta, label, seed, batch, request: gr.Request = None):
+        """Pixel vs latent diffusion: same seed, DDIM steps, eta and labels; both samples and times."""
         out = []
         for name in (pixel_name, latent_name):
             model = self._model(name)
             n_steps, n, s = self._check(steps, batch, seed, model)
             labels = self._labels(label, n, self.images(self._dataset(name)).classes)
             t0 = time.perf_counter()
-            x = model.sample(n, steps=n_steps, sampler="ddim", eta=0.0, labels=labels,
+            x = model.sample(n, steps=n_steps, sampler="ddim", eta=float(eta), labels=labels,
                              generator=torch.Generator().manual_seed(s))
             dt = time.perf_counter() - t0
-            out += [_mosaic(_uint8(x)), f"**{name}**: {n_steps} DDIM steps, {dt:.2f} s, "
+            out += [_mosaic(_uint8(x)), f"**{name}**: {n_steps} DDIM steps (eta = {float(eta):g}), {dt:.2f} s, "
                                         f"{1000 * dt / n:.0f} ms per image"]
         return tuple(out)
 
@@ -397,7 +397,7 @@ def build(store: Store) -> DiffusionPanel:
                 gif_btn = gr.Button("Export GIF", elem_id="diff-gif-btn")
                 gif_file = gr.File(label="Animation", interactive=False, elem_id="diff-gif")
 
-    gr.Markdown("## Pixel vs latent: same seed, same steps (DDIM, eta = 0)")
+    gr.Markdown("## Pixel vs latent: same seed, steps, eta and class (DDIM)")
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=260):
             cmp_pixel = gr.Dropdown(pixel, value=pixel[0] if pixel else None, label="Pixel model")
@@ -438,7 +438,7 @@ def build(store: Store) -> DiffusionPanel:
     scrub.input(panel.scrub, [scrub], [frame, status], api_name="diffusion_scrub", trigger_mode="always_last",
                 show_progress="hidden")
     gif_btn.click(panel.gif, None, gif_file, api_name="diffusion_gif")
-    cmp_btn.click(panel.compare, [cmp_pixel, cmp_latent, steps, label, seed, batch],
+    cmp_btn.click(panel.compare, [cmp_pixel, cmp_latent, steps, eta, label, seed, batch],
                   [cmp_a, cmp_a_text, cmp_b, cmp_b_text], api_name="diffusion_compare", **common)
     panel.components = dict(forward=forward_inputs, forward_outputs=forward_outputs, model=model, run=run_btn,
                             stop=stop_btn, frame=frame, status=status, scrub=scrub)
