@@ -42,7 +42,7 @@ PRESETS = {
 }
 # Every shipped checkpoint, in build order (each dataset's classifier first: the others' FID needs it).
 SHIPPED = [("fashion-mnist", p) for p in ("classifier", "vae-2d", "ae-16", "vae-16", "gmm-vae-16", "ldm-vae-16",
-                                                 "ddpm-cosine")] + \
+                                                 "ddpm-cosine", "ddpm-linear")] + \
           [("mnist-5k", "classifier"), ("mnist-5k", "vae-2d")]
 # The small MNIST subset needs more passes for the same number of steps.
 EPOCH_SCALE = {"mnist-5k": 6, "digits": 4}
