@@ -63,6 +63,12 @@ def image_grid(mosaic: np.ndarray, extent, ax=None, axis_names=("z1", "z2"), tit
     return fig
 
 
+def upscale(x: np.ndarray, scale: int) -> np.ndarray:
+    """Float image(s) in [0, 1] -> uint8, each pixel a ``scale`` x ``scale`` block (stays sharp on a projector)."""
+    u8 = (np.clip(x, 0, 1) * 255).round().astype(np.uint8)
+    return np.kron(u8, np.ones((scale, scale), np.uint8))
+
+
 @dataclass
 class Raster:
     """A rendered figure (H, W, 3) uint8 and the linear map between its pixels and one axes' data."""
@@ -71,6 +77,11 @@ class Raster:
     bbox: tuple[float, float, float, float]   # axes box in pixels: left, top, right, bottom
     xlim: tuple[float, float]
     ylim: tuple[float, float]
+
+    @classmethod
+    def pixels_of(cls, fig) -> np.ndarray:
+        """Just the rendered (H, W, 3) uint8 pixels of a figure."""
+        return cls.from_figure(fig).pixels
 
     @classmethod
     def from_figure(cls, fig, ax=None) -> "Raster":

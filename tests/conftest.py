@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import socket
+from contextlib import contextmanager
 
 import pytest
 
@@ -50,13 +51,23 @@ def tiny_zoo(tmp_path_factory):
     return root
 
 
-@pytest.fixture(scope="session")
-def served_app(tiny_zoo):
-    """The real app over the tiny checkpoints, launched on a free loopback port."""
+@contextmanager
+def launched_app(checkpoints):
+    """The real app over a checkpoint folder, launched as app.py does on a free loopback port:
+    yields (url, demo, store) and closes the server afterwards."""
     import app as app_module
 
-    demo, store = app_module.create(str(tiny_zoo))
+    demo, store = app_module.create(str(checkpoints))
     args = app_module.parse_args(["--port", str(free_port())])
     demo.launch(prevent_thread_lock=True, quiet=True, **app_module.launch_kwargs(args))
-    yield f"http://127.0.0.1:{args.port}/", demo, store
-    demo.close()
+    try:
+        yield f"http://127.0.0.1:{args.port}/", demo, store
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="session")
+def served_app(tiny_zoo):
+    """The real app over the tiny checkpoints."""
+    with launched_app(tiny_zoo) as served:
+        yield served

@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import BROWSER_ARGS, free_port
+from conftest import BROWSER_ARGS, launched_app
 from explorer import checkpoints, diffusion, models
 
 
@@ -37,13 +37,8 @@ def diffusion_zoo(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def diffusion_app(diffusion_zoo):
-    import app as app_module
-
-    demo, store = app_module.create(str(diffusion_zoo))
-    args = app_module.parse_args(["--port", str(free_port())])
-    demo.launch(prevent_thread_lock=True, quiet=True, **app_module.launch_kwargs(args))
-    yield f"http://127.0.0.1:{args.port}/", demo
-    demo.close()
+    with launched_app(diffusion_zoo) as (url, demo, _):
+        yield url, demo
 
 
 def _img(path):

@@ -10,7 +10,7 @@ import torch
 
 from .. import data, latents, metrics, plotting
 from ..checkpoints import CheckpointError
-from .store import Store
+from .store import Store, page_errors
 
 QUANTILE = 0.2
 STRIP = 9
@@ -49,16 +49,6 @@ test set, detection rate on the other set).
 border is light), cropped to the object, then scaled (Fashion-MNIST: longest side 28 px; MNIST: a 20×20 box centred
 by its centre of mass).
 """
-
-
-def _pixels(fig) -> np.ndarray:
-    return plotting.Raster.from_figure(fig).pixels
-
-
-def _big(x: np.ndarray, scale: int = 8) -> np.ndarray:
-    """(28, 28) float -> (224, 224) uint8, nearest-neighbour, so it stays sharp on a projector."""
-    u8 = (np.clip(x, 0, 1) * 255).round().astype(np.uint8)
-    return np.kron(u8, np.ones((scale, scale), np.uint8))
 
 
 def _style(dataset: str) -> str:
@@ -148,7 +138,7 @@ class AttributePanel:
         strengths = np.linspace(-k, k, STRIP)
         images = self.decode(name, latents.along(z, v, strengths))
         curves, ylabel = self.measure(name, images, group_a, group_b)
-        return _pixels(plotting.strip_with_curve(
+        return plotting.Raster.pixels_of(plotting.strip_with_curve(
             images, strengths, curves, "strength s", ylabel, title=f"z + s·v,  v = mean({group_a}) − mean({group_b})",
             marker=s))
 
@@ -156,26 +146,24 @@ class AttributePanel:
 
     def on_apply(self, name, group_a, group_b, source, index, upload, strength, k):
         """Encode the chosen input, build the vector, decode at the slider's strength and draw the strip."""
-        try:
+        with page_errors():
             strength, k = _finite(strength, "strength"), _finite(k, "strip range")
             x, what = self.upload_input(name, upload) if source == "Upload" else self.test_input(name, index)
             v = self.vector(name, group_a, group_b)
             z = self.encode(name, x)
             recon = self.decode(name, z)[0]
-            shown = _pixels(plotting.image_row([x, recon], ["model input 28×28", "reconstruction"]))
+            shown = plotting.Raster.pixels_of(plotting.image_row([x, recon], ["model input 28×28", "reconstruction"]))
             out = self.decode(name, z + strength * v)[0]
             strip = self.strip(name, z, v, k, strength, group_a, group_b)
-        except CheckpointError as err:
-            raise gr.Error(str(err)) from err
         note = f"{what}. |v| = {np.linalg.norm(v):.2f}, |z| = {np.linalg.norm(z):.2f}."
-        return shown, note, _big(out), strip, z.tolist(), v.tolist()
+        return shown, note, plotting.upscale(out, 8), strip, z.tolist(), v.tolist()
 
     def on_strength(self, name, z, v, strength):
         """Live slider drag: one decode, no re-encoding."""
         if not z or not v:
             raise gr.Error("press Apply first")
         strength = _finite(strength, "strength")
-        return _big(self.decode(name, np.asarray(z) + strength * np.asarray(v))[0])
+        return plotting.upscale(self.decode(name, np.asarray(z) + strength * np.asarray(v))[0], 8)
 
     def on_preset(self, name, preset):
         table = self.presets(name)
@@ -198,15 +186,13 @@ class AttributePanel:
 
     @torch.no_grad()
     def on_analogy(self, name, a, b, c):
-        view = self.store.view(name)
-        try:
+        with page_errors():
+            view = self.store.view(name)
             xs = [self.test_input(name, i)[0] for i in (a, b, c)]
-        except CheckpointError as err:
-            raise gr.Error(str(err)) from err
         za, zb, zc = (view.codes[int(i)] for i in (a, b, c))
         out = self.decode(name, latents.analogy(za, zb, zc))[0]
         names = [f"{t} #{int(i)}\n{view.classes[int(view.labels[int(i)])]}" for t, i in zip("ABC", (a, b, c))]
-        return _pixels(plotting.image_row(xs + [out], names + ["A − B + C\ndecoded"]))
+        return plotting.Raster.pixels_of(plotting.image_row(xs + [out], names + ["A − B + C\ndecoded"]))
 
     def on_random_analogy(self, name, group_a, group_b, seed=None):
         rng = np.random.default_rng(seed)
@@ -241,13 +227,11 @@ class AttributePanel:
         return self._errors[key]
 
     def on_anomaly(self, name, which, percentile, source, upload, k=8):
-        try:
+        with page_errors():
             percentile = _finite(percentile, "threshold percentile")
             if not 0 <= percentile <= 100:
                 raise gr.Error(f"threshold percentile must be between 0 and 100, got {percentile}")
             e_in, e_out, label = self.errors(name, which)
-        except CheckpointError as err:
-            raise gr.Error(str(err)) from err
         threshold = float(np.percentile(e_in, percentile))
         marks = {}
         if source == "Upload" and upload:
@@ -270,9 +254,9 @@ class AttributePanel:
         view = self.store.view(name)
         top = np.argsort(-e_in)[:k]
         images = self.store.dataset(self.store.dataset_of(name)).floats()[top, 0].numpy()
-        gallery = [(_big(im, 4), f"#{i} {view.classes[int(view.labels[i])]} · {e_in[i]:.4f}")
+        gallery = [(plotting.upscale(im, 4), f"#{i} {view.classes[int(view.labels[i])]} · {e_in[i]:.4f}")
                    for im, i in zip(images, top)]
-        return _pixels(fig), text, gallery
+        return plotting.Raster.pixels_of(fig), text, gallery
 
 
 def _finite(value, what: str) -> float:

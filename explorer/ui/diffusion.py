@@ -20,7 +20,7 @@ import torch
 
 from .. import data, diffusion, plotting, schedules
 from ..checkpoints import CheckpointError
-from .store import Store
+from .store import Store, page_errors
 
 T_FORWARD = 1000                 # the forward-process view uses both schedules at T = 1000
 MAX_BATCH = 16
@@ -129,10 +129,8 @@ class DiffusionPanel:
     def _model(self, name):
         if not name:
             raise gr.Error("No diffusion model: train one with `python -m explorer.training ddpm-cosine`.")
-        try:
+        with page_errors():
             return self.store.model(name)
-        except CheckpointError as err:
-            raise gr.Error(str(err)) from err
 
     def _dataset(self, name=None) -> str:
         if name:

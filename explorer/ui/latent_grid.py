@@ -15,8 +15,7 @@ import numpy as np
 import torch
 
 from .. import latents, plotting
-from ..checkpoints import CheckpointError
-from .store import MAP_RANGE, Store
+from .store import MAP_RANGE, Store, page_errors
 
 N_SLIDERS = 6
 SLIDER_RANGE = MAP_RANGE  # sliders span the codes' centre +- 4 standard deviations along their axis
@@ -116,10 +115,8 @@ class LatentGridPanel:
     def _view(self, name):
         if not name:
             raise gr.Error("Pick a model first.")
-        try:
+        with page_errors():
             return self.store.view(name)
-        except CheckpointError as err:
-            raise gr.Error(str(err)) from err
 
     def _rect(self, view, span):
         lo, hi = view.plane.bounds(span)

@@ -14,7 +14,7 @@ import torch
 from .. import latents, plotting, projection
 from ..checkpoints import CheckpointError
 from .point_map import payload, point_map
-from .store import Store
+from .store import Store, page_errors
 
 NONE = "(none)"
 METHOD_KEYS = {label: key for key, label in projection.METHODS.items()}  # "UMAP" -> "umap"
@@ -44,10 +44,6 @@ $\cos\Omega=\frac{z_A\cdot z_B}{\lVert z_A\rVert\lVert z_B\rVert}$. In high dime
 concentrate near a shell $\lVert z\rVert\approx\sqrt{D}$; the straight line cuts through the low-norm middle,
 the great circle stays near the shell (see the $|z|$ curves).
 """
-
-
-def _pixels(fig) -> np.ndarray:
-    return plotting.Raster.from_figure(fig).pixels
 
 
 def _short(name: str) -> str:
@@ -174,8 +170,7 @@ class ProjectionPanel:
         x = self.store.dataset(self.store.dataset_of(name)).floats()[i:i + 1]
         images = [x[0, 0].numpy()] + [self.store.model(m).reconstruct(x).clamp(0, 1)[0, 0].cpu().numpy()
                                       for m in models]
-        row = latents.tile(np.stack(images)[None], pad=2)[:, :-2]  # (28, k*30 - 2), white gaps
-        row = np.kron((row * 255).round().astype(np.uint8), np.ones((6, 6), np.uint8))
+        row = plotting.upscale(latents.tile(np.stack(images)[None], pad=2)[:, :-2], 6)  # (28, k*30 - 2) x 6
         z = view.codes[i]
         text = (f"**#{i} {view.classes[int(view.labels[i])]}**: original, then "
                 + ", ".join(f"{_short(m)} reconstruction" for m in models) + ".\n\n"
@@ -205,21 +200,17 @@ class ProjectionPanel:
                 rows[label] = xs
                 norms[label.replace("\n", " ")] = np.linalg.norm(zs, axis=1)
         title = f"A = #{a} ({view.classes[int(view.labels[a])]}) → B = #{b} ({view.classes[int(view.labels[b])]})"
-        return _pixels(plotting.interpolation_strips(rows, ts, norms, title))
+        return plotting.Raster.pixels_of(plotting.interpolation_strips(rows, ts, norms, title))
 
     def on_select(self, name: str, compare: str, evt: gr.SelectData):
         picks = evt.value if isinstance(evt.value, list) else [None, evt.index]
-        try:
+        with page_errors():
             row, text = self.details(name, compare, picks)
-        except CheckpointError as err:
-            raise gr.Error(str(err)) from err
         return row, text, picks, gr.HTML(sel=picks), gr.HTML(sel=picks)
 
     def on_strips(self, name: str, compare: str, picks: list):
-        try:
+        with page_errors():
             strips = self.strips(name, compare, picks)
-        except CheckpointError as err:
-            raise gr.Error(str(err)) from err
         hint = "" if strips is not None else "Click a second point to see the interpolation from A to B."
         return gr.Image(value=strips, visible=strips is not None), hint
 
@@ -230,10 +221,8 @@ class ProjectionPanel:
         return row, text, self.strips(name, compare, picks)
 
     def export(self, name: str) -> str:
-        try:
+        with page_errors():
             view = self.store.view(name)
-        except CheckpointError as err:
-            raise gr.Error(str(err)) from err
         ds = self.store.dataset(self.store.dataset_of(name))
         out = Path(tempfile.mkdtemp(prefix="lsx-export-")) / f"{name.replace('/', '-')}-projector.zip"
         projection.export_projector(out, view.codes, view.labels, view.classes, ds.images.numpy(),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import wraps
 
@@ -15,6 +16,18 @@ import torch
 
 from .. import data, latents, plotting, projection
 from ..checkpoints import CheckpointError, Zoo
+
+
+@contextmanager
+def page_errors():
+    """Inside a handler: a CheckpointError (its message names the command that rebuilds the
+    checkpoint) becomes a gr.Error, shown in the page while the server keeps serving."""
+    import gradio as gr
+
+    try:
+        yield
+    except CheckpointError as err:
+        raise gr.Error(str(err)) from err
 
 ENCODER_FAMILIES = ("ae", "vae", "gmm-vae")
 MAP_RANGE = 4.0  # maps and sliders span the codes' centre +- this many standard deviations
