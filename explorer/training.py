@@ -110,11 +110,14 @@ def train(preset: str, dataset: str = "fashion-mnist", epochs: int | None = None
           out: str | os.PathLike | None = None, seed: int = 0, batch_size: int = 128,
           lr: float | None = None, limit: int | None = None, resume: bool = False,
           device: str | None = None, config: dict | None = None, evaluate: bool = True,
-          progress: bool = True, command: str | None = None, stop_after: int | None = None) -> Path:
+          progress: bool = True, command: str | None = None, stop_after: int | None = None,
+          bf16: bool = False) -> Path:
     """Train ``preset`` on ``dataset`` and write the checkpoint; returns its folder.
 
     ``limit`` caps the training images (tests), ``config`` overrides config fields,
     ``stop_after`` ends this run after that many epochs, leaving resume.pt (time-boxed runs).
+    ``bf16`` runs forward and loss under bfloat16 autocast (weights, optimiser and EMA stay float32):
+    about twice the speed on CPUs with AVX512-BF16 and on GPUs.
     """
     from tqdm.auto import tqdm
 
@@ -187,7 +190,8 @@ def train(preset: str, dataset: str = "fashion-mnist", epochs: int | None = None
         bar = tqdm(loader, desc=f"{name} {epoch + 1}/{epochs}", disable=not progress or rank != 0,
                    leave=False, dynamic_ncols=True)
         for step, (xb, yb) in enumerate(bar, 1):
-            loss, logs = train_model((xb.to(device), yb.to(device)))
+            with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
+                loss, logs = train_model((xb.to(device), yb.to(device)))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -221,6 +225,7 @@ def train(preset: str, dataset: str = "fashion-mnist", epochs: int | None = None
                          "train_images": len(x), "processes": world, "wall_time_s": round(elapsed, 1),
                          "hardware": hardware(device), "torch": torch.__version__,
                          "parameters": params, "history": history,
+                         **({"precision": "bfloat16 autocast"} if bf16 else {}),
                          **({"ema_decay": ema_decay} if ema else {})}}
     checkpoints.save(model, out_dir, family, meta)
     results = evaluate_checkpoint(model, family, dataset, out) if evaluate else {}
@@ -354,6 +359,8 @@ def model_card(name: str, family: str, config: dict, meta: dict, results: dict) 
     notes["sample_ms_per_image"] = f"sampling time for the FID samples on {results.get('sample_hardware')}"
     explained = "\n".join(f"- `{k}`: {v}" for k, v in notes.items() if k in results)
     ema = f" Weights: exponential moving average, decay {t['ema_decay']}." if t.get("ema_decay") else ""
+    if t.get("precision"):
+        ema += f" Forward passes in {t['precision']} (float32 weights)."
     return f"""# {name}
 
 Family `{family}`, config `{json.dumps(config)}`, {t['parameters']:,} parameters.
@@ -408,6 +415,8 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--no-eval", action="store_true")
     p.add_argument("--stop-after", type=int, help="stop after N epochs of this run (resume later)")
+    p.add_argument("--bf16", action="store_true",
+                   help="bfloat16 autocast for forward passes (about 2x faster on AVX512-BF16 CPUs and GPUs)")
     p.add_argument("--evaluate-only", action="store_true",
                    help="recompute an existing checkpoint's metrics.json and card, no training")
     a = p.parse_args(argv)
@@ -425,7 +434,7 @@ def main(argv=None) -> None:
         return
     for dataset, preset in jobs:
         out = train(preset, dataset, a.epochs, a.out, a.seed, a.batch_size, a.lr, a.limit, a.resume,
-                    a.device, evaluate=not a.no_eval, stop_after=a.stop_after,
+                    a.device, evaluate=not a.no_eval, stop_after=a.stop_after, bf16=a.bf16,
                     command=None if a.preset == "all" else command)
         print(f"wrote {out}")
     if a.preset == "all":

@@ -13,6 +13,10 @@ classifier-free guidance. Sampling is DDPM ancestral or DDIM, any step count <= 
 In latent space (``space="latent"``) the model diffuses the VAE's standardised posterior means; the
 VAE itself (frozen) is stored inside the checkpoint, so the model decodes its own samples and is
 rebuilt from its config alone.
+
+Sampling runs the network under bfloat16 autocast where the hardware does bfloat16 natively (AVX512-BF16
+CPUs, recent GPUs): about twice as fast on this project's CPU with the same classifier-FID (57.4 vs 57.5
+at N = 500, mean pixel difference 0.001). ``model.precision = "float32"`` turns it off.
 """
 from __future__ import annotations
 
@@ -28,6 +32,20 @@ from ..schedules import make_schedule
 from .base import ConfigModule
 
 SPACES = ("pixel", "latent")
+PRECISIONS = ("auto", "bfloat16", "float32")
+
+
+def bf16_native(device: torch.device | str) -> bool:
+    """Whether ``device`` computes bfloat16 natively (oneDNN on AVX512-BF16/AMX CPUs, or a bf16 GPU)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False
 
 
 @dataclass
@@ -90,6 +108,13 @@ class DDPM(ConfigModule):
             self.net = MLPDenoiser(config.latent_dim, config.hidden, config.blocks, config.classes)
             self.register_buffer("code_mean", torch.zeros(config.latent_dim))
             self.register_buffer("code_std", torch.ones(config.latent_dim))
+        self.precision = "auto"  # sampling: "auto" (bfloat16 where native), "bfloat16" or "float32"
+
+    def _autocast(self, device: torch.device):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
+        on = self.precision == "bfloat16" or (self.precision == "auto" and bf16_native(device))
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=on)
 
     # ---- data space
     @property
@@ -173,12 +198,13 @@ class DDPM(ConfigModule):
         @torch.no_grad()
         def fn(x: torch.Tensor, t: int) -> torch.Tensor:
             tt = torch.full((x.shape[0],), int(t), dtype=torch.long, device=x.device)
-            if w == 0:
-                return self.net(x, tt, null)
-            if w == 1:
-                return self.net(x, tt, labels)
-            both = self.net(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([labels, null]))  # (2N, ...)
-            cond, uncond = both.chunk(2)                                                         # (N, ...) each
+            with self._autocast(x.device):
+                if w == 0:
+                    return self.net(x, tt, null).float()
+                if w == 1:
+                    return self.net(x, tt, labels).float()
+                both = self.net(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([labels, null])).float()  # (2N, ...)
+            cond, uncond = both.chunk(2)                                                                 # (N, ...) each
             return diffusion.guided_eps(uncond, cond, w)
         return fn
 
