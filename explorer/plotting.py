@@ -277,3 +277,50 @@ def fid_vs_steps(results: list, title: str | None = None):
         ax.set_title(title, fontsize=10, loc="left")
     ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
+
+
+ANIMATION_FORMATS = ("gif", "mp4")
+
+
+def save_animation(frames: list, path, frame_ms: int = 60, hold_ms: int = 1500) -> None:
+    """Write uint8 greyscale frames (H, W) as an animated GIF or an H.264 MP4, chosen by the suffix.
+
+    Every frame shows ``frame_ms``; the last one is held ``hold_ms`` (the finished sample). The MP4 goes
+    through PyAV (FFmpeg's libx264, yuv420p so every player opens it); odd sides are padded white to even.
+    """
+    from fractions import Fraction
+    from pathlib import Path
+
+    from PIL import Image
+
+    path = Path(path)
+    kind = path.suffix.lower().lstrip(".")
+    if kind not in ANIMATION_FORMATS:
+        raise ValueError(f"animation format must be one of {ANIMATION_FORMATS}, not {path.suffix!r}")
+    if not frames:
+        raise ValueError("no frames to write")
+    if kind == "gif":
+        images = [Image.fromarray(f) for f in frames]
+        durations = [frame_ms] * (len(images) - 1) + [hold_ms]
+        images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0, optimize=False)
+        return
+    try:
+        import av
+    except ImportError as err:  # pragma: no cover - av is in requirements.txt
+        raise RuntimeError("MP4 export needs PyAV: pip install av") from err
+    h, w = frames[0].shape
+    H, W = h + h % 2, w + w % 2
+    repeats = [1] * (len(frames) - 1) + [max(1, round(hold_ms / frame_ms))]
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=Fraction(1000, frame_ms))
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        stream.options = {"crf": "18", "preset": "medium"}
+        for frame, n in zip(frames, repeats):
+            padded = np.full((H, W), 255, np.uint8)
+            padded[:h, :w] = frame
+            rgb = np.repeat(padded[:, :, None], 3, axis=2)
+            for _ in range(n):
+                for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                    container.mux(packet)
+        for packet in stream.encode():  # flush
+            container.mux(packet)

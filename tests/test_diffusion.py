@@ -2,6 +2,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -328,3 +329,20 @@ def test_samplers_with_the_exact_eps_recover_gaussian_data(name, sampler, eta, s
     if sampler == "ddim" and eta == 0:
         coarse = diffusion.sample(exact_eps, s, (8000, 3), steps=10, sampler=sampler, generator=_gen(0))
         assert (coarse.std(0) - sd).abs().sum() > (x.std(0) - sd).abs().sum()
+
+
+def test_save_animation_refuses_unknown_formats_and_empty_runs(tmp_path):
+    from explorer import plotting
+
+    frame = np.zeros((5, 7), np.uint8)
+    with pytest.raises(ValueError, match="animation format must be one of"):
+        plotting.save_animation([frame], tmp_path / "a.avi")
+    with pytest.raises(ValueError, match="no frames"):
+        plotting.save_animation([], tmp_path / "a.mp4")
+    plotting.save_animation([frame, frame + 200], tmp_path / "a.mp4", frame_ms=100, hold_ms=300)
+    import av
+
+    with av.open(str(tmp_path / "a.mp4")) as video:
+        frames = [f.to_ndarray(format="gray") for f in video.decode(video=0)]
+    assert len(frames) == 1 + 3 and frames[0].shape == (6, 8)
+    assert frames[0][:5, :7].mean() < 30 and frames[-1][:5, :7].mean() > 170

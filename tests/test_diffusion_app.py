@@ -60,7 +60,7 @@ def test_forward_endpoint_shows_both_schedules_noising_the_same_image(diffusion_
     assert _img(curves).shape[1] > 400
 
 
-def test_run_streams_every_step_then_scrubs_and_exports_a_gif(diffusion_app):
+def test_run_streams_every_step_then_scrubs_and_exports_a_gif_and_an_mp4(diffusion_app):
     from gradio_client import Client
 
     client = Client(diffusion_app[0], verbose=False)
@@ -77,6 +77,17 @@ def test_run_streams_every_step_then_scrubs_and_exports_a_gif(diffusion_app):
     assert "final sample" in text and not np.array_equal(_img(frame), _img(last))
     gif = Image.open(client.predict(api_name="/diffusion_gif"))
     assert gif.format == "GIF" and gif.n_frames == 6
+    import av
+
+    with av.open(client.predict(api_name="/diffusion_mp4")) as video:
+        stream = video.streams.video[0]
+        decoded = [f.to_ndarray(format="gray") for f in video.decode(stream)]
+        assert stream.codec_context.name == "h264"
+    first = _img(frame)
+    assert len(decoded) == 5 + 25                      # 5 steps, then the final sample held 1.5 s at 60 ms
+    h, w = first.shape
+    assert decoded[0].shape == (h + h % 2, w + w % 2)  # padded to even sides for yuv420p
+    assert np.abs(decoded[0][:h, :w].astype(float) - first).mean() < 4   # the frames, not a blank video
 
 
 def test_same_seed_same_samples_and_pixel_vs_latent(diffusion_app):

@@ -1,5 +1,5 @@
 """The "Diffusion" panel: forward noising under two schedules, step-by-step denoising you can watch,
-stop and scrub afterwards (DDPM / DDIM, eta, guidance), GIF export, and pixel vs latent side by side.
+stop and scrub afterwards (DDPM / DDIM, eta, guidance), GIF/MP4 export, and pixel vs latent side by side.
 
 Handlers are thin: widgets -> one explorer call -> image. Each run draws its noise from its own
 ``torch.Generator`` (seeded from the widget), never the process-wide seed.
@@ -275,17 +275,24 @@ class DiffusionPanel:
         return run.frames[k], (f"frame {k + 1}/{len(run.frames)}: " +
                                ("the final sample" if t == -1 else f"t = {t + 1} (x_t left, predicted x_0 right)"))
 
-    def gif(self, request: gr.Request = None) -> str:
-        """The last run as an animated GIF (a file path for gr.File)."""
-        from PIL import Image
-
+    def export(self, kind: str, request: gr.Request = None) -> str:
+        """The last run as an animated GIF or an MP4 (a file path for gr.File), the final sample held 1.5 s."""
         run = self._run(request)
-        frames = [Image.fromarray(f) for f in run.frames]
-        durations = [60] * (len(frames) - 1) + [1500]  # hold the final sample
         key = "".join(ch for ch in (getattr(request, "session_hash", None) or "run") if ch.isalnum())[:32]
-        path = os.path.join(self._gif_dir, f"diffusion-{key}.gif")
-        frames[0].save(path, save_all=True, append_images=frames[1:], duration=durations, loop=0, optimize=False)
+        path = os.path.join(self._gif_dir, f"diffusion-{key}.{kind}")
+        try:
+            plotting.save_animation(run.frames, path)
+        except (RuntimeError, ValueError, OSError) as err:
+            raise gr.Error(f"Could not write the {kind.upper()}: {err}") from err
         return path
+
+    def gif(self, request: gr.Request = None) -> str:
+        """The last run as an animated GIF."""
+        return self.export("gif", request)
+
+    def mp4(self, request: gr.Request = None) -> str:
+        """The last run as an H.264 MP4."""
+        return self.export("mp4", request)
 
     def on_model(self, name, steps):
         """Model chosen: the steps slider spans 1..T of that model."""
@@ -393,6 +400,7 @@ def build(store: Store) -> DiffusionPanel:
                               elem_id="diff-scrub")
             with gr.Row():
                 gif_btn = gr.Button("Export GIF", elem_id="diff-gif-btn")
+                mp4_btn = gr.Button("Export MP4", elem_id="diff-mp4-btn")
                 gif_file = gr.File(label="Animation", interactive=False, elem_id="diff-gif")
 
     gr.Markdown("## Pixel vs latent: same seed, steps, eta and class (DDIM)")
@@ -436,6 +444,7 @@ def build(store: Store) -> DiffusionPanel:
     scrub.input(panel.scrub, [scrub], [frame, status], api_name="diffusion_scrub", trigger_mode="always_last",
                 show_progress="hidden")
     gif_btn.click(panel.gif, None, gif_file, api_name="diffusion_gif")
+    mp4_btn.click(panel.mp4, None, gif_file, api_name="diffusion_mp4")
     cmp_btn.click(panel.compare, [cmp_pixel, cmp_latent, steps, eta, label, seed, batch],
                   [cmp_a, cmp_a_text, cmp_b, cmp_b_text], api_name="diffusion_compare", **common)
     panel.components = dict(forward=forward_inputs, forward_outputs=forward_outputs, model=model, run=run_btn,
