@@ -271,7 +271,9 @@ def fid_vs_steps(results: list, title: str | None = None):
                         ms=4, lw=1.5, label=label)
         ax.axhline(r["fid_floor"], color=color, lw=0.8, ls=":", label=f"{short} floor (real vs real)")
     ax.set_xscale("log"); ax.set_yscale("log")
-    ax.set_xlabel("sampling steps"); ax.set_ylabel(f"classifier-FID (N={results[0]['fid_n'] if results else '?'})")
+    ns = sorted({r["fid_n"] for r in results})
+    ax.set_xlabel("sampling steps")
+    ax.set_ylabel(f"classifier-FID (N={ns[0]})" if len(ns) == 1 else "classifier-FID (N per model: see caption)")
     ax.grid(alpha=0.3, which="both")
     if title:
         ax.set_title(title, fontsize=10, loc="left")

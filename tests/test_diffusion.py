@@ -157,6 +157,7 @@ def test_bfloat16_sampling_stays_close_to_float32():
     for precision in ("float32", "bfloat16"):
         m.precision = precision
         out[precision] = m.sample(4, steps=10, eta=0.0, labels=3, generator=_gen(9))
+        assert m.sampling_dtype("cpu") == getattr(torch, precision)
         assert out[precision].dtype == torch.float32
     diff = (out["float32"] - out["bfloat16"]).abs()
     assert 0 < diff.mean() < 0.02   # autocast really ran, and only rounding separates the two

@@ -110,11 +110,16 @@ class DDPM(ConfigModule):
             self.register_buffer("code_std", torch.ones(config.latent_dim))
         self.precision = "auto"  # sampling: "auto" (bfloat16 where native), "bfloat16" or "float32"
 
-    def _autocast(self, device: torch.device):
+    def sampling_dtype(self, device: torch.device | str | None = None) -> torch.dtype:
+        """The dtype the network runs in when sampling on ``device`` (default: the model's)."""
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
+        device = torch.device(device) if device is not None else self._device()
         on = self.precision == "bfloat16" or (self.precision == "auto" and bf16_native(device))
-        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=on)
+        return torch.bfloat16 if on else torch.float32
+
+    def _autocast(self, device: torch.device):
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.sampling_dtype(device) == torch.bfloat16)
 
     # ---- data space
     @property
