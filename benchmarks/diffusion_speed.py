@@ -4,8 +4,9 @@
 
 diffusers is a benchmark-only dependency (`pip install diffusers`, or put it on PYTHONPATH); without
 it only our figures are printed. Both loops call the same eps network with the same labels and
-batch, so the ratio (ours / diffusers, target <= 1.0) measures the stepping and sampler overhead;
-the network alone (50 forward passes) is printed too. Runs alternate between the two so that load
+batch, in the same precision (the model's sampling dtype: bfloat16 autocast on CPUs with AVX512-BF16,
+``--precision float32`` to compare in float32), so the ratio (ours / diffusers, target <= 1.0) measures
+the stepping and sampler overhead; the network alone (50 forward passes) is printed too. Runs alternate between the two so that load
 drifts hit both; medians are reported. One torch thread by default, as in the app.
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--precision", default="auto", choices=["auto", "bfloat16", "float32"])
     a = p.parse_args(argv)
     import torch
 
@@ -43,8 +45,14 @@ def main(argv=None):
     print("\n".join(C.machine_lines()) + f"\ntorch threads  {a.threads}\n")
     for name in names:
         m = zoo.load(name, device="cpu")
+        m.precision = a.precision
         n, steps = a.batch, a.steps
         labels = torch.arange(n) % m.config.classes
+        bf16 = m.sampling_dtype("cpu") == torch.bfloat16
+
+        def net(x, t):  # the network as our sampler runs it (same autocast and float32 output)
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                return m.net(x, torch.full((n,), int(t)), labels).float()
 
         def ours():
             return m.sample(n, steps=steps, sampler="ddim", eta=0.0, labels=labels,
@@ -52,9 +60,8 @@ def main(argv=None):
 
         def network_only():
             x = torch.randn(n, *m.sample_shape, generator=torch.Generator().manual_seed(0))
-            with torch.no_grad():
-                for t in range(steps):
-                    m.net(x, torch.full((n,), t * 10), labels)
+            for t in range(steps):
+                net(x, t * 10)
 
         def theirs():
             sched = DDIMScheduler(num_train_timesteps=m.config.timesteps,
@@ -63,10 +70,8 @@ def main(argv=None):
             sched.set_timesteps(steps)
             g = torch.Generator().manual_seed(0)
             x = torch.randn(n, *m.sample_shape, generator=g)
-            with torch.no_grad():
-                for t in sched.timesteps:
-                    eps = m.net(x, torch.full((n,), int(t)), labels)
-                    x = sched.step(eps, t, x, eta=0.0, generator=g).prev_sample
+            for t in sched.timesteps:
+                x = sched.step(net(x, t), t, x, eta=0.0, generator=g).prev_sample
             return m.to_image(x)
 
         fns = {"ours": ours, "network only": network_only}
@@ -80,7 +85,7 @@ def main(argv=None):
                 t0 = time.perf_counter()
                 fn()
                 times[k].append(time.perf_counter() - t0)
-        print(f"{name}: DDIM-{steps}, batch {n}, median of {a.runs}")
+        print(f"{name}: DDIM-{steps}, batch {n}, median of {a.runs}, network in {'bfloat16' if bf16 else 'float32'}")
         for k, v in times.items():
             print(f"  {k:14s} {statistics.median(v):7.3f} s   ({1000 * statistics.median(v) / n:.1f} ms per image, "
                   f"min {min(v):.3f}, max {max(v):.3f})")
