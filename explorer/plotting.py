@@ -269,7 +269,10 @@ def fid_vs_steps(results: list, title: str | None = None):
                 label = f"{short}, DDIM eta=0" if eta == 0 else f"{short}, eta=1 (DDPM)"
                 ax.plot([row["steps"] for row in rows], [row["fid"] for row in rows], style, color=color,
                         ms=4, lw=1.5, label=label)
-        ax.axhline(r["fid_floor"], color=color, lw=0.8, ls=":", label=f"{short} floor (real vs real)")
+        if len({q["fid_floor"] for q in results}) > 1:  # floors differ (different N): one per model
+            ax.axhline(r["fid_floor"], color=color, lw=0.8, ls=":", label=f"{short} floor (real vs real)")
+    if results and len({q["fid_floor"] for q in results}) == 1:
+        ax.axhline(results[0]["fid_floor"], color="0.35", lw=1.0, ls=":", label="floor (real vs real)")
     ax.set_xscale("log"); ax.set_yscale("log")
     ns = sorted({r["fid_n"] for r in results})
     ax.set_xlabel("sampling steps")

@@ -101,6 +101,14 @@ def test_same_seed_same_samples_and_pixel_vs_latent(diffusion_app):
     assert a.shape == b.shape and "ms per image" in a_text and "ldm-tiny" in b_text
     with pytest.raises(Exception, match="Steps must be between"):
         list(panel.frames("digits/ddpm-tiny", "DDIM", 101, 0.0, "each class in turn", 1.0, 0, 2))
+    for eta, guidance, message in ((float("nan"), 1.0, "eta must be between 0 and 1"),
+                                   (1.5, 1.0, "eta must be between 0 and 1"),
+                                   (0.0, -1.0, "guidance scale must be between 0 and 6"),
+                                   (0.0, float("inf"), "guidance scale must be between 0 and 6")):
+        with pytest.raises(Exception, match=message):
+            list(panel.frames("digits/ddpm-tiny", "DDIM", 4, eta, "each class in turn", guidance, 0, 2))
+    with pytest.raises(Exception, match="eta must be between"):
+        panel.compare("digits/ddpm-tiny", "digits/ldm-tiny", 5, -0.1, "each class in turn", 0, 4)
 
 
 def test_tradeoff_chart_reads_the_shipped_measurements(diffusion_app, diffusion_zoo):

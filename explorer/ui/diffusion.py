@@ -24,6 +24,7 @@ from .store import Store, page_errors
 
 T_FORWARD = 1000                 # the forward-process view uses both schedules at T = 1000
 MAX_BATCH = 16
+MAX_GUIDANCE = 6.0               # the guidance slider's range; beyond it samples saturate
 MAX_FRAMES = 250                 # frames kept per run for the scrubber and the GIF
 SCALE = 3                        # nearest-neighbour upscaling of the 28x28 tiles in the frames
 UNCONDITIONAL, EACH_CLASS = "unconditional (null label)", "each class in turn"
@@ -205,10 +206,24 @@ class DiffusionPanel:
             raise gr.Error(f"Batch must be between 1 and {MAX_BATCH}.")
         return steps, batch, seed
 
+    @staticmethod
+    def _check_eta_guidance(eta, guidance=1.0):
+        """eta in [0, 1] and guidance in [0, MAX_GUIDANCE], as floats (NaN fails both comparisons)."""
+        try:
+            eta, guidance = float(eta), float(guidance)
+        except (TypeError, ValueError):
+            raise gr.Error("eta and the guidance scale must be numbers.") from None
+        if not 0.0 <= eta <= 1.0:
+            raise gr.Error(f"eta must be between 0 and 1, not {eta:g}.")
+        if not 0.0 <= guidance <= MAX_GUIDANCE:
+            raise gr.Error(f"The guidance scale must be between 0 and {MAX_GUIDANCE:g}, not {guidance:g}.")
+        return eta, guidance
+
     def frames(self, name, sampler, steps, eta, label, guidance, seed, batch):
         """Generator of (frame, caption, step) while sampling; the building block of :meth:`run`."""
         model = self._model(name)
         steps, batch, seed = self._check(steps, batch, seed, model)
+        eta, guidance = self._check_eta_guidance(eta, guidance)
         sampler = "ddpm" if str(sampler).lower().startswith("ddpm") else "ddim"
         classes = self.images(self._dataset(name)).classes
         labels = self._labels(label, batch, classes)
@@ -334,6 +349,7 @@ class DiffusionPanel:
         for name in (pixel_name, latent_name):
             model = self._model(name)
             n_steps, n, s = self._check(steps, batch, seed, model)
+            eta = self._check_eta_guidance(eta)[0]
             labels = self._labels(label, n, self.images(self._dataset(name)).classes)
             t0 = time.perf_counter()
             x = model.sample(n, steps=n_steps, sampler="ddim", eta=float(eta), labels=labels,
@@ -382,7 +398,7 @@ def build(store: Store) -> DiffusionPanel:
             eta = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="eta (DDIM; 0 = deterministic, 1 = DDPM-like)",
                             info="the shipped CPU-trained pixel model needs eta near 1; eta = 0 fails on some seeds")
             label = gr.Dropdown([EACH_CLASS, UNCONDITIONAL, *classes], value=EACH_CLASS, label="Class")
-            guidance = gr.Slider(0.0, 6.0, value=1.0, step=0.25, label="Guidance scale w (0 = ignore class, 1 = conditional)")
+            guidance = gr.Slider(0.0, MAX_GUIDANCE, value=1.0, step=0.25, label="Guidance scale w (0 = ignore class, 1 = conditional)")
             with gr.Row():
                 seed = gr.Number(0, label="Seed", precision=0, minimum=0, min_width=80)
                 batch = gr.Slider(1, MAX_BATCH, value=16, step=1, label="Batch", min_width=120)
