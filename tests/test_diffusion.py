@@ -255,6 +255,8 @@ def test_tiny_pixel_training_run_lowers_the_loss_and_ships_ema_weights(tmp_path)
     hist = info["training"]["history"]
     assert hist[-1]["loss"] < hist[0]["loss"]
     assert info["training"]["ema_decay"] == 0.999 and not (d / "resume.pt").exists()
+    assert info["training"]["precision"] == "bfloat16 autocast"       # the pixel presets' default
+    assert "bfloat16 autocast" in (d / "README.md").read_text()
     m = Zoo(tmp_path).load("digits/ddpm-cosine", device="cpu")
     assert m.sample(2, steps=4, generator=_gen(0)).shape == (2, 1, 28, 28)
 
@@ -301,7 +303,9 @@ def test_rebuild_command_leaves_out_run_bookkeeping():
 def test_resumed_training_gives_the_same_ema_weights(tmp_path):
     kw = dict(epochs=2, limit=128, batch_size=32, progress=False, evaluate=False,
               config={**TINY_UNET, "timesteps": 50})
-    a = training.train("ddpm-linear", "digits", out=tmp_path / "a", **kw)
+    a = training.train("ddpm-linear", "digits", out=tmp_path / "a", bf16=False, **kw)
+    assert "precision" not in json.loads((a / "config.json").read_text())["training"]  # --no-bf16: float32
+    kw["bf16"] = False
     training.train("ddpm-linear", "digits", out=tmp_path / "b", stop_after=1, **kw)
     assert "ema" in torch.load(tmp_path / "b" / "digits" / "ddpm-linear" / "resume.pt", weights_only=True)
     b = training.train("ddpm-linear", "digits", out=tmp_path / "b", resume=True, **kw)
