@@ -83,7 +83,7 @@ def test_run_streams_every_step_then_scrubs_and_exports_a_gif_and_an_mp4(diffusi
         stream = video.streams.video[0]
         decoded = [f.to_ndarray(format="gray") for f in video.decode(stream)]
         assert stream.codec_context.name == "h264"
-    first = _img(frame)
+    first = _img(frame).repeat(3, 0).repeat(3, 1)      # streamed at 1x, exported at 3x
     assert len(decoded) == 5 + 25                      # 5 steps, then the final sample held 1.5 s at 60 ms
     h, w = first.shape
     assert decoded[0].shape == (h + h % 2, w + w % 2)  # padded to even sides for yuv420p

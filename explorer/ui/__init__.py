@@ -8,7 +8,7 @@ from .store import Store
 
 CSS = """
 .pixelated img, #latent-grid img { image-rendering: pixelated; }
-#decoded img { object-fit: contain; }
+#decoded img, #diff-frame img { object-fit: contain; }
 footer { display: none !important; }
 """
 

@@ -77,8 +77,8 @@ def _uint8(x: torch.Tensor) -> np.ndarray:
     return x.clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()[:, 0]
 
 
-def _mosaic(images: np.ndarray, pad: int = 1) -> np.ndarray:
-    """uint8 (N, h, w) -> one near-square mosaic, upscaled SCALE times, white gaps."""
+def _mosaic(images: np.ndarray, pad: int = 1, scale: int = SCALE) -> np.ndarray:
+    """uint8 (N, h, w) -> one near-square mosaic, upscaled ``scale`` times, white gaps."""
     n, h, w = images.shape
     cols = int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / cols))
@@ -86,12 +86,14 @@ def _mosaic(images: np.ndarray, pad: int = 1) -> np.ndarray:
     for i, im in enumerate(images):
         r, c = divmod(i, cols)
         canvas[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w] = im
-    return canvas.repeat(SCALE, 0).repeat(SCALE, 1)
+    return canvas.repeat(scale, 0).repeat(scale, 1)
 
 
-def _frame(x_t: np.ndarray, x0: np.ndarray, gap: int = 12) -> np.ndarray:
-    """x_t mosaic | predicted-x_0 mosaic, side by side: uint8 (H, W)."""
-    a, b = _mosaic(x_t), _mosaic(x0)
+def _frame(x_t: np.ndarray, x0: np.ndarray, gap: int = 4) -> np.ndarray:
+    """x_t mosaic | predicted-x_0 mosaic, side by side, at 1 px per pixel: uint8 (H, W). The page scales it
+    up crisply (CSS pixelated), so each streamed frame is a ~1 ms PNG instead of ~15 ms at 3x; the
+    GIF and MP4 exports upscale by SCALE."""
+    a, b = _mosaic(x_t, scale=1), _mosaic(x0, scale=1)
     return np.concatenate([a, np.full((a.shape[0], gap), 255, np.uint8), b], axis=1)
 
 
@@ -296,7 +298,7 @@ class DiffusionPanel:
         key = "".join(ch for ch in (getattr(request, "session_hash", None) or "run") if ch.isalnum())[:32]
         path = os.path.join(self._gif_dir, f"diffusion-{key}.{kind}")
         try:
-            plotting.save_animation(run.frames, path)
+            plotting.save_animation([f.repeat(SCALE, 0).repeat(SCALE, 1) for f in run.frames], path)
         except (RuntimeError, ValueError, OSError) as err:
             raise gr.Error(f"Could not write the {kind.upper()}: {err}") from err
         return path
