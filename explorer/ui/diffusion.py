@@ -398,7 +398,7 @@ def build(store: Store) -> DiffusionPanel:
             T = panel.on_model(names[0], 50)["maximum"] if names else 1000
             steps = gr.Slider(1, T, value=min(50, T), step=1, label=f"Steps (<= T = {T})", elem_id="diff-steps")
             eta = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="eta (DDIM; 0 = deterministic, 1 = DDPM-like)",
-                            info="the shipped CPU-trained pixel model needs eta near 1; eta = 0 fails on some seeds")
+                            info="0: deterministic, the same seed gives the same image; 1: cleanest samples at 50+ steps")
             label = gr.Dropdown([EACH_CLASS, UNCONDITIONAL, *classes], value=EACH_CLASS, label="Class")
             guidance = gr.Slider(0.0, MAX_GUIDANCE, value=1.0, step=0.25, label="Guidance scale w (0 = ignore class, 1 = conditional)")
             with gr.Row():
