@@ -74,6 +74,9 @@ def main(argv=None):
                 t0 = page.evaluate("() => performance.now()")
                 page.evaluate(OBSERVE, t0)
                 page.locator("#diff-run").click()
+                # the previous run's 'done' stays on screen until this run's first step replaces it
+                page.wait_for_function("() => !document.querySelector('#diff-status')?.innerText.includes('done')",
+                                       timeout=60_000, polling=10)
                 page.wait_for_function("() => document.querySelector('#diff-status')?.innerText.includes('done')",
                                        timeout=600_000, polling=10)
                 t_done = page.evaluate("() => performance.now()")
