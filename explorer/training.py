@@ -41,7 +41,7 @@ PRESETS = {
     # latent diffusion over the standardised codes of this dataset's vae-16 checkpoint (stored inside)
     "ldm-vae-16": ("ddpm", {"space": "latent", "vae": "vae-16", "schedule": "cosine"}, 32, 1e-3),
 }
-# Presets trained under bfloat16 autocast unless --no-bf16 (the shipped pixel DDPMs were)
+# Presets trained under bfloat16 autocast where the hardware has it, unless --no-bf16 (the shipped pixel DDPMs were)
 BF16_PRESETS = {"ddpm-linear", "ddpm-cosine"}
 # Every shipped checkpoint, in build order (each dataset's classifier first: the others' FID needs it).
 SHIPPED = [("fashion-mnist", p) for p in ("classifier", "vae-2d", "ae-16", "vae-16", "gmm-vae-16", "ldm-vae-16",
@@ -120,7 +120,8 @@ def train(preset: str, dataset: str = "fashion-mnist", epochs: int | None = None
     ``limit`` caps the training images (tests), ``config`` overrides config fields,
     ``stop_after`` ends this run after that many epochs, leaving resume.pt (time-boxed runs).
     ``bf16`` runs forward and loss under bfloat16 autocast (weights, optimiser and EMA stay float32):
-    about twice the speed on CPUs with AVX512-BF16 and on GPUs; None: on for BF16_PRESETS.
+    about twice the speed on CPUs with AVX512-BF16 and on GPUs; None: on for BF16_PRESETS where the
+    device computes bfloat16 natively.
     """
     from tqdm.auto import tqdm
 
@@ -128,11 +129,14 @@ def train(preset: str, dataset: str = "fashion-mnist", epochs: int | None = None
         raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)} or 'all'")
     family, base_config, default_epochs, default_lr = PRESETS[preset]
     epochs = epochs or default_epochs * EPOCH_SCALE.get(dataset, 1)
-    bf16 = preset in BF16_PRESETS if bf16 is None else bf16
     lr = lr or default_lr
     rank, world = _dist()
     if device is None:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+    if bf16 is None:  # the presets' default, where the hardware does bfloat16 natively (else it is slower)
+        from .models.diffusion import bf16_native
+
+        bf16 = preset in BF16_PRESETS and bf16_native(device)
     name = f"{dataset}/{preset}"
     out_dir = Path(out or checkpoints.ROOT) / dataset / preset
     command = command or checkpoints.rebuild_command(name)
@@ -421,7 +425,7 @@ def main(argv=None) -> None:
     p.add_argument("--stop-after", type=int, help="stop after N epochs of this run (resume later)")
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
                    help="bfloat16 autocast for forward passes (about 2x faster on AVX512-BF16 CPUs and GPUs); "
-                        f"default: on for {sorted(BF16_PRESETS)}")
+                        f"default: on for {sorted(BF16_PRESETS)} where the device has native bfloat16")
     p.add_argument("--evaluate-only", action="store_true",
                    help="recompute an existing checkpoint's metrics.json and card, no training")
     a = p.parse_args(argv)

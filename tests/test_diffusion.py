@@ -255,8 +255,13 @@ def test_tiny_pixel_training_run_lowers_the_loss_and_ships_ema_weights(tmp_path)
     hist = info["training"]["history"]
     assert hist[-1]["loss"] < hist[0]["loss"]
     assert info["training"]["ema_decay"] == 0.999 and not (d / "resume.pt").exists()
-    assert info["training"]["precision"] == "bfloat16 autocast"       # the pixel presets' default
-    assert "bfloat16 autocast" in (d / "README.md").read_text()
+    from explorer.models.diffusion import bf16_native
+
+    if bf16_native("cpu"):  # the pixel presets' default where the CPU has native bfloat16
+        assert info["training"]["precision"] == "bfloat16 autocast"
+        assert "bfloat16 autocast" in (d / "README.md").read_text()
+    else:
+        assert "precision" not in info["training"]
     m = Zoo(tmp_path).load("digits/ddpm-cosine", device="cpu")
     assert m.sample(2, steps=4, generator=_gen(0)).shape == (2, 1, 28, 28)
 
