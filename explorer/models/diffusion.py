@@ -238,8 +238,11 @@ class DDPM(ConfigModule):
                guidance: float = 1.0, labels=None, generator: torch.Generator | None = None) -> torch.Tensor:
         """n images (N, 1, 28, 28) in [0, 1]; pass a seeded ``torch.Generator`` to repeat them."""
         x = None
-        for step in self.sample_progressive(n, steps, sampler, eta, guidance, labels, generator):
-            x = step.prev_sample
+        # one autocast region around the whole chain (the per-step regions nest inside it), so the
+        # bfloat16 copies of the weights are made once per call, not once per step
+        with self._autocast(self._device()):
+            for step in self.sample_progressive(n, steps, sampler, eta, guidance, labels, generator):
+                x = step.prev_sample
         return self.to_image(x)
 
     def _device(self) -> torch.device:
