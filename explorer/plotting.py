@@ -261,6 +261,7 @@ def fid_vs_steps(results: list, title: str | None = None):
     real-vs-real floor dashed. ``results``: dicts as benchmarks/diffusion_tradeoff.py writes them."""
     fig, ax = _figure((7.6, 3.6))
     colors = class_colors(max(len(results), 1))
+    shared_floor = len({r["fid_floor"] for r in results}) == 1  # same N, same real subsets: one floor line
     for color, r in zip(colors, results):
         short = r["model"].split("/")[-1]
         for eta, style in ((0.0, "-o"), (1.0, "--s")):
@@ -269,9 +270,9 @@ def fid_vs_steps(results: list, title: str | None = None):
                 label = f"{short}, DDIM eta=0" if eta == 0 else f"{short}, eta=1 (DDPM)"
                 ax.plot([row["steps"] for row in rows], [row["fid"] for row in rows], style, color=color,
                         ms=4, lw=1.5, label=label)
-        if len({q["fid_floor"] for q in results}) > 1:  # floors differ (different N): one per model
+        if not shared_floor:
             ax.axhline(r["fid_floor"], color=color, lw=0.8, ls=":", label=f"{short} floor (real vs real)")
-    if results and len({q["fid_floor"] for q in results}) == 1:
+    if shared_floor:
         ax.axhline(results[0]["fid_floor"], color="0.35", lw=1.0, ls=":", label="floor (real vs real)")
     ax.set_xscale("log"); ax.set_yscale("log")
     ns = sorted({r["fid_n"] for r in results})

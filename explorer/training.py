@@ -137,6 +137,7 @@ def train(preset: str, dataset: str = "fashion-mnist", epochs: int | None = None
         from .models.diffusion import bf16_native
 
         bf16 = preset in BF16_PRESETS and bf16_native(device)
+    device_type = torch.device(device).type  # for autocast
     name = f"{dataset}/{preset}"
     out_dir = Path(out or checkpoints.ROOT) / dataset / preset
     command = command or checkpoints.rebuild_command(name)
@@ -198,7 +199,7 @@ def train(preset: str, dataset: str = "fashion-mnist", epochs: int | None = None
         bar = tqdm(loader, desc=f"{name} {epoch + 1}/{epochs}", disable=not progress or rank != 0,
                    leave=False, dynamic_ncols=True)
         for step, (xb, yb) in enumerate(bar, 1):
-            with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
+            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
                 loss, logs = train_model((xb.to(device), yb.to(device)))
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -124,3 +124,22 @@ def test_live_drag_combines_the_moved_slider_with_the_session_point(served_app):
     # another session's drag starts from its own point, not mine
     theirs = panel.slide_axis(2)(0.2 * hi[2], request=other)
     assert not np.array_equal(theirs, dragged)
+
+
+def test_widget_values_are_checked_by_one_pair_of_helpers():
+    import gradio as gr
+
+    from explorer.ui.store import number, valid_seed
+
+    assert number("2.5", "strength") == 2.5 and number(0, "eta", 0, 1) == 0.0 and valid_seed(7.0) == 7
+    for value, bounds, message in (("abc", (), "strength must be a number"),
+                                   (float("inf"), (), "strength must be a finite number"),
+                                   (float("nan"), (0, 1), "strength must be between 0 and 1"),
+                                   (float("-inf"), (0, 1), "strength must be between 0 and 1"),
+                                   (1.5, (0, 1), "strength must be between 0 and 1, got 1.5")):
+        with pytest.raises(gr.Error, match=message):
+            number(value, "strength", *bounds)
+    for value, message in (("x", "whole number"), (float("nan"), "whole number"), (-1, "between 0 and 2"),
+                           (2 ** 63, "between 0 and 2")):
+        with pytest.raises(gr.Error, match=message):
+            valid_seed(value)

@@ -20,6 +20,7 @@ at N = 500, mean pixel difference 0.001). ``model.precision = "float32"`` turns 
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -37,7 +38,12 @@ PRECISIONS = ("auto", "bfloat16", "float32")
 
 def bf16_native(device: torch.device | str) -> bool:
     """Whether ``device`` computes bfloat16 natively (oneDNN on AVX512-BF16/AMX CPUs, or a bf16 GPU)."""
-    device = torch.device(device)
+    return _bf16_native(str(torch.device(device)))
+
+
+@functools.lru_cache(maxsize=None)  # asked on every sampling step; the hardware does not change
+def _bf16_native(name: str) -> bool:
+    device = torch.device(name)
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":

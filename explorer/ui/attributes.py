@@ -10,7 +10,7 @@ import torch
 
 from .. import data, latents, metrics, plotting
 from ..checkpoints import CheckpointError
-from .store import Store, page_errors
+from .store import Store, number, page_errors
 
 QUANTILE = 0.2
 STRIP = 9
@@ -147,7 +147,7 @@ class AttributePanel:
     def on_apply(self, name, group_a, group_b, source, index, upload, strength, k):
         """Encode the chosen input, build the vector, decode at the slider's strength and draw the strip."""
         with page_errors():
-            strength, k = _finite(strength, "strength"), _finite(k, "strip range")
+            strength, k = number(strength, "strength"), number(k, "strip range")
             x, what = self.upload_input(name, upload) if source == "Upload" else self.test_input(name, index)
             v = self.vector(name, group_a, group_b)
             z = self.encode(name, x)
@@ -162,7 +162,7 @@ class AttributePanel:
         """Live slider drag: one decode, no re-encoding."""
         if not z or not v:
             raise gr.Error("press Apply first")
-        strength = _finite(strength, "strength")
+        strength = number(strength, "strength")
         return plotting.upscale(self.decode(name, np.asarray(z) + strength * np.asarray(v))[0], 8)
 
     def on_preset(self, name, preset):
@@ -228,9 +228,7 @@ class AttributePanel:
 
     def on_anomaly(self, name, which, percentile, source, upload, k=8):
         with page_errors():
-            percentile = _finite(percentile, "threshold percentile")
-            if not 0 <= percentile <= 100:
-                raise gr.Error(f"threshold percentile must be between 0 and 100, got {percentile}")
+            percentile = number(percentile, "threshold percentile", 0, 100)
             e_in, e_out, label = self.errors(name, which)
         threshold = float(np.percentile(e_in, percentile))
         marks = {}
@@ -257,16 +255,6 @@ class AttributePanel:
         gallery = [(plotting.upscale(im, 4), f"#{i} {view.classes[int(view.labels[i])]} · {e_in[i]:.4f}")
                    for im, i in zip(images, top)]
         return plotting.Raster.pixels_of(fig), text, gallery
-
-
-def _finite(value, what: str) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise gr.Error(f"{what} must be a number, got {value!r}") from None
-    if not np.isfinite(value):
-        raise gr.Error(f"{what} must be a finite number, got {value}")
-    return value
 
 
 def build(store: Store) -> AttributePanel:

@@ -20,7 +20,7 @@ import torch
 
 from .. import data, diffusion, plotting, schedules
 from ..checkpoints import CheckpointError
-from .store import Store, page_errors
+from .store import Store, number, page_errors, valid_seed
 
 T_FORWARD = 1000                 # the forward-process view uses both schedules at T = 1000
 MAX_BATCH = 16
@@ -195,12 +195,7 @@ class DiffusionPanel:
 
     @staticmethod
     def _check(steps, batch, seed, model):
-        try:
-            seed = int(seed)
-        except (TypeError, ValueError, OverflowError):
-            raise gr.Error("Seed must be a whole number.") from None
-        if not 0 <= seed < 2 ** 63:
-            raise gr.Error("Seed must be between 0 and 2^63 - 1.")
+        seed = valid_seed(seed)
         steps, batch = int(steps), int(batch)
         if not 1 <= steps <= model.config.timesteps:
             raise gr.Error(f"Steps must be between 1 and T = {model.config.timesteps}.")
@@ -208,32 +203,19 @@ class DiffusionPanel:
             raise gr.Error(f"Batch must be between 1 and {MAX_BATCH}.")
         return steps, batch, seed
 
-    @staticmethod
-    def _check_eta_guidance(eta, guidance=1.0):
-        """eta in [0, 1] and guidance in [0, MAX_GUIDANCE], as floats (NaN fails both comparisons)."""
-        try:
-            eta, guidance = float(eta), float(guidance)
-        except (TypeError, ValueError):
-            raise gr.Error("eta and the guidance scale must be numbers.") from None
-        if not 0.0 <= eta <= 1.0:
-            raise gr.Error(f"eta must be between 0 and 1, not {eta:g}.")
-        if not 0.0 <= guidance <= MAX_GUIDANCE:
-            raise gr.Error(f"The guidance scale must be between 0 and {MAX_GUIDANCE:g}, not {guidance:g}.")
-        return eta, guidance
-
     def frames(self, name, sampler, steps, eta, label, guidance, seed, batch):
         """Generator of (frame, caption, step) while sampling; the building block of :meth:`run`."""
         model = self._model(name)
         steps, batch, seed = self._check(steps, batch, seed, model)
-        eta, guidance = self._check_eta_guidance(eta, guidance)
+        eta, guidance = number(eta, "eta", 0, 1), number(guidance, "The guidance scale", 0, MAX_GUIDANCE)
         sampler = "ddpm" if str(sampler).lower().startswith("ddpm") else "ddim"
         classes = self.images(self._dataset(name)).classes
         labels = self._labels(label, batch, classes)
         g = torch.Generator().manual_seed(seed)  # per request: never the process-wide seed
         t0 = time.perf_counter()
         last = None
-        for step in model.sample_progressive(batch, steps=steps, sampler=sampler, eta=float(eta),
-                                             guidance=float(guidance), labels=labels, generator=g):
+        for step in model.sample_progressive(batch, steps=steps, sampler=sampler, eta=eta,
+                                             guidance=guidance, labels=labels, generator=g):
             frame = _frame(_uint8(model.to_image(step.x_t)), _uint8(model.to_image(step.pred_x0)))
             elapsed = time.perf_counter() - t0
             last = step
@@ -242,8 +224,8 @@ class DiffusionPanel:
         final = _uint8(model.to_image(last.prev_sample))
         elapsed = time.perf_counter() - t0
         yield _frame(final, final), (f"**done**: {steps} {sampler.upper()} steps"
-                                     + (f", eta = {float(eta):g}" if sampler == "ddim" else "")
-                                     + f", guidance {float(guidance):g}, {elapsed:.2f} s for {batch} image(s) "
+                                     + (f", eta = {eta:g}" if sampler == "ddim" else "")
+                                     + f", guidance {guidance:g}, {elapsed:.2f} s for {batch} image(s) "
                                        f"({1000 * elapsed / batch:.0f} ms per image)"), -1
 
     def run(self, name, sampler, steps, eta, label, guidance, seed, batch, request: gr.Request = None):
@@ -348,16 +330,16 @@ class DiffusionPanel:
     def compare(self, pixel_name, latent_name, steps, eta, label, seed, batch, request: gr.Request = None):
         """Pixel vs latent diffusion: same seed, DDIM steps, eta and labels; both samples and times."""
         out = []
+        eta = number(eta, "eta", 0, 1)
         for name in (pixel_name, latent_name):
             model = self._model(name)
             n_steps, n, s = self._check(steps, batch, seed, model)
-            eta = self._check_eta_guidance(eta)[0]
             labels = self._labels(label, n, self.images(self._dataset(name)).classes)
             t0 = time.perf_counter()
-            x = model.sample(n, steps=n_steps, sampler="ddim", eta=float(eta), labels=labels,
+            x = model.sample(n, steps=n_steps, sampler="ddim", eta=eta, labels=labels,
                              generator=torch.Generator().manual_seed(s))
             dt = time.perf_counter() - t0
-            out += [_mosaic(_uint8(x)), f"**{name}**: {n_steps} DDIM steps (eta = {float(eta):g}), {dt:.2f} s, "
+            out += [_mosaic(_uint8(x)), f"**{name}**: {n_steps} DDIM steps (eta = {eta:g}), {dt:.2f} s, "
                                         f"{1000 * dt / n:.0f} ms per image"]
         return tuple(out)
 

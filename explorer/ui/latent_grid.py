@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .. import latents, plotting
-from .store import MAP_RANGE, Store, page_errors
+from .store import MAP_RANGE, Store, page_errors, valid_seed
 
 N_SLIDERS = 6
 SLIDER_RANGE = MAP_RANGE  # sliders span the codes' centre +- 4 standard deviations along their axis
@@ -264,13 +264,7 @@ class LatentGridPanel:
 
     def on_sample(self, name, span, seed, temperature, request: gr.Request = None):
         view = self._view(name)
-        try:
-            seed = int(seed)
-        except (TypeError, ValueError, OverflowError):
-            raise gr.Error("Seed must be a whole number.") from None
-        if not 0 <= seed < 2 ** 63:
-            raise gr.Error("Seed must be between 0 and 2^63 - 1.")
-        g = torch.Generator().manual_seed(seed)  # per request: never the process-wide seed
+        g = torch.Generator().manual_seed(valid_seed(seed))  # per request: never the process-wide seed
         z = self.store.model(name).sample_latent(1, generator=g, temperature=float(temperature)).cpu().numpy()
         coords = view.plane.transform(z)[0]
         residual = view.plane.residual(z)[0].tolist()

@@ -29,6 +29,36 @@ def page_errors():
     except CheckpointError as err:
         raise gr.Error(str(err)) from err
 
+
+def number(value, what: str, lo: float | None = None, hi: float | None = None) -> float:
+    """A widget value as a float, or a gr.Error naming ``what``: not a number, not finite, or (with
+    ``lo``/``hi``) outside [lo, hi], where NaN and inf count as outside."""
+    import gradio as gr
+
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise gr.Error(f"{what} must be a number, got {value!r}") from None
+    if lo is not None and hi is not None:
+        if not lo <= value <= hi:
+            raise gr.Error(f"{what} must be between {lo:g} and {hi:g}, got {value:g}")
+    elif not np.isfinite(value):
+        raise gr.Error(f"{what} must be a finite number, got {value}")
+    return value
+
+
+def valid_seed(value) -> int:
+    """A seed widget's value as an int in [0, 2^63), or a gr.Error."""
+    import gradio as gr
+
+    try:
+        value = int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise gr.Error("Seed must be a whole number.") from None
+    if not 0 <= value < 2 ** 63:
+        raise gr.Error("Seed must be between 0 and 2^63 - 1.")
+    return value
+
 ENCODER_FAMILIES = ("ae", "vae", "gmm-vae")
 MAP_RANGE = 4.0  # maps and sliders span the codes' centre +- this many standard deviations
 
