@@ -29,14 +29,15 @@ class ConvEncoder(nn.Module):
 
 
 class ConvDecoder(nn.Module):
-    """(N, in_features) -> logits (N, 1, 28, 28); apply sigmoid for pixels in [0, 1]."""
+    """(N, in_features) -> logits (N, 1, 28, 28); apply sigmoid for pixels in [0, 1]. ``dropout`` on the
+    7x7 features makes a deliberately weak decoder (the Decoupled Autoencoder's stage 1)."""
 
-    def __init__(self, in_features: int, channels: int = 32, hidden: int = 256):
+    def __init__(self, in_features: int, channels: int = 32, hidden: int = 256, dropout: float = 0.0):
         super().__init__()
         c = channels
         self.c = c
         self.fc = nn.Sequential(nn.Linear(in_features, hidden), nn.SiLU(),
-                                nn.Linear(hidden, 2 * c * 49), nn.SiLU())
+                                nn.Linear(hidden, 2 * c * 49), nn.SiLU(), nn.Dropout(dropout))
         self.net = nn.Sequential(
             nn.ConvTranspose2d(2 * c, c, 4, stride=2, padding=1), nn.SiLU(),  # (N, c, 14, 14)
             nn.ConvTranspose2d(c, c, 4, stride=2, padding=1), nn.SiLU(),      # (N, c, 28, 28)

@@ -40,9 +40,17 @@ PRESETS = {
     "ddpm-cosine": ("ddpm", {"schedule": "cosine"}, 10, 1e-3),
     # latent diffusion over the standardised codes of this dataset's vae-16 checkpoint (stored inside)
     "ldm-vae-16": ("ddpm", {"space": "latent", "vae": "vae-16", "schedule": "cosine"}, 32, 1e-3),
+    # Decoupled Autoencoder (models/dae.py): stage 1 with a weak decoder, stage 2 the real decoder on the
+    # frozen codes; the baseline trains the same encoder and decoder jointly for the same epochs.
+    "dae-16": ("dae", {"latent_dim": 16, "mode": "decoupled"}, 10, 2e-3),
+    "dae-16-joint": ("dae", {"latent_dim": 16, "mode": "joint"}, 10, 2e-3),
+    # their latent diffusion generators (the codes of the checkpoint named by "vae", stored inside)
+    "ldm-dae-16": ("ddpm", {"space": "latent", "vae": "dae-16", "schedule": "cosine"}, 20, 1e-3),
+    "ldm-dae-16-joint": ("ddpm", {"space": "latent", "vae": "dae-16-joint", "schedule": "cosine"}, 20, 1e-3),
+    "dcgan": ("gan", {}, 15, 2e-4),
 }
 # Presets trained under bfloat16 autocast where the hardware has it, unless --no-bf16 (the shipped pixel DDPMs were)
-BF16_PRESETS = {"ddpm-linear", "ddpm-cosine"}
+BF16_PRESETS = {"ddpm-linear", "ddpm-cosine", "dcgan"}
 # Every shipped checkpoint, in build order (each dataset's classifier first: the others' FID needs it).
 SHIPPED = [("fashion-mnist", p) for p in ("classifier", "vae-2d", "ae-16", "vae-16", "gmm-vae-16", "ldm-vae-16",
                                                  "ddpm-cosine", "ddpm-linear")] + \
@@ -154,8 +162,11 @@ def train(preset: str, dataset: str = "fashion-mnist", epochs: int | None = None
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     ema_decay = getattr(model.config, "ema_decay", 0.0)
     ema = EMA(model, ema_decay) if ema_decay else None
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs, eta_min=lr * 0.05)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=getattr(model, "adam_betas", (0.9, 0.999)))
+    if hasattr(model, "stage_bounds"):  # staged training (the DAE): the cosine decay restarts at each stage
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, stage_cosine(model.stage_bounds(epochs)))
+    else:
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs, eta_min=lr * 0.05)
 
     start_epoch, elapsed, history = 0, 0.0, []
     resume_path = out_dir / "resume.pt"
@@ -191,6 +202,8 @@ def train(preset: str, dataset: str = "fashion-mnist", epochs: int | None = None
                 print(f"{name}: stopped after {stop_after} epoch(s); continue with --resume")
             return out_dir
         t0 = time.perf_counter()
+        if hasattr(model, "begin_epoch"):  # e.g. the DAE enters stage 2 and freezes its encoder
+            model.begin_epoch(epoch, epochs)
         model.train()
         shuffle.manual_seed(seed * 1000 + epoch)  # each epoch's order depends on (seed, epoch) only: resumable
         if world > 1:
@@ -212,7 +225,8 @@ def train(preset: str, dataset: str = "fashion-mnist", epochs: int | None = None
                 bar.set_postfix({k: f"{v:.4g}" for k, v in running.items()})
         sched.step()
         elapsed += time.perf_counter() - t0
-        history.append({"epoch": epoch + 1, **{k: round(v, 5) for k, v in running.items()}})
+        history.append({"epoch": epoch + 1, **({"stage": model.stage} if hasattr(model, "stage_bounds") else {}),
+                        **{k: round(v, 5) for k, v in running.items()}})
         if rank == 0:
             print(f"{name} epoch {epoch + 1}/{epochs} " +
                   " ".join(f"{k}={v:.4g}" for k, v in running.items()) + f" ({elapsed:.0f}s)", flush=True)
@@ -244,6 +258,19 @@ def train(preset: str, dataset: str = "fashion-mnist", epochs: int | None = None
     return out_dir
 
 
+def stage_cosine(bounds: list[int], floor: float = 0.05):
+    """Learning-rate factor per epoch: a cosine from 1 to ``floor`` within each stage [a, b) of ``bounds``."""
+    import math
+
+    def factor(epoch: int) -> float:
+        for a, b in zip(bounds, bounds[1:]):
+            if a <= epoch < b:
+                return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * (epoch - a) / (b - a)))
+        return floor
+
+    return factor
+
+
 def hardware(device: str) -> str:
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(0)
@@ -265,18 +292,23 @@ def evaluate_checkpoint(model, family: str, dataset: str, root=None, n_fid: int 
         return evaluate_diffusion(model, dataset, root)
     if family == "classifier":
         return {"test_accuracy": metrics.classifier_accuracy(model, xt, yt), "test_images": len(xt)}
-    out = {"test_mse": metrics.reconstruction_mse(model, xt), "test_images": len(xt)}
-    out.update(linear_probe(model, dataset, xt, yt))
+    out = {"test_images": len(xt)}
+    if getattr(model, "has_encoder", True):  # a GAN only decodes
+        out["test_mse"] = metrics.reconstruction_mse(model, xt)
+        out.update(linear_probe(model, dataset, xt, yt))
+    if hasattr(model, "extra_metrics"):
+        out.update(model.extra_metrics(xt))
     if model.is_variational:
         out.update(metrics.elbo_and_iwae(model, xt[:iw_images], k=iw_samples))
-    zoo = checkpoints.Zoo(root)
-    clf_name = f"{dataset}/classifier"
-    if clf_name in zoo.available():
-        clf = zoo.load(clf_name, device=next(model.parameters()).device)
+    clf = _classifier(dataset, root, next(model.parameters()).device)
+    if clf is not None:
         train = data.load(dataset, "train").floats()
         n = min(n_fid, len(xt), len(train))
         g = torch.Generator().manual_seed(1234)
+        t0 = time.perf_counter()
         samples = torch.cat([model.sample(min(500, n - i), generator=g).cpu() for i in range(0, n, 500)])
+        out["sample_ms_per_image"] = round(1000 * (time.perf_counter() - t0) / n, 3)
+        out["sample_hardware"] = hardware(str(next(model.parameters()).device))
         # the floor's train subset has its own seed: the same for every model at the same N
         perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(4321))[:n]
         out.update(metrics.fid_with_floor(clf, samples, xt[:n], train[perm]))

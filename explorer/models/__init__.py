@@ -1,11 +1,13 @@
 """One module per model family; each has a config dataclass and is rebuilt from it alone."""
 from .ae import AE, AEConfig
 from .classifier import Classifier, ClassifierConfig
+from .dae import DAE, DAEConfig
 from .diffusion import DDPM, DDPMConfig
+from .gan import GAN, GANConfig
 from .gmm_vae import GMMVAE, GMMVAEConfig
 from .vae import VAE, VAEConfig
 
-FAMILIES = {"ae": AE, "vae": VAE, "gmm-vae": GMMVAE, "classifier": Classifier, "ddpm": DDPM}
+FAMILIES = {"ae": AE, "vae": VAE, "gmm-vae": GMMVAE, "dae": DAE, "gan": GAN, "classifier": Classifier, "ddpm": DDPM}
 
 
 def build(family: str, config: dict):
@@ -17,4 +19,4 @@ def build(family: str, config: dict):
 
 
 __all__ = ["AE", "AEConfig", "VAE", "VAEConfig", "GMMVAE", "GMMVAEConfig", "Classifier",
-           "ClassifierConfig", "DDPM", "DDPMConfig", "FAMILIES", "build"]
+           "ClassifierConfig", "DAE", "DAEConfig", "GAN", "GANConfig", "DDPM", "DDPMConfig", "FAMILIES", "build"]

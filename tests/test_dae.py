@@ -1,0 +1,213 @@
+"""The Decoupled Autoencoder's two stages, its Gaussian-mixture generator, the multi-seed study, and the GAN."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from explorer import checkpoints, dae_study, models, training
+
+SMALL = {"channels": 8, "hidden": 64, "aux_channels": 2, "aux_hidden": 16}
+
+
+def _images(n=32, seed=0):
+    return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
+
+
+def _params(module):
+    return {k: p.detach().clone() for k, p in module.named_parameters()}
+
+
+def _changed(before, module):
+    return {k for k, p in module.named_parameters() if not torch.equal(before[k], p.detach())}
+
+
+def _step(model, x):
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    loss, _ = model((x, None))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def test_stage1_trains_encoder_and_weak_decoder_stage2_only_the_real_decoder():
+    m = models.build("dae", {**SMALL, "mode": "decoupled"})
+    x = _images()
+    m.set_stage(1)
+    enc, dec, aux = _params(m.encoder), _params(m.decoder), _params(m.aux_decoder)
+    _step(m, x)
+    assert _changed(enc, m.encoder) == set(enc)        # every encoder tensor moved
+    assert _changed(aux, m.aux_decoder) == set(aux)
+    assert not _changed(dec, m.decoder)                # the real decoder is idle in stage 1
+
+    m.set_stage(2)
+    assert not any(p.requires_grad for p in m.encoder.parameters())
+    assert not any(p.requires_grad for p in m.aux_decoder.parameters())
+    assert all(p.requires_grad for p in m.decoder.parameters())
+    assert not m.encoder.training                      # frozen encoder stays in eval mode under model.train()
+    enc, dec = _params(m.encoder), _params(m.decoder)
+    _step(m, x)
+    assert not _changed(enc, m.encoder)
+    assert _changed(dec, m.decoder) == set(dec)
+    assert all(p.grad is None for p in m.encoder.parameters())
+
+
+def test_joint_baseline_trains_encoder_and_decoder_together_and_has_no_weak_decoder():
+    m = models.build("dae", {**SMALL, "mode": "joint"})
+    assert not hasattr(m, "aux_decoder")
+    assert m.stage_bounds(10) == [0, 10]
+    enc, dec = _params(m.encoder), _params(m.decoder)
+    _step(m, _images())
+    assert _changed(enc, m.encoder) == set(enc) and _changed(dec, m.decoder) == set(dec)
+    with pytest.raises(ValueError, match="stages"):
+        m.set_stage(2)
+    with pytest.raises(ValueError, match="no stage-1 decoder"):
+        m.reconstruct_aux(_images(2))
+
+
+def test_bad_config_is_refused():
+    with pytest.raises(ValueError, match="mode"):
+        models.build("dae", {"mode": "both"})
+    with pytest.raises(ValueError, match="stage1_fraction"):
+        models.build("dae", {"stage1_fraction": 1.0})
+
+
+def test_stage_boundaries_and_learning_rate_restart():
+    m = models.build("dae", {**SMALL, "stage1_fraction": 0.3})
+    assert m.stage_bounds(10) == [0, 3, 10]
+    assert m.stage_bounds(2) == [0, 1, 2]            # each stage gets at least one epoch
+    f = training.stage_cosine([0, 3, 10])
+    lrs = [f(e) for e in range(10)]
+    assert lrs[0] == pytest.approx(1.0) and lrs[3] == pytest.approx(1.0)   # restarts at the boundary
+    assert lrs[0] > lrs[1] > lrs[2] and lrs[3] > lrs[4] > lrs[9] >= 0.05
+    assert training.stage_cosine([0, 10])(5) == pytest.approx(0.05 + 0.95 * 0.5)
+
+
+def test_training_loop_freezes_the_encoder_in_stage2_and_both_arms_get_the_same_budget(tmp_path):
+    cfg = {k: v for k, v in SMALL.items()}
+    training.train("dae-16", "digits", epochs=4, out=tmp_path, limit=256, progress=False, config=cfg,
+                   evaluate=False, stop_after=2)                    # the end of stage 1
+    after_stage1 = torch.load(tmp_path / "digits" / "dae-16" / "resume.pt", weights_only=True)["model"]
+    out = training.train("dae-16", "digits", epochs=4, out=tmp_path, limit=256, progress=False, config=cfg,
+                         evaluate=False, resume=True)
+    final = checkpoints.load_dir(out, device="cpu")
+    for k, v in final.encoder.state_dict().items():
+        assert torch.equal(v, after_stage1[f"encoder.{k}"]), k    # stage 2 never touched the encoder
+    assert not torch.equal(final.decoder.state_dict()["fc.0.weight"], after_stage1["decoder.fc.0.weight"])
+    joint = training.train("dae-16-joint", "digits", epochs=4, out=tmp_path, limit=256, progress=False,
+                           config=cfg, evaluate=False)
+    h_dae = json.loads((out / checkpoints.CONFIG).read_text())["training"]
+    h_joint = json.loads((joint / checkpoints.CONFIG).read_text())["training"]
+    assert [e["stage"] for e in h_dae["history"]] == [1, 1, 2, 2]
+    assert [e["stage"] for e in h_joint["history"]] == [0, 0, 0, 0]
+    for key in ("epochs", "batch_size", "train_images"):            # the same budget and data
+        assert h_dae[key] == h_joint[key]
+    assert training.PRESETS["dae-16"][2:] == training.PRESETS["dae-16-joint"][2:]  # same epochs and lr shipped
+
+
+def test_mixture_prior_matches_scikit_learn_and_samples_its_moments():
+    from sklearn.mixture import GaussianMixture
+
+    g = torch.Generator().manual_seed(0)
+    codes = torch.cat([torch.randn(600, 3, generator=g) * 0.5 + 4, torch.randn(400, 3, generator=g) - 2])  # (1000, 3)
+    codes[:, 2] *= 10                                                                           # an unscaled dim
+    m = models.build("dae", {**SMALL, "latent_dim": 3, "prior_components": 2})
+    m.fit_prior(codes)
+    u = ((codes - codes.mean(0)) / codes.std(0)).double().numpy()
+    ref = GaussianMixture(2, covariance_type="full", reg_covar=1e-4, random_state=0).fit(u)
+    # density of codes = density of standardised codes (what prior_log_prob reports, by its docstring)
+    np.testing.assert_allclose(m.prior_log_prob(codes[:50]).numpy(), ref.score_samples(u[:50]), rtol=1e-4, atol=1e-4)
+    z = m.sample_latent(20000, generator=torch.Generator().manual_seed(1))
+    np.testing.assert_allclose(z.mean(0).numpy(), codes.mean(0).numpy(), atol=0.06 * codes.std(0).numpy().max())
+    frac_high = (z[:, 0] > 1).float().mean().item()
+    assert frac_high == pytest.approx(0.6, abs=0.02)             # the mixture weights, not a single Gaussian
+    same = m.sample_latent(5, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(same, m.sample_latent(5, generator=torch.Generator().manual_seed(3)))
+
+
+def test_prior_loglik_per_dim_of_gaussian_codes_is_the_gaussian_entropy():
+    class Identity(torch.nn.Module):
+        def forward(self, x):
+            return x.flatten(1)[:, :4]
+
+    m = models.build("dae", {**SMALL, "latent_dim": 4, "prior_components": 1})
+    m.encoder = Identity()
+    g = torch.Generator().manual_seed(0)
+    train, test = torch.randn(20000, 1, 28, 28, generator=g), torch.randn(5000, 1, 28, 28, generator=g)
+    m.fit_prior(m.encode(train))
+    # held-out log-likelihood per dimension of N(0, I) data under a fitted Gaussian: -0.5 log(2 pi e)
+    assert m.prior_loglik_per_dim(test) == pytest.approx(-0.5 * np.log(2 * np.pi * np.e), abs=0.02)
+
+
+def test_dae_checkpoint_round_trip_keeps_prior_and_weak_decoder(tmp_path):
+    m = models.build("dae", SMALL)
+    m.fit_prior(torch.randn(200, 16) * 3 + 1)
+    d = checkpoints.save(m, tmp_path / "digits" / "dae-16", "dae", {"dataset": "digits"})
+    back = checkpoints.load_dir(d, device="cpu")
+    x = _images(4)
+    assert torch.equal(back.reconstruct(x), m.eval().reconstruct(x))
+    assert torch.equal(back.reconstruct_aux(x), m.reconstruct_aux(x))
+    assert torch.equal(back.sample(3, generator=torch.Generator().manual_seed(0)),
+                       m.sample(3, generator=torch.Generator().manual_seed(0)))
+
+
+def test_study_tables_mean_and_sd_of_what_the_checkpoints_say(tmp_path):
+    dae_study.run([0, 1], tmp_path, epochs=2, ldm_epochs=1, progress=False, dataset="digits", limit=200,
+                  config=SMALL)
+    study = dae_study.summarise(tmp_path, "digits")
+    assert study["seeds"] == [0, 1]
+    for arm, (ae, ldm) in dae_study.ARMS.items():
+        mses = [json.loads((tmp_path / f"seed{s}" / "digits" / ae / "metrics.json").read_text())["test_mse"]
+                for s in (0, 1)]
+        row = study["table"]["test_mse"][arm]
+        assert row["values"] == mses
+        assert row["mean"] == pytest.approx(np.mean(mses)) and row["sd"] == pytest.approx(np.std(mses, ddof=1))
+        eps = [json.loads((tmp_path / f"seed{s}" / "digits" / ldm / "metrics.json").read_text())["test_eps_mse"]
+               for s in (0, 1)]
+        assert study["table"]["ldm_eps_mse"][arm]["values"] == eps
+    text = dae_study.table_markdown(study)
+    assert "mean ± sd over 2 seeds" in text and "reconstruction MSE" in text
+    assert len(dae_study.verdict(study)) == len([k for k in study["table"] if not k.endswith("train_s")])
+    shipped = dae_study.ship(study, tmp_path, root=tmp_path / "zoo")
+    assert len(shipped) == 4
+    for d in shipped:
+        assert json.loads((d / dae_study.STUDY).read_text())["seeds"] == [0, 1]
+        assert "DAE vs joint baseline" in (d / checkpoints.CARD).read_text()
+        assert not (d / "resume.pt").exists()
+    assert checkpoints.Zoo(tmp_path / "zoo").load("digits/ldm-dae-16", device="cpu").sample(2, steps=3).shape == (2, 1, 28, 28)
+
+
+# ---------------------------------------------------------------- GAN
+def test_gan_losses_reach_only_their_own_player():
+    m = models.build("gan", {"channels": 8, "latent_dim": 8})
+    loss_d, loss_g, acc = m.losses(_images(16), generator=torch.Generator().manual_seed(0))
+    g_params, d_params = list(m.decoder.parameters()), list(m.discriminator.parameters())
+    assert all(g is None for g in torch.autograd.grad(loss_d, g_params, retain_graph=True, allow_unused=True))
+    assert all(g is None for g in torch.autograd.grad(loss_g, d_params, retain_graph=True, allow_unused=True))
+    assert all(g is not None for g in torch.autograd.grad(loss_g, g_params, retain_graph=True))
+    assert all(g is not None for g in torch.autograd.grad(loss_d, d_params))
+    assert 0.0 <= acc <= 1.0
+
+
+def test_gan_decodes_and_samples_but_has_no_encoder(tmp_path):
+    m = models.build("gan", {"channels": 8, "latent_dim": 8}).eval()
+    x = m.sample(5, generator=torch.Generator().manual_seed(0))
+    assert x.shape == (5, 1, 28, 28) and 0 <= x.min() and x.max() <= 1
+    assert torch.equal(m.decode(m.sample_latent(5, generator=torch.Generator().manual_seed(0))), x)
+    with pytest.raises(NotImplementedError, match="no encoder"):
+        m.encode(x)
+    d = checkpoints.save(m, tmp_path / "digits" / "dcgan", "gan", {"dataset": "digits"})
+    back = checkpoints.load_dir(d, device="cpu")
+    assert torch.equal(back.sample(5, generator=torch.Generator().manual_seed(0)), x)
+
+
+def test_gan_training_moves_the_discriminator_toward_telling_real_from_fake(tmp_path):
+    out = training.train("dcgan", "digits", epochs=2, out=tmp_path, limit=512, progress=False,
+                         config={"channels": 8, "latent_dim": 8}, evaluate=False, batch_size=64)
+    hist = json.loads((out / checkpoints.CONFIG).read_text())["training"]["history"]
+    assert len(hist) == 2 and {"loss_d", "loss_g", "d_acc"} <= set(hist[0])
+    assert all(np.isfinite(e["loss_d"]) and np.isfinite(e["loss_g"]) for e in hist)
+    assert hist[-1]["d_acc"] > 0.5     # better than chance: the two-player update works
