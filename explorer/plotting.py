@@ -330,3 +330,112 @@ def save_animation(frames: list, path, frame_ms: int = 60, hold_ms: int = 1500) 
                     container.mux(packet)
         for packet in stream.encode():  # flush
             container.mux(packet)
+
+
+def training_curves(curves: dict, xlabel: str = "epoch", ylabel: str = "train MSE per pixel",
+                    boundary: float | None = None, title: str | None = None, ax=None):
+    """Loss curves: ``curves`` maps a label to a list of runs (xs, ys), e.g. one per seed; each run is
+    drawn thin and, when the runs share their xs, their mean thick. ``boundary`` marks a stage change."""
+    fig, ax = (_figure((6.4, 3.2)) if ax is None else (ax.figure, ax))
+    colors = {}
+    for i, (label, runs) in enumerate(curves.items()):
+        color = colors.setdefault(label, f"C{i}")
+        style = "--" if "stage 1" in label else "-"
+        for xs, ys in runs:
+            ax.plot(xs, ys, style, color=color, lw=0.8 if len(runs) > 1 else 1.6, alpha=0.35 if len(runs) > 1 else 1.0,
+                    label=None if len(runs) > 1 else label)
+        if len(runs) > 1 and all(np.array_equal(runs[0][0], xs) for xs, _ in runs):
+            ax.plot(runs[0][0], np.mean([ys for _, ys in runs], axis=0), style, color=color, lw=2.2, marker="o", ms=3,
+                    label=f"{label} (mean of {len(runs)})")
+    if boundary is not None:
+        ax.axvline(boundary, color="0.4", lw=1, ls=":")
+        ax.text(boundary, 0.98, "  stage 1 | stage 2", transform=ax.get_xaxis_transform(), fontsize=8,
+                va="top", ha="center", color="0.3")
+    ax.set_xlabel(xlabel); ax.set_ylabel(ylabel); ax.set_yscale("log"); ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, frameon=False)
+    if title:
+        ax.set_title(title, fontsize=10, loc="left")
+    return fig
+
+
+def _tile_canvas(rows: list, n: int, gap: int = 2, row_gap: int = 8, blank: float = 1.0,
+                 missing: float = 0.93) -> tuple[np.ndarray, list[float]]:
+    """Stack rows of up to ``n`` (28, 28) tiles into one float canvas: white gaps, a light grey band for a
+    row that is None, and the y centre of every row (in canvas pixels)."""
+    h = w = 28
+    width = n * (w + gap) - gap
+    canvas = np.full((len(rows) * (h + row_gap) - row_gap, width), blank)
+    centres = []
+    for r, images in enumerate(rows):
+        top = r * (h + row_gap)
+        centres.append(top + h / 2 - 0.5)
+        if images is None:
+            canvas[top:top + h] = missing
+            continue
+        for c, im in enumerate(images[:n]):
+            if im is not None:
+                canvas[top:top + h, c * (w + gap):c * (w + gap) + w] = np.clip(im, 0, 1)
+    return canvas, centres
+
+
+def zoo_grid(labels: list[str], left: list, right: list, notes: list | None = None,
+             titles: tuple[str, str] = ("samples", "interpolation"), header: tuple | None = None,
+             title: str | None = None, tags: list | None = None):
+    """Labelled rows of image strips side by side, e.g. one row per model: its samples (``left[i]``,
+    (k, 28, 28) in [0, 1]) and a latent interpolation (``right[i]``). A row whose images are None is a grey
+    band carrying ``notes[i]`` (why it is missing). ``header`` = (label, images) adds a first row to the right
+    panel only (e.g. the two test images an interpolation runs between, None for a blank tile). ``tags[i]``
+    is a short grey note right of row i (e.g. how its interpolation was made)."""
+    notes = list(notes or [None] * len(labels))
+    tags = list(tags or [None] * len(labels))
+    n_left = max([len(x) for x in left if x is not None] or [8])
+    n_right = max([len(x) for x in right if x is not None] or [8])
+    rows_l, rows_r, names = list(left), list(right), list(labels)
+    if header is not None:
+        rows_l, rows_r = [[]] + rows_l, [list(header[1])] + rows_r
+        names, notes, tags = [header[0]] + names, [None] + notes, [None] + tags
+    # a row is missing when both halves are; a row with only one half (e.g. no latent) leaves the other blank
+    gone = [a is None and b is None for a, b in zip(rows_l, rows_r)]
+    rows_l = [None if g else (a if a is not None else []) for a, g in zip(rows_l, gone)]
+    rows_r = [None if g else (b if b is not None else []) for b, g in zip(rows_r, gone)]
+    canvas_l, centres = _tile_canvas(rows_l, n_left)
+    canvas_r, _ = _tile_canvas(rows_r, n_right)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    # placed by hand, not by a layout engine: every image pixel is exactly scale x scale figure pixels
+    scale, gap, top, bottom = 2, 30, 30 + (18 if title else 0), 6
+    fig = Figure(dpi=DPI)
+    FigureCanvasAgg(fig)
+    renderer = fig.canvas.get_renderer()
+    label_px = 20 + max([fig.text(0, 0, str(n), fontsize=9).get_window_extent(renderer).width for n in names]
+                        + [140])  # the row labels' measured width
+    tag_px = max([fig.text(0, 0, str(t), fontsize=8).get_window_extent(renderer).width for t in tags if t]
+                 + [0])
+    tag_px = tag_px + 12 if tag_px else 0
+    for t in list(fig.texts):
+        t.remove()
+    h = canvas_l.shape[0] * scale
+    wl, wr = canvas_l.shape[1] * scale, canvas_r.shape[1] * scale
+    W, H = int(label_px + wl + gap + wr + tag_px + 8), top + h + bottom
+    fig.set_size_inches(W / DPI, H / DPI)
+    ax_l = fig.add_axes([label_px / W, bottom / H, wl / W, h / H])
+    ax_r = fig.add_axes([(label_px + wl + gap) / W, bottom / H, wr / W, h / H])
+    for ax, canvas, head in ((ax_l, canvas_l, titles[0]), (ax_r, canvas_r, titles[1])):
+        ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest", aspect="auto")
+        ax.set_xticks([]); ax.set_yticks([])
+        for s in ax.spines.values():
+            s.set_visible(False)
+        ax.set_title(head, fontsize=10, loc="left", pad=6)
+    ax_l.set_yticks(centres, names, fontsize=9)
+    ax_l.tick_params(left=False, pad=6)
+    for y, note, g in zip(centres, notes, gone):
+        if g and note:
+            ax_l.text(4, y, note, fontsize=8.5, color="firebrick", va="center", ha="left", clip_on=False)
+    for y, tag in zip(centres, tags):
+        if tag:
+            ax_r.text(canvas_r.shape[1] + 6 / scale, y, tag, fontsize=8, color="0.35", va="center", ha="left",
+                      clip_on=False)
+    if title:
+        fig.suptitle(title, fontsize=10, x=0.01, y=1 - 4 / H, ha="left", va="top")
+    return fig

@@ -51,6 +51,29 @@ def tiny_zoo(tmp_path_factory):
     return root
 
 
+DAE_SMALL = {"channels": 8, "hidden": 64, "aux_channels": 2, "aux_hidden": 16}
+
+
+@pytest.fixture(scope="session")
+def dae_study_dir(tmp_path_factory):
+    """A two-seed DAE-vs-joint study on digits (2 epochs each, latent diffusion 1 epoch): seconds."""
+    from explorer import dae_study
+
+    out = tmp_path_factory.mktemp("dae-study")
+    dae_study.run([0, 1], out, epochs=2, ldm_epochs=1, progress=False, dataset="digits", limit=200, config=DAE_SMALL)
+    return out
+
+
+@pytest.fixture(scope="session")
+def dae_zoo(dae_study_dir, tmp_path_factory):
+    """The study's first seed shipped into a checkpoint folder (cards carry the table)."""
+    from explorer import dae_study
+
+    root = tmp_path_factory.mktemp("dae-zoo")
+    dae_study.ship(dae_study.summarise(dae_study_dir, "digits"), dae_study_dir, root=root)
+    return root
+
+
 @contextmanager
 def launched_app(checkpoints):
     """The real app over a checkpoint folder, launched as app.py does on a free loopback port:

@@ -154,24 +154,22 @@ def test_dae_checkpoint_round_trip_keeps_prior_and_weak_decoder(tmp_path):
                        m.sample(3, generator=torch.Generator().manual_seed(0)))
 
 
-def test_study_tables_mean_and_sd_of_what_the_checkpoints_say(tmp_path):
-    dae_study.run([0, 1], tmp_path, epochs=2, ldm_epochs=1, progress=False, dataset="digits", limit=200,
-                  config=SMALL)
-    study = dae_study.summarise(tmp_path, "digits")
+def test_study_tables_mean_and_sd_of_what_the_checkpoints_say(dae_study_dir, tmp_path):
+    study = dae_study.summarise(dae_study_dir, "digits")
     assert study["seeds"] == [0, 1]
     for arm, (ae, ldm) in dae_study.ARMS.items():
-        mses = [json.loads((tmp_path / f"seed{s}" / "digits" / ae / "metrics.json").read_text())["test_mse"]
+        mses = [json.loads((dae_study_dir / f"seed{s}" / "digits" / ae / "metrics.json").read_text())["test_mse"]
                 for s in (0, 1)]
         row = study["table"]["test_mse"][arm]
         assert row["values"] == mses
         assert row["mean"] == pytest.approx(np.mean(mses)) and row["sd"] == pytest.approx(np.std(mses, ddof=1))
-        eps = [json.loads((tmp_path / f"seed{s}" / "digits" / ldm / "metrics.json").read_text())["test_eps_mse"]
+        eps = [json.loads((dae_study_dir / f"seed{s}" / "digits" / ldm / "metrics.json").read_text())["test_eps_mse"]
                for s in (0, 1)]
         assert study["table"]["ldm_eps_mse"][arm]["values"] == eps
     text = dae_study.table_markdown(study)
     assert "mean ± sd over 2 seeds" in text and "reconstruction MSE" in text
     assert len(dae_study.verdict(study)) == len([k for k in study["table"] if not k.endswith("train_s")])
-    shipped = dae_study.ship(study, tmp_path, root=tmp_path / "zoo")
+    shipped = dae_study.ship(study, dae_study_dir, root=tmp_path / "zoo")
     assert len(shipped) == 4
     for d in shipped:
         assert json.loads((d / dae_study.STUDY).read_text())["seeds"] == [0, 1]
@@ -211,3 +209,28 @@ def test_gan_training_moves_the_discriminator_toward_telling_real_from_fake(tmp_
     assert len(hist) == 2 and {"loss_d", "loss_g", "d_acc"} <= set(hist[0])
     assert all(np.isfinite(e["loss_d"]) and np.isfinite(e["loss_g"]) for e in hist)
     assert hist[-1]["d_acc"] > 0.5     # better than chance: the two-player update works
+
+
+def test_live_run_gives_both_arms_the_same_steps_and_splits_the_dae_into_two_halves():
+    from explorer import data
+
+    x = data.load("digits", "test").floats()
+    seen = []
+    run = dae_study.train_live(x[:200], x[200:], budget_s=1.0, seed=3, config=SMALL, batch_size=32,
+                               progress=lambda f, text: seen.append(f))
+    assert run.steps >= 4 and run.metrics["dae"]["steps"] == run.metrics["joint"]["steps"] == run.steps
+    stages = [e["stage"] for e in run.history["dae"]]
+    assert stages == [1] * (run.steps // 2) + [2] * (run.steps - run.steps // 2)
+    assert {e["stage"] for e in run.history["joint"]} == {0}
+    for arm in ("dae", "joint"):
+        m = run.metrics[arm]
+        assert 0 < m["test_mse"] < 1 and np.isfinite(m["gmm_loglik"])
+        assert not run.models[arm].training
+    assert 0 < run.metrics["dae"]["stage1_test_mse"] < 1
+    assert seen == sorted(seen) and seen[-1] == 1.0          # progress only moves forward
+    g = torch.get_rng_state()
+    dae_study.train_live(x[:64], x[64:96], budget_s=0.2, seed=3, config=SMALL, batch_size=16)
+    assert torch.equal(g, torch.get_rng_state())              # the process-wide generator is left alone
+    again = dae_study.train_live(x[:200], x[200:], budget_s=1.0, seed=3, config=SMALL, batch_size=32)
+    n = min(again.steps, run.steps) // 2                       # (time-boxed: the step counts may differ)
+    assert [e["mse"] for e in again.history["joint"][:n]] == [e["mse"] for e in run.history["joint"][:n]]

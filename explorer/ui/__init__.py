@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import attributes, diffusion, latent_grid, projection
+from . import attributes, dae, diffusion, latent_grid, projection, zoo
 from .store import Store
 
 CSS = """
@@ -12,10 +12,6 @@ CSS = """
 footer { display: none !important; }
 """
 
-UPCOMING = {
-    "DAE vs baseline": "The two-stage Decoupled Autoencoder (arXiv 2307.08283) measured against joint training.",
-    "Model zoo": "AE, VAE, GMM-VAE, GAN, DDPM, latent diffusion and DAE side by side, with one metric table.",
-}
 
 
 def build_app(store: Store, title: str = "Latent Space Explorer") -> gr.Blocks:
@@ -32,9 +28,10 @@ def build_app(store: Store, title: str = "Latent Space Explorer") -> gr.Blocks:
                 panels["attributes"] = attributes.build(store)
             with gr.Tab("Diffusion", id="diffusion-tab") as diff_tab:
                 panels["diffusion"] = diffusion.build(store)
-            for name, text in UPCOMING.items():
-                with gr.Tab(name):
-                    gr.Markdown(f"**Coming next.** {text}")
+            with gr.Tab("DAE vs baseline", id="dae-tab") as dae_tab:
+                panels["dae"] = dae.build(store)
+            with gr.Tab("Model zoo", id="zoo-tab") as zoo_tab:
+                panels["zoo"] = zoo.build(store)
         fn, inputs, outputs, opts = panels["projection"].open_event
         proj_tab.select(fn, inputs, outputs, api_name=False, **opts)  # maps load when the tab is opened
         event = attr_tab.select(lambda: None, None, None, api_name=False, show_progress="hidden")
@@ -42,6 +39,9 @@ def build_app(store: Store, title: str = "Latent Space Explorer") -> gr.Blocks:
             event = event.then(fn, inputs, outputs, api_name=False, **opts)
         fn, inputs, outputs, opts = panels["diffusion"].open_event
         diff_tab.select(fn, inputs, outputs, api_name=False, **opts)  # the forward view when the tab opens
+        for tab, key in ((dae_tab, "dae"), (zoo_tab, "zoo")):  # fill each panel when its tab is first opened
+            fn, inputs, outputs, opts = panels[key].open_event
+            tab.select(fn, inputs, outputs, api_name=False, **opts)
         lg = panels["latent_grid"]
         if lg.initial:  # the decoded point first, then the map and grid
             point, plots = lg.initial

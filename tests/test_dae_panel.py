@@ -1,0 +1,116 @@
+"""The "DAE vs baseline" panel: its logic, its endpoints through gradio_client, and a real browser."""
+from __future__ import annotations
+
+import json
+
+import gradio as gr
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import BROWSER_ARGS, launched_app
+from explorer import dae_study
+from explorer.checkpoints import Zoo
+from explorer.ui.dae import LIVE, SHIPPED, DAEPanel
+from explorer.ui.store import Store
+
+
+@pytest.fixture(scope="module")
+def panel(dae_zoo):
+    return DAEPanel(Store(Zoo(dae_zoo), "cpu"))
+
+
+def test_finds_the_pair_and_their_latent_diffusion_generators(panel):
+    assert panel.pair() == ("digits/dae-16", "digits/dae-16-joint")
+    assert panel.generators("digits/dae-16") == "digits/ldm-dae-16"
+    assert panel.generators("digits/dae-16-joint") == "digits/ldm-dae-16-joint"
+
+
+def test_open_fills_every_part_from_the_shipped_pair(panel, dae_zoo):
+    recon, samples, table, curves, map_a, stats_a, map_b, stats_b = panel.on_open(SHIPPED, 0, None)
+    assert recon.ndim == 3 and samples.ndim == 3 and curves.ndim == 3
+    study = json.loads((dae_zoo / "digits" / "dae-16" / dae_study.STUDY).read_text())
+    assert "mean ± sd over 2 seeds" in table
+    mean = study["table"]["test_mse"]["dae"]["mean"]
+    assert f"{mean:.4g}" in table                                  # the table shows the study's numbers
+    n = len(panel.store.dataset("digits").labels)
+    for m in (map_a, map_b):
+        assert len(m.value["x"]) == n
+    assert "dae-16" in stats_a and "dae-16-joint" in stats_b
+
+
+def test_same_seed_same_images_and_a_new_seed_new_ones(panel):
+    a = panel.on_seed(SHIPPED, 4, None)
+    b = panel.on_seed(SHIPPED, 4, None)
+    c = panel.on_seed(SHIPPED, 5, None)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not np.array_equal(a[0], c[0]) and not np.array_equal(a[1], c[1])
+    # four sample rows: both mixtures and both latent diffusion models
+    assert a[1].shape[0] > a[0].shape[0] * 0.8
+
+
+def test_clicked_point_decodes_with_all_three_decoders(panel):
+    image, text = panel.details(SHIPPED, 7, None)
+    label = panel.store.dataset("digits").classes[int(panel.store.dataset("digits").labels[7])]
+    assert image.ndim == 3 and text == f"Test image #7 ({label})"
+    with pytest.raises(gr.Error, match="index between 0 and"):
+        panel.details(SHIPPED, 10 ** 6, None)
+
+
+def test_bad_inputs_and_a_missing_live_run_give_clear_messages(panel):
+    with pytest.raises(gr.Error, match="Seed"):
+        panel.on_seed(SHIPPED, -1, None)
+    with pytest.raises(gr.Error, match="Seed"):
+        panel.on_seed(SHIPPED, float("nan"), None)
+    with pytest.raises(gr.Error, match="No live run yet"):
+        panel.on_seed(LIVE, 0, None)
+    for budget in (float("nan"), 0, 1000):
+        with pytest.raises(gr.Error, match="budget"):
+            panel.on_train(budget, 0)
+
+
+def test_without_a_pair_the_panel_says_how_to_build_it(tmp_path):
+    empty = DAEPanel(Store(Zoo(tmp_path), "cpu"))
+    out = empty.on_open(SHIPPED, 0, None)
+    assert "python -m explorer.dae_study" in out[2]
+
+
+def test_endpoints_show_the_table_and_a_live_run_fills_the_panel(dae_zoo):
+    from gradio_client import Client
+
+    with launched_app(dae_zoo) as (url, demo, store):
+        client = Client(url, verbose=False)
+        out = client.predict(SHIPPED, 0, api_name="/dae_show")
+        assert "mean ± sd over 2 seeds" in out[2]
+        assert np.asarray(Image.open(out[0])).ndim == 3
+        pick = client.predict(SHIPPED, 3, api_name="/dae_pick")
+        assert pick[1].startswith("Test image #3")
+        # a live run (the shortest budget) in this client's session, then the panel shows it
+        live = client.predict(10, 1, api_name="/dae_train_live")
+        assert "Live run done" in live[1]
+        out = client.predict(LIVE, 1, api_name="/dae_show")
+        assert "Live run (one seed)" in out[2] and "held-out reconstruction MSE" in out[2]
+        assert "FID" not in out[2] or "floor" in out[2]
+        with pytest.raises(Exception, match="No live run yet"):
+            Client(url, verbose=False).predict(LIVE, 0, api_name="/dae_images")  # another session has none
+
+
+def test_browser_opens_the_tab_and_clicks_a_map_point(dae_zoo):
+    playwright = pytest.importorskip("playwright.sync_api")
+    with launched_app(dae_zoo) as (url, _, _), playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1000})
+            page.goto(url)
+            page.get_by_role("tab", name="DAE vs baseline").click()
+            page.wait_for_function("() => document.querySelector('#dae-recon img')?.complete", timeout=60_000)
+            page.wait_for_function("() => document.querySelector('#dae-samples img')?.complete", timeout=60_000)
+            assert "mean ± sd over 2 seeds" in page.locator("#dae-table").inner_text()
+            page.wait_for_function("() => window.lsxMaps?.['dae-map-a']?.pixel(0)", timeout=60_000)
+            canvas = page.locator("#dae-map-a canvas.lsx-canvas").bounding_box()
+            x, y = page.evaluate("() => window.lsxMaps['dae-map-a'].pixel(5)")
+            page.mouse.click(canvas["x"] + x, canvas["y"] + y)
+            page.wait_for_function("() => document.querySelector('#dae-picked img')?.complete", timeout=30_000)
+            assert "Test image #" in page.locator("#dae-picked-text").inner_text()
+        finally:
+            browser.close()
