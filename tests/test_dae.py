@@ -190,6 +190,19 @@ def test_gan_losses_reach_only_their_own_player():
     assert 0.0 <= acc <= 1.0
 
 
+def test_gan_training_step_alternates_discriminator_then_generator():
+    m = models.build("gan", {"channels": 8, "latent_dim": 8}).train()
+    d_before, g_before = _params(m.discriminator), _params(m.decoder)
+    loss, logs = m((_images(16), None))
+    assert _changed(d_before, m.discriminator) == set(d_before)        # the discriminator already stepped
+    assert not _changed(g_before, m.decoder)                           # the generator waits for the loop
+    assert all(p.grad is None for p in m.discriminator.parameters())
+    loss.backward()
+    assert all(p.grad is None for p in m.discriminator.parameters())   # L_G reaches the generator only
+    assert all(p.grad is not None for p in m.decoder.parameters())
+    assert {"loss_d", "loss_g", "d_acc"} <= set(logs)
+
+
 def test_gan_decodes_and_samples_but_has_no_encoder(tmp_path):
     m = models.build("gan", {"channels": 8, "latent_dim": 8}).eval()
     x = m.sample(5, generator=torch.Generator().manual_seed(0))

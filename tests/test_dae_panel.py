@@ -89,7 +89,7 @@ def test_endpoints_show_the_table_and_a_live_run_fills_the_panel(dae_zoo):
         live = client.predict(10, 1, api_name="/dae_train_live")
         assert "Live run done" in live[1]
         out = client.predict(LIVE, 1, api_name="/dae_show")
-        assert "Live run (one seed)" in out[2] and "held-out reconstruction MSE" in out[2]
+        assert "live run (one seed)" in out[2] and "held-out reconstruction MSE" in out[2]
         assert "FID" not in out[2] or "floor" in out[2]
         with pytest.raises(Exception, match="No live run yet"):
             Client(url, verbose=False).predict(LIVE, 0, api_name="/dae_images")  # another session has none

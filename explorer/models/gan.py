@@ -3,10 +3,12 @@
 The generator is the model's ``decoder``: ``decode(z)`` maps prior codes z ~ N(0, I) to images, so a
 GAN answers ``sample`` and ``decode`` like every latent model. It has no encoder.
 
-One training step updates both players from the same batch: ``loss`` returns L_D + L_G where the
-discriminator sees the fakes detached (L_D moves D only) and L_G is computed through a copy of D's
-parameters with gradients off (L_G moves G only). One optimiser over all parameters then performs
-the usual simultaneous gradient step, so the generic training loop trains a GAN unchanged.
+Training alternates the two players as DCGAN does, inside the generic loop: ``loss(batch)`` first takes
+the discriminator's step with its own Adam optimiser (L_D on real images and detached fakes), then
+returns the generator's loss L_G, computed through the updated discriminator with its parameters
+detached, so the loop's optimiser step moves the generator only. One process only (the internal
+step is not synchronised across DistributedDataParallel workers); the discriminator's optimiser
+state is not kept in ``resume.pt``, so a resumed run restarts its moments.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ class GANConfig:
     latent_dim: int = 64
     channels: int = 64          # generator and discriminator width
     ema_decay: float = 0.999    # the shipped generator is an exponential moving average
+    d_lr: float = 2e-4          # the discriminator's own Adam (the loop's optimiser trains the generator)
 
 
 class Generator(nn.Module):
@@ -43,13 +46,15 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """(N, 1, 28, 28) in [0, 1] -> a real/fake logit (N,): two stride-2 convs with LeakyReLU."""
+    """(N, 1, 28, 28) in [0, 1] -> a real/fake logit (N,): two stride-2 convs, BatchNorm on the second,
+    LeakyReLU (DCGAN's discriminator)."""
 
     def __init__(self, c: int):
         super().__init__()
         self.net = nn.Sequential(
             nn.Conv2d(1, c, 4, stride=2, padding=1), nn.LeakyReLU(0.2),                           # (N, c, 14, 14)
-            nn.Conv2d(c, 2 * c, 4, stride=2, padding=1), nn.LeakyReLU(0.2),                       # (N, 2c, 7, 7)
+            nn.Conv2d(c, 2 * c, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(2 * c),
+            nn.LeakyReLU(0.2),                                                                    # (N, 2c, 7, 7)
             nn.Flatten(), nn.Linear(2 * c * 49, 1),                                               # (N, 1)
         )
 
@@ -70,20 +75,48 @@ class GAN(LatentModel):
     def encode(self, x):
         raise NotImplementedError("a GAN has no encoder: it only maps codes to images (decode, sample)")
 
-    def losses(self, x: torch.Tensor, generator: torch.Generator | None = None):
-        """(L_D, L_G, discriminator accuracy) on real images x: L_D reaches only the discriminator's
-        parameters, L_G only the generator's."""
-        z = torch.randn(x.shape[0], self.latent_dim, generator=generator).to(x.device)
-        fake = torch.sigmoid(self.decoder(z))                              # (N, 1, 28, 28)
+    def d_loss(self, x: torch.Tensor, fake: torch.Tensor):
+        """L_D = -log D(x) - log(1 - D(G(z))) with D = sigmoid(logit), and the discriminator's accuracy."""
         d_real, d_fake = self.discriminator(x), self.discriminator(fake.detach())
-        # L_D = -log D(x) - log(1 - D(G(z)));  L_G = -log D(G(z))  (non-saturating), D = sigmoid(logit)
-        loss_d = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
-        frozen = {k: p.detach() for k, p in self.discriminator.named_parameters()}
-        loss_g = F.softplus(-torch.func.functional_call(self.discriminator, frozen, (fake,))).mean()
         with torch.no_grad():
             acc = 0.5 * ((d_real > 0).float().mean() + (d_fake < 0).float().mean())
-        return loss_d, loss_g, acc
+        return F.softplus(-d_real).mean() + F.softplus(d_fake).mean(), acc
+
+    def g_loss(self, fake: torch.Tensor) -> torch.Tensor:
+        """L_G = -log D(G(z)) (non-saturating), through the discriminator with its parameters detached:
+        its gradient reaches the generator only."""
+        frozen = {k: p.detach() for k, p in self.discriminator.named_parameters()}
+        return F.softplus(-torch.func.functional_call(self.discriminator, frozen, (fake,))).mean()
+
+    def fake(self, n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+        z = torch.randn(n, self.latent_dim, generator=generator).to(device or self._device())
+        return torch.sigmoid(self.decoder(z))                              # (N, 1, 28, 28)
+
+    def losses(self, x: torch.Tensor, generator: torch.Generator | None = None):
+        """(L_D, L_G, discriminator accuracy) on real images x, without any step."""
+        fake = self.fake(x.shape[0], generator, x.device)
+        loss_d, acc = self.d_loss(x, fake)
+        return loss_d, self.g_loss(fake), acc
+
+    def discriminator_step(self, x: torch.Tensor, fake: torch.Tensor):
+        """One Adam step of the discriminator on L_D; its gradients are cleared afterwards."""
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            raise RuntimeError("train the GAN in one process: its discriminator step is not synchronised")
+        if getattr(self, "_d_opt", None) is None:
+            self._d_opt = torch.optim.Adam(self.discriminator.parameters(), lr=self.config.d_lr,
+                                           betas=self.adam_betas)
+        loss_d, acc = self.d_loss(x, fake)
+        self._d_opt.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self._d_opt.step()
+        self._d_opt.zero_grad(set_to_none=True)
+        return loss_d, acc
 
     def loss(self, batch):
-        loss_d, loss_g, acc = self.losses(batch[0])
-        return loss_d + loss_g, {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "d_acc": acc.item()}
+        x = batch[0]
+        fake = self.fake(x.shape[0], device=x.device)
+        loss_d, acc = self.discriminator_step(x, fake)   # 1) the discriminator's step
+        loss_g = self.g_loss(fake)                        # 2) the generator's loss, against the updated D
+        return loss_g, {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "d_acc": acc.item()}

@@ -154,9 +154,9 @@ class DAEPanel:
                 labels = torch.arange(SHOW) % ldm.config.classes
                 rows[f"{label} + latent\ndiffusion"] = ldm.sample(SHOW, steps=steps, sampler="ddim", eta=0.0,
                                                                   labels=labels, generator=g).cpu()[:, 0].numpy()
-        extra = (f"; latent diffusion: DDIM-{steps}, η=0, classes 0-{SHOW - 1} in order" if src["ldm"] else
+        extra = (f"; diffusion: DDIM-{steps}, classes 0-{SHOW - 1}" if src["ldm"] else
                  "" if source == SHIPPED else "; live runs fit only the mixture")
-        title = f"Samples, seed {seed}, the same seed in every row{extra}"
+        title = f"Seed {seed} in every row{extra}"
         return plotting.Raster.pixels_of(plotting.interpolation_strips(rows, np.arange(SHOW), None, title))
 
     def table(self, source: str, live=None) -> str:
@@ -169,7 +169,7 @@ class DAEPanel:
             d, _ = self.pair()
             return (f"No multi-seed study found beside `{d}`. Run `python -m explorer.dae_study run` and "
                     "`python -m explorer.dae_study summary --ship`.")
-        return "#### Shipped study\n" + dae_study.table_markdown(study)
+        return "#### Metrics of the shipped study\n" + dae_study.table_markdown(study)
 
     def curves(self, source: str, live=None) -> np.ndarray:
         if source == LIVE:
@@ -304,7 +304,7 @@ def live_table(live) -> str:
             ("FID, mixture samples", "fid", "{:.1f}"),
             ("training steps (batch 128)", "steps", "{}"),
             ("training time (s)", "seconds", "{:.1f}")]
-    text = "#### Live run (one seed)\n| metric | DAE (two stages) | joint baseline |\n|---|---|---|\n"
+    text = "#### Metrics of the live run (one seed)\n| metric | DAE (two stages) | joint baseline |\n|---|---|---|\n"
     for label, key, fmt in rows:
         if key in d and key in j:
             text += f"| {label} | {fmt.format(d[key])} | {fmt.format(j[key])} |\n"
@@ -331,10 +331,15 @@ def build(store: Store) -> DAEPanel:
     live = gr.State(None)
     status = gr.Markdown(elem_id="dae-status")
     with gr.Row(equal_height=False):
-        recon = gr.Image(label="Reconstructions of the same test images", interactive=False,
-                         elem_id="dae-recon", buttons=["download"])
-        samples = gr.Image(label="Samples from each latent's generators", interactive=False,
-                           elem_id="dae-samples", buttons=["download"])
+        with gr.Column():
+            gr.Markdown("#### Reconstructions of the same test images")
+            recon = gr.Image(label="Reconstructions of the same test images", show_label=False, interactive=False,
+                             elem_id="dae-recon", buttons=["download"])
+        with gr.Column():
+            gr.Markdown("#### Samples from each latent's generators")
+            samples = gr.Image(label="Samples from each latent's generators", show_label=False, interactive=False,
+                               elem_id="dae-samples", buttons=["download"])
+    gr.Markdown("#### The two latent spaces: the same test images' codes, coloured by class")
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=320):
             map_a = point_map("dae-map-a")
@@ -351,7 +356,9 @@ def build(store: Store) -> DAEPanel:
         with gr.Column(scale=1):
             table = gr.Markdown(elem_id="dae-table")
         with gr.Column(scale=1):
-            curves = gr.Image(label="Training curves", interactive=False, elem_id="dae-curves", buttons=["download"])
+            gr.Markdown("#### Training curves")
+            curves = gr.Image(label="Training curves", show_label=False, interactive=False, elem_id="dae-curves",
+                              buttons=["download"])
     with gr.Accordion("The two stages, and why a weaker decoder can give a better latent", open=True):
         gr.Markdown(EXPLANATION, latex_delimiters=[{"left": "$$", "right": "$$", "display": True},
                                                    {"left": "$", "right": "$", "display": False}])

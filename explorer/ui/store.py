@@ -59,7 +59,7 @@ def valid_seed(value) -> int:
         raise gr.Error("Seed must be between 0 and 2^63 - 1.")
     return value
 
-ENCODER_FAMILIES = ("ae", "vae", "gmm-vae")
+ENCODER_FAMILIES = ("ae", "vae", "gmm-vae", "dae")
 MAP_RANGE = 4.0  # maps and sliders span the codes' centre +- this many standard deviations
 
 
