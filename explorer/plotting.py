@@ -380,20 +380,22 @@ def _tile_canvas(rows: list, n: int, gap: int = 2, row_gap: int = 8, blank: floa
 
 def zoo_grid(labels: list[str], left: list, right: list, notes: list | None = None,
              titles: tuple[str, str] = ("samples", "interpolation"), header: tuple | None = None,
-             title: str | None = None, tags: list | None = None):
+             title: str | None = None, tags: list | None = None, note_colors: list | None = None):
     """Labelled rows of image strips side by side, e.g. one row per model: its samples (``left[i]``,
     (k, 28, 28) in [0, 1]) and a latent interpolation (``right[i]``). A row whose images are None is a grey
     band carrying ``notes[i]`` (why it is missing). ``header`` = (label, images) adds a first row to the right
     panel only (e.g. the two test images an interpolation runs between, None for a blank tile). ``tags[i]``
-    is a short grey note right of row i (e.g. how its interpolation was made)."""
+    is a short grey note right of row i (e.g. how its interpolation was made); ``note_colors[i]`` the colour
+    of note i (default firebrick)."""
     notes = list(notes or [None] * len(labels))
     tags = list(tags or [None] * len(labels))
+    colors = list(note_colors or ["firebrick"] * len(labels))
     n_left = max([len(x) for x in left if x is not None] or [8])
     n_right = max([len(x) for x in right if x is not None] or [8])
     rows_l, rows_r, names = list(left), list(right), list(labels)
     if header is not None:
         rows_l, rows_r = [[]] + rows_l, [list(header[1])] + rows_r
-        names, notes, tags = [header[0]] + names, [None] + notes, [None] + tags
+        names, notes, tags, colors = [header[0]] + names, [None] + notes, [None] + tags, ["k"] + colors
     # a row is missing when both halves are; a row with only one half (e.g. no latent) leaves the other blank
     gone = [a is None and b is None for a, b in zip(rows_l, rows_r)]
     rows_l = [None if g else (a if a is not None else []) for a, g in zip(rows_l, gone)]
@@ -429,9 +431,9 @@ def zoo_grid(labels: list[str], left: list, right: list, notes: list | None = No
         ax.set_title(head, fontsize=10, loc="left", pad=6)
     ax_l.set_yticks(centres, names, fontsize=9)
     ax_l.tick_params(left=False, pad=6)
-    for y, note, g in zip(centres, notes, gone):
+    for y, note, g, color in zip(centres, notes, gone, colors):
         if g and note:
-            ax_l.text(4, y, note, fontsize=8.5, color="firebrick", va="center", ha="left", clip_on=False)
+            ax_l.text(4, y, note, fontsize=8.5, color=color, va="center", ha="left", clip_on=False)
     for y, tag in zip(centres, tags):
         if tag:
             ax_r.text(canvas_r.shape[1] + 6 / scale, y, tag, fontsize=8, color="0.35", va="center", ha="left",

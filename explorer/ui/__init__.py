@@ -10,6 +10,7 @@ CSS = """
 .pixelated img, #latent-grid img { image-rendering: pixelated; }
 #decoded img, #diff-frame img { object-fit: contain; }
 footer { display: none !important; }
+#zoo-table td { word-break: normal; }
 """
 
 

@@ -1,0 +1,407 @@
+"""The "Model zoo" panel: every generative model of a dataset side by side, from the same seed.
+
+One row per model: 8 samples, and an interpolation through its latent (autoencoders: the straight line
+between the codes of two test images; the GAN: the great circle between two prior codes; diffusion: the
+great circle between two starting noises x_T, each decoded by deterministic DDIM). Under it, the comparison
+table that :mod:`explorer.zoo_table` reads from the checkpoints' cards. Rendered results are cached by
+(dataset, seed), so a seed drawn once comes back instantly.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import gradio as gr
+import numpy as np
+import torch
+
+from .. import diffusion, latents, plotting, zoo_table
+from ..checkpoints import CONFIG, WEIGHTS, CheckpointError
+from .store import Store, valid_seed
+
+N_SAMPLES = 8        # samples per model row
+N_PATH = 8           # interpolation frames per row, both ends included
+DDIM_STEPS = {"pixel": 25, "latent": 50}  # pixel DDPM: ~2.4 ms per image-step on 2 CPU cores
+SAMPLE_ETA = 1.0     # the diffusion rows' samples: DDIM eta = 1 (the shipped pixel models' eta = 0 samples
+                     # carry blotchy high-noise errors at any step count); interpolations need eta = 0
+ENCODERS = ("ae", "vae", "gmm-vae", "dae")
+CACHE = 32           # rendered (dataset, seed) views kept
+
+EXPLANATION = r"""
+### What the latent is, family by family
+| family | the latent $z$ | trained by | samples by |
+|---|---|---|---|
+| **AE** | the code $z=f_\phi(x)$, deterministic | reconstruction only | a Gaussian fitted to the training codes afterwards: nothing made the codes fill a known shape |
+| **VAE** | the posterior mean of $q_\phi(z\mid x)=\mathcal N(\mu,\sigma^2)$ | the ELBO: reconstruction $+\ \mathrm{KL}(q_\phi(z\mid x)\,\Vert\,\mathcal N(0,I))$ | decoding $z\sim\mathcal N(0,I)$, the prior the KL pulled the codes towards |
+| **GMM-VAE** | as the VAE | the ELBO with a learned mixture-of-Gaussians prior | picking a component, then a code from it: clusters by design |
+| **DAE** (decoupled) | the code of an encoder trained in stage 1 through a deliberately *weak* decoder | stage 1: encoder + weak decoder; stage 2: the real decoder on the frozen codes | a Gaussian mixture fitted to the codes (or latent diffusion over them) |
+| **Joint AE** (DAE's baseline) | the same networks' code | encoder and real decoder together, same budget | the same mixture / latent diffusion |
+| **GAN** (DCGAN) | a prior code $z\sim\mathcal N(0,I)$ | a generator against a discriminator; no encoder, so a real image has no code | decoding $z\sim\mathcal N(0,I)$ |
+| **DDPM** (pixel) | the starting noise $x_T$, as big as the image | predicting the noise added to images | running the reverse chain from $x_T\sim\mathcal N(0,I)$ |
+| **Latent diffusion** | the starting noise over an autoencoder's 16-D codes | the same, on standardised codes | the chain in code space, then the autoencoder's decoder |
+
+**Why the DAE:** Hu et al. (2023) argue that a latent space that is *simpler* (easier to model) makes a better
+generator, even at a small cost in reconstruction. Training the encoder first through a weak decoder keeps its
+codes simple; the real decoder comes second. Compare its rows with the jointly trained baseline: the same
+networks, the same budget, a different latent.
+
+**Diffusion has a latent too.** With $\eta=0$ the DDIM update (Song et al. 2021, Eq. 12) adds no fresh noise,
+so the sampler is a fixed map $x_T\mapsto x_0$ (a discretised probability-flow ODE): every starting noise names
+one image, and nearby noises give similar images. The interpolation rows walk the great circle (slerp) between
+two $x_T$: in 784 dimensions Gaussian noise lies near the shell $\lVert x_T\rVert\approx\sqrt{784}=28$, and the
+straight line would pass through low-norm noise the network never saw. With $\eta>0$ (or DDPM) new noise enters
+at every step and $x_T$ no longer determines the image.
+
+**Reading the table:** FID is lower-is-better and only meaningful next to its floor (real test images against
+real train images at the same $N$). Reconstruction error exists only where there is an encoder. Sampling time:
+an autoencoder or GAN decodes once; a diffusion model evaluates its network once per step (50 for the FID).
+"""
+
+
+@dataclass
+class Row:
+    """One model's row of the grid."""
+
+    name: str
+    label: str
+    family: str | None
+    samples: np.ndarray | None = None   # (N_SAMPLES, 28, 28) in [0, 1]
+    path: np.ndarray | None = None      # (N_PATH, 28, 28) in [0, 1]
+    path_kind: str = ""                 # "lerp between the codes of test images A and B", ...
+    path_tag: str = ""                  # the same, short, for the grid
+    error: str | None = None            # why the row is missing (names the rebuild command)
+    seconds: float = 0.0
+    pending: bool = False               # still being sampled (a placeholder in a partial view)
+
+
+@dataclass
+class View:
+    """The rendered grid of one (dataset, seed)."""
+
+    dataset: str
+    seed: int
+    rows: list
+    pair: tuple                          # indices of the two test images the encoder rows interpolate between
+    pair_images: np.ndarray              # (2, 28, 28)
+    pixels: np.ndarray                   # the figure, (H, W, 3) uint8
+    caption: str
+    seconds: float
+    complete: bool = True                # False: a partial view, some rows still being sampled
+
+
+def _images(x: torch.Tensor) -> np.ndarray:
+    """(N, 1, 28, 28) tensor -> float (N, 28, 28) numpy in [0, 1]."""
+    return x.detach().float().clamp(0, 1).cpu().numpy()[:, 0]
+
+
+def ddim_from(model, x_T: torch.Tensor, labels: torch.Tensor, steps: int) -> torch.Tensor:
+    """Deterministic DDIM (eta = 0, guidance 1) of a diffusion model from the given starting noises
+    ``x_T`` (N, *model.sample_shape); ``labels`` (N,), -1 for unconditional. Returns images (N, 1, 28, 28).
+    The same chain as ``model.sample``, whose only randomness with eta = 0 is x_T: drawing x_T with
+    ``diffusion.randn(shape, generator)`` reproduces ``model.sample(..., generator=generator)``."""
+    device = next(model.parameters()).device
+    y = labels.to(device)
+    y = torch.where(y < 0, torch.full_like(y, model.null_label), y)
+    bf16 = model.sampling_dtype(device) == torch.bfloat16
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):  # weights cast once
+        x = diffusion.sample(model.eps_fn(y, 1.0), model.schedule.to(device), tuple(x_T.shape), steps=steps,
+                             sampler="ddim", eta=0.0, clip=model.clip, x_T=x_T.to(device), device=device)
+    return model.to_image(x)
+
+
+def _slerp_path(a: torch.Tensor, b: torch.Tensor, n: int) -> torch.Tensor:
+    """n points on the great circle from a to b (any shape), float32."""
+    path = latents.slerp(a.flatten().double().numpy(), b.flatten().double().numpy(), np.linspace(0, 1, n))
+    return torch.from_numpy(path).float().reshape(n, *a.shape)
+
+
+class ZooPanel:
+    """The panel's logic, callable without widgets (tests use it directly)."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._views: OrderedDict = OrderedDict()
+        self._rows: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    # ---- what is in the zoo
+    def datasets(self) -> list[str]:
+        return zoo_table.datasets(self.store.zoo)
+
+    def default_dataset(self) -> str | None:
+        names = self.datasets()
+        return "fashion-mnist" if "fashion-mnist" in names else (names[0] if names else None)
+
+    def models(self, dataset: str) -> list[str]:
+        return zoo_table.generative_models(self.store.zoo, dataset)
+
+    def _stamp(self, name: str) -> tuple:
+        """Changes when a checkpoint's files do, so a rebuilt model is redrawn."""
+        directory = self.store.zoo.path(name)
+        out = []
+        for f in (WEIGHTS, CONFIG):
+            try:
+                out.append(os.stat(directory / f).st_mtime_ns)
+            except OSError:
+                out.append(-1)
+        return tuple(out)
+
+    def pair(self, dataset: str, seed: int) -> tuple[int, int]:
+        """Two test images of different classes, picked by the seed."""
+        labels = self.store.dataset(dataset).labels.numpy()
+        rng = np.random.default_rng(seed)
+        i = int(rng.integers(len(labels)))
+        others = np.flatnonzero(labels != labels[i])
+        j = int(others[rng.integers(len(others))]) if len(others) else (i + 1) % len(labels)
+        return i, j
+
+    # ---- one model's row
+    def row(self, name: str, seed: int, pair: tuple[int, int]) -> Row:
+        """The model's samples and interpolation for this seed (cached), or its error."""
+        key = (name, seed, pair, self._stamp(name))
+        if key in self._rows:
+            self._rows.move_to_end(key)
+            return self._rows[key]
+        row = self._compute_row(name, seed, pair)
+        self._rows[key] = row
+        while len(self._rows) > CACHE * 12:
+            self._rows.popitem(last=False)
+        return row
+
+    def _compute_row(self, name: str, seed: int, pair: tuple[int, int]) -> Row:
+        t0 = time.perf_counter()
+        try:
+            info = self.store.zoo.info(name)
+            label, _ = zoo_table.describe(info)
+            row = Row(name, label, info["family"])
+        except (CheckpointError, ValueError, OSError) as err:
+            return Row(name, name.split("/", 1)[-1], None, error=str(err))
+        try:
+            model = self.store.model(name)
+            family = info["family"]
+            g = torch.Generator().manual_seed(seed)  # per request: never the process-wide seed
+            ts = np.linspace(0, 1, N_PATH)
+            if family == "ddpm":
+                space = info["config"].get("space", "pixel")
+                steps = min(DDIM_STEPS[space], model.config.timesteps)
+                classes = torch.arange(N_SAMPLES) % model.config.classes              # labels 0..7
+                row.samples = _images(model.sample(N_SAMPLES, steps=steps, sampler="ddim", eta=SAMPLE_ETA,
+                                                   labels=classes, generator=g))
+                shape = tuple(model.sample_shape)
+                ends = diffusion.randn((2, *shape), g)  # two starting noises, after the samples' draws
+                x_T = _slerp_path(ends[0], ends[1], N_PATH)                            # (N_PATH, *shape)
+                row.path = _images(ddim_from(model, x_T, torch.full((N_PATH,), -1), steps))  # unconditional
+                row.path_kind = "slerp between two starting noises x_T, deterministic DDIM"
+                row.path_tag = "slerp of x_T,\nDDIM eta = 0"
+            elif family in ENCODERS or family == "gan":
+                row.samples = _images(model.sample(N_SAMPLES, generator=g))
+                if family == "gan" or not getattr(model, "has_encoder", True):
+                    ends = model.sample_latent(2, generator=g).cpu()
+                    z = _slerp_path(ends[0], ends[1], N_PATH)
+                    row.path_kind = "slerp between two prior codes"
+                    row.path_tag = "slerp of\nprior codes"
+                else:
+                    x = self.store.dataset(info["dataset"]).floats()[list(pair)]  # (2, 1, 28, 28)
+                    codes = model.encode(x).cpu().double().numpy()                 # (2, D)
+                    z = torch.from_numpy(latents.lerp(codes[0], codes[1], ts)).float()
+                    row.path_kind = "lerp between the codes of test images A and B"
+                    row.path_tag = "lerp of the\ncodes of A, B"
+                row.path = _images(model.decode(z))
+            else:
+                row.error = f"family {family!r} is not shown in the zoo"
+        except CheckpointError as err:
+            row.error = str(err)
+        except (RuntimeError, ValueError, KeyError, TypeError) as err:  # a checkpoint that loads but fails
+            cmd = info.get("command") or f"python -m explorer.training {name.split('/', 1)[-1]}"
+            row.error = f"{name} failed to sample ({type(err).__name__}: {err}). Rebuild it with `{cmd}`."
+        row.seconds = time.perf_counter() - t0
+        return row
+
+    # ---- the whole grid
+    def _slow(self, name: str) -> bool:
+        """Pixel-space diffusion: the rows that take seconds (a UNet evaluation per step)."""
+        try:
+            info = self.store.zoo.info(name)
+        except (CheckpointError, ValueError, OSError):
+            return False
+        return info["family"] == "ddpm" and info["config"].get("space", "pixel") == "pixel"
+
+    def views(self, dataset: str, seed: int):
+        """Yield the grid for (dataset, seed): from the cache at once, else first with the quick rows (the
+        pixel-space diffusion rows still being sampled), then complete. The complete view is cached."""
+        if dataset not in self.datasets():
+            raise gr.Error(f"No generative models of {dataset!r} in {self.store.zoo.root}.")
+        names = self.models(dataset)
+        key = (dataset, seed, tuple((n, self._stamp(n)) for n in names))
+        with self._lock:
+            if key in self._views:
+                self._views.move_to_end(key)
+                yield self._views[key]
+                return
+        t0 = time.perf_counter()
+        pair = self.pair(dataset, seed)
+        slow = [n for n in names if self._slow(n)]
+        pending = None
+        with self._lock:  # one model at a time; the row cache makes a concurrent request for this seed reuse rows
+            if slow and not all((n, seed, pair, self._stamp(n)) in self._rows for n in slow):
+                quick = {n: self.row(n, seed, pair) for n in names if n not in slow}
+                pending = [quick.get(n) or self._pending(n) for n in names]
+        if pending is not None:  # never yield while holding the lock
+            yield self._render(dataset, seed, pair, pending, time.perf_counter() - t0)
+        with self._lock:
+            rows = [self.row(n, seed, pair) for n in names]
+        view = self._render(dataset, seed, pair, rows, time.perf_counter() - t0)
+        with self._lock:
+            self._views[key] = view
+            while len(self._views) > CACHE:
+                self._views.popitem(last=False)
+        yield view
+
+    def view(self, dataset: str, seed: int) -> View:
+        """The complete grid for (dataset, seed); computed once, then served from the cache."""
+        view = None
+        for view in self.views(dataset, seed):
+            pass
+        return view
+
+    def _pending(self, name: str) -> Row:
+        try:
+            label, _ = zoo_table.describe(self.store.zoo.info(name))
+        except (CheckpointError, ValueError, OSError):
+            label = name.split("/", 1)[-1]
+        return Row(name, label, "ddpm", pending=True)
+
+    def _render(self, dataset: str, seed: int, pair: tuple, rows: list, seconds: float) -> View:
+        ds = self.store.dataset(dataset)
+        pair_images = ds.floats()[list(pair)].numpy()[:, 0]
+        notes = [f"sampling ({DDIM_STEPS['pixel']} DDIM steps per image)…" if r.pending else self._short_error(r)
+                 for r in rows]
+        fig = plotting.zoo_grid(
+            [f"{r.label}\n{r.name.split('/', 1)[-1]}" for r in rows],
+            [r.samples for r in rows], [r.path for r in rows],
+            notes=notes, note_colors=["0.35" if r.pending else "firebrick" for r in rows],
+            tags=[r.path_tag for r in rows],
+            titles=(f"{N_SAMPLES} samples, seed {seed}", "interpolation through the latent  (A → B)"),
+            header=(f"test images A, B\n#{pair[0]} {ds.classes[int(ds.labels[pair[0]])]}, "
+                    f"#{pair[1]} {ds.classes[int(ds.labels[pair[1]])]}",
+                    [pair_images[0]] + [None] * (N_PATH - 2) + [pair_images[1]]))
+        view = View(dataset, seed, rows, pair, pair_images, plotting.Raster.pixels_of(fig), "", seconds)
+        view.complete = not any(r.pending for r in rows)
+        view.caption = self.caption(view, ds.classes)
+        return view
+
+    @staticmethod
+    def _short_error(row: Row) -> str | None:
+        if not row.error:
+            return None
+        cmd = row.error.rsplit("Rebuild it with ", 1)
+        return "unavailable: rebuild with " + cmd[1].rstrip(".") if len(cmd) == 2 else "unavailable (see below)"
+
+    @staticmethod
+    def caption(view: View, classes: list[str]) -> str:
+        a, b = view.pair
+        shown = ", ".join(classes[i % len(classes)] for i in range(N_SAMPLES))
+        times = ", ".join(f"{r.name.split('/', 1)[-1]} {r.seconds:.2f} s" for r in view.rows if not r.error)
+        lines = [
+            f"**Seed {view.seed}**: every row draws its {N_SAMPLES} samples from "
+            f"`torch.Generator().manual_seed({view.seed})`, so the grid comes back identical for the same seed. "
+            f"Diffusion rows are class-conditional: their samples get the labels 0–{N_SAMPLES - 1} ({shown}), "
+            f"guidance 1, DDIM with {DDIM_STEPS['pixel']} steps in pixel space and {DDIM_STEPS['latent']} in latent "
+            f"space and eta = {SAMPLE_ETA:g} (fresh noise at every step, also drawn from the seed; the table's FID "
+            f"uses DDIM-50 with eta = 0).",
+            f"**Interpolations**: the autoencoders (AE, VAE, GMM-VAE, DAE, joint baseline) decode the straight "
+            f"line (lerp) between the codes of test images A = #{a} and B = #{b} (top row; each row's ends are the "
+            f"model's reconstructions of them). The GAN has no encoder: it follows the great circle (slerp) "
+            f"between two prior codes. The diffusion models slerp between two starting noises x_T and run the "
+            f"same DDIM from each, unconditional and with eta = 0: then the sampler is a fixed map from noise to "
+            f"image, so x_T is a latent too (the blotches some pixel-space frames show are eta = 0's: the network's "
+            f"errors at high noise are never corrected by fresh noise).",
+            (f"Drawn in {view.seconds:.1f} s ({times}); this seed is now cached." if view.complete else
+             f"**Sampling the pixel-space diffusion models** ({DDIM_STEPS['pixel']} DDIM steps per image, "
+             f"about a second each on a CPU)…"),
+        ]
+        for r in view.rows:
+            if r.error:
+                lines.append(f"⚠️ **{r.name}**: {r.error}")
+        return "\n\n".join(lines)
+
+    def table(self, dataset: str) -> str:
+        """The comparison table, read from the cards on every call (it is cheap), as Markdown."""
+        return zoo_table.markdown(zoo_table.table(self.store.zoo, dataset), dataset)
+
+    # ---- handlers
+    def draw(self, dataset, seed):
+        """Yield (grid pixels, caption, table) for the widgets' dataset and seed: at once from the cache, else
+        the quick rows first and then the complete grid. Bad values give a gr.Error."""
+        seed = valid_seed(seed)
+        if not dataset:
+            dataset = self.default_dataset()
+            if dataset is None:
+                raise gr.Error(f"No generative checkpoints in {self.store.zoo.root}: train one with "
+                               "`python -m explorer.training vae-16 --dataset fashion-mnist`.")
+        table = self.table(str(dataset))
+        for view in self.views(str(dataset), seed):
+            yield view.pixels, view.caption, table
+
+    def new_seed(self, seed):
+        """The seed after this one (a 'next' button that stays reproducible)."""
+        try:
+            return (int(seed) + 1) % 2 ** 31
+        except (TypeError, ValueError, OverflowError):
+            return 0
+
+    def on_open(self, dataset, seed):
+        """The tab was opened: the grid (from the cache after the first time); nothing to do in an empty zoo,
+        whose caption already says how to train a model."""
+        if self.default_dataset() is None:
+            yield gr.skip(), gr.skip(), gr.skip()
+            return
+        yield from self.draw(dataset, seed)
+
+    def warm(self) -> None:
+        """Draw the default dataset at seed 0, so the first visitor's tab opens from the cache."""
+        dataset = self.default_dataset()
+        if dataset:
+            self.view(dataset, 0)
+
+
+def build(store: Store) -> ZooPanel:
+    """Lay out the panel inside the current Tab and wire its events."""
+    panel = ZooPanel(store)
+    names = panel.datasets()
+    dataset0 = panel.default_dataset()
+    gr.Markdown("Every generative model of one dataset, side by side: samples from the **same seed**, a walk "
+                "through each model's latent, and their numbers from the model cards.")
+    with gr.Row(equal_height=True):
+        dataset = gr.Dropdown(names, value=dataset0, label="Dataset", visible=len(names) > 1, scale=2,
+                              elem_id="zoo-dataset", min_width=160)
+        seed = gr.Number(0, label="Seed", precision=0, minimum=0, scale=2, min_width=100, elem_id="zoo-seed",
+                         info="the same seed gives the same grid")
+        with gr.Column(scale=1, min_width=140):
+            draw = gr.Button("Redraw", variant="primary", size="md", elem_id="zoo-draw")
+            nxt = gr.Button("Next seed", size="md", elem_id="zoo-next")
+    grid = gr.Image(label="Samples and latent interpolations, one row per model", show_label=False,
+                    interactive=False, format="png", elem_id="zoo-grid", buttons=["download", "fullscreen"])
+    caption = gr.Markdown(None if dataset0 else
+                          f"**No generative checkpoints in `{store.zoo.root}`.** Train one with "
+                          "`python -m explorer.training vae-16 --dataset fashion-mnist`.", elem_id="zoo-caption")
+    gr.Markdown("### Comparison")
+    table = gr.Markdown(elem_id="zoo-table")
+    with gr.Accordion("What each family's latent is, and how to read the table", open=False):
+        gr.Markdown(EXPLANATION, latex_delimiters=[{"left": "$$", "right": "$$", "display": True},
+                                                    {"left": "$", "right": "$", "display": False}])
+
+    inputs, outputs = [dataset, seed], [grid, caption, table]
+    common = dict(concurrency_id="model", show_progress="minimal")
+    draw.click(panel.draw, inputs, outputs, api_name="zoo_draw", **common)
+    seed.submit(panel.draw, inputs, outputs, api_name=False, **common)
+    dataset.change(panel.draw, inputs, outputs, api_name=False, **common)
+    nxt.click(panel.new_seed, seed, seed, api_name=False, show_progress="hidden").then(
+        panel.draw, inputs, outputs, api_name=False, **common)
+    panel.components = dict(dataset=dataset, seed=seed, draw=draw, next=nxt, grid=grid, caption=caption,
+                            table=table)
+    panel.open_event = (panel.on_open, inputs, outputs, common)
+    return panel
