@@ -1,0 +1,110 @@
+"""Model zoo panel in a real browser: tab open time (after the app's warm-up drew seed 0), the time to
+draw a new seed (every model samples and interpolates), and a cached redraw.
+
+    python benchmarks/zoo_panel.py [--checkpoints DIR] [--seeds 3]
+
+Open: a fresh page, the "Model zoo" tab clicked, until the grid image has loaded and the table is there.
+New seed: "Next seed" clicked until the complete grid (the last streamed image) has loaded; the server-side
+draw time per model is printed from the panel's caption. Cached: the same seed drawn again.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from types import SimpleNamespace
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common as C  # noqa: E402
+import slider_latency as SL  # noqa: E402
+
+OPEN_JS = r"""
+async () => {
+  const tab = [...document.querySelectorAll('button[role=tab]')].find(b => b.innerText.trim() === 'Model zoo');
+  const t0 = performance.now();
+  tab.click();
+  const ready = () => { const im = document.querySelector('#zoo-grid img');
+    return im && im.complete && im.naturalWidth > 0 && document.querySelector('#zoo-table table'); };
+  while (!ready()) {
+    await new Promise(r => setTimeout(r, 5));
+    if (performance.now() - t0 > 120000) throw new Error('zoo did not fill in 120 s');
+  }
+  return performance.now() - t0;
+}
+"""
+
+DRAW_JS = r"""
+async ({button, timeoutMs}) => {
+  const cap = document.querySelector('#zoo-caption');
+  const old = cap.innerText, oldSrc = document.querySelector('#zoo-grid img')?.src;
+  const fresh = button === '#zoo-next';
+  const t0 = performance.now();
+  document.querySelector(button).click();
+  while (performance.now() - t0 < timeoutMs) {
+    const im = document.querySelector('#zoo-grid img'), text = cap.innerText;
+    const loaded = im && im.complete && im.naturalWidth > 0 && im.src !== oldSrc;
+    // a new seed: the caption names every model's draw time once the complete grid is in
+    if (loaded && (!fresh || (text !== old && text.includes('Drawn in'))))
+      return [performance.now() - t0, text];
+    await new Promise(r => setTimeout(r, 5));
+  }
+  throw new Error('no complete grid');
+}
+"""
+
+
+def main(argv=None):
+    p = C.parser(__doc__.split("\n")[0])
+    p.add_argument("--seeds", type=int, default=3)
+    args = p.parse_args(argv)
+    C.print_machine("Model zoo panel: open, new seed, cached redraw")
+
+    import app
+    from playwright.sync_api import sync_playwright
+
+    demo, store = app.create(args.checkpoints)
+    panel = demo.panels["zoo"]
+    t = time.perf_counter()
+    panel.warm()  # what app.warm() does in its background thread
+    print(f"  warm-up (seed 0 drawn for every model): {time.perf_counter() - t:.1f} s\n")
+    extra = app.launch_kwargs(SimpleNamespace(host="127.0.0.1", port=0, share=False))
+    for k in ("server_name", "server_port", "share"):
+        extra.pop(k, None)
+    url = SL.launch(demo, extra)
+    opens, news, cached, caption = [], [], [], ""
+    try:
+        with sync_playwright() as pw:
+            browser = C.launch_browser(pw)
+            for _ in range(3):
+                page = browser.new_page(viewport={"width": 1600, "height": 1200})
+                page.goto(url)
+                page.wait_for_function("() => document.querySelector('#decoded img')?.complete", timeout=120_000)
+                page.wait_for_timeout(500)
+                opens.append(page.evaluate(OPEN_JS))
+                page.close()
+            page = browser.new_page(viewport={"width": 1600, "height": 1200})
+            page.goto(url)
+            page.wait_for_function("() => document.querySelector('#decoded img')?.complete", timeout=120_000)
+            page.evaluate(OPEN_JS)
+            for _ in range(args.seeds):
+                ms, caption = page.evaluate(DRAW_JS, dict(button="#zoo-next", timeoutMs=120000))
+                news.append(ms)
+                ms, _ = page.evaluate(DRAW_JS, dict(button="#zoo-draw", timeoutMs=60000))
+                cached.append(ms)
+            browser.close()
+    finally:
+        demo.close()
+    print(C.table(["what", "n", "median ms", "min ms", "max ms"],
+                  [["open tab -> grid + table (seed 0 warm)", len(opens), f"{C.median(opens):.0f}",
+                    f"{min(opens):.0f}", f"{max(opens):.0f}"],
+                   ["Next seed -> complete grid", len(news), f"{C.median(news):.0f}", f"{min(news):.0f}",
+                    f"{max(news):.0f}"],
+                   ["Redraw, same seed (cached)", len(cached), f"{C.median(cached):.0f}", f"{min(cached):.0f}",
+                    f"{max(cached):.0f}"]]))
+    last = [line for line in caption.splitlines() if "Drawn in" in line]
+    if last:
+        print("\nlast new seed, server side: " + last[0].strip())
+
+
+if __name__ == "__main__":
+    main()
