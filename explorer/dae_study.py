@@ -117,16 +117,18 @@ def verdict(study: dict) -> list[str]:
         d, j = row["dae"], row["joint"]
         better = "DAE" if (d["mean"] < j["mean"]) == row["lower_is_better"] else "joint"
         gap = abs(d["mean"] - j["mean"])
-        rel = gap / abs(j["mean"]) * 100 if j["mean"] else float("nan")
-        clear = gap > 2 * max(d["sd"], j["sd"])
-        lines.append(f"{row['label']}: {better} better by {gap:.4g} ({rel:.1f}% of the baseline), "
-                     f"{'beyond' if clear else 'within'} two standard deviations of the seeds")
+        rel = f" ({gap / abs(j['mean']) * 100:.1f}% of the baseline)" if row["lower_is_better"] and j["mean"] else ""
+        if len(study["seeds"]) < 2:
+            spread = "one seed, so no spread to compare with"
+        else:
+            spread = f"{'beyond' if gap > 2 * max(d['sd'], j['sd']) else 'within'} two standard deviations of the seeds"
+        lines.append(f"{row['label']}: {better} better by {gap:.4g}{rel}, {spread}")
     return lines
 
 
 def table_markdown(study: dict) -> str:
     n = len(study["seeds"])
-    head = f"| metric (mean ± sd over {n} seeds) | DAE (two stages) | joint baseline |\n|---|---|---|\n"
+    head = f"| metric (mean ± sd over {n} seed{'s' if n != 1 else ''}) | DAE (two stages) | joint baseline |\n|---|---|---|\n"
     body = "".join(f"| {row['label']} | {row['dae']['mean']:.4g} ± {row['dae']['sd']:.2g} | "
                    f"{row['joint']['mean']:.4g} ± {row['joint']['sd']:.2g} |\n" for row in study["table"].values())
     fid = "fid_gmm" in study["table"]

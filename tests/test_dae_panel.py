@@ -27,7 +27,9 @@ def test_finds_the_pair_and_their_latent_diffusion_generators(panel):
 
 
 def test_open_fills_every_part_from_the_shipped_pair(panel, dae_zoo):
-    recon, samples, table, curves, map_a, stats_a, map_b, stats_b = panel.on_open(SHIPPED, 0, None)
+    first, second = list(panel.on_open(SHIPPED, 0, None))
+    recon, samples, table, curves = first[:4]
+    map_a, stats_a, map_b, stats_b = second[4:]
     assert recon.ndim == 3 and samples.ndim == 3 and curves.ndim == 3
     study = json.loads((dae_zoo / "digits" / "dae-16" / dae_study.STUDY).read_text())
     assert "mean ± sd over 2 seeds" in table
@@ -71,7 +73,7 @@ def test_bad_inputs_and_a_missing_live_run_give_clear_messages(panel):
 
 def test_without_a_pair_the_panel_says_how_to_build_it(tmp_path):
     empty = DAEPanel(Store(Zoo(tmp_path), "cpu"))
-    out = empty.on_open(SHIPPED, 0, None)
+    (out,) = list(empty.on_open(SHIPPED, 0, None))
     assert "python -m explorer.dae_study" in out[2]
 
 

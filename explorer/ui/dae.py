@@ -253,16 +253,28 @@ class DAEPanel:
 
     # ---- handlers ---------------------------------------------------------------------------
     def on_open(self, source: str, seed, live):
+        """Fill the panel: the images, table and curves first, then the two maps (which encode the test set)."""
         seed = valid_seed(seed)
         try:
             self.pair() if source == SHIPPED else None
         except gr.Error as err:
-            return (None, None, f"⚠️ {err.message}", None, gr.skip(), "", gr.skip(), "")
+            yield (None, None, f"⚠️ {err.message}", None, gr.skip(), "", gr.skip(), "")
+            return
+        quick = (self.reconstructions(source, seed, live), self.samples(source, seed, live),
+                 self.table(source, live), self.curves(source, live))
+        yield quick + (gr.skip(),) * 4
         (va, ca), (vb, cb) = self.maps(source, live)
         sprite = self.store.sprite("fashion-mnist" if source == LIVE else self.store.dataset_of(self.pair()[0]))[0]
-        return (self.reconstructions(source, seed, live), self.samples(source, seed, live),
-                self.table(source, live), self.curves(source, live),
-                gr.HTML(value=va, sprite=sprite, sel=[]), ca, gr.HTML(value=vb, sprite=sprite, sel=[]), cb)
+        # the last update carries everything, so an API call's result is the whole panel
+        yield quick + (gr.HTML(value=va, sprite=sprite, sel=[]), ca, gr.HTML(value=vb, sprite=sprite, sel=[]), cb)
+
+    def warm(self) -> None:
+        """Encode both models' test codes, load their maps and the thumbnails, so the tab opens fast."""
+        try:
+            self.maps(SHIPPED)
+            self.store.sprite(self.store.dataset_of(self.pair()[0]))
+        except gr.Error:
+            pass  # no pair: the panel says how to build one
 
     def on_seed(self, source: str, seed, live):
         seed = valid_seed(seed)
