@@ -205,7 +205,8 @@ class DAEPanel:
                     boundary = epochs[stage == 1][-1] + 0.5 if (stage == 1).any() else None
                 else:
                     curves.setdefault("joint baseline", []).append((epochs, mse))
-        title = f"Training MSE per epoch (running mean over batches), {len(study['seeds'])} seeds"
+        n = len(study["seeds"])
+        title = f"Training MSE per epoch (running mean over batches), {n} seed{'s' if n != 1 else ''}"
         return plotting.Raster.pixels_of(plotting.training_curves(curves, boundary=boundary, title=title))
 
     # ---- the latent maps --------------------------------------------------------------------
