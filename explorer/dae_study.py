@@ -42,15 +42,18 @@ ROWS = [
 
 
 def run(seeds, out, epochs=None, ldm_epochs=None, progress=True, dataset=DATASET, limit=None,
-        config=None) -> None:
+        config=None, arms=tuple(ARMS)) -> None:
     """Train and evaluate every (seed, arm); skips what a previous call finished. ``limit`` and
-    ``config`` (autoencoder config overrides) make tiny runs for tests."""
+    ``config`` (autoencoder config overrides) make tiny runs for tests; ``arms`` lets two processes
+    share a seed (one per arm)."""
     from . import training
 
     out = Path(out)
     for seed in seeds:
         root = out / f"seed{seed}"
         for arm, (ae, ldm) in ARMS.items():
+            if arm not in arms:
+                continue
             for preset, ep in ((ae, epochs), (ldm, ldm_epochs)):
                 folder = root / dataset / preset
                 if (folder / checkpoints.METRICS).is_file():
@@ -59,6 +62,8 @@ def run(seeds, out, epochs=None, ldm_epochs=None, progress=True, dataset=DATASET
                                limit=limit, config=config if preset == ae else None,
                                command=f"python -m explorer.training {preset} --dataset {dataset} --seed {seed}"
                                        + (f" --epochs {ep}" if ep else ""))
+        if set(arms) != set(ARMS):
+            continue
         res = seed_results(root, dataset)
         print(f"seed {seed}: " + json.dumps({arm: {k: v for k, v in row.items() if k != "history"}
                                              for arm, row in res.items()}), flush=True)
@@ -170,6 +175,8 @@ def main(argv=None) -> None:
     p.add_argument("--epochs", type=int, help="autoencoder epochs (default: the presets')")
     p.add_argument("--ldm-epochs", type=int, help="latent diffusion epochs (default: the presets')")
     p.add_argument("--threads", type=int)
+    p.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS),
+                   help="train only these arms (two processes can share a seed, one arm each)")
     p.add_argument("--ship", action="store_true", help="copy the first seed into checkpoints/ with the table")
     a = p.parse_args(argv)
     if a.threads:
@@ -177,7 +184,7 @@ def main(argv=None) -> None:
 
         torch.set_num_threads(a.threads)
     if a.command == "run":
-        run(a.seeds, a.out, a.epochs, a.ldm_epochs)
+        run(a.seeds, a.out, a.epochs, a.ldm_epochs, arms=a.arms)
         return
     study = summarise(a.out)
     (Path(a.out) / STUDY).write_text(json.dumps(study, indent=1) + "\n")
