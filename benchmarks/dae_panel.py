@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from types import SimpleNamespace
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
@@ -73,24 +72,17 @@ def main(argv=None):
     demo, store = app.create(args.checkpoints)
     panel = demo.panels["dae"]
     print(f"  pair           {' vs '.join(panel.pair())}\n")
-    extra = app.launch_kwargs(SimpleNamespace(host="127.0.0.1", port=0, share=False))
-    for k in ("server_name", "server_port", "share"):
-        extra.pop(k, None)
-    url = SL.launch(demo, extra)
+    url = SL.serve(demo)
     opens, redraws, clicks, live = [], [], [], None
     try:
         with sync_playwright() as pw:
             browser = C.launch_browser(pw)
             for _ in range(max(1, args.repeats // 2)):
-                page = browser.new_page(viewport={"width": 1600, "height": 1200})
-                page.goto(url)
-                page.wait_for_function("() => document.querySelector('#decoded img')?.complete", timeout=120_000)
+                page = SL.app_page(browser, url)
                 page.wait_for_timeout(500)
                 opens.append(page.evaluate(OPEN_JS))
                 page.close()
-            page = browser.new_page(viewport={"width": 1600, "height": 1200})
-            page.goto(url)
-            page.wait_for_function("() => document.querySelector('#decoded img')?.complete", timeout=120_000)
+            page = SL.app_page(browser, url)
             page.evaluate(OPEN_JS)
             for i in range(args.repeats):
                 page.fill("#dae-seed input", str(i + 1))

@@ -109,6 +109,24 @@ def build_trivial():
     return demo
 
 
+def serve(demo) -> str:
+    """Launch the real app's Blocks with app.py's launch settings on a free loopback port; its URL."""
+    import app
+
+    extra = app.launch_kwargs(SimpleNamespace(host="127.0.0.1", port=0, share=False))
+    for k in ("server_name", "server_port", "share"):
+        extra.pop(k, None)
+    return launch(demo, extra)
+
+
+def app_page(browser, url):
+    """A fresh page of the real app, once its first decoded image (demo.load) has arrived."""
+    page = browser.new_page(viewport={"width": 1600, "height": 1200})
+    page.goto(url)
+    page.wait_for_function("() => document.querySelector('#decoded img')?.complete", timeout=120_000)
+    return page
+
+
 def launch(demo, extra):
     port = C.free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **extra)

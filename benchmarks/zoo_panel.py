@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from types import SimpleNamespace
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
@@ -67,24 +66,17 @@ def main(argv=None):
     t = time.perf_counter()
     panel.warm()  # what app.warm() does in its background thread
     print(f"  warm-up (seed 0 drawn for every model): {time.perf_counter() - t:.1f} s\n")
-    extra = app.launch_kwargs(SimpleNamespace(host="127.0.0.1", port=0, share=False))
-    for k in ("server_name", "server_port", "share"):
-        extra.pop(k, None)
-    url = SL.launch(demo, extra)
+    url = SL.serve(demo)
     opens, news, cached, caption = [], [], [], ""
     try:
         with sync_playwright() as pw:
             browser = C.launch_browser(pw)
             for _ in range(3):
-                page = browser.new_page(viewport={"width": 1600, "height": 1200})
-                page.goto(url)
-                page.wait_for_function("() => document.querySelector('#decoded img')?.complete", timeout=120_000)
+                page = SL.app_page(browser, url)
                 page.wait_for_timeout(500)
                 opens.append(page.evaluate(OPEN_JS))
                 page.close()
-            page = browser.new_page(viewport={"width": 1600, "height": 1200})
-            page.goto(url)
-            page.wait_for_function("() => document.querySelector('#decoded img')?.complete", timeout=120_000)
+            page = SL.app_page(browser, url)
             page.evaluate(OPEN_JS)
             for _ in range(args.seeds):
                 ms, caption = page.evaluate(DRAW_JS, dict(button="#zoo-next", timeoutMs=120000))

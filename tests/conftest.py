@@ -51,6 +51,17 @@ def tiny_zoo(tmp_path_factory):
     return root
 
 
+def randomised(model, seed=0, std=0.05):
+    """Perturb every parameter of ``model`` (zero-initialised layers included) with seeded noise; eval mode."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * std)
+    return model.eval()
+
+
 DAE_SMALL = {"channels": 8, "hidden": 64, "aux_channels": 2, "aux_hidden": 16}
 
 

@@ -1,19 +1,10 @@
 """The Diffusion panel through gradio_client and a real browser, over tiny untrained diffusion checkpoints."""
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from conftest import BROWSER_ARGS, launched_app
+from conftest import BROWSER_ARGS, launched_app, randomised
 from explorer import checkpoints, diffusion, models
-
-
-def _randomised(model, seed=0, std=0.05):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * std)
-    return model.eval()
 
 
 @pytest.fixture(scope="module")
@@ -26,12 +17,12 @@ def diffusion_zoo(tmp_path_factory):
     vae = models.build("vae", vae_cfg).eval()
     meta = {"dataset": "digits", "command": "python -m explorer.training x --dataset digits"}
     checkpoints.save(vae, root / "digits" / "vae-2d", "vae", meta)
-    pixel = _randomised(models.build("ddpm", {"channels": 8, "mults": [1, 2], "attention": False, "timesteps": 100}))
+    pixel = randomised(models.build("ddpm", {"channels": 8, "mults": [1, 2], "attention": False, "timesteps": 100}))
     checkpoints.save(pixel, root / "digits" / "ddpm-tiny", "ddpm", meta)
     ldm = models.build("ddpm", {"space": "latent", "vae": "digits/vae-2d", "vae_config": vae_cfg, "latent_dim": 2,
                                 "hidden": 32, "blocks": 1, "timesteps": 40})
     ldm.fit_codes(vae, data.load("digits", "test").floats()[:200])
-    checkpoints.save(_randomised(ldm, 1), root / "digits" / "ldm-tiny", "ddpm", meta)
+    checkpoints.save(randomised(ldm, 1), root / "digits" / "ldm-tiny", "ddpm", meta)
     return root
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import BROWSER_ARGS, launched_app
+from conftest import BROWSER_ARGS, launched_app, randomised
 from explorer import checkpoints, data, models, zoo_table
 from explorer.checkpoints import Zoo
 
@@ -38,14 +38,6 @@ WALL = {"ae-8": 611.0, "vae-8": 622.0, "dae-8": 633.0, "dae-8-joint": 644.0, "ga
 ORDER = ["ae-8", "vae-8", "dae-8", "dae-8-joint", "gan-8", "ddpm-tiny", "ldm-vae-8"]
 
 
-def _randomised(model, seed=0, std=0.05):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * std)
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
 def zoo_root(tmp_path_factory):
     """digits/{classifier, ae-8, vae-8, dae-8, dae-8-joint, gan-8, ddpm-tiny, ldm-vae-8}: random weights, cards
@@ -63,13 +55,13 @@ def zoo_root(tmp_path_factory):
         "dae-8": ("dae", models.build("dae", {"latent_dim": 8, **SMALL, "aux_channels": 4, "aux_hidden": 16})),
         "dae-8-joint": ("dae", models.build("dae", {"latent_dim": 8, **SMALL, "mode": "joint"})),
         "gan-8": ("gan", models.build("gan", {"channels": 8, "latent_dim": 8})),
-        "ddpm-tiny": ("ddpm", _randomised(models.build("ddpm", {"channels": 8, "mults": [1, 2], "attention": False,
+        "ddpm-tiny": ("ddpm", randomised(models.build("ddpm", {"channels": 8, "mults": [1, 2], "attention": False,
                                                                 "timesteps": 100}))),
     }
     ldm = models.build("ddpm", {"space": "latent", "vae": "digits/vae-8", "vae_family": "vae", "vae_config": vae_cfg,
                                 "latent_dim": 8, "hidden": 32, "blocks": 1, "timesteps": 40})
     ldm.fit_codes(built["vae-8"][1], data.load("digits", "test").floats()[:200])
-    built["ldm-vae-8"] = ("ddpm", _randomised(ldm, 1))
+    built["ldm-vae-8"] = ("ddpm", randomised(ldm, 1))
     for name, (family, model) in built.items():
         model.eval()
         params = sum(p.numel() for p in model.parameters())

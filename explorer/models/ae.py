@@ -4,10 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch.nn import functional as F
 
 from ..nets import ConvDecoder, ConvEncoder
-from .base import LatentModel, bernoulli_log_lik
+from .base import LatentModel, reconstruction_loss
 
 
 @dataclass
@@ -34,11 +33,7 @@ class AE(LatentModel):
 
     def loss(self, batch):
         x = batch[0]
-        logits = self.decoder(self.encoder(x))
-        nll = -bernoulli_log_lik(logits, x).mean()
-        with torch.no_grad():
-            mse = F.mse_loss(torch.sigmoid(logits), x)
-        return nll, {"loss": nll.item(), "mse": mse.item()}
+        return reconstruction_loss(self.decoder(self.encoder(x)), x)
 
     @torch.no_grad()
     def fit_prior(self, codes: torch.Tensor) -> None:

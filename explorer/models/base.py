@@ -27,6 +27,15 @@ def bernoulli_log_lik(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(-1)
 
 
+def reconstruction_loss(logits: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """Mean Bernoulli negative log-likelihood per image of decoder ``logits`` for ``x``, with the logs
+    {"loss", "mse"} (MSE per pixel of the decoded image) the training loop shows."""
+    nll = -bernoulli_log_lik(logits, x).mean()
+    with torch.no_grad():
+        mse = F.mse_loss(torch.sigmoid(logits), x)
+    return nll, {"loss": nll.item(), "mse": mse.item()}
+
+
 class ConfigModule(nn.Module):
     """A module rebuilt from its config dataclass alone; ``forward(batch)`` is its training loss, so
     DistributedDataParallel sees the whole step."""

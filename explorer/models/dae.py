@@ -20,7 +20,7 @@ import torch
 from torch.nn import functional as F
 
 from ..nets import ConvDecoder, ConvEncoder
-from .base import LatentModel, bernoulli_log_lik
+from .base import LatentModel, reconstruction_loss
 
 MODES = ("decoupled", "joint")
 
@@ -105,10 +105,7 @@ class DAE(LatentModel):
             logits = self.aux_decoder(self.encoder(x))
         else:
             logits = self.decoder(self.encoder(x))
-        nll = -bernoulli_log_lik(logits, x).mean()
-        with torch.no_grad():
-            mse = F.mse_loss(torch.sigmoid(logits), x)
-        return nll, {"loss": nll.item(), "mse": mse.item()}
+        return reconstruction_loss(logits, x)
 
     @torch.no_grad()
     def reconstruct_aux(self, x: torch.Tensor) -> torch.Tensor:
