@@ -144,8 +144,9 @@ def table_markdown(study: dict) -> str:
     return head + body + foot
 
 
-def ship(study: dict, out, root=None) -> list[Path]:
-    """Copy the first seed's four checkpoints into the shipped zoo, with the table in their cards."""
+def ship(study: dict, out, root=None, note: str = "") -> list[Path]:
+    """Copy the first seed's four checkpoints into the shipped zoo, with the table (and ``note``, a
+    paragraph reading it) in their cards."""
     out, root = Path(out), Path(root or checkpoints.ROOT)
     seed, dataset = study["seeds"][0], study["dataset"]
     written = []
@@ -160,7 +161,7 @@ def ship(study: dict, out, root=None) -> list[Path]:
             card += (f"\n## DAE vs joint baseline ({len(study['seeds'])} seeds; this checkpoint is seed {seed})\n"
                      f"    python -m explorer.dae_study run --seeds {' '.join(map(str, study['seeds']))} "
                      f"--out runs/dae-study\n    python -m explorer.dae_study summary --out runs/dae-study --ship\n\n"
-                     + table_markdown(study))
+                     + table_markdown(study) + (f"\n{note.strip()}\n" if note.strip() else ""))
             (dst / checkpoints.CARD).write_text(card)
             written.append(dst)
     return written
@@ -178,6 +179,7 @@ def main(argv=None) -> None:
     p.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS),
                    help="train only these arms (two processes can share a seed, one arm each)")
     p.add_argument("--ship", action="store_true", help="copy the first seed into checkpoints/ with the table")
+    p.add_argument("--note", help="with --ship: a text file whose paragraph (what the table says) joins the cards")
     a = p.parse_args(argv)
     if a.threads:
         import torch
@@ -190,7 +192,8 @@ def main(argv=None) -> None:
     (Path(a.out) / STUDY).write_text(json.dumps(study, indent=1) + "\n")
     print(table_markdown(study))
     if a.ship:
-        for d in ship(study, a.out):
+        note = Path(a.note).read_text() if a.note else ""
+        for d in ship(study, a.out, note=note):
             print(f"shipped {d}")
 
 

@@ -169,11 +169,12 @@ def test_study_tables_mean_and_sd_of_what_the_checkpoints_say(dae_study_dir, tmp
     text = dae_study.table_markdown(study)
     assert "mean ± sd over 2 seeds" in text and "reconstruction MSE" in text
     assert len(dae_study.verdict(study)) == len([k for k in study["table"] if not k.endswith("train_s")])
-    shipped = dae_study.ship(study, dae_study_dir, root=tmp_path / "zoo")
+    shipped = dae_study.ship(study, dae_study_dir, root=tmp_path / "zoo", note="Read plainly: a test note.")
     assert len(shipped) == 4
     for d in shipped:
         assert json.loads((d / dae_study.STUDY).read_text())["seeds"] == [0, 1]
-        assert "DAE vs joint baseline" in (d / checkpoints.CARD).read_text()
+        card = (d / checkpoints.CARD).read_text()
+        assert "DAE vs joint baseline" in card and card.rstrip().endswith("Read plainly: a test note.")
         assert not (d / "resume.pt").exists()
     assert checkpoints.Zoo(tmp_path / "zoo").load("digits/ldm-dae-16", device="cpu").sample(2, steps=3).shape == (2, 1, 28, 28)
 
