@@ -17,7 +17,21 @@ def parse_args(argv=None):
     p.add_argument("--share", action="store_true", help="also open a public Gradio share link (off by default)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     p.add_argument("--checkpoints", default=None, help="checkpoint folder (default: the shipped checkpoints/)")
-    return p.parse_args(argv)
+    p.add_argument("--auth", type=_credentials, default=os.environ.get("EXPLORER_AUTH") or None,
+                   metavar="USER:PASSWORD", help="ask for this login before serving the app (for a classroom "
+                   "server; default: $EXPLORER_AUTH if set, else no login)")
+    args = p.parse_args(argv)
+    if isinstance(args.auth, str):  # from the environment
+        args.auth = _credentials(args.auth)
+    return args
+
+
+def _credentials(text: str) -> tuple[str, str]:
+    """'user:password' -> (user, password); both must be non-empty."""
+    user, sep, password = text.partition(":")
+    if not sep or not user or not password:
+        raise argparse.ArgumentTypeError("--auth takes USER:PASSWORD, both non-empty")
+    return user, password
 
 
 def create(checkpoints=None, device="auto"):
@@ -61,7 +75,8 @@ def launch_kwargs(args):
 
     import gradio as gr
     return dict(server_name=args.host, server_port=args.port, share=args.share, max_file_size="10mb",
-                enable_monitoring=False, show_error=True, theme=gr.themes.Soft(), css=CSS)
+                enable_monitoring=False, show_error=True, theme=gr.themes.Soft(), css=CSS,
+                auth=getattr(args, "auth", None))
 
 
 def main(argv=None):

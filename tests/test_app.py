@@ -12,6 +12,71 @@ def test_safe_defaults():
     kw = app_module.launch_kwargs(args)
     assert kw["server_name"] == "127.0.0.1" and kw["share"] is False and kw["enable_monitoring"] is False
     assert "allowed_paths" not in kw
+    assert kw["auth"] is None
+
+
+def test_auth_flag_takes_user_and_password(monkeypatch):
+    assert app_module.launch_kwargs(app_module.parse_args(["--auth", "teacher:s3cret:x"]))["auth"] == \
+        ("teacher", "s3cret:x")
+    for bad in ("teacher", ":pw", "teacher:"):
+        with pytest.raises(SystemExit):
+            app_module.parse_args(["--auth", bad])
+    monkeypatch.setenv("EXPLORER_AUTH", "class:room")
+    assert app_module.parse_args([]).auth == ("class", "room")
+
+
+def test_login_is_required_when_auth_is_set(tiny_zoo):
+    import urllib.error
+    import urllib.request
+
+    from conftest import free_port
+
+    demo, _ = app_module.create(str(tiny_zoo))
+    args = app_module.parse_args(["--port", str(free_port()), "--auth", "teacher:s3cret"])
+    demo.launch(prevent_thread_lock=True, quiet=True, **app_module.launch_kwargs(args))
+    try:
+        url = f"http://127.0.0.1:{args.port}"
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"{url}/config", timeout=10)
+        assert err.value.code in (401, 403)
+        from gradio_client import Client
+
+        client = Client(url, auth=("teacher", "s3cret"), verbose=False)
+        assert client.predict("digits/vae-2d", 2.5, 7, 1.0, api_name="/sample") is not None
+    finally:
+        demo.close()
+
+
+def test_file_routes_serve_nothing_the_app_did_not_produce(served_app):
+    """Requests for system files, the source and the weights through Gradio's file routes are refused."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+    from pathlib import Path
+
+    from gradio_client import Client
+
+    url, demo, store = served_app
+    # a positive control: an image this app just produced is served through the same route
+    Client(url, verbose=False).predict("digits/vae-2d", 2.5, 7, 1.0, api_name="/sample")
+    produced = max((p for p in Path(demo.GRADIO_CACHE).rglob("*") if p.is_file() and p.suffix in (".png", ".webp")),
+                   key=lambda p: p.stat().st_mtime)
+    with urllib.request.urlopen(url + "gradio_api/file=" + urllib.parse.quote(str(produced)), timeout=10) as resp:
+        assert resp.status == 200 and len(resp.read()) > 0
+    root = Path(app_module.__file__).resolve().parent
+    weights = next(Path(store.zoo.root).glob("*/*/model.safetensors")).resolve()
+    targets = ["/etc/passwd", str(root / "app.py"), "app.py", str(weights), "../../../../etc/passwd"]
+    for route in ("gradio_api/file=", "file=", "gradio_api/file/"):
+        for target in targets:
+            full = url + route + urllib.parse.quote(target, safe="/")
+            try:
+                with urllib.request.urlopen(full, timeout=10) as resp:
+                    body = resp.read()
+                    status = resp.status
+            except urllib.error.HTTPError as err:
+                status, body = err.code, b""
+            assert status >= 400 or (b"root:" not in body and b"import" not in body and len(body) < 2000), \
+                f"{full} -> {status}"
 
 
 def test_decode_endpoint_gives_28x28_images_that_depend_on_z(served_app):
