@@ -240,17 +240,16 @@ class DAEPanel:
     def details(self, source: str, index: int, live=None) -> tuple[np.ndarray, str]:
         """A clicked test image (dataset index): the original and the three reconstructions."""
         src = self._source(source, live)
-        i = int(index) - src["offset"]
-        if not 0 <= i < len(src["x"]):
-            raise gr.Error(f"pick a test image index between {src['offset']} and {src['offset'] + len(src['x']) - 1}")
+        lo, hi = src["offset"], src["offset"] + len(src["x"]) - 1
+        index = int(number(index, "Test image index", lo, hi))
+        i = index - lo
         x = src["x"][i:i + 1]
         images = [x[0, 0].numpy(), src["dae"].reconstruct_aux(x)[0, 0].cpu().numpy(),
                   src["dae"].reconstruct(x)[0, 0].cpu().numpy(), src["joint"].reconstruct(x)[0, 0].cpu().numpy()]
         titles = ["original", "DAE stage 1", "DAE", "joint"]
         classes = self.store.dataset(src["dataset"]).classes
-        label = classes[int(self.store.dataset(src["dataset"]).labels[int(index)])]
-        return (plotting.Raster.pixels_of(plotting.image_row(images, titles)),
-                f"Test image #{int(index)} ({label})")
+        label = classes[int(self.store.dataset(src["dataset"]).labels[index])]
+        return (plotting.Raster.pixels_of(plotting.image_row(images, titles)), f"Test image #{index} ({label})")
 
     # ---- handlers ---------------------------------------------------------------------------
     def on_open(self, source: str, seed, live):
