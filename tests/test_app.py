@@ -194,7 +194,7 @@ def test_live_drag_combines_the_moved_slider_with_the_session_point(served_app):
 def test_widget_values_are_checked_by_one_pair_of_helpers():
     import gradio as gr
 
-    from explorer.ui.store import number, valid_seed
+    from explorer.ui.store import number, valid_seed, whole
 
     assert number("2.5", "strength") == 2.5 and number(0, "eta", 0, 1) == 0.0 and valid_seed(7.0) == 7
     for value, bounds, message in (("abc", (), "strength must be a number"),
@@ -208,3 +208,8 @@ def test_widget_values_are_checked_by_one_pair_of_helpers():
                            (2 ** 63, "between 0 and 2")):
         with pytest.raises(gr.Error, match=message):
             valid_seed(value)
+    assert whole("12", "t", 0, 1000) == 12 and whole(3.0, "t", 0, 1000) == 3
+    for value, message in ((2.5, "t must be a whole number between 0 and 1000, got 2.5"), (float("nan"), "between"),
+                           (1001, "between 0 and 1000"), (None, "must be a number")):
+        with pytest.raises(gr.Error, match=message):
+            whole(value, "t", 0, 1000)

@@ -10,7 +10,7 @@ import torch
 
 from .. import data, latents, metrics, plotting
 from ..checkpoints import CheckpointError
-from .store import Store, number, page_errors
+from .store import Store, number, page_errors, whole
 
 QUANTILE = 0.2
 STRIP = 9
@@ -95,9 +95,7 @@ class AttributePanel:
     def test_input(self, name: str, index) -> tuple[np.ndarray, str]:
         view = self.store.view(name)
         n = len(view.codes)
-        if index is None or not np.isfinite(float(index)) or not 0 <= int(index) < n or float(index) != int(index):
-            raise gr.Error(f"test image index must be a whole number from 0 to {n - 1}, got {index}")
-        i = int(index)
+        i = whole(index, "Test image index", 0, n - 1)
         x = self.store.dataset(self.store.dataset_of(name)).floats()[i, 0].numpy()
         return x, f"test image #{i} ({view.classes[int(view.labels[i])]})"
 

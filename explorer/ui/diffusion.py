@@ -20,7 +20,7 @@ import torch
 
 from .. import data, diffusion, plotting, schedules
 from ..checkpoints import CheckpointError
-from .store import Store, number, page_errors, valid_seed
+from .store import Store, number, page_errors, valid_seed, whole
 
 T_FORWARD = 1000                 # the forward-process view uses both schedules at T = 1000
 MAX_BATCH = 16
@@ -163,11 +163,9 @@ class DiffusionPanel:
         """Image ``index`` of the shipped test subset noised to step t (0 = clean) under both schedules,
         with the same noise; returns (linear x_t, cosine x_t, curves with a marker at t, caption)."""
         ds = self.images(dataset)
-        index, t = int(np.clip(int(index), 0, len(ds) - 1)), int(t)
-        if not 0 <= t <= T_FORWARD:
-            raise gr.Error(f"t must be between 0 and {T_FORWARD}.")
-        x0 = ds.floats()[index:index + 1] * 2 - 1                                    # (1, 1, 28, 28) in [-1, 1]
-        noise = diffusion.randn(x0.shape, torch.Generator().manual_seed(int(seed)))  # the same eps for both
+        index, t = whole(index, "Test image index", 0, len(ds) - 1), whole(t, "t", 0, T_FORWARD)
+        x0 = ds.floats()[index:index + 1] * 2 - 1                                        # (1, 1, 28, 28) in [-1, 1]
+        noise = diffusion.randn(x0.shape, torch.Generator().manual_seed(valid_seed(seed)))  # the same eps for both
         out, caption = [], []
         for name, s in self._schedules.items():
             x_t = x0 if t == 0 else diffusion.q_sample(s, x0, t - 1, noise)
@@ -196,11 +194,8 @@ class DiffusionPanel:
     @staticmethod
     def _check(steps, batch, seed, model):
         seed = valid_seed(seed)
-        steps, batch = int(steps), int(batch)
-        if not 1 <= steps <= model.config.timesteps:
-            raise gr.Error(f"Steps must be between 1 and T = {model.config.timesteps}.")
-        if not 1 <= batch <= MAX_BATCH:
-            raise gr.Error(f"Batch must be between 1 and {MAX_BATCH}.")
+        steps = whole(steps, "Steps", 1, model.config.timesteps)
+        batch = whole(batch, "Batch", 1, MAX_BATCH)
         return steps, batch, seed
 
     def frames(self, name, sampler, steps, eta, label, guidance, seed, batch):

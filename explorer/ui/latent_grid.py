@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .. import latents, plotting
-from .store import MAP_RANGE, Store, page_errors, valid_seed
+from .store import MAP_RANGE, Store, number, page_errors, valid_seed
 
 N_SLIDERS = 6
 SLIDER_RANGE = MAP_RANGE  # sliders span the codes' centre +- 4 standard deviations along their axis
@@ -162,9 +162,7 @@ class LatentGridPanel:
     def _z(view, values, residual=None) -> np.ndarray:
         """Slider values (+ the part of z off the plane, when it fits this model) -> z (1, D)."""
         k = len(view.plane.components_)
-        vals = np.array([float(v) for v in values[:k]], dtype=np.float64)
-        if not np.isfinite(vals).all():
-            raise gr.Error("Slider values must be finite numbers.")
+        vals = np.array([number(v, f"Slider {i + 1}") for i, v in enumerate(values[:k])], dtype=np.float64)
         res = None if residual is None or len(residual) != view.latent_dim else np.asarray(residual)
         return view.plane.inverse_transform(vals[None], res)
 

@@ -14,7 +14,7 @@ import torch
 from .. import latents, plotting, projection
 from ..checkpoints import CheckpointError
 from .point_map import payload, point_map
-from .store import Store, page_errors
+from .store import Store, page_errors, whole
 
 NONE = "(none)"
 METHOD_KEYS = {label: key for key, label in projection.METHODS.items()}  # "UMAP" -> "umap"
@@ -155,8 +155,8 @@ class ProjectionPanel:
 
     def _picks(self, name: str, picks: list) -> list:
         n = len(self.store.view(name).codes)
-        picks = [None if p is None else int(p) for p in (picks or [])][-2:]
-        if not picks or picks[-1] is None or not all(p is None or 0 <= p < n for p in picks):
+        picks = [None if p is None else whole(p, "Test image index", 0, n - 1) for p in (picks or [])][-2:]
+        if not picks or picks[-1] is None:
             raise gr.Error(f"pick a test image index between 0 and {n - 1}")
         return picks
 

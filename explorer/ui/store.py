@@ -47,6 +47,17 @@ def number(value, what: str, lo: float | None = None, hi: float | None = None) -
     return value
 
 
+def whole(value, what: str, lo: int, hi: int) -> int:
+    """A widget value as an int in [lo, hi], or a gr.Error naming ``what`` (not a number, NaN, a
+    fraction, or out of range)."""
+    import gradio as gr
+
+    x = number(value, what, lo, hi)
+    if x != int(x):
+        raise gr.Error(f"{what} must be a whole number between {lo} and {hi}, got {x:g}")
+    return int(x)
+
+
 def valid_seed(value) -> int:
     """A seed widget's value as an int in [0, 2^63), or a gr.Error."""
     import gradio as gr
