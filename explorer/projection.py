@@ -192,6 +192,8 @@ def for_checkpoint(zoo, name: str, method: str = "umap", params: dict | None = N
     cache = cache or ProjectionCache([shipped, user_cache_dir()], shipped if write_shipped else user_cache_dir())
     hit = cache.get(method, key)
     if hit is not None and (codes is None or len(hit.coords) == len(codes)):
+        if write_shipped and hit.source == "cache":  # found in the user cache: ship it too
+            cache.put(hit)
         return hit
     if codes is None:
         import torch
@@ -218,7 +220,7 @@ def main(argv=None) -> None:
     ap.add_argument("--user-cache", action="store_true",
                     help="write to the user cache instead of the checkpoints' projections/ folders")
     a = ap.parse_args(argv)
-    names = a.names or [n for f in ("ae", "vae", "gmm-vae") for n in zoo.available(f)]
+    names = a.names or [n for f in ("ae", "vae", "gmm-vae", "dae") for n in zoo.available(f)]
     for name in names:
         p = for_checkpoint(zoo, name, a.method, write_shipped=not a.user_cache,
                            progress=lambda f, t: print(f"  {name}: {t}", flush=True))
