@@ -28,7 +28,9 @@ async () => {
     && window.lsxMaps && ['dae-map-a', 'dae-map-b'].every(k => window.lsxMaps[k] && window.lsxMaps[k].pixel(0));
   while (!ready()) {
     await new Promise(r => setTimeout(r, 5));
-    if (performance.now() - t0 > 120000) throw new Error('panel did not fill in 120 s');
+    if (performance.now() - t0 > 120000) throw new Error('panel did not fill in 120 s: ' + JSON.stringify(
+      ['#dae-recon', '#dae-samples', '#dae-curves'].map(s => { const im = document.querySelector(s + ' img');
+        return im ? [im.complete, im.naturalWidth] : null; }).concat([Object.keys(window.lsxMaps || {})])));
   }
   return performance.now() - t0;
 }
@@ -71,7 +73,10 @@ def main(argv=None):
 
     demo, store = app.create(args.checkpoints)
     panel = demo.panels["dae"]
-    print(f"  pair           {' vs '.join(panel.pair())}\n")
+    print(f"  pair           {' vs '.join(panel.pair())}")
+    t = time.perf_counter()
+    panel.warm()  # what app.warm() does in its background thread
+    print(f"  warm-up (both models' test codes, maps, thumbnails): {time.perf_counter() - t:.1f} s\n")
     url = SL.serve(demo)
     opens, redraws, clicks, live = [], [], [], None
     try:

@@ -156,7 +156,7 @@ def ship(study: dict, out, root=None, note: str = "") -> list[Path]:
             if dst.exists():
                 shutil.rmtree(dst)
             shutil.copytree(src, dst, ignore=shutil.ignore_patterns("resume.pt"))
-            (dst / STUDY).write_text(json.dumps(study, indent=1) + "\n")
+            (dst / STUDY).write_text(json.dumps({**study, "note": note.strip()}, indent=1) + "\n")
             card = (dst / checkpoints.CARD).read_text()
             card += (f"\n## DAE vs joint baseline ({len(study['seeds'])} seeds; this checkpoint is seed {seed})\n"
                      f"    python -m explorer.dae_study run --seeds {' '.join(map(str, study['seeds']))} "

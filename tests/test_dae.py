@@ -173,6 +173,7 @@ def test_study_tables_mean_and_sd_of_what_the_checkpoints_say(dae_study_dir, tmp
     assert len(shipped) == 4
     for d in shipped:
         assert json.loads((d / dae_study.STUDY).read_text())["seeds"] == [0, 1]
+        assert json.loads((d / dae_study.STUDY).read_text())["note"] == "Read plainly: a test note."
         card = (d / checkpoints.CARD).read_text()
         assert "DAE vs joint baseline" in card and card.rstrip().endswith("Read plainly: a test note.")
         assert not (d / "resume.pt").exists()

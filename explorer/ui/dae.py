@@ -169,7 +169,8 @@ class DAEPanel:
             d, _ = self.pair()
             return (f"No multi-seed study found beside `{d}`. Run `python -m explorer.dae_study run` and "
                     "`python -m explorer.dae_study summary --ship`.")
-        return "#### Metrics of the shipped study\n" + dae_study.table_markdown(study)
+        note = f"\n\n{study['note']}" if study.get("note") else ""
+        return "#### Metrics of the shipped study\n" + dae_study.table_markdown(study) + note
 
     def curves(self, source: str, live=None) -> np.ndarray:
         if source == LIVE:
