@@ -306,6 +306,7 @@ class ImageError(ValueError):
 
 
 MAX_SIDE = 1024  # images are shrunk to this before any per-pixel work
+MAX_PIXELS = 50 * 10 ** 6  # larger uploads are refused before decoding (JPEGs count after draft scaling)
 
 
 def _to_grey(img) -> np.ndarray:
@@ -351,7 +352,13 @@ def prepare_image(image, dataset: str = "fashion-mnist") -> tuple[np.ndarray, li
     notes = []
     try:
         if isinstance(image, (str, os.PathLike)):
-            with Image.open(image) as img:
+            with Image.open(image) as img:  # reads the header only; PIL refuses > 179 megapixels here
+                w, h = img.size
+                if img.format == "JPEG":
+                    img.draft("L", (MAX_SIDE, MAX_SIDE))  # decode at 1/2, 1/4 or 1/8 scale: less memory
+                if img.size[0] * img.size[1] > MAX_PIXELS:
+                    raise ImageError(f"the image is {w}×{h} pixels, more than the {MAX_PIXELS // 10 ** 6} megapixels "
+                                     "this app decodes; shrink it first")
                 img.load()
                 grey = _to_grey(img)
         elif isinstance(image, Image.Image):

@@ -7,12 +7,10 @@ from conftest import BROWSER_ARGS, launched_app, randomised
 from explorer import checkpoints, diffusion, models
 
 
-@pytest.fixture(scope="module")
-def diffusion_zoo(tmp_path_factory):
-    """digits/{vae-2d, ddpm-tiny, ldm-tiny}: random weights are enough to exercise the panel."""
+def build_diffusion_zoo(root):
+    """digits/{vae-2d, ddpm-tiny, ldm-tiny} under ``root``: random weights are enough to exercise the panel."""
     from explorer import data
 
-    root = tmp_path_factory.mktemp("diffzoo")
     vae_cfg = {"latent_dim": 2, "channels": 8, "hidden": 32}
     vae = models.build("vae", vae_cfg).eval()
     meta = {"dataset": "digits", "command": "python -m explorer.training x --dataset digits"}
@@ -24,6 +22,11 @@ def diffusion_zoo(tmp_path_factory):
     ldm.fit_codes(vae, data.load("digits", "test").floats()[:200])
     checkpoints.save(randomised(ldm, 1), root / "digits" / "ldm-tiny", "ddpm", meta)
     return root
+
+
+@pytest.fixture(scope="module")
+def diffusion_zoo(tmp_path_factory):
+    return build_diffusion_zoo(tmp_path_factory.mktemp("diffzoo"))
 
 
 @pytest.fixture(scope="module")
