@@ -79,8 +79,25 @@ def launch_kwargs(args):
                 auth=getattr(args, "auth", None))
 
 
+def limit_malloc_arenas(arenas: int = 2) -> bool:
+    """Cap glibc's malloc arenas. Gradio serves requests from a pool of threads and glibc gives each
+    thread its own arena, so a classroom's worth of requests grew the server by ~370 MB in the load test
+    (76 MB with two arenas, levelling off). The same as MALLOC_ARENA_MAX=2; a no-op off glibc."""
+    import ctypes
+    import ctypes.util
+
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return False  # the user's own setting wins
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(-8, arenas))  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        return False
+
+
 def main(argv=None):
     args = parse_args(argv)
+    limit_malloc_arenas()
     demo, store = create(args.checkpoints, args.device)
     warm(store, demo)
     demo.launch(**launch_kwargs(args))

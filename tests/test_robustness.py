@@ -258,3 +258,17 @@ def test_diffusion_forward_endpoint_input_space(served_app, index, t, seed):
         assert err.message
     else:
         assert a.shape == b.shape and "t = " in text
+
+
+def test_latent_grid_numbers_are_checked_on_the_server(served_app):
+    _, demo, _ = served_app
+    panel = demo.panels["latent_grid"]
+    for n, span, message in ((float("nan"), 2.5, "Grid size"), (2.5, 2.5, "Grid size"), (15, float("nan"), "Grid range"),
+                             (15, 99, "Grid range")):
+        with pytest.raises(gr.Error, match=message):
+            panel.grid_raster("digits/vae-2d", n, span)
+    with pytest.raises(gr.Error, match="Temperature"):
+        panel.on_sample("digits/vae-2d", 2.5, 0, float("inf"))
+    with pytest.raises(gr.Error, match="a must be"):
+        panel.api_decode("digits/vae-2d", float("nan"), 0.0)
+    assert panel.grid_raster("digits/vae-2d", 5, 2.0).pixels.ndim == 3

@@ -15,10 +15,11 @@ import numpy as np
 import torch
 
 from .. import latents, plotting
-from .store import MAP_RANGE, Store, number, page_errors, valid_seed
+from .store import MAP_RANGE, Store, number, page_errors, valid_seed, whole
 
 N_SLIDERS = 6
 SLIDER_RANGE = MAP_RANGE  # sliders span the codes' centre +- 4 standard deviations along their axis
+GRID_N, SPAN, TEMPERATURE = (3, 30), (0.5, 4.0), (0.1, 2.0)  # widget ranges, checked again on the server
 
 EXPLANATION = r"""
 ### What you are looking at
@@ -124,7 +125,7 @@ class LatentGridPanel:
 
     def map_raster(self, name, span):
         view = self._view(name)
-        span = float(span)
+        span = number(span, "Grid range", *SPAN)
 
         def render():
             names = view.plane.axis_names()
@@ -135,7 +136,7 @@ class LatentGridPanel:
 
     def grid_raster(self, name, n, span):
         view = self._view(name)
-        n, span = int(n), float(span)
+        n, span = whole(n, "Grid size", *GRID_N), number(span, "Grid range", *SPAN)
 
         def render():
             images = latents.decode_grid(self.store.model(name), view.plane, n, span)
@@ -232,7 +233,7 @@ class LatentGridPanel:
     def api_decode(self, name, a, b):
         """The /decode endpoint: the image at coordinates (a, b) of the plane, other axes at the centre."""
         values, _ = self._recall(None, name)
-        values[0], values[1] = float(a), float(b)
+        values[0], values[1] = number(a, "a"), number(b, "b")
         return self.decode_coords(name, values)
 
     def on_release(self, name, span, residual, *values, request: gr.Request = None):
@@ -263,7 +264,8 @@ class LatentGridPanel:
     def on_sample(self, name, span, seed, temperature, request: gr.Request = None):
         view = self._view(name)
         g = torch.Generator().manual_seed(valid_seed(seed))  # per request: never the process-wide seed
-        z = self.store.model(name).sample_latent(1, generator=g, temperature=float(temperature)).cpu().numpy()
+        temperature = number(temperature, "Temperature", *TEMPERATURE)
+        z = self.store.model(name).sample_latent(1, generator=g, temperature=temperature).cpu().numpy()
         coords = view.plane.transform(z)[0]
         residual = view.plane.residual(z)[0].tolist()
         values = np.zeros(N_SLIDERS)
@@ -285,8 +287,8 @@ def build(store: Store) -> LatentGridPanel:
     with gr.Row(equal_height=False):
         model = gr.Dropdown(names, value=default, label="Model", scale=3,
                             info="2-D models show their latent plane directly; 16-D ones through PCs")
-        n = gr.Slider(3, 30, value=15, step=1, label="Grid size n (n x n)", scale=2)
-        span = gr.Slider(0.5, 4.0, value=2.5, step=0.1, label="Grid range (+- standard deviations)", scale=2)
+        n = gr.Slider(*GRID_N, value=15, step=1, label="Grid size n (n x n)", scale=2)
+        span = gr.Slider(*SPAN, value=2.5, step=0.1, label="Grid range (+- standard deviations)", scale=2)
     headline = gr.Markdown(None if names else
                            f"**No trained encoder models found in `{store.zoo.root}`.** Rebuild the shipped "
                            "ones with `python -m explorer.training all`, or point `--checkpoints` at a folder.")
@@ -300,7 +302,7 @@ def build(store: Store) -> LatentGridPanel:
             with gr.Group():
                 with gr.Row(equal_height=True):
                     seed = gr.Number(0, label="Seed", precision=0, minimum=0, min_width=100, scale=1)
-                    temperature = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="Temperature T (z = T * eps)",
+                    temperature = gr.Slider(*TEMPERATURE, value=1.0, step=0.05, label="Temperature T (z = T * eps)",
                                             scale=2)
                     sample_btn = gr.Button("Random sample from the prior", variant="primary", scale=2)
         with gr.Column(scale=3, min_width=260):
