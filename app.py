@@ -22,7 +22,10 @@ def parse_args(argv=None):
                    "server; default: $EXPLORER_AUTH if set, else no login)")
     args = p.parse_args(argv)
     if isinstance(args.auth, str):  # from the environment
-        args.auth = _credentials(args.auth)
+        try:
+            args.auth = _credentials(args.auth)
+        except argparse.ArgumentTypeError as err:
+            p.error(f"EXPLORER_AUTH: {err}")
     return args
 
 
@@ -82,7 +85,7 @@ def launch_kwargs(args):
 def limit_malloc_arenas(arenas: int = 2) -> bool:
     """Cap glibc's malloc arenas. Gradio serves requests from a pool of threads and glibc gives each
     thread its own arena, so a classroom's worth of requests grew the server by ~370 MB in the load test
-    (76 MB with two arenas, levelling off). The same as MALLOC_ARENA_MAX=2; a no-op off glibc."""
+    (94 MB with two arenas, levelling off). The same as MALLOC_ARENA_MAX=2; a no-op off glibc."""
     import ctypes
     import ctypes.util
 

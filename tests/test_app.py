@@ -23,6 +23,9 @@ def test_auth_flag_takes_user_and_password(monkeypatch):
             app_module.parse_args(["--auth", bad])
     monkeypatch.setenv("EXPLORER_AUTH", "class:room")
     assert app_module.parse_args([]).auth == ("class", "room")
+    monkeypatch.setenv("EXPLORER_AUTH", "no-password")
+    with pytest.raises(SystemExit):
+        app_module.parse_args([])
 
 
 def test_login_is_required_when_auth_is_set(tiny_zoo):
