@@ -272,3 +272,19 @@ def test_latent_grid_numbers_are_checked_on_the_server(served_app):
     with pytest.raises(gr.Error, match="a must be"):
         panel.api_decode("digits/vae-2d", float("nan"), 0.0)
     assert panel.grid_raster("digits/vae-2d", 5, 2.0).pixels.ndim == 3
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(a=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10 ** 9, 10 ** 9)),
+       b=st.floats(-1e6, 1e6))
+def test_decode_endpoint_over_http_answers_or_refuses(served_app, a, b):
+    from gradio_client import Client
+
+    url, _, _ = served_app
+    client = Client(url, verbose=False)
+    try:
+        out = client.predict("digits/vae-2d", a, b, api_name="/decode")
+    except Exception as err:  # gradio_client raises AppError carrying the handler's message
+        assert "must be" in str(err)
+    else:
+        assert np.asarray(Image.open(out)).ndim >= 2
