@@ -101,3 +101,21 @@ def launch_browser(p):
 
 def checkpoints_label(checkpoints) -> str:
     return str(Path(checkpoints).resolve()) if checkpoints else f"{ROOT / 'checkpoints'} (shipped)"
+
+
+def open_tab_js(tab: str, ready: str, timeout_s: int = 120) -> str:
+    """Page JS that clicks the tab labelled ``tab`` and returns the milliseconds until the JS expression
+    ``ready`` is true (polled every 5 ms); on timeout it throws, with the value of ``ready`` at that point."""
+    return f"""
+async () => {{
+  const tab = [...document.querySelectorAll('button[role=tab]')].find(b => b.innerText.trim() === {tab!r});
+  const ready = () => {ready};
+  const t0 = performance.now();
+  tab.click();
+  while (!ready()) {{
+    await new Promise(r => setTimeout(r, 5));
+    if (performance.now() - t0 > {timeout_s * 1000}) throw new Error({tab!r} + ' did not fill in {timeout_s} s');
+  }}
+  return performance.now() - t0;
+}}
+"""

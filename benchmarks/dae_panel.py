@@ -18,23 +18,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
 import slider_latency as SL  # noqa: E402
 
-OPEN_JS = r"""
-async () => {
-  const tab = [...document.querySelectorAll('button[role=tab]')].find(b => b.innerText.trim() === 'DAE vs baseline');
-  const t0 = performance.now();
-  tab.click();
-  const ready = () => ['#dae-recon', '#dae-samples', '#dae-curves'].every(s => {
-      const im = document.querySelector(s + ' img'); return im && im.complete && im.naturalWidth > 0; })
-    && window.lsxMaps && ['dae-map-a', 'dae-map-b'].every(k => window.lsxMaps[k] && window.lsxMaps[k].pixel(0));
-  while (!ready()) {
-    await new Promise(r => setTimeout(r, 5));
-    if (performance.now() - t0 > 120000) throw new Error('panel did not fill in 120 s: ' + JSON.stringify(
-      ['#dae-recon', '#dae-samples', '#dae-curves'].map(s => { const im = document.querySelector(s + ' img');
-        return im ? [im.complete, im.naturalWidth] : null; }).concat([Object.keys(window.lsxMaps || {})])));
-  }
-  return performance.now() - t0;
-}
-"""
+OPEN_JS = C.open_tab_js('DAE vs baseline', (
+    "['#dae-recon', '#dae-samples', '#dae-curves'].every(s => { const im = document.querySelector(s + ' img');"
+    " return im && im.complete && im.naturalWidth > 0; }) && window.lsxMaps"
+    " && ['dae-map-a', 'dae-map-b'].every(k => window.lsxMaps[k] && window.lsxMaps[k].pixel(0))"), 120)
 
 CHANGE_JS = r"""
 async ({selector, action, timeoutMs}) => {
@@ -82,11 +69,7 @@ def main(argv=None):
     try:
         with sync_playwright() as pw:
             browser = C.launch_browser(pw)
-            for _ in range(max(1, args.repeats // 2)):
-                page = SL.app_page(browser, url)
-                page.wait_for_timeout(500)
-                opens.append(page.evaluate(OPEN_JS))
-                page.close()
+            opens = SL.time_opens(browser, url, OPEN_JS, max(1, args.repeats // 2))
             page = SL.app_page(browser, url)
             page.evaluate(OPEN_JS)
             for i in range(args.repeats):

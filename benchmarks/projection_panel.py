@@ -23,18 +23,8 @@ import slider_latency as SL  # noqa: E402
 TARGET_OPEN_S = 1.0
 TARGET_RATIO = 1.3
 
-OPEN_JS = r"""
-async () => {
-  const tab = [...document.querySelectorAll('button[role=tab]')].find(b => b.innerText.trim() === 'Projection');
-  const t0 = performance.now();
-  tab.click();
-  while (!(window.lsxMaps && window.lsxMaps['proj-map-a'] && window.lsxMaps['proj-map-a'].pixel(0))) {
-    await new Promise(r => setTimeout(r, 5));
-    if (performance.now() - t0 > 60000) throw new Error('map did not appear in 60 s');
-  }
-  return performance.now() - t0;
-}
-"""
+OPEN_JS = C.open_tab_js('Projection', "window.lsxMaps && window.lsxMaps['proj-map-a']"
+                                      " && window.lsxMaps['proj-map-a'].pixel(0)", 60)
 
 CLICK_JS = r"""
 async ({count, seed, gapMs}) => {
@@ -104,16 +94,8 @@ def main(argv=None):
     try:
         with sync_playwright() as pw:
             browser = C.launch_browser(pw)
-            for _ in range(args.opens):
-                page = browser.new_page(viewport={"width": 1600, "height": 1200})
-                page.goto(url)
-                page.wait_for_function("() => document.querySelector('#decoded img')?.complete", timeout=120_000)
-                page.wait_for_timeout(500)
-                opens.append(page.evaluate(OPEN_JS))
-                page.close()
-            page = browser.new_page(viewport={"width": 1600, "height": 1200})
-            page.goto(url)
-            page.wait_for_function("() => document.querySelector('#decoded img')?.complete", timeout=120_000)
+            opens = SL.time_opens(browser, url, OPEN_JS, args.opens)
+            page = SL.app_page(browser, url)
             page.evaluate(OPEN_JS)
             page.wait_for_timeout(500)
             page.evaluate(CLICK_JS, dict(count=3, seed=1, gapMs=args.gap_ms))  # warm-up

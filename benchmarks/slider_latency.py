@@ -127,6 +127,17 @@ def app_page(browser, url):
     return page
 
 
+def time_opens(browser, url, open_js: str, n: int) -> list[float]:
+    """Milliseconds ``open_js`` reports (a tab click until it is filled) in each of n fresh pages."""
+    times = []
+    for _ in range(n):
+        page = app_page(browser, url)
+        page.wait_for_timeout(500)
+        times.append(page.evaluate(open_js))
+        page.close()
+    return times
+
+
 def launch(demo, extra):
     port = C.free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **extra)

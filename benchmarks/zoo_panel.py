@@ -17,20 +17,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
 import slider_latency as SL  # noqa: E402
 
-OPEN_JS = r"""
-async () => {
-  const tab = [...document.querySelectorAll('button[role=tab]')].find(b => b.innerText.trim() === 'Model zoo');
-  const t0 = performance.now();
-  tab.click();
-  const ready = () => { const im = document.querySelector('#zoo-grid img');
-    return im && im.complete && im.naturalWidth > 0 && document.querySelector('#zoo-table table'); };
-  while (!ready()) {
-    await new Promise(r => setTimeout(r, 5));
-    if (performance.now() - t0 > 120000) throw new Error('zoo did not fill in 120 s');
-  }
-  return performance.now() - t0;
-}
-"""
+OPEN_JS = C.open_tab_js('Model zoo', (
+    "(() => { const im = document.querySelector('#zoo-grid img');"
+    " return im && im.complete && im.naturalWidth > 0 && document.querySelector('#zoo-table table'); })()"), 120)
 
 DRAW_JS = r"""
 async ({timeoutMs}) => {
@@ -69,11 +58,7 @@ def main(argv=None):
     try:
         with sync_playwright() as pw:
             browser = C.launch_browser(pw)
-            for _ in range(3):
-                page = SL.app_page(browser, url)
-                page.wait_for_timeout(500)
-                opens.append(page.evaluate(OPEN_JS))
-                page.close()
+            opens = SL.time_opens(browser, url, OPEN_JS, 3)
             page = SL.app_page(browser, url)
             page.evaluate(OPEN_JS)
             for _ in range(args.seeds):

@@ -279,10 +279,9 @@ def _live_metrics(model, x_train, x_test, classifier, seed) -> dict:
 
     with torch.no_grad():
         model.fit_prior(model.encode(x_train), random_state=seed)
+        extra = model.extra_metrics(x_test)  # the family's own: mixture log-likelihood, stage-1 MSE
         res = {"test_mse": float(metrics.reconstruction_mse(model, x_test)),
-               "gmm_loglik": model.prior_loglik_per_dim(x_test)}
-        if model.config.mode == "decoupled":
-            res["stage1_test_mse"] = float(torch.nn.functional.mse_loss(model.reconstruct_aux(x_test), x_test))
+               "gmm_loglik": extra.pop("prior_loglik_per_dim"), **extra}
         if classifier is not None:
             k = min(len(x_test), len(x_train), 1000)
             samples = model.sample(k, generator=torch.Generator().manual_seed(1234))

@@ -303,16 +303,42 @@ def evaluate_checkpoint(model, family: str, dataset: str, root=None, n_fid: int 
         out.update(metrics.elbo_and_iwae(model, xt[:iw_images], k=iw_samples))
     clf = _classifier(dataset, root, next(model.parameters()).device)
     if clf is not None:
-        train = data.load(dataset, "train").floats()
-        n = min(n_fid, len(xt), len(train))
-        g = torch.Generator().manual_seed(1234)
-        t0 = time.perf_counter()
+        out.update(recipe_fid(model, family, clf, xt, data.load(dataset, "train").floats(), n_fid))
+    return out
+
+
+SAMPLE_SEED, FLOOR_SEED = 1234, 4321  # every model's FID samples, and the floor's train subset
+
+
+def recipe_samples(model, family: str, n: int, cfg: dict | None = None) -> tuple[torch.Tensor, float]:
+    """(n samples (n, 1, 28, 28) on the CPU, seconds): how every checkpoint is scored. Diffusion models use
+    ``cfg`` (default DIFFUSION_EVAL) with class-balanced labels; the others ``sample`` in batches of 500."""
+    g = torch.Generator().manual_seed(SAMPLE_SEED)
+    t0 = time.perf_counter()
+    if family == "ddpm":
+        cfg = cfg or DIFFUSION_EVAL
+        labels = torch.arange(n) % model.config.classes  # class-balanced, like the test set
+        samples = torch.cat([model.sample(len(y), steps=cfg["steps"], sampler=cfg["sampler"], eta=cfg["eta"],
+                                          guidance=cfg["guidance"], labels=y, generator=g).cpu()
+                             for y in labels.split(cfg["batch"])])
+    else:
         samples = torch.cat([model.sample(min(500, n - i), generator=g).cpu() for i in range(0, n, 500)])
-        out["sample_ms_per_image"] = round(1000 * (time.perf_counter() - t0) / n, 3)
-        out["sample_hardware"] = hardware(str(next(model.parameters()).device))
-        # the floor's train subset has its own seed: the same for every model at the same N
-        perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(4321))[:n]
-        out.update(metrics.fid_with_floor(clf, samples, xt[:n], train[perm]))
+    return samples, time.perf_counter() - t0
+
+
+def recipe_fid(model, family: str, clf, test_x: torch.Tensor, train_x: torch.Tensor, n: int,
+               cfg: dict | None = None) -> dict:
+    """Classifier-FID of ``recipe_samples`` against the first N test images, with the real-vs-real floor
+    (N train images, the same for every model at the same N) and the sampling time per image."""
+    n = min(n, len(test_x), len(train_x))
+    samples, seconds = recipe_samples(model, family, n, cfg)
+    perm = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(FLOOR_SEED))[:n]
+    out = metrics.fid_with_floor(clf, samples, test_x[:n], train_x[perm])
+    out.update({"sample_ms_per_image": round(1000 * seconds / n, 3),
+                "sample_hardware": hardware(str(next(model.parameters()).device))})
+    if family == "ddpm":
+        c = cfg or DIFFUSION_EVAL
+        out["fid_sampler"] = f"{c['sampler']}-{c['steps']} eta={c['eta']} guidance={c['guidance']}"
     return out
 
 
@@ -348,22 +374,8 @@ def evaluate_diffusion(model, dataset: str, root=None, **overrides) -> dict:
     k = min(2000, len(xt))
     out = {"test_eps_mse": model.eps_mse(xt[:k], yt[:k], torch.Generator().manual_seed(1234)), "eps_mse_images": k}
     clf = _classifier(dataset, root, next(model.parameters()).device)
-    if clf is None:
-        return out
-    train_x = data.load(dataset, "train").floats()
-    n = min(cfg["n"], len(xt), len(train_x))
-    labels = torch.arange(n) % model.config.classes  # class-balanced, like the test set
-    g = torch.Generator().manual_seed(1234)
-    t0 = time.perf_counter()
-    samples = torch.cat([model.sample(len(y), steps=cfg["steps"], sampler=cfg["sampler"], eta=cfg["eta"],
-                                      guidance=cfg["guidance"], labels=y, generator=g).cpu()
-                         for y in labels.split(cfg["batch"])])
-    seconds = time.perf_counter() - t0
-    perm = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(4321))[:n]  # as for every model
-    out.update(metrics.fid_with_floor(clf, samples, xt[:n], train_x[perm]))
-    out.update({"fid_sampler": f"{cfg['sampler']}-{cfg['steps']} eta={cfg['eta']} guidance={cfg['guidance']}",
-                "sample_ms_per_image": round(1000 * seconds / n, 2),
-                "sample_hardware": hardware(str(next(model.parameters()).device))})
+    if clf is not None:
+        out.update(recipe_fid(model, "ddpm", clf, xt, data.load(dataset, "train").floats(), cfg["n"], cfg))
     return out
 
 

@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 from . import checkpoints
@@ -32,7 +31,6 @@ from .checkpoints import CheckpointError, Zoo
 ZOO_N = 2000                          # the common N of every zoo FID (diffusion's training N)
 BLOCK = "zoo"                         # the key of the block in metrics.json
 SECTION = "## Zoo comparison"         # the heading of the section in the model card
-SAMPLE_SEED, FLOOR_SEED = 1234, 4321  # as in training.evaluate_checkpoint
 FAMILY_ORDER = ("ae", "vae", "gmm-vae", "dae", "gan", "ddpm")
 BLOCK_KEYS = ("fid", "fid_floor", "fid_n", "sample_ms_per_image", "sample_hardware")
 
@@ -279,36 +277,20 @@ def markdown(rows: list[dict], dataset: str) -> str:
 # ----------------------------------------------------------------------------- scoring at one N
 
 def _classifier(zoo: Zoo, dataset: str, device):
-    """This dataset's classifier from ``zoo``, else from the shipped zoo (as training does)."""
-    name = f"{dataset}/classifier"
-    for z in (zoo, Zoo()):
-        if name in z.available("classifier"):
-            return z.load(name, device=device)
-    raise CheckpointError(f"classifier-FID needs {name!r}: train it with "
-                          f"`{checkpoints.rebuild_command(name)}`")
+    """This dataset's classifier from ``zoo``, else from the shipped zoo (training's lookup)."""
+    from .training import _classifier as lookup
 
-
-def recipe_samples(model, family: str, n: int, generator_seed: int = SAMPLE_SEED):
-    """(samples (n, 1, 28, 28) on the CPU, seconds) exactly as training evaluates ``family``."""
-    import torch
-
-    from .training import DIFFUSION_EVAL
-
-    g = torch.Generator().manual_seed(generator_seed)
-    t0 = time.perf_counter()
-    if family == "ddpm":
-        labels = torch.arange(n) % model.config.classes  # class-balanced, like the test set
-        cfg = DIFFUSION_EVAL
-        samples = torch.cat([model.sample(len(y), steps=cfg["steps"], sampler=cfg["sampler"], eta=cfg["eta"],
-                                          guidance=cfg["guidance"], labels=y, generator=g).cpu()
-                             for y in labels.split(cfg["batch"])])
-    else:
-        samples = torch.cat([model.sample(min(500, n - i), generator=g).cpu() for i in range(0, n, 500)])
-    return samples, time.perf_counter() - t0
+    clf = lookup(dataset, zoo.root, device)
+    if clf is None:
+        name = f"{dataset}/classifier"
+        raise CheckpointError(f"classifier-FID needs {name!r}: train it with `{checkpoints.rebuild_command(name)}`")
+    return clf
 
 
 def card_section(block: dict, dataset: str) -> str:
     """The "## Zoo comparison" section of a model card."""
+    from .training import FLOOR_SEED, SAMPLE_SEED  # the recipe training scores every model by
+
     source = block.get("source", "")
     return (f"{SECTION}\n"
             f"Scored like every other model of `{dataset}` in the zoo, at one common N, so the rows of the app's "
@@ -348,9 +330,8 @@ def refresh(zoo: Zoo, dataset: str, n: int = ZOO_N, device: str | None = "cpu", 
     A block already at this N is kept (unless ``force``); a training FID (metrics.json "fid") at this N
     is reused with its timing; otherwise the model samples by the training recipe and is scored.
     Returns {name: block, or the error message of a checkpoint that could not be scored}."""
-    import torch
-
-    from . import data, metrics
+    from . import data
+    from .training import recipe_fid
 
     test = train = None
     results = {}
@@ -380,7 +361,7 @@ def refresh(zoo: Zoo, dataset: str, n: int = ZOO_N, device: str | None = "cpu", 
                 model = zoo.load(name, device=device)
                 if classifier is None:
                     classifier = _classifier(zoo, dataset, next(model.parameters()).device)
-                samples, seconds = recipe_samples(model, family, n_eff)
+                block = recipe_fid(model, family, classifier, test, train, n_eff)
             except CheckpointError as err:
                 results[name] = str(err)
                 log(f"{name}: skipped, {err}")
@@ -389,17 +370,8 @@ def refresh(zoo: Zoo, dataset: str, n: int = ZOO_N, device: str | None = "cpu", 
                 results[name] = f"{name} could not be sampled ({type(err).__name__}: {err})"
                 log(results[name])
                 continue
-            perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(FLOOR_SEED))[:n_eff]
-            fid = metrics.fid_with_floor(classifier, samples, test[:n_eff], train[perm])
-            from .training import hardware
-
-            block = {**fid, "sample_ms_per_image": round(1000 * seconds / n_eff, 3),
-                     "sample_hardware": hardware(str(next(model.parameters()).device)),
-                     "source": "Computed by explorer.zoo_table"}
-            if family == "ddpm":
-                from .training import DIFFUSION_EVAL as c
-                block["fid_sampler"] = f"{c['sampler']}-{c['steps']} eta={c['eta']} guidance={c['guidance']}"
-            log(f"{name}: FID {fid['fid']:.2f} (floor {fid['fid_floor']:.2f}, N = {n_eff}), "
+            block["source"] = "Computed by explorer.zoo_table"
+            log(f"{name}: FID {block['fid']:.2f} (floor {block['fid_floor']:.2f}, N = {n_eff}), "
                 f"{block['sample_ms_per_image']:.3g} ms per image")
         directory = zoo.path(name)
         if block is not old:

@@ -121,10 +121,10 @@ class DAEPanel:
                 "ldm": {k: v for k, v in ldm.items() if v}}
 
     @torch.no_grad()
-    def reconstructions(self, source: str, seed: int, live=None) -> np.ndarray:
+    def reconstructions(self, source: str, seed: int, live=None, src: dict | None = None) -> np.ndarray:
         """The same SHOW test images (picked by ``seed``): originals, the weak stage-1 decoder's view, the DAE
-        and the joint baseline."""
-        src = self._source(source, live)
+        and the joint baseline. ``src``: what ``_source`` gave, when the caller has it already."""
+        src = src or self._source(source, live)
         x = src["x"]
         idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:SHOW]
         xb = x[idx]
@@ -138,9 +138,9 @@ class DAEPanel:
         return plotting.Raster.pixels_of(plotting.interpolation_strips(rows, np.arange(SHOW), None, title))
 
     @torch.no_grad()
-    def samples(self, source: str, seed: int, live=None, steps: int = 50) -> np.ndarray:
+    def samples(self, source: str, seed: int, live=None, steps: int = 50, src: dict | None = None) -> np.ndarray:
         """Samples of each latent's generators, each row drawn with the same seed."""
-        src = self._source(source, live)
+        src = src or self._source(source, live)
         rows = {}
         for arm, label in (("dae", "DAE"), ("joint", "joint")):
             g = torch.Generator().manual_seed(seed)
@@ -176,36 +176,21 @@ class DAEPanel:
         if source == LIVE:
             if live is None:
                 return None
-            curves, boundary = {}, None
-            for arm in ("dae", "joint"):
-                h = live.history[arm]
-                steps = np.array([e["step"] for e in h])
-                mse = _smooth(np.array([e["mse"] for e in h]))
-                stage = np.array([e["stage"] for e in h])
-                if arm == "dae":
-                    for s, label in ((1, "DAE stage 1 (weak decoder)"), (2, "DAE stage 2 (real decoder)")):
-                        curves[label] = [(steps[stage == s], mse[stage == s])]
-                    boundary = steps[stage == 2][0] - 0.5 if (stage == 2).any() else None
-                else:
-                    curves["joint baseline"] = [(steps, mse)]
+            def per_step(h):
+                return (np.array([e["step"] for e in h]), _smooth(np.array([e["mse"] for e in h])),
+                        np.array([e["stage"] for e in h]))
+
+            curves, boundary = _stage_curves({arm: [per_step(live.history[arm])] for arm in ("dae", "joint")})
             return plotting.Raster.pixels_of(plotting.training_curves(
                 curves, xlabel="step", boundary=boundary,
                 title=f"Live run: training MSE (smoothed), {live.steps} steps each"))
         study = self.study()
         if study is None:
             return None
-        curves, boundary = {}, None
-        for arm, hist in study["history"].items():
-            for s, h in hist.items():
-                epochs = np.array([e["epoch"] for e in h])
-                mse = np.array([e["mse"] for e in h])
-                stage = np.array([e.get("stage", 0) for e in h])
-                if arm == "dae":
-                    for st, label in ((1, "DAE stage 1 (weak decoder)"), (2, "DAE stage 2 (real decoder)")):
-                        curves.setdefault(label, []).append((epochs[stage == st], mse[stage == st]))
-                    boundary = epochs[stage == 1][-1] + 0.5 if (stage == 1).any() else None
-                else:
-                    curves.setdefault("joint baseline", []).append((epochs, mse))
+        runs = {arm: [(np.array([e["epoch"] for e in h]), np.array([e["mse"] for e in h]),
+                       np.array([e.get("stage", 0) for e in h])) for h in hist.values()]
+                for arm, hist in study["history"].items()}
+        curves, boundary = _stage_curves(runs)
         n = len(study["seeds"])
         title = f"Training MSE per epoch (running mean over batches), {n} seed{'s' if n != 1 else ''}"
         return plotting.Raster.pixels_of(plotting.training_curves(curves, boundary=boundary, title=title))
@@ -261,7 +246,8 @@ class DAEPanel:
         except gr.Error as err:
             yield (None, None, f"⚠️ {err.message}", None, gr.skip(), "", gr.skip(), "")
             return
-        quick = (self.reconstructions(source, seed, live), self.samples(source, seed, live),
+        src = self._source(source, live)  # models and images, looked up once for both image panels
+        quick = (self.reconstructions(source, seed, live, src=src), self.samples(source, seed, live, src=src),
                  self.table(source, live), self.curves(source, live))
         yield quick + (gr.skip(),) * 4
         (va, ca), (vb, cb) = self.maps(source, live)
@@ -279,7 +265,8 @@ class DAEPanel:
 
     def on_seed(self, source: str, seed, live):
         seed = valid_seed(seed)
-        return self.reconstructions(source, seed, live), self.samples(source, seed, live)
+        src = self._source(source, live)
+        return self.reconstructions(source, seed, live, src=src), self.samples(source, seed, live, src=src)
 
     def on_train(self, budget, seed, progress=gr.Progress()):
         budget = number(budget, "Training budget (seconds)", MIN_BUDGET, MAX_BUDGET)
@@ -298,6 +285,22 @@ class DAEPanel:
 
     def on_select(self, source: str, live, evt: gr.SelectData):
         return self.details(source, evt.index, live)
+
+
+def _stage_curves(runs: dict) -> tuple[dict, float | None]:
+    """``runs``: {arm: [(xs, mse, stage per point), ...]} -> (curves for plotting.training_curves, with the
+    DAE split into its two stages; the x between its stages, or None)."""
+    curves, boundary = {}, None
+    for arm, items in runs.items():
+        for xs, ys, stage in items:
+            if arm != "dae":
+                curves.setdefault("joint baseline", []).append((xs, ys))
+                continue
+            for st, label in ((1, "DAE stage 1 (weak decoder)"), (2, "DAE stage 2 (real decoder)")):
+                curves.setdefault(label, []).append((xs[stage == st], ys[stage == st]))
+            if (stage == 1).any() and (stage == 2).any():
+                boundary = (xs[stage == 1][-1] + xs[stage == 2][0]) / 2
+    return curves, boundary
 
 
 def _smooth(y: np.ndarray, k: int = 9) -> np.ndarray:
