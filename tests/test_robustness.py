@@ -186,6 +186,54 @@ def test_uploaded_files_are_never_loaded_as_checkpoints(served_app, tmp_path):
 
 
 # ---------------------------------------------------------------- cancelling frees the slot
+def _slowed(panel, delay=0.1):
+    """Make the Diffusion panel's runs take ``delay`` s per step (long enough to stop one midway) and count
+    the steps computed: a run that really stops computes no more."""
+    import time
+
+    computed = []
+    original = panel.frames
+
+    def frames(*args):
+        for item in original(*args):
+            computed.append(time.monotonic())
+            time.sleep(delay)
+            yield item
+
+    panel.frames = frames
+    return computed
+
+
+def _slots_free(demo, timeout=15.0) -> bool:
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if not any(demo._queue.active_jobs):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _assert_stopped(demo, computed, slots, steps=100):
+    """Every slot is free, no step is computed afterwards, and no long run got near its end."""
+    import time
+
+    assert _slots_free(demo), "a slot is still held after its client went away"
+    before = len(computed)
+    time.sleep(1.0)
+    assert len(computed) == before, "a run kept computing after its client went away"
+    assert 0 < before < slots * steps / 2
+
+
+def _short_run_is_served(url):
+    from gradio_client import Client
+
+    job = Client(url, verbose=False).submit("digits/ddpm-tiny", "DDIM", 5, 0.0, "each class in turn", 1.0, 4, 2,
+                                            api_name="/diffusion_run")
+    assert "done" in list(job)[-1][1]
+
+
 def test_cancelled_diffusion_runs_free_their_slots(tmp_path):
     import os
     import time
@@ -195,19 +243,56 @@ def test_cancelled_diffusion_runs_free_their_slots(tmp_path):
     from test_diffusion_app import build_diffusion_zoo
 
     build_diffusion_zoo(tmp_path)
-    with launched_app(tmp_path) as (url, _, _):
+    with launched_app(tmp_path) as (url, demo, _):
+        computed = _slowed(demo.panels["diffusion"])
+        slots = os.cpu_count() or 2
         client = Client(url, verbose=False)
-        # fill every slot of the shared model queue with long runs (all 100 steps, batch 16, many times over)
+        # fill every slot of the shared model queue with long runs: 100 steps at >= 0.1 s each
         long_runs = [client.submit("digits/ddpm-tiny", "DDPM", 100, 1.0, "each class in turn", 1.0, i, 16,
-                                   api_name="/diffusion_run") for i in range(os.cpu_count() or 2)]
-        time.sleep(1.5)
+                                   api_name="/diffusion_run") for i in range(slots)]
+        end = time.monotonic() + 30
+        while len(computed) < 2 * slots and time.monotonic() < end:
+            time.sleep(0.1)
         for job in long_runs:
             job.cancel()
-        job = client.submit("digits/ddpm-tiny", "DDIM", 5, 0.0, "each class in turn", 1.0, 4, 2,
-                            api_name="/diffusion_run")
-        outputs = list(job)                                     # the new run gets a slot and finishes
-        assert "done" in outputs[-1][1]
+        _assert_stopped(demo, computed, slots)
+        _short_run_is_served(url)
         assert all(j.status().code.name in ("CANCELLED", "FINISHED") for j in long_runs)
+
+
+def test_closing_the_tab_stops_its_run_and_frees_the_slot(tmp_path):
+    """A student who starts a long run and closes the tab must not keep a slot: Gradio notices the dropped
+    event stream and stops iterating the run's generator at its next step."""
+    import os
+
+    playwright = pytest.importorskip("playwright.sync_api")
+    from conftest import BROWSER_ARGS
+    from test_diffusion_app import build_diffusion_zoo
+
+    build_diffusion_zoo(tmp_path)
+    with launched_app(tmp_path) as (url, demo, _):
+        computed = _slowed(demo.panels["diffusion"])
+        slots = os.cpu_count() or 2
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
+            pages = []
+            for _ in range(slots):
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.goto(url)
+                page.get_by_role("tab", name="Diffusion").click()
+                steps = page.locator("#diff-steps input[type=number]")
+                steps.fill("100")
+                steps.press("Enter")
+                page.locator("#diff-run").click()
+                pages.append(page)
+            for page in pages:
+                page.wait_for_function("() => /step \\d+\\/100/.test(document.querySelector('#diff-status')"
+                                       "?.innerText || '')", timeout=60_000)
+            for page in pages:
+                page.close()
+            _assert_stopped(demo, computed, slots)
+            browser.close()
+        _short_run_is_served(url)
 
 
 # ---------------------------------------------------------------- properties: no crash, no hang
