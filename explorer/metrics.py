@@ -56,6 +56,24 @@ def reconstruction_mse(model, x: torch.Tensor) -> float:
     return float((rec - x).pow(2).mean())
 
 
+LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
+
+
+def sharpness(x: torch.Tensor) -> float:
+    """Mean squared response of the discrete Laplacian over the interior pixels of (N, 1, 28, 28) images:
+    the energy of their finest detail. Zero for constant or linear ramps; blurring lowers it."""
+    from torch.nn import functional as F
+
+    x = x.float().cpu()
+    return float(F.conv2d(x, LAPLACIAN.view(1, 1, 3, 3)).pow(2).mean())
+
+
+def relative_sharpness(x: torch.Tensor, real: torch.Tensor) -> float:
+    """``sharpness(x) / sharpness(real)``: 1 means as much fine detail as real images, below 1 blurrier.
+    The texture term of a VAE + PatchGAN should move its reconstructions and samples towards 1."""
+    return sharpness(x) / sharpness(real)
+
+
 def elbo_and_iwae(model, x: torch.Tensor, k: int = 100, batch: int = 50) -> dict:
     """Test ELBO (1 sample, averaged over the k draws) and the importance-weighted
     bound log (1/k) sum_i w_i (Burda et al. 2016), whose negation estimates -log p(x)."""

@@ -99,6 +99,8 @@ def describe(info: dict) -> tuple[str, str]:
         label = f"{_encoder_label(family, cfg)} ({d}-D)"
         if family == "gmm-vae":
             label = f"GMM-VAE ({d}-D, {cfg.get('components', '?')} components)"
+        if family == "vae" and cfg.get("adv_weight", 0) > 0:
+            label = f"VAE + PatchGAN ({d}-D)"
         latent = {"ae": f"{d}-D code (sampled via a fitted Gaussian)",
                   "vae": f"{d}-D; prior N(0, I)",
                   "gmm-vae": f"{d}-D; learned mixture prior"}[family]

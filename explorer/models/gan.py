@@ -3,12 +3,9 @@
 The generator is the model's ``decoder``: ``decode(z)`` maps prior codes z ~ N(0, I) to images, so a
 GAN answers ``sample`` and ``decode`` like every latent model. It has no encoder.
 
-Training alternates the two players as DCGAN does, inside the generic loop: ``loss(batch)`` first takes
-the discriminator's step with its own Adam optimiser (L_D on real images and detached fakes), then
-returns the generator's loss L_G, computed through the updated discriminator with its parameters
-detached, so the loop's optimiser step moves the generator only. One process only (the internal
-step is not synchronised across DistributedDataParallel workers); the discriminator's optimiser
-state is not kept in ``resume.pt``, so a resumed run restarts its moments.
+Training alternates the two players as DCGAN does, inside the generic loop (see adversarial.py):
+``loss(batch)`` first takes the discriminator's step with its own Adam optimiser, then returns the
+generator's loss L_G through the updated, detached discriminator.
 """
 from __future__ import annotations
 
@@ -16,8 +13,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
+from . import adversarial
 from .base import LatentModel
 
 
@@ -75,19 +72,6 @@ class GAN(LatentModel):
     def encode(self, x):
         raise NotImplementedError("a GAN has no encoder: it only maps codes to images (decode, sample)")
 
-    def d_loss(self, x: torch.Tensor, fake: torch.Tensor):
-        """L_D = -log D(x) - log(1 - D(G(z))) with D = sigmoid(logit), and the discriminator's accuracy."""
-        d_real, d_fake = self.discriminator(x), self.discriminator(fake.detach())
-        with torch.no_grad():
-            acc = 0.5 * ((d_real > 0).float().mean() + (d_fake < 0).float().mean())
-        return F.softplus(-d_real).mean() + F.softplus(d_fake).mean(), acc
-
-    def g_loss(self, fake: torch.Tensor) -> torch.Tensor:
-        """L_G = -log D(G(z)) (non-saturating), through the discriminator with its parameters detached:
-        its gradient reaches the generator only."""
-        frozen = {k: p.detach() for k, p in self.discriminator.named_parameters()}
-        return F.softplus(-torch.func.functional_call(self.discriminator, frozen, (fake,))).mean()
-
     def fake(self, n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
         z = torch.randn(n, self.latent_dim, generator=generator).to(device or self._device())
         return torch.sigmoid(self.decoder(z))                              # (N, 1, 28, 28)
@@ -95,28 +79,13 @@ class GAN(LatentModel):
     def losses(self, x: torch.Tensor, generator: torch.Generator | None = None):
         """(L_D, L_G, discriminator accuracy) on real images x, without any step."""
         fake = self.fake(x.shape[0], generator, x.device)
-        loss_d, acc = self.d_loss(x, fake)
-        return loss_d, self.g_loss(fake), acc
-
-    def discriminator_step(self, x: torch.Tensor, fake: torch.Tensor):
-        """One Adam step of the discriminator on L_D; its gradients are cleared afterwards."""
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            raise RuntimeError("train the GAN in one process: its discriminator step is not synchronised")
-        if getattr(self, "_d_opt", None) is None:
-            self._d_opt = torch.optim.Adam(self.discriminator.parameters(), lr=self.config.d_lr,
-                                           betas=self.adam_betas)
-        loss_d, acc = self.d_loss(x, fake)
-        self._d_opt.zero_grad(set_to_none=True)
-        loss_d.backward()
-        self._d_opt.step()
-        self._d_opt.zero_grad(set_to_none=True)
-        return loss_d, acc
+        loss_d, acc = adversarial.d_loss(self.discriminator, x, fake)
+        return loss_d, adversarial.g_loss(self.discriminator, fake), acc
 
     def loss(self, batch):
         x = batch[0]
         fake = self.fake(x.shape[0], device=x.device)
-        loss_d, acc = self.discriminator_step(x, fake)   # 1) the discriminator's step
-        loss_g = self.g_loss(fake)                        # 2) the generator's loss, against the updated D
+        loss_d, acc = adversarial.discriminator_step(self, self.discriminator, x, fake, self.config.d_lr,
+                                                     self.adam_betas)          # 1) the discriminator's step
+        loss_g = adversarial.g_loss(self.discriminator, fake)                  # 2) L_G against the updated D
         return loss_g, {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "d_acc": acc.item()}

@@ -1,4 +1,13 @@
-"""Variational autoencoder with a diagonal Gaussian posterior (Kingma & Welling 2014)."""
+"""Variational autoencoder with a diagonal Gaussian posterior (Kingma & Welling 2014), optionally with the
+PatchGAN texture term of GAMIX-VAE (arXiv 2309.13160; the VQGAN / Stable Diffusion autoencoder recipe).
+
+With ``adv_weight > 0`` a PatchGAN discriminator (adversarial.py) learns to tell real images from the
+VAE's reconstructions patch by patch, and the VAE's loss gains ``adv_weight * lambda * L_G``: the
+non-saturating generator loss on its reconstructions, with lambda VQGAN's adaptive weight (the two
+terms' gradients matched in size at the decoder's last layer). Blur is what a per-pixel likelihood
+forgives and a patch discriminator does not. The term starts at epoch ``adv_start``, once the
+reconstructions are worth judging. With ``adv_weight = 0`` (the default) there is no discriminator.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,6 +16,7 @@ import torch
 from torch.nn import functional as F
 
 from ..nets import ConvDecoder, ConvEncoder
+from . import adversarial
 from .base import LatentModel, bernoulli_log_lik, gaussian_kl, gaussian_log_prob
 
 
@@ -16,6 +26,10 @@ class VAEConfig:
     channels: int = 16
     hidden: int = 256
     beta: float = 1.0
+    adv_weight: float = 0.0     # > 0: add the PatchGAN term (times VQGAN's adaptive weight)
+    adv_start: int = 0          # the epoch (from 0) at which the term and the discriminator start
+    disc_channels: int = 32
+    d_lr: float = 2e-4          # the discriminator's own Adam
 
 
 class VAE(LatentModel):
@@ -27,6 +41,12 @@ class VAE(LatentModel):
         d = config.latent_dim
         self.encoder = ConvEncoder(2 * d, config.channels, config.hidden)
         self.decoder = ConvDecoder(d, config.channels, config.hidden)
+        self.adversarial = False  # whether the PatchGAN term is on in this epoch (begin_epoch)
+        if config.adv_weight > 0:
+            self.discriminator = adversarial.PatchDiscriminator(config.disc_channels)
+
+    def begin_epoch(self, epoch: int, epochs: int) -> None:
+        self.adversarial = self.config.adv_weight > 0 and epoch >= self.config.adv_start
 
     def posterior(self, x):
         """q(z|x) parameters: mu, logvar, each (N, D)."""
@@ -44,10 +64,17 @@ class VAE(LatentModel):
         rec = -bernoulli_log_lik(logits, x)                   # -log p(x|z), (N,)
         kl = gaussian_kl(mu, logvar)                          # KL(q(z|x) || p(z)), (N,)
         loss = (rec + self.config.beta * kl).mean()
+        x_hat = torch.sigmoid(logits)
         with torch.no_grad():
-            mse = F.mse_loss(torch.sigmoid(logits), x)
-        return loss, {"loss": loss.item(), "rec": rec.mean().item(), "kl": kl.mean().item(),
-                      "mse": mse.item()}
+            mse = F.mse_loss(x_hat, x)
+        logs = {"loss": loss.item(), "rec": rec.mean().item(), "kl": kl.mean().item(), "mse": mse.item()}
+        if self.adversarial and self.training:
+            loss_d, acc = adversarial.discriminator_step(self, self.discriminator, x, x_hat, self.config.d_lr)
+            loss_g = adversarial.g_loss(self.discriminator, x_hat)
+            lam = adversarial.adaptive_weight(rec.mean(), loss_g, self.decoder.net[-1].weight)
+            loss = loss + self.config.adv_weight * lam * loss_g
+            logs.update(loss_d=loss_d.item(), loss_g=loss_g.item(), d_acc=acc.item(), lam=lam.item())
+        return loss, logs
 
     @torch.no_grad()
     def log_weights(self, x: torch.Tensor, k: int) -> torch.Tensor:

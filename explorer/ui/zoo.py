@@ -36,6 +36,7 @@ EXPLANATION = r"""
 |---|---|---|---|
 | **AE** | the code $z=f_\phi(x)$, deterministic | reconstruction only | a Gaussian fitted to the training codes afterwards: nothing made the codes fill a known shape |
 | **VAE** | the posterior mean of $q_\phi(z\mid x)=\mathcal N(\mu,\sigma^2)$ | the ELBO: reconstruction $+\ \mathrm{KL}(q_\phi(z\mid x)\,\Vert\,\mathcal N(0,I))$ | decoding $z\sim\mathcal N(0,I)$, the prior the KL pulled the codes towards |
+| **VAE + PatchGAN** | as the VAE | the ELBO plus a patch discriminator's verdict on its reconstructions (GAMIX-VAE's texture term, weighted as in VQGAN) | as the VAE: the term sharpens the decoder, not the prior |
 | **GMM-VAE** | as the VAE | the ELBO with a learned mixture-of-Gaussians prior | picking a component, then a code from it: clusters by design |
 | **DAE** (decoupled) | the code of an encoder trained in stage 1 through a deliberately *weak* decoder | stage 1: encoder + weak decoder; stage 2: the real decoder on the frozen codes | a Gaussian mixture fitted to the codes (or latent diffusion over them) |
 | **Joint AE** (DAE's baseline) | the same networks' code | encoder and real decoder together, same budget | the same mixture / latent diffusion |

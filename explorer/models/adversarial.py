@@ -1,0 +1,83 @@
+"""What the DCGAN and the VAE's PatchGAN texture term share: the non-saturating losses (Goodfellow et al.
+2014), a discriminator step with its own Adam taken inside the generic training loop, VQGAN's adaptive
+weight (Esser et al. 2021, Eq. 7), and the PatchGAN discriminator (Isola et al. 2017).
+
+The training loop owns one optimiser and calls ``loss(batch)`` once per step. An adversarial model's
+``loss`` therefore first takes the discriminator's step itself (:func:`discriminator_step`, L_D on real
+images and detached fakes), then returns its own loss with the generator term computed through the
+*updated* discriminator with its parameters detached (:func:`g_loss`), so the loop's step moves the
+generator (or the autoencoder) only. One process only: the internal step is not synchronised across
+DistributedDataParallel workers. The discriminator's optimiser state is not kept in ``resume.pt``, so a
+resumed run restarts its moments.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def d_loss(disc: nn.Module, real: torch.Tensor, fake: torch.Tensor):
+    """L_D = -log D(x) - log(1 - D(G(z))) with D = sigmoid(logit), averaged over images (and patches),
+    and the discriminator's accuracy."""
+    d_real, d_fake = disc(real), disc(fake.detach())
+    with torch.no_grad():
+        acc = 0.5 * ((d_real > 0).float().mean() + (d_fake < 0).float().mean())
+    return F.softplus(-d_real).mean() + F.softplus(d_fake).mean(), acc
+
+
+def g_loss(disc: nn.Module, fake: torch.Tensor) -> torch.Tensor:
+    """L_G = -log D(G(z)) (non-saturating), through the discriminator with its parameters detached:
+    its gradient reaches the generator only."""
+    frozen = {k: p.detach() for k, p in disc.named_parameters()}
+    return F.softplus(-torch.func.functional_call(disc, frozen, (fake,))).mean()
+
+
+def discriminator_step(owner: nn.Module, disc: nn.Module, real: torch.Tensor, fake: torch.Tensor,
+                       lr: float, betas=(0.5, 0.999)):
+    """One Adam step of ``disc`` on L_D (the optimiser lives on ``owner``, made on first use); its
+    gradients are cleared afterwards, so the loop's optimiser never sees them. Returns (L_D, accuracy)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        raise RuntimeError("train adversarial models in one process: the discriminator step is not synchronised")
+    if getattr(owner, "_d_opt", None) is None:
+        owner._d_opt = torch.optim.Adam(disc.parameters(), lr=lr, betas=betas)
+    loss, acc = d_loss(disc, real, fake)
+    owner._d_opt.zero_grad(set_to_none=True)
+    loss.backward()
+    owner._d_opt.step()
+    owner._d_opt.zero_grad(set_to_none=True)
+    return loss, acc
+
+
+def adaptive_weight(rec: torch.Tensor, adv: torch.Tensor, last: torch.Tensor, cap: float = 1e4) -> torch.Tensor:
+    """VQGAN's balance lambda = ||grad_last rec|| / (||grad_last adv|| + 1e-4), detached and clipped to
+    [0, cap]: the adversarial term's gradient at the decoder's last layer is scaled to the size of the
+    reconstruction term's, so one weight works whatever the likelihood's units (nats per image here)."""
+    g_rec = torch.autograd.grad(rec, last, retain_graph=True)[0]
+    g_adv = torch.autograd.grad(adv, last, retain_graph=True)[0]
+    return (g_rec.norm() / (g_adv.norm() + 1e-4)).clamp(0.0, cap).detach()
+
+
+class PatchDiscriminator(nn.Module):
+    """(N, 1, 28, 28) in [0, 1] -> real/fake logits per patch (N, 7, 7): two stride-2 convs and a 3x3
+    head (pix2pix's PatchGAN scaled to 28x28). Each logit sees an 18x18 window, so the discriminator
+    judges local texture and edges, not the whole garment; the loss averages over patches."""
+
+    def __init__(self, c: int = 32):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, c, 4, stride=2, padding=1), nn.LeakyReLU(0.2),                           # (N, c, 14, 14)
+            nn.Conv2d(c, 2 * c, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(2 * c),
+            nn.LeakyReLU(0.2),                                                                    # (N, 2c, 7, 7)
+            nn.Conv2d(2 * c, 1, 3, padding=1),                                                    # (N, 1, 7, 7)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(2 * x - 1).squeeze(1)
+
+    @staticmethod
+    def receptive_field() -> int:
+        """Pixels on a side that one patch logit sees: 4, then 4 at stride 2, then 3 at stride 4."""
+        return 4 + (4 - 1) * 2 + (3 - 1) * 4
