@@ -138,7 +138,8 @@ def table(zoo: Zoo, dataset: str) -> list[dict]:
     rows = []
     for name in generative_models(zoo, dataset):
         row = dict(name=name, label=_short(name), family=None, latent=None, fid=None, fid_n=None,
-                   fid_floor=None, fid_note=None, card_fid=None, card_fid_n=None, test_mse=None, parameters=None, sample_ms_per_image=None,
+                   fid_floor=None, fid_note=None, card_fid=None, card_fid_n=None, test_mse=None, parameters=None,
+                   sample_sharpness=None, sample_ms_per_image=None,
                    sample_hardware=None, wall_time_s=None, wall_time_note=None, hardware=None, epochs=None,
                    command=checkpoints.rebuild_command(name), error=None)
         try:
@@ -155,7 +156,8 @@ def table(zoo: Zoo, dataset: str) -> list[dict]:
                    wall_time_s=training.get("wall_time_s"), hardware=training.get("hardware"),
                    epochs=training.get("epochs"))
         if "fid" in block:
-            row.update(fid=block["fid"], fid_n=block.get("fid_n"), fid_floor=block.get("fid_floor"))
+            row.update(fid=block["fid"], fid_n=block.get("fid_n"), fid_floor=block.get("fid_floor"),
+                       sample_sharpness=block.get("sample_sharpness"))
         else:
             row["fid_note"] = f"not measured at the common N yet: `{refresh_command(dataset)}`"
             if "fid" in metrics:  # the training FID, at its own N: shown for reference, not compared
@@ -224,7 +226,8 @@ def markdown(rows: list[dict], dataset: str) -> str:
         fid_head = "FID ↓ (N; floor)"
     machines = {_machine(hw) for r in rows if not r["error"] for hw in (r["hardware"], r["sample_hardware"]) if hw}
     one_machine = len(machines) <= 1  # then the machine is named once below, and each row gives its threads
-    head = ["Model", "Latent", fid_head, "Recon. MSE ↓ (per pixel)", _nowrap("Params"), "Sampling (ms / image)",
+    head = ["Model", "Latent", fid_head, "Sharpness (real = 1)", "Recon. MSE ↓ (per pixel)", _nowrap("Params"),
+            "Sampling (ms / image)",
             "Training (wall time)"] + ([] if one_machine else ["Hardware"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     missing, footnotes = False, []
@@ -252,7 +255,7 @@ def markdown(rows: list[dict], dataset: str) -> str:
             footnotes.append(f"† {r['name'].split('/', 1)[-1]}: {r['wall_time_note'].lstrip('+ ')}.")
         mse = (_num(r["test_mse"], ".4f") if r["test_mse"] is not None else
                "– (no encoder)" if r["family"] in ("gan", "ddpm") else "–")
-        cells = [name, r["latent"] or "–", fid, mse,
+        cells = [name, r["latent"] or "–", fid, _num(r["sample_sharpness"], ".2f"), mse,
                  _nowrap(_num(r["parameters"], ",")) if r["parameters"] is not None else "–", ms, wall]
         if not one_machine:
             hw = r["hardware"] or "–"
@@ -263,7 +266,8 @@ def markdown(rows: list[dict], dataset: str) -> str:
     notes = [f"Classifier-FID on `{dataset}`'s in-project classifier (never comparable with Inception-FID): "
              "N samples against the first N test images; the floor is real-vs-real (train vs test) at the same N. "
              "Diffusion samples are class-balanced, DDIM-50 with eta = 0 (also what their sampling time is for). Reconstruction MSE on the whole test "
-             "split."]
+             "split. Sharpness: the fine detail (mean squared 3×3 Laplacian) of the FID's samples over that of the "
+             "test images they are scored against; below 1 is blurrier than real, above 1 noisier."]
     if one_machine and machines:
         notes.append(f"Trained and timed on {machines.pop()}.")
     if footnotes:
@@ -300,6 +304,8 @@ def card_section(block: dict, dataset: str) -> str:
             f"| metric | value |\n|---|---|\n"
             f"| classifier-FID (N = {block['fid_n']:,}) | {block['fid']:.4g} |\n"
             f"| real-vs-real floor at the same N | {block['fid_floor']:.4g} |\n"
+            + (f"| sample sharpness (real = 1) | {block['sample_sharpness']:.3f} |\n" if "sample_sharpness" in block
+               else "") +
             f"| sampling time | {_num(block.get('sample_ms_per_image'), '.4g')} ms per image |\n\n"
             f"Samples from `torch.Generator().manual_seed({SAMPLE_SEED})` against the first {block['fid_n']:,} "
             f"test images; floor: {block['fid_n']:,} train images (`randperm`, seed {FLOOR_SEED}) against the same "
@@ -375,6 +381,12 @@ def refresh(zoo: Zoo, dataset: str, n: int = ZOO_N, device: str | None = "cpu", 
             block["source"] = "Computed by explorer.zoo_table"
             log(f"{name}: FID {block['fid']:.2f} (floor {block['fid_floor']:.2f}, N = {n_eff}), "
                 f"{block['sample_ms_per_image']:.3g} ms per image")
+        if "sample_sharpness" not in block:  # a block from before the column: add it from the same samples
+            try:
+                block = {**block, "sample_sharpness": _sharpness(zoo.load(name, device=device), family, test, n_eff)}
+                log(f"{name}: sample sharpness {block['sample_sharpness']:.3f} (real = 1)")
+            except (CheckpointError, RuntimeError, ValueError) as err:
+                log(f"{name}: sharpness not measured ({type(err).__name__}: {err})")
         directory = zoo.path(name)
         if block is not old:
             _write(directory / checkpoints.METRICS, json.dumps({**m, BLOCK: block}, indent=2) + "\n")
@@ -383,6 +395,16 @@ def refresh(zoo: Zoo, dataset: str, n: int = ZOO_N, device: str | None = "cpu", 
         _write(card, with_section(text, card_section(block, dataset)))
         results[name] = block
     return results
+
+
+def _sharpness(model, family: str, test, n: int) -> float:
+    """Relative sharpness (metrics.relative_sharpness) of the very samples the FID scores, against the
+    same first n test images: the recipe's seed makes them the same samples."""
+    from . import metrics
+    from .training import recipe_samples
+
+    samples, _ = recipe_samples(model, family, n)
+    return round(metrics.relative_sharpness(samples, test[:n]), 4)
 
 
 def main(argv=None) -> int:

@@ -158,6 +158,8 @@ def test_refresh_scores_every_model_at_one_n_and_writes_the_cards(zoo_copy):
         block = m["zoo"]
         assert block["fid_n"] == 40 and math.isfinite(block["fid"]) and block["fid"] >= 0
         assert set(zoo_table.BLOCK_KEYS) <= set(block) and block["sample_ms_per_image"] > 0
+        if name != "ldm-vae-8":
+            assert block["sample_sharpness"] > 0
         assert {k: v for k, v in m.items() if k != "zoo"} == {k: v for k, v in CARDS[name].items() if k != "zoo"} \
             or name == "ldm-vae-8"                           # the card's other numbers are left alone
         card = (zoo_copy / "digits" / name / "README.md").read_text()
@@ -169,15 +171,24 @@ def test_refresh_scores_every_model_at_one_n_and_writes_the_cards(zoo_copy):
     assert _json(zoo_copy / "digits" / "ae-8" / "metrics.json")["zoo"]["fid"] != 42.31  # was at N = 2000
     assert len(floors) == 1                                   # the same real subsets at the same N for all
     assert any("reusing the training FID" in line for line in logs)
+    # its T = 40 cannot take the recipe's 50 steps: no sharpness, a log line, and the rest of the block kept
+    assert "sample_sharpness" not in _json(path)["zoo"]
+    assert any("ldm-vae-8: sharpness not measured" in line and "T=40" in line for line in logs)
 
-    # a second run keeps the blocks (already at N) and replaces the card section instead of appending one
+    # a second run keeps the blocks (already at N) and replaces the card section instead of appending one;
+    # a block from before the sharpness column gets it from the same seeded samples, the rest untouched
     before = {n: _json(zoo_copy / "digits" / n / "metrics.json")["zoo"] for n in ORDER}
+    gan = zoo_copy / "digits" / "gan-8" / "metrics.json"
+    gan.write_text(json.dumps({**_json(gan), "zoo": {k: v for k, v in before["gan-8"].items() if k != "sample_sharpness"}}))
     zoo_table.refresh(zoo, "digits", n=40, log=lambda *_: None)
     for name in ORDER:
         assert _json(zoo_copy / "digits" / name / "metrics.json")["zoo"] == before[name]
         assert (zoo_copy / "digits" / name / "README.md").read_text().count(zoo_table.SECTION) == 1
     rows = zoo_table.table(zoo, "digits")
     assert {r["fid_n"] for r in rows} == {40} and "N = 40;" in zoo_table.markdown(rows, "digits")
+    assert "Sharpness (real = 1)" in zoo_table.markdown(rows, "digits")
+    assert f"{before['gan-8']['sample_sharpness']:.2f}" in zoo_table.markdown(rows, "digits")
+    assert "sample sharpness (real = 1)" in (zoo_copy / "digits" / "gan-8" / "README.md").read_text()
 
     # the CLI prints the table and exits 0
     assert zoo_table.main(["--dataset", "digits", "--root", str(zoo_copy), "--n", "40"]) == 0
