@@ -51,6 +51,25 @@ def tiny_zoo(tmp_path_factory):
     return root
 
 
+def rand_images(n=32, seed=0):
+    """n seeded uniform-noise images (n, 1, 28, 28) in [0, 1]."""
+    import torch
+
+    return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
+
+
+def params_of(module) -> dict:
+    """A detached copy of a module's parameters by name, to compare after a step."""
+    return {k: p.detach().clone() for k, p in module.named_parameters()}
+
+
+def changed(before: dict, module) -> set:
+    """Names of the parameters of ``module`` that differ from the copy ``before``."""
+    import torch
+
+    return {k for k, p in module.named_parameters() if not torch.equal(before[k], p.detach())}
+
+
 def randomised(model, seed=0, std=0.05):
     """Perturb every parameter of ``model`` (zero-initialised layers included) with seeded noise; eval mode."""
     import torch

@@ -7,21 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import changed, params_of, rand_images
 from explorer import checkpoints, dae_study, models, training
 
 SMALL = {"channels": 8, "hidden": 64, "aux_channels": 2, "aux_hidden": 16}
-
-
-def _images(n=32, seed=0):
-    return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
-
-
-def _params(module):
-    return {k: p.detach().clone() for k, p in module.named_parameters()}
-
-
-def _changed(before, module):
-    return {k for k, p in module.named_parameters() if not torch.equal(before[k], p.detach())}
 
 
 def _step(model, x):
@@ -35,23 +24,23 @@ def _step(model, x):
 
 def test_stage1_trains_encoder_and_weak_decoder_stage2_only_the_real_decoder():
     m = models.build("dae", {**SMALL, "mode": "decoupled"})
-    x = _images()
+    x = rand_images()
     m.set_stage(1)
-    enc, dec, aux = _params(m.encoder), _params(m.decoder), _params(m.aux_decoder)
+    enc, dec, aux = params_of(m.encoder), params_of(m.decoder), params_of(m.aux_decoder)
     _step(m, x)
-    assert _changed(enc, m.encoder) == set(enc)        # every encoder tensor moved
-    assert _changed(aux, m.aux_decoder) == set(aux)
-    assert not _changed(dec, m.decoder)                # the real decoder is idle in stage 1
+    assert changed(enc, m.encoder) == set(enc)        # every encoder tensor moved
+    assert changed(aux, m.aux_decoder) == set(aux)
+    assert not changed(dec, m.decoder)                # the real decoder is idle in stage 1
 
     m.set_stage(2)
     assert not any(p.requires_grad for p in m.encoder.parameters())
     assert not any(p.requires_grad for p in m.aux_decoder.parameters())
     assert all(p.requires_grad for p in m.decoder.parameters())
     assert not m.encoder.training                      # frozen encoder stays in eval mode under model.train()
-    enc, dec = _params(m.encoder), _params(m.decoder)
+    enc, dec = params_of(m.encoder), params_of(m.decoder)
     _step(m, x)
-    assert not _changed(enc, m.encoder)
-    assert _changed(dec, m.decoder) == set(dec)
+    assert not changed(enc, m.encoder)
+    assert changed(dec, m.decoder) == set(dec)
     assert all(p.grad is None for p in m.encoder.parameters())
 
 
@@ -59,13 +48,13 @@ def test_joint_baseline_trains_encoder_and_decoder_together_and_has_no_weak_deco
     m = models.build("dae", {**SMALL, "mode": "joint"})
     assert not hasattr(m, "aux_decoder")
     assert m.stage_bounds(10) == [0, 10]
-    enc, dec = _params(m.encoder), _params(m.decoder)
-    _step(m, _images())
-    assert _changed(enc, m.encoder) == set(enc) and _changed(dec, m.decoder) == set(dec)
+    enc, dec = params_of(m.encoder), params_of(m.decoder)
+    _step(m, rand_images())
+    assert changed(enc, m.encoder) == set(enc) and changed(dec, m.decoder) == set(dec)
     with pytest.raises(ValueError, match="stages"):
         m.set_stage(2)
     with pytest.raises(ValueError, match="no stage-1 decoder"):
-        m.reconstruct_aux(_images(2))
+        m.reconstruct_aux(rand_images(2))
 
 
 def test_bad_config_is_refused():
@@ -147,7 +136,7 @@ def test_dae_checkpoint_round_trip_keeps_prior_and_weak_decoder(tmp_path):
     m.fit_prior(torch.randn(200, 16) * 3 + 1)
     d = checkpoints.save(m, tmp_path / "digits" / "dae-16", "dae", {"dataset": "digits"})
     back = checkpoints.load_dir(d, device="cpu")
-    x = _images(4)
+    x = rand_images(4)
     assert torch.equal(back.reconstruct(x), m.eval().reconstruct(x))
     assert torch.equal(back.reconstruct_aux(x), m.reconstruct_aux(x))
     assert torch.equal(back.sample(3, generator=torch.Generator().manual_seed(0)),
@@ -183,7 +172,7 @@ def test_study_tables_mean_and_sd_of_what_the_checkpoints_say(dae_study_dir, tmp
 # ---------------------------------------------------------------- GAN
 def test_gan_losses_reach_only_their_own_player():
     m = models.build("gan", {"channels": 8, "latent_dim": 8})
-    loss_d, loss_g, acc = m.losses(_images(16), generator=torch.Generator().manual_seed(0))
+    loss_d, loss_g, acc = m.losses(rand_images(16), generator=torch.Generator().manual_seed(0))
     g_params, d_params = list(m.decoder.parameters()), list(m.discriminator.parameters())
     assert all(g is None for g in torch.autograd.grad(loss_d, g_params, retain_graph=True, allow_unused=True))
     assert all(g is None for g in torch.autograd.grad(loss_g, d_params, retain_graph=True, allow_unused=True))
@@ -194,10 +183,10 @@ def test_gan_losses_reach_only_their_own_player():
 
 def test_gan_training_step_alternates_discriminator_then_generator():
     m = models.build("gan", {"channels": 8, "latent_dim": 8}).train()
-    d_before, g_before = _params(m.discriminator), _params(m.decoder)
-    loss, logs = m((_images(16), None))
-    assert _changed(d_before, m.discriminator) == set(d_before)        # the discriminator already stepped
-    assert not _changed(g_before, m.decoder)                           # the generator waits for the loop
+    d_before, g_before = params_of(m.discriminator), params_of(m.decoder)
+    loss, logs = m((rand_images(16), None))
+    assert changed(d_before, m.discriminator) == set(d_before)        # the discriminator already stepped
+    assert not changed(g_before, m.decoder)                           # the generator waits for the loop
     assert all(p.grad is None for p in m.discriminator.parameters())
     loss.backward()
     assert all(p.grad is None for p in m.discriminator.parameters())   # L_G reaches the generator only

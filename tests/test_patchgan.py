@@ -8,22 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import changed, params_of, rand_images
 from explorer import checkpoints, models, training
 from explorer.models import adversarial
 
 SMALL = {"latent_dim": 4, "channels": 8, "hidden": 32, "disc_channels": 8}
-
-
-def _images(n=16, seed=0):
-    return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
-
-
-def _params(module):
-    return {k: p.detach().clone() for k, p in module.named_parameters()}
-
-
-def _changed(before, module):
-    return {k for k, p in module.named_parameters() if not torch.equal(before[k], p.detach())}
 
 
 def test_patch_discriminator_gives_a_7x7_grid_whose_logits_each_see_an_18x18_window():
@@ -61,38 +50,38 @@ def test_plain_vae_has_no_discriminator_and_loads_configs_from_before_the_term()
     assert not hasattr(m, "discriminator")
     assert not any(k.startswith("discriminator") for k in m.state_dict())
     m.begin_epoch(5, 10)
-    _, logs = m.train().loss((_images(), None))
+    _, logs = m.train().loss((rand_images(16), None))
     assert "loss_d" not in logs
 
 
 def test_patchgan_term_starts_at_adv_start_and_trains_each_player_on_its_own_loss():
     m = models.build("vae", {**SMALL, "adv_weight": 0.5, "adv_start": 1}).train()
-    x = _images()
+    x = rand_images(16)
     m.begin_epoch(0, 3)                                       # before adv_start: a plain VAE step
-    d_before = _params(m.discriminator)
+    d_before = params_of(m.discriminator)
     _, logs = m((x, None))
-    assert "loss_d" not in logs and not _changed(d_before, m.discriminator)
+    assert "loss_d" not in logs and not changed(d_before, m.discriminator)
 
     m.begin_epoch(1, 3)
-    enc, dec = _params(m.encoder), _params(m.decoder)
+    enc, dec = params_of(m.encoder), params_of(m.decoder)
     loss, logs = m((x, None))
     assert {"loss_d", "loss_g", "d_acc", "lam"} <= set(logs) and logs["lam"] > 0
-    assert _changed(d_before, m.discriminator)                # the discriminator took its own step
-    assert not _changed(enc, m.encoder) and not _changed(dec, m.decoder)
+    assert changed(d_before, m.discriminator)                # the discriminator took its own step
+    assert not changed(enc, m.encoder) and not changed(dec, m.decoder)
     loss.backward()
     assert all(p.grad is None for p in m.discriminator.parameters())   # L_G reaches the VAE only
     assert all(p.grad is not None for p in m.decoder.parameters())
 
     m.eval()                                                 # evaluation never steps the discriminator
-    d_eval = _params(m.discriminator)
+    d_eval = params_of(m.discriminator)
     _, logs = m.loss((x, None))
-    assert "loss_d" not in logs and not _changed(d_eval, m.discriminator)
+    assert "loss_d" not in logs and not changed(d_eval, m.discriminator)
 
 
 def test_the_term_changes_the_vae_update_and_plain_loss_stays_the_elbo():
     """Same weights, same data, same noise: with the term the loss has one more summand and the decoder's
     gradient differs; without it the loss is the negative ELBO (rec + beta KL)."""
-    x = _images()
+    x = rand_images(16)
     plain = models.build("vae", {**SMALL}).train()
     patch = models.build("vae", {**SMALL, "adv_weight": 0.5}).train()
     patch.load_state_dict({**patch.state_dict(), **plain.state_dict()})
@@ -120,7 +109,7 @@ def test_patchgan_vae_trains_saves_and_reloads_with_its_discriminator(tmp_path):
     assert all(np.isfinite(v) for v in hist[1].values())
     back = checkpoints.load_dir(out, device="cpu")
     assert hasattr(back, "discriminator") and not back.training
-    x = _images(4)
+    x = rand_images(4)
     assert back.reconstruct(x).shape == (4, 1, 28, 28)
     g = torch.Generator().manual_seed(3)
     assert back.sample(3, generator=g).shape == (3, 1, 28, 28)
@@ -134,7 +123,7 @@ def test_sharpness_is_zero_on_ramps_falls_under_blur_and_is_relative_to_real():
     ramp = torch.linspace(0, 1, 28).view(1, 1, 1, 28).expand(3, 1, 28, 28)
     assert metrics.sharpness(torch.full((2, 1, 28, 28), 0.7)) == 0.0
     assert metrics.sharpness(ramp) < 1e-12                      # the Laplacian of a linear ramp is zero
-    x = (_images(8) > 0.5).float()
+    x = (rand_images(8) > 0.5).float()
     blurred, blurrier = F.avg_pool2d(x, 3, 1, 1), F.avg_pool2d(F.avg_pool2d(x, 3, 1, 1), 3, 1, 1)
     s = [metrics.sharpness(v) for v in (x, blurred, blurrier)]
     assert s[0] > s[1] > s[2] > 0
