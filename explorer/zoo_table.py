@@ -165,6 +165,8 @@ def table(zoo: Zoo, dataset: str) -> list[dict]:
         timing = block if "sample_ms_per_image" in block else metrics
         row.update(sample_ms_per_image=timing.get("sample_ms_per_image"),
                    sample_hardware=timing.get("sample_hardware"))
+        if info["family"] == "vae" and cfg.get("adv_weight", 0) > 0:
+            row["param_note"] = "its parameters include the PatchGAN discriminator, used only in training"
         if info["family"] == "ddpm" and cfg.get("space") == "latent":
             source = cfg.get("vae") or "its autoencoder"
             note = f"+ the training of {_short(source)}, which is separate"
@@ -230,7 +232,7 @@ def markdown(rows: list[dict], dataset: str) -> str:
             "Sampling (ms / image)",
             "Training (wall time)"] + ([] if one_machine else ["Hardware"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    missing, footnotes = False, []
+    missing, footnotes, param_notes = False, [], []
     for r in rows:
         name = f"**{r['label']}**<br>`{_short(r['name'])}`"
         if r["error"]:
@@ -255,8 +257,11 @@ def markdown(rows: list[dict], dataset: str) -> str:
             footnotes.append(f"† {r['name'].split('/', 1)[-1]}: {r['wall_time_note'].lstrip('+ ')}.")
         mse = (_num(r["test_mse"], ".4f") if r["test_mse"] is not None else
                "– (no encoder)" if r["family"] in ("gan", "ddpm") else "–")
-        cells = [name, r["latent"] or "–", fid, _num(r["sample_sharpness"], ".2f"), mse,
-                 _nowrap(_num(r["parameters"], ",")) if r["parameters"] is not None else "–", ms, wall]
+        params = _nowrap(_num(r["parameters"], ",")) if r["parameters"] is not None else "–"
+        if r.get("param_note"):
+            params += " ‡"
+            param_notes.append(f"‡ {_short(r['name'])}: {r['param_note']}.")
+        cells = [name, r["latent"] or "–", fid, _num(r["sample_sharpness"], ".2f"), mse, params, ms, wall]
         if not one_machine:
             hw = r["hardware"] or "–"
             if r["sample_hardware"] and r["sample_hardware"] != r["hardware"]:
@@ -272,11 +277,13 @@ def markdown(rows: list[dict], dataset: str) -> str:
         notes.append(f"Trained and timed on {machines.pop()}.")
     if footnotes:
         notes.append("\n\n" + " ".join(footnotes) + " Its parameters include the frozen autoencoder.")
+    if param_notes:
+        notes.append("\n\n" + " ".join(param_notes))
     if missing:
         notes.append(f"\n\n\\* not yet scored at the common N (a card's own FID is at its training N, so it "
                      f"does not compare): `{refresh_command(dataset)}` fills it.")
     notes.append(f"\n\nNumbers from each checkpoint's card (config.json, metrics.json); "
-                 f"`{refresh_command(dataset)}` regenerates the FID and timing columns at one N.")
+                 f"`{refresh_command(dataset)}` regenerates the FID, sharpness and timing columns at one N.")
     return "\n".join(lines) + "\n\n" + " ".join(notes)
 
 

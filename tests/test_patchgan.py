@@ -138,3 +138,17 @@ def test_zoo_table_names_the_patchgan_vae_apart_from_the_plain_one():
         "VAE + PatchGAN (16-D)"
     assert zoo_table.describe({"family": "vae", "config": {"latent_dim": 16}})[0] == "VAE (16-D)"
     assert zoo_table.describe({"family": "vae", "config": {"latent_dim": 16, "adv_weight": 0.0}})[0] == "VAE (16-D)"
+
+
+def test_shipped_zoo_table_marks_the_discriminator_in_the_patchgan_vaes_parameters():
+    from explorer import zoo_table
+    from explorer.checkpoints import Zoo
+
+    rows = {r["name"]: r for r in zoo_table.table(Zoo(), "fashion-mnist")}
+    pg, plain = rows["fashion-mnist/vae-16-patchgan"], rows["fashion-mnist/vae-16"]
+    assert pg["label"] == "VAE + PatchGAN (16-D)" and "discriminator" in pg["param_note"]
+    assert plain.get("param_note") is None
+    assert pg["parameters"] > plain["parameters"]                 # the same VAE plus the discriminator
+    assert pg["sample_sharpness"] is not None and plain["sample_sharpness"] is not None
+    text = zoo_table.markdown(list(rows.values()), "fashion-mnist")
+    assert "‡ vae-16-patchgan: its parameters include the PatchGAN discriminator" in text
