@@ -130,8 +130,9 @@ def table(zoo: Zoo, dataset: str) -> list[dict]:
 
     Keys: name, label, family, latent, fid, fid_n, fid_floor (from the metrics' "zoo" block; None when
     missing, and then ``fid_note`` names the command that fills it, and card_fid / card_fid_n give the
-    training FID at its own N for reference), test_mse (reconstruction MSE per
-    pixel, None where the model has no encoder), parameters, sample_ms_per_image and sample_hardware
+    training FID at its own N for reference), sample_sharpness (from the zoo block: the FID samples' fine
+    detail over the test images'), test_mse (reconstruction MSE per pixel, None where the model has no
+    encoder), parameters (param_note says what they include beyond the sampler, e.g. a discriminator), sample_ms_per_image and sample_hardware
     (from the zoo block, else from the training evaluation), wall_time_s (training), wall_time_note
     (latent diffusion: the autoencoder's own training is separate), hardware (where it was trained),
     epochs, command, error (why the checkpoint's files cannot be read, with the rebuild command)."""

@@ -41,12 +41,12 @@ class VAE(LatentModel):
         d = config.latent_dim
         self.encoder = ConvEncoder(2 * d, config.channels, config.hidden)
         self.decoder = ConvDecoder(d, config.channels, config.hidden)
-        self.adversarial = False  # whether the PatchGAN term is on in this epoch (begin_epoch)
+        self.adv_on = False  # whether the PatchGAN term is on in this epoch (begin_epoch)
         if config.adv_weight > 0:
             self.discriminator = adversarial.PatchDiscriminator(config.disc_channels)
 
     def begin_epoch(self, epoch: int, epochs: int) -> None:
-        self.adversarial = self.config.adv_weight > 0 and epoch >= self.config.adv_start
+        self.adv_on = self.config.adv_weight > 0 and epoch >= self.config.adv_start
 
     def posterior(self, x):
         """q(z|x) parameters: mu, logvar, each (N, D)."""
@@ -68,7 +68,7 @@ class VAE(LatentModel):
         with torch.no_grad():
             mse = F.mse_loss(x_hat, x)
         logs = {"loss": loss.item(), "rec": rec.mean().item(), "kl": kl.mean().item(), "mse": mse.item()}
-        if self.adversarial and self.training:
+        if self.adv_on and self.training:
             loss_d, acc = adversarial.discriminator_step(self, self.discriminator, x, x_hat, self.config.d_lr)
             loss_g = adversarial.g_loss(self.discriminator, x_hat)
             lam = adversarial.adaptive_weight(rec.mean(), loss_g, self.decoder.net[-1].weight)
