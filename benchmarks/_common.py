@@ -99,6 +99,17 @@ def launch_browser(p):
     return p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
 
 
+def warm(panel, what: str) -> float:
+    """Run ``panel.warm()`` as app.warm() does in its background thread, and print how long it took."""
+    import time
+
+    t = time.perf_counter()
+    panel.warm()
+    seconds = time.perf_counter() - t
+    print(f"  warm-up ({what}): {seconds:.2f} s\n")
+    return seconds
+
+
 def checkpoints_label(checkpoints) -> str:
     return str(Path(checkpoints).resolve()) if checkpoints else f"{ROOT / 'checkpoints'} (shipped)"
 

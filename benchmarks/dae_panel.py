@@ -61,9 +61,7 @@ def main(argv=None):
     demo, store = app.create(args.checkpoints)
     panel = demo.panels["dae"]
     print(f"  pair           {' vs '.join(panel.pair())}")
-    t = time.perf_counter()
-    panel.warm()  # what app.warm() does in its background thread
-    print(f"  warm-up (both models' test codes, maps, thumbnails): {time.perf_counter() - t:.1f} s\n")
+    C.warm(panel, "both models' test codes, maps, thumbnails")
     url = SL.serve(demo)
     opens, redraws, clicks, live = [], [], [], None
     try:

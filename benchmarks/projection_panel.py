@@ -71,9 +71,7 @@ def main(argv=None):
     panel = demo.panels["projection"]
     name = panel.default()
     print(f"  model          {name} (the panel's default)\n")
-    t = time.perf_counter()
-    panel.warm()  # what app.warm() does in its background thread
-    print(f"warm-up (codes, shipped UMAP, thumbnail sprite): {time.perf_counter() - t:.2f} s")
+    C.warm(panel, "codes, shipped UMAP, thumbnail sprite")
 
     exports = []
     for _ in range(3):

@@ -50,9 +50,7 @@ def main(argv=None):
 
     demo, store = app.create(args.checkpoints)
     panel = demo.panels["zoo"]
-    t = time.perf_counter()
-    panel.warm()  # what app.warm() does in its background thread
-    print(f"  warm-up (seed 0 drawn for every model): {time.perf_counter() - t:.1f} s\n")
+    C.warm(panel, "seed 0 drawn for every model")
     url = SL.serve(demo)
     opens, news, caption = [], [], ""
     try:
