@@ -527,6 +527,11 @@ def main(argv=None) -> None:
         print(f"wrote {out}")
     if a.preset == "all":
         main(["assets"])
+        if _dist()[0] == 0:  # the page's ONNX decoders of the new weights, into the user cache (export.py)
+            from . import export
+
+            built = export.build_all(checkpoints.Zoo(a.out or checkpoints.ROOT), [f"{d}/{p}" for d, p in SHIPPED])
+            print("\n".join(f"wrote {path}" for path in built.values()))
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
