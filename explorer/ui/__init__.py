@@ -4,6 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 from . import attributes, dae, diffusion, latent_grid, projection, zoo
+from .inpage import serve_runtime
 from .store import Store
 
 CSS = """
@@ -17,6 +18,7 @@ footer { display: none !important; }
 
 def build_app(store: Store, title: str = "Latent Space Explorer") -> gr.Blocks:
     """The whole app as a Blocks (not launched). Heavy work happens in handlers, not here."""
+    serve_runtime()  # the one static folder: the pinned onnxruntime-web files
     with gr.Blocks(title=title, delete_cache=(300, 900)) as demo:
         gr.Markdown(f"# {title}\nSee how autoencoders, VAEs and their relatives organise their latent space.")
         panels = {}
@@ -44,10 +46,8 @@ def build_app(store: Store, title: str = "Latent Space Explorer") -> gr.Blocks:
             fn, inputs, outputs, opts = panels[key].open_event
             tab.select(fn, inputs, outputs, api_name=False, **opts)
         lg = panels["latent_grid"]
-        if lg.initial:  # the decoded point first, then the map and grid
-            point, plots = lg.initial
-            demo.load(*point, api_name=False, concurrency_id="model").then(
-                *plots, api_name=False, concurrency_id="model")
+        if lg.initial:  # the default model's plane, map and decoder spec; the page decodes from there
+            demo.load(*lg.initial, api_name=False, concurrency_id="model")
     demo.panels = panels
     return demo
 

@@ -77,6 +77,7 @@ class LatentGridPanel:
 
     def __init__(self, store: Store):
         self.store = store
+        self._seq = 0
         # Each browser session's current point (model, slider values, residual), so a slider drag
         # sends only its own value: fewer inputs per event is measurably faster in Gradio.
         self._points: OrderedDict = OrderedDict()
@@ -95,12 +96,6 @@ class LatentGridPanel:
         """(model, values, residual) last shown to this session, or None."""
         with self._points_lock:
             return self._points.get(getattr(request, "session_hash", None))
-
-    def _session_model(self, request):
-        point = self._point(request)
-        if point is None:
-            raise gr.Error("Pick a model first (or reload the page).")
-        return point[0]
 
     def _recall(self, request, name):
         """(values, residual) last shown to this session for ``name``; the codes' centre if none."""
@@ -122,17 +117,6 @@ class LatentGridPanel:
     def _rect(self, view, span):
         lo, hi = view.plane.bounds(span)
         return (lo[0], lo[1], hi[0], hi[1])
-
-    def map_raster(self, name, span):
-        view = self._view(name)
-        span = number(span, "Grid range", *SPAN)
-
-        def render():
-            names = view.plane.axis_names()
-            return plotting.latent_scatter(
-                view.coords, view.labels, view.classes, axis_names=names[:2], rect=self._rect(view, span),
-                lims=view.lims, title="Encoded test set: click a point to decode it")
-        return self.store.raster(("map", name, round(span, 3)), render)
 
     def grid_raster(self, name, n, span):
         view = self._view(name)
@@ -172,63 +156,70 @@ class LatentGridPanel:
         z = self._z(self._view(name), values, residual)
         return _to_uint8(self.store.model(name).decode(torch.as_tensor(z, dtype=torch.float32)))
 
-    def _marked_map(self, name, span, c1, c2):
-        return self.map_raster(name, span).with_marker(float(c1), float(c2))
-
     def _info(self, name, values, residual=None):
         view = self._view(name)
         z = self._z(view, values, residual)[0]
         shown = ", ".join(f"{v:+.2f}" for v in z[:8]) + (", ..." if len(z) > 8 else "")
         return f"**z** ({view.latent_dim}-D) = [{shown}]"
 
-    def _slider_updates(self, view, values):
-        names = view.plane.axis_names()
-        k = len(names)
-        ups = []
-        for i in range(N_SLIDERS):
-            if i >= k:
-                ups.append(gr.update(visible=False, value=0.0, minimum=-1.0, maximum=1.0))
-                continue
-            lo, hi = _bounds(view.plane.center_[i], view.plane.scale_[i])
-            label = names[i] if view.plane.is_identity_ else \
-                f"{names[i]} ({view.plane.explained_variance_ratio_[i]:.0%} of variance)"
-            digits = _digits(lo, hi)  # a round step and rounded values: no 0.0130000000000002
-            ups.append(gr.update(visible=True, minimum=lo, maximum=hi, step=10.0 ** -digits,
-                                 value=round(float(values[i]), digits), label=label))
-        return ups
-
-    # ---- event handlers
-    def on_model_point(self, name, request: gr.Request = None):
-        """Model chosen: the decoded centre point, its info and the sliders (fast; plots follow)."""
+    # ---- what the page gets: everything it needs to decode and draw without asking again
+    def page_model(self, name, request=None) -> dict:
+        """The component's value for model ``name``: its plane (mean, components, centre, scale, slider
+        limits), the map of encoded test images on it, the classes' colours, the starting point, and
+        the decoder spec (the page fetches the ONNX once; ``sha`` None means: decode on the server)."""
         view = self._view(name)
-        centre = np.zeros(N_SLIDERS)
-        centre[:len(view.plane.center_)] = view.plane.center_
-        res = np.zeros(view.latent_dim).tolist()
+        plane = view.plane
+        limits = self._limits(view)
+        digits = [_digits(lo, hi) for lo, hi in limits]
+        values = self._clip(view, plane.center_)
+        residual = np.zeros(view.latent_dim)
+        self._remember(request, name, list(values), residual.tolist())
+        with page_errors():
+            spec = self.store.decoders.spec(name)
+        colors = plotting.class_colors(len(view.classes))
+        k = len(plane.components_)
+        return {
+            "name": name, "dim": view.latent_dim, "k": k, "identity": bool(plane.is_identity_),
+            "axes": plane.axis_names(), "evr": np.round(plane.explained_variance_ratio_, 4).tolist(),
+            "mean": plane.mean_.tolist(), "components": plane.components_.tolist(),
+            "center": plane.center_.tolist(), "scale": plane.scale_.tolist(),
+            "limits": limits.tolist(), "digits": digits, "lims": [list(map(float, l)) for l in view.lims],
+            "map": {"x": np.round(view.coords[:, 0], 4).tolist(), "y": np.round(view.coords[:, 1], 4).tolist(),
+                    "c": view.labels.astype(int).tolist()},
+            "classes": list(view.classes),
+            "colors": ["#%02x%02x%02x" % tuple(int(255 * c) for c in rgba[:3]) for rgba in colors],
+            "point": {"values": values.tolist(), "residual": residual.tolist(), "seq": 0, "name": name},
+            "decoder": spec,
+        }
+
+    def headline(self, name) -> str:
+        view = self._view(name)
         kind = "its two latent axes" if view.plane.is_identity_ else \
             f"the top {len(view.plane.components_)} principal directions of its {view.latent_dim}-D codes"
-        head = f"**{name}**: sliders move along {kind}."
-        self._remember(request, name, centre, res)
-        return (self.decode_coords(name, centre, res), res, self._info(name, centre, res), head,
-                *self._slider_updates(view, centre))
+        return f"**{name}**: sliders move along {kind}."
 
-    def on_model(self, name, n, span, request: gr.Request = None):
-        """Everything a model change shows: (map, grid, decoded, residual, info, headline, *sliders)."""
-        point = self.on_model_point(name, request)
-        centre = self._view(name).plane.center_
-        grid, marked = self.on_grid(name, n, span, *centre[:2])
-        return (marked, grid, *point)
+    # ---- event handlers
+    def on_model(self, name, request: gr.Request = None):
+        """Model chosen: (the component's new value, the headline)."""
+        return gr.HTML(value=self.page_model(name, request)), self.headline(name)
 
-    def slide_axis(self, axis: int):
-        """The live-drag handler of slider ``axis``: value -> image. The model and the other coordinates
-        come from what this session was last shown, so the event carries one input, like the floor app."""
-        def on_slide_axis(value, request: gr.Request = None):
-            name = self._session_model(request)
-            values, residual = self._recall(request, name)
-            values[axis] = float(value)
-            image = self.decode_coords(name, values, residual)
-            self._remember(request, name, values, residual)
-            return image
-        return on_slide_axis
+    def on_commit(self, name, evt: gr.SelectData, request: gr.Request = None):
+        """The page's final point after a drag, a slide or a click: checked and kept for this session."""
+        view = self._view(name)
+        point = evt.value if isinstance(evt.value, dict) else {}
+        raw = point.get("values")
+        k = len(view.plane.components_)
+        if not isinstance(raw, list) or len(raw) != k:
+            raise gr.Error(f"expected {k} slider values")
+        values = self._clip(view, np.array([number(v, f"Slider {i + 1}") for i, v in enumerate(raw)]))
+        residual = None
+        remembered = self._point(request)
+        if remembered is not None and remembered[0] == name:
+            residual = remembered[2]
+        full = np.zeros(N_SLIDERS)
+        full[:k] = values
+        self._remember(request, name, full, residual)
+        return self._info(name, full, residual)
 
     def api_decode(self, name, a, b):
         """The /decode endpoint: the image at coordinates (a, b) of the plane, other axes at the centre."""
@@ -236,32 +227,8 @@ class LatentGridPanel:
         values[0], values[1] = number(a, "a"), number(b, "b")
         return self.decode_coords(name, values)
 
-    def on_release(self, name, span, residual, *values, request: gr.Request = None):
-        self._remember(request, name, values, residual)
-        return (self.decode_coords(name, values, residual), self._marked_map(name, span, values[0], values[1]),
-                self._info(name, values, residual))
-
-    def on_grid(self, name, n, span, *values):
-        return self.grid_raster(name, n, span).pixels, self._marked_map(name, span, values[0], values[1])
-
-    def _click(self, raster, name, span, residual, values, index, request=None):
-        view = self._view(name)
-        point = raster.to_data(*index)
-        if point is None:
-            raise gr.Error("Click inside the plot area.")
-        values = list(values)
-        values[0], values[1] = (float(v) for v in self._clip(view, np.array(point)))
-        self._remember(request, name, values, residual)
-        return (self.decode_coords(name, values, residual), self._marked_map(name, span, values[0], values[1]),
-                self._info(name, values, residual), values[0], values[1])
-
-    def on_map_click(self, name, span, residual, *values, evt: gr.SelectData, request: gr.Request = None):
-        return self._click(self.map_raster(name, span), name, span, residual, values, evt.index, request)
-
-    def on_grid_click(self, name, n, span, residual, *values, evt: gr.SelectData, request: gr.Request = None):
-        return self._click(self.grid_raster(name, n, span), name, span, residual, values, evt.index, request)
-
     def on_sample(self, name, span, seed, temperature, request: gr.Request = None):
+        """A prior sample: (its decoded image, for the API; the point for the page to move to and decode)."""
         view = self._view(name)
         g = torch.Generator().manual_seed(valid_seed(seed))  # per request: never the process-wide seed
         temperature = number(temperature, "Temperature", *TEMPERATURE)
@@ -272,90 +239,96 @@ class LatentGridPanel:
         values[:len(coords)] = self._clip(view, coords)
         image = _to_uint8(self.store.model(name).decode(torch.as_tensor(z, dtype=torch.float32)))
         self._remember(request, name, values, residual)
-        return (image, self._marked_map(name, span, values[0], values[1]), residual,
-                self._info(name, list(coords), residual),
-                *[gr.update(value=float(v)) for v in values])
+        self._seq += 1
+        point = {"name": name, "values": values[:len(coords)].tolist(), "residual": residual, "seq": self._seq}
+        return image, gr.HTML(point=point)
+
+    def standalone(self, name, request: gr.Request = None) -> str:
+        """Write this model's map, decoder and the runtime into one HTML file that works from disk."""
+        from .standalone import write_page
+
+        model = self.page_model(name, None)
+        point = self._point(request)
+        if point is not None and point[0] == name:
+            model["point"] = {"name": name, "values": list(point[1][:model["k"]]),
+                              "residual": list(point[2]) if point[2] is not None else None, "seq": 0}
+        with page_errors():
+            return str(write_page(self.store, model))
+
+CSS = """
+.lsxg { display: flex; gap: 18px; flex-wrap: wrap; align-items: flex-start; }
+.lsxg-left { flex: 9 1 560px; min-width: 0; }
+.lsxg-plots { display: flex; gap: 14px; flex-wrap: wrap; }
+.lsxg-box { position: relative; min-width: 0; }
+.lsxg-mapbox { flex: 5 1 320px; } .lsxg-gridbox { flex: 4 1 260px; }
+.lsxg-right { flex: 3 1 260px; min-width: 250px; max-width: 340px; }
+.lsxg-title { font-size: 0.9rem; font-weight: 600; margin: 0 0 4px 2px; min-height: 1.2em; }
+.lsxg canvas.lsxg-map, .lsxg canvas.lsxg-grid { width: 100%; display: block; border: 1px solid var(--border-color-primary, #ddd);
+  border-radius: 6px; background: white; cursor: crosshair; touch-action: none; }
+.lsxg canvas.lsxg-decoded { width: 252px; height: 252px; display: block; image-rendering: pixelated; border-radius: 6px;
+  background: black; }
+.lsxg-tip { position: absolute; pointer-events: none; background: white; border: 1px solid #888; border-radius: 4px;
+  padding: 3px; box-shadow: 0 2px 6px rgba(0,0,0,.25); z-index: 10; }
+.lsxg-tip canvas { display: block; width: 84px; height: 84px; image-rendering: pixelated; }
+.lsxg-tiptext { font-size: 11px; text-align: center; color: #222; }
+.lsxg-legend { display: flex; flex-wrap: wrap; gap: 2px 12px; font-size: 0.8rem; margin: 4px 2px 0; }
+.lsxg-legend span.sw { display: inline-block; width: 10px; height: 10px; border-radius: 50%; margin-right: 4px; }
+.lsxg-gridctl { display: flex; flex-direction: column; gap: 4px; margin-top: 8px; font-size: 0.85rem; }
+.lsxg-gridctl label { display: grid; grid-template-columns: 9.5em 1fr 2.5em; align-items: center; gap: 6px; }
+.lsxg-mode { font-size: 0.8rem; color: var(--body-text-color-subdued, #666); margin: 6px 0; }
+.lsxg-mode[data-mode="server"] { color: #a15c00; }
+.lsxg-z { font-size: 0.85rem; font-family: var(--font-mono, monospace); margin: 4px 0 10px; word-break: break-word; }
+.lsxg-slider { display: grid; grid-template-columns: 1fr auto; gap: 0 8px; font-size: 0.85rem; margin-bottom: 8px; }
+.lsxg-slider input { grid-column: 1 / span 2; width: 100%; accent-color: var(--color-accent, #f97316); }
+.lsxg-slider output { font-family: var(--font-mono, monospace); }
+"""
 
 
 def build(store: Store) -> LatentGridPanel:
     """Lay out the panel inside the current Blocks context and wire its events."""
+    from .inpage import runtime_path, script, server_functions
+
     panel = LatentGridPanel(store)
     names = store.encoder_models()
     default = names[0] if names else None
-    gr.Markdown("Drag the sliders or click the map or the grid: the decoder turns that point of the "
-                "latent space into an image, live.")
-    with gr.Row(equal_height=False):
-        model = gr.Dropdown(names, value=default, label="Model", scale=3,
+    gr.Markdown("Drag the sliders, or click and drag on the map or the grid: the decoder turns that point of "
+                "the latent space into an image as you move. Hover the map to preview what lies under the cursor.")
+    with gr.Row(equal_height=True):
+        model = gr.Dropdown(names, value=default, label="Model", scale=3, elem_id="lg-model",
                             info="2-D models show their latent plane directly; 16-D ones through PCs")
-        n = gr.Slider(*GRID_N, value=15, step=1, label="Grid size n (n x n)", scale=2)
-        span = gr.Slider(*SPAN, value=2.5, step=0.1, label="Grid range (+- standard deviations)", scale=2)
+        seed = gr.Number(0, label="Seed", precision=0, minimum=0, min_width=90, scale=1)
+        temperature = gr.Slider(*TEMPERATURE, value=1.0, step=0.05, label="Temperature T (z = T * eps)", scale=2)
+        with gr.Column(scale=2, min_width=200):
+            sample_btn = gr.Button("Random sample from the prior", variant="primary")
+            page_btn = gr.Button("Download as a page", size="sm", elem_id="lg-download")
     headline = gr.Markdown(None if names else
                            f"**No trained encoder models found in `{store.zoo.root}`.** Rebuild the shipped "
                            "ones with `python -m explorer.training all`, or point `--checkpoints` at a folder.")
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=9):
-            with gr.Row(equal_height=False):
-                map_img = gr.Image(label="Encoded test set", show_label=False, interactive=False, format="png",
-                                   scale=5, buttons=["download"], elem_id="latent-map")
-                grid_img = gr.Image(label="Decoded grid", show_label=False, interactive=False, format="png",
-                                    scale=4, buttons=["download"], elem_id="latent-grid")
-            with gr.Group():
-                with gr.Row(equal_height=True):
-                    seed = gr.Number(0, label="Seed", precision=0, minimum=0, min_width=100, scale=1)
-                    temperature = gr.Slider(*TEMPERATURE, value=1.0, step=0.05, label="Temperature T (z = T * eps)",
-                                            scale=2)
-                    sample_btn = gr.Button("Random sample from the prior", variant="primary", scale=2)
-        with gr.Column(scale=3, min_width=260):
-            gr.Markdown("**Decoded at the marked point**")
-            decoded = gr.Image(label="Decoded at the marked point", show_label=False, interactive=False,
-                               format="png", height=260, buttons=["download"], elem_id="decoded",
-                               elem_classes=["pixelated"])
-            info = gr.Markdown(elem_id="z-info")
-            sliders = [gr.Slider(-3, 3, value=0.0, label=f"z{i + 1}", visible=i < 2,
-                                 elem_id=f"z-slider-{i + 1}") for i in range(N_SLIDERS)]
-    residual = gr.State([])
+    explorer = gr.HTML(value={"message": "Loading the model…"}, html_template='<div class="lsxg-host"></div>',
+                       css_template=CSS, js_on_load=script("latent_grid.js"), elem_id="latent-explorer",
+                       server_functions=server_functions(store, store.decoders), apply_default_css=False,
+                       runtime=runtime_path(), point={})
+    page_file = gr.File(label="A standalone page: open it in any browser, offline (map, decoder and runtime inside)",
+                        visible=False, elem_id="lg-page")
     with gr.Accordion("The ELBO and the reparameterization trick", open=True):
         gr.Markdown(EXPLANATION, latex_delimiters=[{"left": "$$", "right": "$$", "display": True},
                                                    {"left": "$", "right": "$", "display": False}])
+    # Scripting and test endpoints: the same decode on the server.
+    decoded = gr.Image(visible=False, format="png", elem_id="lg-decoded-api")
+    info = gr.Markdown(visible=False)
+    api_decode, api_a, api_b = gr.Button(visible=False), gr.Number(visible=False), gr.Number(visible=False)
+    span = gr.Number(2.5, visible=False)
 
     common = dict(concurrency_id="model")
-    point_outputs = [decoded, residual, info, headline, *sliders]
-    plots = (panel.on_grid, [model, n, span, *sliders], [grid_img, map_img])
-    model.change(panel.on_model_point, [model], point_outputs, api_name="select_model", **common).then(
-        *plots, api_name=False, **common)
-    # Gradio injects SelectData / Request only into parameters before a *args, so the handlers that
-    # take all six sliders get explicit signatures here.
-    def release(name, span_, res, v1, v2, v3, v4, v5, v6, request: gr.Request):
-        return panel.on_release(name, span_, res, v1, v2, v3, v4, v5, v6, request=request)
-
-    def map_click(name, span_, res, v1, v2, v3, v4, v5, v6, evt: gr.SelectData, request: gr.Request):
-        return panel.on_map_click(name, span_, res, v1, v2, v3, v4, v5, v6, evt=evt, request=request)
-
-    def grid_click(name, n_, span_, res, v1, v2, v3, v4, v5, v6, evt: gr.SelectData, request: gr.Request):
-        return panel.on_grid_click(name, n_, span_, res, v1, v2, v3, v4, v5, v6, evt=evt, request=request)
-
-    assert N_SLIDERS == 6, "the wrappers above spell out six sliders"
-    for i, s in enumerate(sliders):
-        # one 28x28 decode (~0.5 ms): kept out of the shared "model" group so drags never queue
-        # behind a grid render
-        s.input(panel.slide_axis(i), [s], decoded, api_name=False,
-                trigger_mode="always_last", show_progress="hidden")
-        s.release(release, [model, span, residual, *sliders], [decoded, map_img, info],
-                  api_name=False, trigger_mode="always_last", show_progress="hidden", **common)
-    for widget in (n, span):
-        widget.release(panel.on_grid, [model, n, span, *sliders], [grid_img, map_img], api_name=False,
-                       trigger_mode="always_last", show_progress="minimal", **common)
-    click_outputs = [decoded, map_img, info, sliders[0], sliders[1]]
-    map_img.select(map_click, [model, span, residual, *sliders], click_outputs, api_name=False,
-                   show_progress="hidden", **common)
-    grid_img.select(grid_click, [model, n, span, residual, *sliders], click_outputs, api_name=False,
-                    show_progress="hidden", **common)
-    sample_btn.click(panel.on_sample, [model, span, seed, temperature],
-                     [decoded, map_img, residual, info, *sliders], api_name="sample", **common)
-    # A stable endpoint for scripts and tests: decode a point given by the first two coordinates.
-    api_decode, api_a, api_b = gr.Button(visible=False), gr.Number(visible=False), gr.Number(visible=False)
+    model.change(panel.on_model, [model], [explorer, headline], api_name="select_model", **common)
+    # The page decodes every position itself; the server hears the final point only (kept per session).
+    explorer.select(panel.on_commit, [model], [info], api_name=False, show_progress="hidden",
+                    trigger_mode="always_last", **common)
+    sample_btn.click(panel.on_sample, [model, span, seed, temperature], [decoded, explorer], api_name="sample",
+                     show_progress="hidden", **common)
+    page_btn.click(panel.standalone, [model], [page_file], api_name="standalone_page", **common).then(
+        lambda: gr.File(visible=True), None, page_file, api_name=False)
     api_decode.click(panel.api_decode, [model, api_a, api_b], decoded, api_name="decode", **common)
-    panel.components = dict(model=model, n=n, span=span, map=map_img, grid=grid_img, decoded=decoded,
-                            sliders=sliders, residual=residual, info=info, headline=headline)
-    panel.initial = ((panel.on_model_point, [model], point_outputs), plots) if default else None
+    panel.components = dict(model=model, explorer=explorer, headline=headline, decoded=decoded, info=info)
+    panel.initial = (panel.on_model, [model], [explorer, headline]) if default else None
     return panel

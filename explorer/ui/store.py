@@ -111,6 +111,9 @@ class Store:
         self._sprites: dict = {}
         self._projections: dict = {}
         self._key_locks: dict = {}
+        from .inpage import Decoders
+
+        self.decoders = Decoders(self)  # in-page (ONNX) decoders: which are ready, building the rest
 
     def encoder_models(self) -> list[str]:
         """Names of the checkpoints with an encoder, 2-D models first."""

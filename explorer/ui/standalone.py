@@ -1,0 +1,86 @@
+""""Download as a page": one self-contained HTML file with a model's map, its ONNX decoder and the
+onnxruntime-web runtime inlined, running the Latent grid's own page code. It works opened from disk
+(file://), offline, with no Python and no request leaving the page."""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import tempfile
+from pathlib import Path
+
+from .. import export
+from .inpage import RUNTIME_DIR, WEB_DIR, script
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval' blob: 'wasm-unsafe-eval'; style-src 'unsafe-inline'; img-src data: blob:; connect-src 'none'">
+<title>@@TITLE@@ · Latent Space Explorer</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 24px auto; max-width: 1280px; padding: 0 16px; color: #1f2937; }
+h1 { font-size: 1.3rem; margin: 0 0 4px; } p.note { color: #555; font-size: 0.9rem; margin: 0 0 16px; }
+@@CSS@@
+</style></head>
+<body>
+<h1>@@TITLE@@</h1>
+<p class="note">Drag the sliders, or click and drag on the map or the grid; hover the map to preview. Everything runs in
+this page: the decoder (ONNX, exported from the checkpoint's weights, SHA-256 @@SHA@@) and onnxruntime-web @@ORTV@@.
+Made by Latent Space Explorer.</p>
+<div id="lsx-root"></div>
+<script type="text/plain" id="lsx-ort">@@ORT@@</script>
+<script type="text/plain" id="lsx-wasm">@@WASM@@</script>
+<script type="application/json" id="lsx-model">@@MODEL@@</script>
+<script>
+(function () {
+  const element = document.getElementById('lsx-root');
+  const props = JSON.parse(document.getElementById('lsx-model').textContent);
+  const trigger = () => {}, watch = null, server = null;  // no server: the final point stays in the page
+@@LSX@@
+  LSX.ortSource = document.getElementById('lsx-ort').textContent;
+  LSX.wasmBinary = LSX.b64bytes(document.getElementById('lsx-wasm').textContent);
+@@PANEL@@
+})();
+</script>
+</body></html>
+"""
+
+
+def _embed(text: str) -> str:
+    """Text that is safe inside <script type="text/plain">: no closing tag can appear in it."""
+    return text.replace("</", "<\\/")
+
+
+def write_page(store, model: dict, out: str | Path | None = None) -> Path:
+    """Write the standalone page for ``model`` (LatentGridPanel.page_model's dict); returns its path."""
+    name = model["name"]
+    zoo = store.zoo
+    path = export.cached(zoo, name) or export.build(zoo, name)
+    sha = export.weights_sha256(zoo, name)
+    props = dict(model, decoder=dict(model["decoder"], sha=sha, note=""),
+                 inline_onnx=base64.b64encode(Path(path).read_bytes()).decode())
+    vendor = json.loads((RUNTIME_DIR / "VENDOR.json").read_text())
+    ort_source = (RUNTIME_DIR / "ort.wasm.bundle.min.mjs").read_text()
+    wasm = base64.b64encode((RUNTIME_DIR / "ort-wasm-simd-threaded.wasm").read_bytes()).decode()
+    # lsx.js first, then the inlined runtime is handed to it, then the panel's code asks for a decoder
+    lsx, panel = script(), (WEB_DIR / "latent_grid.js").read_text()
+    page = (PAGE.replace("@@CSS@@", _latent_css())
+                .replace("@@TITLE@@", html.escape(name))
+                .replace("@@SHA@@", sha[:16] + "…")
+                .replace("@@ORTV@@", html.escape(vendor["version"]))
+                .replace("@@MODEL@@", _embed(json.dumps(props)))
+                .replace("@@LSX@@", lsx)
+                .replace("@@PANEL@@", panel)
+                .replace("@@ORT@@", _embed(ort_source))
+                .replace("@@WASM@@", wasm))
+    if out is None:
+        out = Path(tempfile.mkdtemp(prefix="lsx-page-")) / f"{name.replace('/', '-')}-latent-grid.html"
+    out = Path(out)
+    out.write_text(page)
+    return out
+
+
+def _latent_css() -> str:
+    from .latent_grid import CSS
+
+    return CSS

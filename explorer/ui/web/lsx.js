@@ -1,0 +1,185 @@
+// Latent Space Explorer: decoding in the page.
+//
+// window.LSX is shared by every panel's gr.HTML component (each panel's js_on_load starts with this
+// file, so whichever loads first defines it). It loads onnxruntime-web's single-threaded WebAssembly
+// build from the app's one static folder (or from bytes inlined in a standalone page), keeps one
+// inference session per decoder (keyed by the SHA-256 of the weights it was exported from), and
+// draws decoded images onto canvases. When WebAssembly is missing, a model has no ONNX yet, or a
+// decoder fails to load, decoders fall back to the server (a Gradio server function that decodes the
+// same codes with PyTorch): same interface, nothing for the user to do.
+window.LSX = window.LSX || (() => {
+  const L = {version: 1, stats: {page: 0, server: 0}};
+  L.base = null;           // URL of the folder holding ort.wasm.bundle.min.mjs and its .wasm
+  L.wasmBinary = null;     // standalone page: the .wasm inlined as bytes
+  L.ortSource = null;      // standalone page: the runtime's source inlined as text
+  let ortPromise = null;
+
+  L.b64bytes = (s) => {  // base64 -> Uint8Array (a table loop: fast for megabytes, no fetch of a data: URL)
+    const tbl = L._tbl || (L._tbl = (() => { const t = new Uint8Array(128);
+      'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'.split('').forEach((c, i) => t[c.charCodeAt(0)] = i);
+      return t; })());
+    let n = s.length; while (n && s[n - 1] === '=') n--;
+    const out = new Uint8Array((n * 3) >> 2);
+    let j = 0, i = 0;
+    for (; i + 4 <= n; i += 4) {
+      const v = (tbl[s.charCodeAt(i)] << 18) | (tbl[s.charCodeAt(i + 1)] << 12) | (tbl[s.charCodeAt(i + 2)] << 6) | tbl[s.charCodeAt(i + 3)];
+      out[j++] = v >> 16; out[j++] = (v >> 8) & 255; out[j++] = v & 255;
+    }
+    if (n - i === 2) { out[j++] = ((tbl[s.charCodeAt(i)] << 18) | (tbl[s.charCodeAt(i + 1)] << 12)) >> 16; }
+    else if (n - i === 3) { const v = (tbl[s.charCodeAt(i)] << 18) | (tbl[s.charCodeAt(i + 1)] << 12) | (tbl[s.charCodeAt(i + 2)] << 6);
+      out[j++] = v >> 16; out[j++] = (v >> 8) & 255; }
+    return out;
+  };
+
+  L.wasmOk = () => typeof WebAssembly === 'object' && typeof WebAssembly.instantiate === 'function';
+
+  L.ort = () => {
+    if (!ortPromise) ortPromise = (async () => {
+      if (!L.wasmOk()) throw new Error('this browser has no WebAssembly');
+      let url;
+      if (L.ortSource) url = URL.createObjectURL(new Blob([L.ortSource], {type: 'text/javascript'}));
+      else if (L.base) url = L.base + 'ort.wasm.bundle.min.mjs';
+      else throw new Error('no runtime folder given');
+      const ort = await import(url);
+      ort.env.wasm.numThreads = 1;  // threads need cross-origin isolation; one thread decodes in < 1 ms
+      // the bundle carries its own Emscripten glue: point it at the .wasm only (a prefix would make it
+      // import a separate ort-wasm-simd-threaded.mjs, which is not vendored)
+      if (L.wasmBinary) ort.env.wasm.wasmBinary = L.wasmBinary;
+      else ort.env.wasm.wasmPaths = {wasm: L.base + 'ort-wasm-simd-threaded.wasm'};
+      return ort;
+    })();
+    return ortPromise;
+  };
+
+  // ---- decoders: {mode: 'page'|'server', note, dim, run(z: Float32Array, n) -> Promise<Float32Array n*784 in [0,1]>}
+  const sessions = new Map();  // sha -> Promise<decoder>
+
+  function serial(fn) {  // one run at a time per session (a wasm session is not re-entrant)
+    let chain = Promise.resolve();
+    return (...a) => { const p = chain.then(() => fn(...a)); chain = p.catch(() => {}); return p; };
+  }
+
+  function serverDecoder(spec, server, reason) {
+    const fn = server && server.decode_codes;
+    return {
+      mode: 'server', note: reason, dim: spec.dim, name: spec.name,
+      run: serial(async (z, n) => {
+        if (!fn) throw new Error('no server to decode on');
+        L.stats.server += 1;
+        const r = await fn({name: spec.name, z: Array.from(z, v => Math.round(v * 1e5) / 1e5), n});
+        if (!r || r.error) throw new Error((r && r.error) || 'the server did not answer');
+        const bytes = L.b64bytes(r.pixels), out = new Float32Array(bytes.length);
+        for (let i = 0; i < bytes.length; i++) out[i] = bytes[i] / 255;
+        return out;
+      }),
+    };
+  }
+
+  // spec: {name, dim, sha (null when the model has no ONNX yet), note}; server: the component's server
+  // object (decode_codes, onnx_bytes); inline: base64 ONNX (standalone page).
+  L.decoder = (spec, server, inline) => {
+    if (!spec) return Promise.reject(new Error('no model'));
+    if (!spec.sha) return Promise.resolve(serverDecoder(spec, server, spec.note || 'no in-page decoder for this model yet'));
+    if (L.forceServer) return Promise.resolve(serverDecoder(spec, server, 'in-page decoding switched off'));
+    const key = spec.sha;
+    if (!sessions.has(key)) sessions.set(key, (async () => {
+      const ort = await L.ort();
+      let bytes;
+      if (inline) bytes = L.b64bytes(inline);
+      else {
+        const r = await server.onnx_bytes({name: spec.name, sha: spec.sha});
+        if (!r || r.error) throw new Error((r && r.error) || 'no ONNX file');
+        bytes = L.b64bytes(r.onnx);
+      }
+      const session = await ort.InferenceSession.create(bytes, {executionProviders: ['wasm'], graphOptimizationLevel: 'all'});
+      const dim = spec.dim;
+      return {
+        mode: 'page', note: 'decoding in your browser (WebAssembly)', dim, name: spec.name,
+        run: serial(async (z, n) => {
+          L.stats.page += 1;
+          const out = await session.run({z: new ort.Tensor('float32', z, [n, dim])});
+          return out.x.data;
+        }),
+      };
+    })());
+    return sessions.get(key).catch(err => {
+      sessions.delete(key);
+      console.warn('LSX: in-page decoder failed, using the server:', err);
+      return serverDecoder(spec, server, 'in-page decoder failed to load (' + String(err.message || err).slice(0, 80) + ')');
+    });
+  };
+
+  // ---- always-last scheduling: while one decode for a target runs, keep only the newest request
+  L.latest = () => {
+    let running = false, next = null;
+    const pump = async () => {
+      running = true;
+      while (next) { const job = next; next = null; try { await job(); } catch (e) { console.warn('LSX:', e); } }
+      running = false;
+    };
+    return (job) => { next = job; if (!running) pump(); };
+  };
+
+  // ---- drawing
+  const tiles = {};
+  function tileCanvas(w, h) {
+    const k = w + 'x' + h;
+    if (!tiles[k]) { const c = document.createElement('canvas'); c.width = w; c.height = h; tiles[k] = c; }
+    return tiles[k];
+  }
+  // images: Float32Array (count * 784) in [0,1]; draws a cols x rows mosaic with `gap` white pixels
+  // between tiles, scaled to fill (x, y, w, h) of ctx with crisp pixels.
+  L.mosaic = (ctx, images, count, cols, x, y, w, h, gap = 0, invert = false) => {
+    const rows = Math.ceil(count / cols), S = 28;
+    const W = cols * S + (cols - 1) * gap, H = rows * S + (rows - 1) * gap;
+    const c = tileCanvas(W, H), cctx = c.getContext('2d');
+    const im = cctx.createImageData(W, H), d = im.data;
+    d.fill(255);
+    for (let k = 0; k < count; k++) {
+      const ox = (k % cols) * (S + gap), oy = Math.floor(k / cols) * (S + gap), base = k * 784;
+      for (let r = 0; r < S; r++) {
+        let p = ((oy + r) * W + ox) * 4;
+        for (let col = 0; col < S; col++, p += 4) {
+          let v = images[base + r * S + col]; v = v < 0 ? 0 : v > 1 ? 1 : v;
+          const g = Math.round((invert ? 1 - v : v) * 255);
+          d[p] = g; d[p + 1] = g; d[p + 2] = g; d[p + 3] = 255;
+        }
+      }
+    }
+    cctx.putImageData(im, 0, 0);
+    ctx.imageSmoothingEnabled = false;
+    ctx.drawImage(c, 0, 0, W, H, x, y, w, h);
+  };
+  L.image = (canvas, images, offset = 0) => {  // one 28x28 image filling a canvas
+    const ctx = canvas.getContext('2d');
+    L.mosaic(ctx, offset ? images.subarray(offset * 784, offset * 784 + 784) : images, 1, 1, 0, 0, canvas.width, canvas.height);
+  };
+
+  // ---- latent maths shared by the panels
+  L.lerp = (a, b, t) => a.map((v, i) => (1 - t) * v + t * b[i]);
+  L.slerp = (a, b, t) => {  // great circle between the directions (falls back to lerp when (anti)parallel)
+    const dot = a.reduce((s, v, i) => s + v * b[i], 0), na = Math.hypot(...a), nb = Math.hypot(...b);
+    if (na < 1e-12 || nb < 1e-12) return L.lerp(a, b, t);
+    const om = Math.acos(Math.max(-1, Math.min(1, dot / (na * nb))));
+    if (Math.sin(om) < 1e-6) return L.lerp(a, b, t);
+    const s0 = Math.sin((1 - t) * om) / Math.sin(om), s1 = Math.sin(t * om) / Math.sin(om);
+    return a.map((v, i) => s0 * v + s1 * b[i]);
+  };
+  L.f16codes = (b64, n, dim) => {  // float16 little-endian base64 -> array of n Float32Array(dim)
+    const bytes = L.b64bytes(b64), dv = new DataView(bytes.buffer), out = [];
+    for (let i = 0; i < n; i++) {
+      const z = new Float32Array(dim);
+      for (let j = 0; j < dim; j++) {
+        const h = dv.getUint16(2 * (i * dim + j), true), s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 31, f = h & 1023;
+        z[j] = e === 0 ? s * f * 2 ** -24 : e === 31 ? (f ? NaN : s * Infinity) : s * (1 + f / 1024) * 2 ** (e - 15);
+      }
+      out.push(z);
+    }
+    return out;
+  };
+  L.staticUrl = (path) => {
+    const cfg = window.gradio_config || {};
+    return (cfg.root || '').replace(/\/$/, '') + (cfg.api_prefix || '/gradio_api') + '/file=' + path;
+  };
+  return L;
+})();
