@@ -1,6 +1,12 @@
 """The "Attribute vectors" panel: latent arithmetic on a test image or your own upload (class and
 pixel-property vectors, a strength slider that decodes live, a strip that measures whether the
 attribute really moves), analogies A − B + C, and anomaly detection by reconstruction error.
+
+Apply sends the page z, v and the model's decoder spec (one gr.HTML component holding the strength
+slider, the live image and the −k..+k strip: web/attributes.js); the page decodes z + s·v on every
+slider move and the strip in one batch, and tells the server only the strength it was left at. The
+server still measures the strip (classifier or pixel property) at Apply, and keeps its torch decode
+for the scripted API (/attribute) and as the page's fallback.
 """
 from __future__ import annotations
 
@@ -14,6 +20,8 @@ from .store import Store, number, page_errors, whole
 
 QUANTILE = 0.2
 STRIP = 9
+STRENGTH = (-3.0, 3.0, 0.05)  # the strength slider: min, max, step (the page's and the API's)
+STRIP_K = (0.5, 3.0, 0.5)     # the strip range slider ±k
 PROPERTY_GROUPS = {f"{side} {int(QUANTILE * 100)}% {prop}": (prop, side == "top")
                    for prop in latents.PROPERTIES for side in ("top", "bottom")}
 _PCT = int(QUANTILE * 100)
@@ -48,6 +56,27 @@ test set, detection rate on the other set).
 **Your image** is made to look like the dataset before encoding: grey, light object on black (inverted when the
 border is light), cropped to the object, then scaled (Fashion-MNIST: longest side 28 px; MNIST: a 20×20 box centred
 by its centre of mass).
+"""
+
+CSS = """
+.lsxa { display: flex; flex-direction: column; gap: 12px; padding: 2px; }
+.lsxa-top { display: flex; gap: 18px; flex-wrap: wrap; align-items: flex-start; }
+.lsxa-title { font-size: 0.9rem; font-weight: 600; margin: 0 0 6px 2px; }
+.lsxa canvas.lsxa-live { width: 224px; height: 224px; display: block; image-rendering: pixelated; border-radius: 6px;
+  background: black; }
+.lsxa-ctl { flex: 1 1 220px; min-width: 200px; display: flex; flex-direction: column; gap: 8px; font-size: 0.85rem; }
+.lsxa-slider { display: grid; grid-template-columns: 1fr auto; gap: 2px 8px; align-items: baseline; }
+.lsxa-slider span { font-weight: 600; }
+.lsxa-slider output { font-family: var(--font-mono, monospace); font-size: 0.95rem; }
+.lsxa-slider input { grid-column: 1 / span 2; width: 100%; accent-color: var(--color-accent, #f97316); margin: 4px 0 0; }
+.lsxa-ticks { grid-column: 1 / span 2; display: flex; justify-content: space-between; font-size: 0.75rem;
+  color: var(--body-text-color-subdued, #666); }
+.lsxa-what { color: var(--body-text-color, #222); line-height: 1.35; }
+.lsxa-mode { font-size: 0.8rem; color: var(--body-text-color-subdued, #666); }
+.lsxa-mode[data-mode="server"] { color: #a15c00; }
+.lsxa canvas.lsxa-strip { width: 100%; display: block; border: 1px solid var(--border-color-primary, #ddd);
+  border-radius: 6px; background: white; }
+.lsxa-msg { font-size: 0.9rem; color: var(--body-text-color-subdued, #666); padding: 8px 2px; }
 """
 
 
@@ -142,13 +171,20 @@ class AttributePanel:
 
     # --- handlers -----------------------------------------------------------------------------
 
-    def on_apply(self, name, group_a, group_b, source, index, upload, strength, k):
-        """Encode the chosen input, build the vector, decode at the slider's strength and draw the strip."""
+    def prepare(self, name, group_a, group_b, source, index, upload) -> tuple[np.ndarray, str, np.ndarray, np.ndarray]:
+        """The chosen input image, what it is, its code z and the attribute vector v."""
         with page_errors():
-            strength, k = number(strength, "strength"), number(k, "strip range")
             x, what = self.upload_input(name, upload) if source == "Upload" else self.test_input(name, index)
             v = self.vector(name, group_a, group_b)
             z = self.encode(name, x)
+        return x, what, z, v
+
+    def on_apply(self, name, group_a, group_b, source, index, upload, strength, k):
+        """Encode the chosen input, build the vector, decode at the slider's strength and draw the strip
+        (the /attribute endpoint: everything decoded and measured on the server)."""
+        with page_errors():
+            strength, k = number(strength, "strength"), number(k, "strip range")
+            x, what, z, v = self.prepare(name, group_a, group_b, source, index, upload)
             recon = self.decode(name, z)[0]
             shown = plotting.Raster.pixels_of(plotting.image_row([x, recon], ["model input 28×28", "reconstruction"]))
             out = self.decode(name, z + strength * v)[0]
@@ -156,8 +192,32 @@ class AttributePanel:
         note = f"{what}. |v| = {np.linalg.norm(v):.2f}, |z| = {np.linalg.norm(z):.2f}."
         return shown, note, plotting.upscale(out, 8), strip, z.tolist(), v.tolist()
 
+    def page_state(self, name, group_a, group_b, source, index, upload, strength, k) -> dict:
+        """What the page needs to decode z + s·v and the strip itself: z, v, s, k, the strip's size and
+        the model's decoder spec (``sha`` None: the page decodes through the server)."""
+        strength = number(strength, "strength", *STRENGTH[:2])
+        k = number(k, "strip range", *STRIP_K[:2])
+        _, what, z, v = self.prepare(name, group_a, group_b, source, index, upload)
+        with page_errors():
+            spec = self.store.decoders.spec(name)
+        self._seq = getattr(self, "_seq", 0) + 1
+        return {"name": name, "dim": int(len(z)), "z": z.tolist(), "v": v.tolist(), "s": strength, "k": k,
+                "strip": STRIP, "range": list(STRENGTH), "a": group_a, "b": group_b, "what": what,
+                "decoder": spec, "seq": self._seq}
+
+    def on_live(self, name, group_a, group_b, source, index, upload, strength, k):
+        """Apply, for the page: the live component's new value (z, v and the decoder spec)."""
+        return gr.HTML(value=self.page_state(name, group_a, group_b, source, index, upload, strength, k))
+
+    def on_commit(self, evt: gr.SelectData):
+        """The page's strength after a drag (sent once, on release): kept for the next Apply."""
+        value = evt.value if isinstance(evt.value, dict) else {}
+        s = number(value.get("s"), "strength", *STRENGTH[:2])
+        return round(round(s / STRENGTH[2]) * STRENGTH[2], 2)
+
     def on_strength(self, name, z, v, strength):
-        """Live slider drag: one decode, no re-encoding."""
+        """One strength decoded on the server, no re-encoding (the page decodes its own drags; this is
+        the same decode for scripts)."""
         if not z or not v:
             raise gr.Error("press Apply first")
         strength = number(strength, "strength")
@@ -256,6 +316,8 @@ class AttributePanel:
 
 
 def build(store: Store) -> AttributePanel:
+    from .inpage import runtime_path, script, server_functions
+
     panel = AttributePanel(store)
     models = panel.models()
     default = models[0] if models else None
@@ -283,13 +345,21 @@ def build(store: Store) -> AttributePanel:
             shown = gr.Image(show_label=False, interactive=False, buttons=[], elem_id="attr-input", height=200)
             note = gr.Markdown(elem_id="attr-note")
         with gr.Column(scale=5, min_width=360):
-            with gr.Row():
-                strength = gr.Slider(-3, 3, value=1.0, step=0.05, label="Strength s (drag: decodes live)",
-                                     elem_id="attr-strength", scale=3)
-                k = gr.Slider(0.5, 3, value=2.0, step=0.5, label="Strip range ±k", scale=2)
-            decoded = gr.Image(label="decode(z + s·v)", interactive=False, buttons=[], elem_id="attr-decoded",
-                               height=224, elem_classes="pixelated")
+            live = gr.HTML(value={"message": "Press Apply: the page then decodes z + s·v as you drag."},
+                           html_template='<div class="lsxa-host"></div>', css_template=CSS,
+                           js_on_load=script("attributes.js"), elem_id="attr-live", apply_default_css=False,
+                           server_functions=server_functions(store, store.decoders), runtime=runtime_path())
+            k = gr.Slider(*STRIP_K[:2], value=2.0, step=STRIP_K[2], label="Strip range ±k",
+                          info="the strip above and the measurement below span s = −k … +k", elem_id="attr-k")
+            gr.Markdown("**Measured along the strip**: drawn on the server at Apply (decoded there too): the "
+                        "pixel property, or the classifier's probability, of each image; the dashed line is s at Apply.",
+                        elem_id="attr-strip-note")
             strip = gr.Image(show_label=False, interactive=False, elem_id="attr-strip", buttons=["download"])
+            # Scripting: the strength Apply uses (the page reports where its slider was left) and the
+            # server's decode at that strength, returned by /attribute.
+            strength = gr.Slider(*STRENGTH[:2], value=1.0, step=STRENGTH[2], label="Strength s", visible=False,
+                                 elem_id="attr-strength")
+            decoded = gr.Image(label="decode(z + s·v)", visible=False, format="png", elem_id="attr-decoded")
     gr.Markdown("### Analogies: A − B + C")
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=260):
@@ -321,29 +391,35 @@ def build(store: Store) -> AttributePanel:
     apply_out = [shown, note, decoded, strip, z_state, v_state]
     anomaly_in = [model, ood, pct, source, upload]
     anomaly_out = [hist, anomaly_text, worst]
-    apply.click(panel.on_apply, apply_in, apply_out, api_name="attribute", **common)
-    strength.input(panel.on_strength, [model, z_state, v_state, strength], decoded, api_name=False,
-                   trigger_mode="always_last", show_progress="hidden", **common)
-    strength.release(panel.on_apply, apply_in, apply_out, api_name=False, show_progress="hidden", **common)
-    k.release(panel.on_apply, apply_in, apply_out, api_name=False, show_progress="hidden", **common)
+
+    def applied(event):
+        """After ``event``: the page gets z, v and the decoder first (it draws at once), then the server
+        draws the input, the note and the measured strip (the /attribute endpoint's work)."""
+        return event.success(panel.on_live, apply_in, live, api_name=False, show_progress="hidden", **common).success(
+            panel.on_apply, apply_in, apply_out, api_name=False, show_progress="hidden", **common)
+
+    apply.click(panel.on_live, apply_in, live, api_name=False, **common).success(
+        panel.on_apply, apply_in, apply_out, api_name="attribute", **common)
+    # the page decodes every strength itself; the server hears where the slider was left
+    live.select(panel.on_commit, None, strength, api_name=False, show_progress="hidden", trigger_mode="always_last")
+    applied(k.release(lambda: None, None, None, api_name=False, show_progress="hidden"))
     preset.change(panel.on_preset, [model, preset], [group_a, group_b], api_name=False)
-    model.change(panel.on_model, model, [preset, group_a, group_b], api_name=False).then(
-        panel.on_apply, apply_in, apply_out, api_name=False, **common).then(
-        panel.on_anomaly, anomaly_in, anomaly_out, api_name=False, **common)
-    rand.click(lambda m, b: panel.random_index(m, b), [model, group_b], index, api_name=False).then(
-        lambda: "Test image", None, source, api_name=False).then(
-        panel.on_apply, apply_in, apply_out, api_name=False, **common)
-    upload.upload(lambda: "Upload", None, source, api_name=False).then(
-        panel.on_apply, apply_in, apply_out, api_name=False, **common).then(
-        panel.on_anomaly, anomaly_in, anomaly_out, api_name=False, **common)
+    event = applied(model.change(panel.on_model, model, [preset, group_a, group_b], api_name=False))
+    event.then(panel.on_anomaly, anomaly_in, anomaly_out, api_name=False, **common)
+    applied(rand.click(lambda m, b: panel.random_index(m, b), [model, group_b], index, api_name=False).then(
+        lambda: "Test image", None, source, api_name=False))
+    event = applied(upload.upload(lambda: "Upload", None, source, api_name=False))
+    event.then(panel.on_anomaly, anomaly_in, anomaly_out, api_name=False, **common)
     analogy_btn.click(panel.on_analogy, [model, ia, ib, ic], analogy_img, api_name="analogy", **common)
     analogy_rand.click(panel.on_random_analogy, [model, group_a, group_b], [ia, ib, ic, analogy_img],
                        api_name=False, **common)
     ood.change(panel.on_anomaly, anomaly_in, anomaly_out, api_name="anomaly", **common)
     pct.release(panel.on_anomaly, anomaly_in, anomaly_out, api_name=False, show_progress="hidden", **common)
     panel.open_events = [(lambda m, b: panel.random_index(m, b, seed=0), [model, group_b], index, {}),
+                         (panel.on_live, apply_in, live, common),
                          (panel.on_apply, apply_in, apply_out, common),
                          (panel.on_anomaly, anomaly_in, anomaly_out, common),
                          (lambda m, a, b: panel.on_random_analogy(m, a, b, seed=0), [model, group_a, group_b],
                           [ia, ib, ic, analogy_img], common)]
+    panel.components = dict(live=live, strength=strength, k=k, strip=strip, decoded=decoded, note=note)
     return panel
