@@ -62,6 +62,7 @@ def warm(store, demo=None):
             names = store.encoder_models()
             if names:
                 store.view(names[0])
+                store.decoders.warm(names[:1])  # the first page's in-page decoder first
         except Exception as err:  # a broken checkpoint is reported by the panel itself
             print(f"warm-up skipped: {err}")
         for panel in getattr(demo, "panels", {}).values():
@@ -70,6 +71,8 @@ def warm(store, demo=None):
                     panel.warm()
                 except Exception as err:
                     print(f"warm-up of {type(panel).__name__} skipped: {err}")
+        # then every other model's in-page (ONNX) decoder, built once into the user cache, keyed by its weights
+        store.decoders.warm(store.zoo.available())
     threading.Thread(target=run, daemon=True).start()
 
 

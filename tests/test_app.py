@@ -109,36 +109,53 @@ def test_sample_endpoint_is_seeded(served_app):
 
 
 def test_panel_switches_to_a_16d_model_with_pc_sliders(served_app):
-    _, demo, _ = served_app
+    """The page gets everything it needs to decode a 16-D model on its own: six PC axes, their limits,
+    the plane to map slider values back to z, and the map of encoded test images."""
+    _, demo, store = served_app
     panel = demo.panels["latent_grid"]
-    out = panel.on_model("digits/ae-16", 10, 2.0)
-    map_px, grid_px, decoded = out[0], out[1], out[2]
-    assert map_px.ndim == 3 and grid_px.ndim == 3 and decoded.shape == (28, 28)
-    sliders = out[6:]
-    visible = [u for u in sliders if u.get("visible")]
-    assert len(visible) == 6 and visible[0]["label"].startswith("PC1")
-    assert "16-D" in out[4]
-    moved = panel.decode_coords("digits/ae-16", [visible[0]["maximum"] * 0.8, 0, 0, 0, 0, 0], out[3])
-    assert not np.array_equal(moved, decoded)
+    m = panel.page_model("digits/ae-16")
+    assert m["dim"] == 16 and m["k"] == 6 and m["axes"][0] == "PC1" and not m["identity"]
+    assert np.shape(m["components"]) == (6, 16) and len(m["map"]["x"]) == len(store.view("digits/ae-16").codes)
+    assert all(lo < v < hi for v, (lo, hi) in zip(m["point"]["values"], m["limits"]))
+    # the page's own maths (z = mean + values @ components + residual) gives the server's decode
+    values = [0.8 * hi for _, hi in m["limits"]]
+    z = np.asarray(m["mean"]) + np.asarray(values) @ np.asarray(m["components"])
+    view = store.view("digits/ae-16")
+    np.testing.assert_allclose(z, view.plane.inverse_transform(np.asarray(values)[None])[0], atol=1e-9)
+    moved = panel.decode_coords("digits/ae-16", values)
+    assert not np.array_equal(moved, panel.decode_coords("digits/ae-16", m["point"]["values"]))
+    assert "16-D" in panel.headline("digits/ae-16") or "principal" in panel.headline("digits/ae-16")
 
 
-def test_map_click_moves_the_point(served_app):
+def _select(value):
     import gradio as gr
 
-    _, demo, _ = served_app
+    return gr.SelectData(None, {"index": 0, "value": value, "selected": True})
+
+
+def test_the_final_point_is_checked_clipped_and_kept_per_session(served_app):
+    from types import SimpleNamespace
+
+    import gradio as gr
+
+    _, demo, store = served_app
     panel = demo.panels["latent_grid"]
-    raster = panel.map_raster("digits/vae-2d", 2.5)
-    view = panel.store.view("digits/vae-2d")
-    target = view.plane.center_ + 0.5 * view.plane.scale_ * np.array([1, -1])
-    px, py = raster.to_pixel(*target)
-    evt = gr.SelectData(None, {"index": [px, py], "value": None, "selected": True})
-    image, marked, info, z1, z2 = panel.on_map_click("digits/vae-2d", 2.5, [0.0, 0.0], 0, 0, 0, 0, 0, 0,
-                                                     evt=evt)
-    assert (z1, z2) == pytest.approx(tuple(target), abs=0.02 * view.plane.scale_.max())
-    assert image.shape == (28, 28) and (marked != raster.pixels).any()
-    outside = gr.SelectData(None, {"index": [1, 1], "value": None, "selected": True})
-    with pytest.raises(gr.Error, match="inside the plot"):
-        panel.on_map_click("digits/vae-2d", 2.5, [0.0, 0.0], 0, 0, 0, 0, 0, 0, evt=outside)
+    me, other = SimpleNamespace(session_hash="me"), SimpleNamespace(session_hash="other")
+    m = panel.page_model("digits/vae-2d", me)
+    panel.page_model("digits/vae-2d", other)
+    (lo0, hi0), (lo1, hi1) = m["limits"]
+    mid1 = (lo1 + hi1) / 2
+    info = panel.on_commit("digits/vae-2d", _select({"values": [hi0 + 10 * (hi0 - lo0), mid1]}), request=me)
+    assert "(2-D)" in info
+    name, values, _ = panel._point(me)
+    assert name == "digits/vae-2d"
+    assert values[0] == pytest.approx(hi0)  # clipped to the slider's limit
+    assert values[1] == pytest.approx(mid1, abs=(hi1 - lo1) / 200)  # rounded to the slider's step
+    assert panel._point(other)[1][0] != values[0]  # another session keeps its own point
+    for bad, message in (({"values": [float("nan"), 0.0]}, "Slider 1"), ({"values": [0.0]}, "expected 2"),
+                         ("junk", "expected 2"), ({"values": ["x", 0]}, "must be a number")):
+        with pytest.raises(gr.Error, match=message):
+            panel.on_commit("digits/vae-2d", _select(bad), request=me)
 
 
 def test_bad_input_gets_a_clear_message(served_app):
@@ -146,16 +163,22 @@ def test_bad_input_gets_a_clear_message(served_app):
 
     _, demo, _ = served_app
     panel = demo.panels["latent_grid"]
-    from types import SimpleNamespace
-
-    me = SimpleNamespace(session_hash="bad-input")
-    panel.on_model_point("digits/vae-2d", request=me)
-    with pytest.raises(gr.Error, match="finite"):
-        panel.slide_axis(0)(float("nan"), request=me)
     with pytest.raises(gr.Error, match="Seed"):
         panel.on_sample("digits/vae-2d", 2.5, -3, 1.0)
     with pytest.raises(gr.Error, match="Pick a model"):
-        panel.slide_axis(1)(0.0, request=SimpleNamespace(session_hash="never-seen"))
+        panel.page_model(None)
+
+
+def test_sample_sends_the_page_a_point_that_decodes_to_the_same_image(served_app):
+    _, demo, store = served_app
+    panel = demo.panels["latent_grid"]
+    image, update = panel.on_sample("digits/ae-16", 2.5, 3, 1.0)
+    point = update.get("point") if isinstance(update, dict) else update.props["point"]
+    view = store.view("digits/ae-16")
+    z = view.plane.inverse_transform(np.asarray(point["values"])[None], np.asarray(point["residual"]))
+    x = store.model("digits/ae-16").decode(__import__("torch").as_tensor(z, dtype=__import__("torch").float32))
+    again = (x.clamp(0, 1).mul(255).round().to(__import__("torch").uint8).numpy())[0, 0]
+    assert np.abs(again.astype(int) - image.astype(int)).max() <= 1  # the slider clip is within a step
 
 
 def test_damaged_checkpoint_is_reported_and_the_server_keeps_serving(tiny_zoo, tmp_path):
@@ -170,28 +193,31 @@ def test_damaged_checkpoint_is_reported_and_the_server_keeps_serving(tiny_zoo, t
     demo, _ = app_module.create(str(root))
     panel = demo.panels["latent_grid"]
     with pytest.raises(gr.Error, match=r"python -m explorer.training ae-16 --dataset digits"):
-        panel.on_model("digits/ae-16", 5, 2.0)
-    assert panel.on_model("digits/vae-2d", 5, 2.0)[2].shape == (28, 28)  # the others still work
+        panel.on_model("digits/ae-16")
+    assert panel.page_model("digits/vae-2d")["dim"] == 2  # the others still work
 
 
-def test_live_drag_combines_the_moved_slider_with_the_session_point(served_app):
-    from types import SimpleNamespace
+def test_server_functions_decode_and_refuse_like_the_page_expects(served_app):
+    """The page's fallback (decode_codes) gives the torch decode as uint8; bad requests get a message."""
+    import base64
 
-    _, demo, _ = served_app
-    panel = demo.panels["latent_grid"]
-    me, other = SimpleNamespace(session_hash="me"), SimpleNamespace(session_hash="other")
-    name = "digits/ae-16"
-    out = panel.on_model(name, 5, 2.0, request=me)
-    panel.on_model(name, 5, 2.0, request=other)
-    hi = [u["maximum"] for u in out[6:]]
-    values = [0.5 * h for h in hi]
-    panel.on_release(name, 2.0, out[3], *values, request=me)
-    dragged = panel.slide_axis(2)(0.2 * hi[2], request=me)
-    expected = panel.decode_coords(name, values[:2] + [0.2 * hi[2]] + values[3:], out[3])
-    np.testing.assert_array_equal(dragged, expected)
-    # another session's drag starts from its own point, not mine
-    theirs = panel.slide_axis(2)(0.2 * hi[2], request=other)
-    assert not np.array_equal(theirs, dragged)
+    import torch
+
+    _, demo, store = served_app
+    fns = {f.__name__: f for f in demo.panels["latent_grid"].components["explorer"].server_fns}
+    assert set(fns) >= {"decode_codes", "onnx_bytes", "decoder_spec"}
+    z = np.random.default_rng(0).normal(size=(3, 2))
+    out = fns["decode_codes"]({"name": "digits/vae-2d", "z": z.ravel().tolist(), "n": 3})
+    got = np.frombuffer(base64.b64decode(out["pixels"]), np.uint8).reshape(3, 28, 28)
+    want = store.model("digits/vae-2d").decode(torch.as_tensor(z, dtype=torch.float32))[:, 0]
+    np.testing.assert_array_equal(got, want.mul(255).round().to(torch.uint8).numpy())
+    for bad, message in (({"name": "../../etc/passwd", "z": [0, 0], "n": 1}, "unknown model"),
+                         ({"name": "digits/vae-2d", "z": [0, 0, 0], "n": 1}, "expected 1 codes of 2"),
+                         ({"name": "digits/vae-2d", "z": [0, float("nan")], "n": 1}, "finite"),
+                         ({"name": "digits/vae-2d", "z": [0] * 2000, "n": 1000}, "at most 900"),
+                         (None, "unknown model")):
+        assert message in fns["decode_codes"](bad)["error"]
+    assert "unknown model" in fns["onnx_bytes"]({"name": "/etc/passwd"})["error"]
 
 
 def test_widget_values_are_checked_by_one_pair_of_helpers():

@@ -72,8 +72,9 @@ class Decoders:
             spec["note"] = f"decoding on the server: building the in-page decoder failed ({self._failed[name]})"
         else:
             self.build_later(name)
+            spec["building"] = True  # the page asks again (decoder_spec) and switches when it is ready
             spec["note"] = ("decoding on the server while the in-page decoder is built "
-                            f"(`python -m explorer.export {name}`); pick the model again in a few seconds")
+                            f"(`python -m explorer.export {name}`)")
         return spec
 
     def build_later(self, name: str) -> None:
@@ -128,7 +129,7 @@ def _known(store, name) -> str:
 
 
 def server_functions(store, decoders: Decoders):
-    """The two functions a panel's component exposes to its page (called without the queue). They
+    """The functions a panel's component exposes to its page (called without the queue). They
     answer {"error": message} instead of raising, so the page can say what went wrong."""
 
     def onnx_bytes(data):
@@ -154,4 +155,10 @@ def server_functions(store, decoders: Decoders):
         except (ValueError, TypeError, CheckpointError, AttributeError) as err:
             return {"error": str(err)}
 
-    return [onnx_bytes, decode_codes]
+    def decoder_spec(data):
+        try:
+            return decoders.spec(_known(store, (data or {}).get("name")))
+        except (ValueError, CheckpointError, AttributeError) as err:
+            return {"error": str(err)}
+
+    return [onnx_bytes, decode_codes, decoder_spec]

@@ -275,6 +275,7 @@ CSS = """
 .lsxg-legend span.sw { display: inline-block; width: 10px; height: 10px; border-radius: 50%; margin-right: 4px; }
 .lsxg-gridctl { display: flex; flex-direction: column; gap: 4px; margin-top: 8px; font-size: 0.85rem; }
 .lsxg-gridctl label { display: grid; grid-template-columns: 9.5em 1fr 2.5em; align-items: center; gap: 6px; }
+.lsxg-gridctl input { accent-color: var(--color-accent, #f97316); }
 .lsxg-mode { font-size: 0.8rem; color: var(--body-text-color-subdued, #666); margin: 6px 0; }
 .lsxg-mode[data-mode="server"] { color: #a15c00; }
 .lsxg-z { font-size: 0.85rem; font-family: var(--font-mono, monospace); margin: 4px 0 10px; word-break: break-word; }

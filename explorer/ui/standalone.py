@@ -57,8 +57,9 @@ def write_page(store, model: dict, out: str | Path | None = None) -> Path:
     zoo = store.zoo
     path = export.cached(zoo, name) or export.build(zoo, name)
     sha = export.weights_sha256(zoo, name)
-    props = dict(model, decoder=dict(model["decoder"], sha=sha, note=""),
-                 inline_onnx=base64.b64encode(Path(path).read_bytes()).decode())
+    # the same props the gr.HTML component has in the app, plus the decoder's bytes
+    props = {"value": dict(model, decoder=dict(model["decoder"], sha=sha, note="", building=False)),
+             "inline_onnx": base64.b64encode(Path(path).read_bytes()).decode(), "point": {}}
     vendor = json.loads((RUNTIME_DIR / "VENDOR.json").read_text())
     ort_source = (RUNTIME_DIR / "ort.wasm.bundle.min.mjs").read_text()
     wasm = base64.b64encode((RUNTIME_DIR / "ort-wasm-simd-threaded.wasm").read_bytes()).decode()

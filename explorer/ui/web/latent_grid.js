@@ -140,7 +140,7 @@ function zOf(vals, residual = true) {  // plane coordinates (+ the part of z off
   return z;
 }
 function showInfo() {
-  const M = LG.model, z = zOf(LG.values), shown = Array.from(z.slice(0, 8), v => (v >= 0 ? '+' : '') + v.toFixed(2)).join(', ');
+  const M = LG.model, z = zOf(LG.values), shown = Array.from(z.slice(0, 8), v => (v >= -0.005 ? '+' : '') + Math.abs(v).toFixed(2).replace(/^/, v >= -0.005 ? '' : '-')).join(', ');
   q('.lsxg-z').innerHTML = `<b>z</b> (${M.dim}-D) = [${shown}${M.dim > 8 ? ', …' : ''}]`;
   const sl = q('.lsxg-sliders');
   M.axes.forEach((_, i) => { const r = sl.querySelector(`input[data-axis="${i}"]`), o = sl.querySelector(`output[data-axis="${i}"]`);
@@ -161,6 +161,7 @@ function decodePoint(t0) {
     const img = await dec.run(zOf(vals), 1);
     if (dec !== LG.decoder) return;
     LSX.image(q('.lsxg-decoded'), img);
+    LG.last = {values: vals, image: img, mode: dec.mode};
     LG.frames += 1;
     if (t0 !== undefined) { LG.times.push(performance.now() - t0); if (LG.times.length > 5000) LG.times.shift(); }
   });
@@ -269,6 +270,10 @@ async function fromModel() {
   const dec = await LSX.decoder(M.decoder, server, props.inline_onnx || null);
   if (LG.model !== M) return;
   LG.decoder = dec; setMode(); decodePoint(); decodeGrid();
+  LSX.whenBuilt(M.decoder, server, (d, s) => {
+    if (LG.model !== M) return;
+    M.decoder = s; M.sha = s.sha; LG.decoder = d; LG.gridKey = null; setMode(); decodePoint(); decodeGrid();
+  });
 }
 function fromPoint() {
   const P = props.point; if (!P || !LG.model || P.seq === LG.seq || P.name !== LG.model.name) return;

@@ -109,6 +109,20 @@ window.LSX = window.LSX || (() => {
     });
   };
 
+  // While a model's ONNX is still being built on the server, ask again every 2 s (up to a minute) and
+  // hand the in-page decoder to onReady once it loads.
+  L.whenBuilt = (spec, server, onReady) => {
+    if (!spec || spec.sha || !spec.building || !server || !server.decoder_spec) return;
+    let tries = 0;
+    const poll = async () => {
+      if (++tries > 30) return;
+      const s = await server.decoder_spec({name: spec.name}).catch(() => null);
+      if (s && s.sha) { const d = await L.decoder(s, server); if (d.mode === 'page') onReady(d, s); }
+      else setTimeout(poll, 2000);
+    };
+    setTimeout(poll, 2000);
+  };
+
   // ---- always-last scheduling: while one decode for a target runs, keep only the newest request
   L.latest = () => {
     let running = false, next = null;
@@ -177,6 +191,18 @@ window.LSX = window.LSX || (() => {
     }
     return out;
   };
+  // ---- linked components: the maps of a panel and the view of their pick share state in the page
+  // (a click moves the other maps' markers and reaches the view without a server round trip).
+  // group.on(id, fn) subscribes (one handler per id: a component that mounts again replaces its own),
+  // group.emit(type, data) calls every handler; group.members[id] is what each component exposes.
+  L.group = (name) => L._groups[name] || (L._groups[name] = {
+    name, members: {}, subs: new Map(), sel: [],
+    on(id, fn) { this.subs.set(id, fn); },
+    emit(type, data) {
+      for (const [id, fn] of this.subs) { try { fn(type, data); } catch (e) { console.warn('LSX group ' + name + ', ' + id + ':', e); } }
+    },
+  });
+  L._groups = {};
   L.staticUrl = (path) => {
     const cfg = window.gradio_config || {};
     return (cfg.root || '').replace(/\/$/, '') + (cfg.api_prefix || '/gradio_api') + '/file=' + path;

@@ -1,0 +1,159 @@
+"""Decoding in the page: the vendored runtime, its one static folder, the fallback to the server when the
+browser has no WebAssembly, and the standalone page that works from file:// with no request."""
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import BROWSER_ARGS
+
+RUNTIME = Path(__file__).resolve().parent.parent / "explorer" / "ui" / "web" / "vendor" / "onnxruntime-web"
+
+
+def _fetch(url):
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, b""
+
+
+def test_vendored_runtime_matches_its_recorded_hashes():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("vendor_fetch", RUNTIME.parent / "fetch.py")
+    fetch = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fetch)
+    assert fetch.verify(RUNTIME) == []
+    meta = json.loads((RUNTIME / "VENDOR.json").read_text())
+    assert meta["license"] == "MIT" and (RUNTIME / "LICENSE").is_file() and meta["version"]
+
+
+def test_vendor_fetch_checks_integrity_and_hashes_on_a_local_tarball(tmp_path):
+    """The re-fetch script, run against a small local tarball: a good one is written, a tampered file or a
+    wrong integrity is refused and nothing is written."""
+    import base64
+    import hashlib
+    import importlib.util
+    import io
+    import tarfile
+
+    spec = importlib.util.spec_from_file_location("vendor_fetch", RUNTIME.parent / "fetch.py")
+    fetch = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fetch)
+
+    def tarball(content: bytes) -> bytes:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+            info = tarfile.TarInfo("package/dist/a.js")
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+        return buf.getvalue()
+
+    good = tarball(b"console.log(1)")
+    folder = tmp_path / "pkg"
+    folder.mkdir()
+    meta = {"tarball": "https://example.invalid/pkg.tgz",
+            "integrity": "sha512-" + base64.b64encode(hashlib.sha512(good).digest()).decode(),
+            "files": {"a.js": hashlib.sha256(b"console.log(1)").hexdigest()}}
+    (folder / "VENDOR.json").write_text(json.dumps(meta))
+
+    class Resp(io.BytesIO):
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            return False
+
+    fetch.fetch(folder, opener=lambda url: Resp(good))
+    assert (folder / "a.js").read_bytes() == b"console.log(1)" and fetch.verify(folder) == []
+    (folder / "a.js").unlink()
+    with pytest.raises(ValueError, match="integrity"):
+        fetch.fetch(folder, opener=lambda url: Resp(tarball(b"console.log(2)")))
+    evil = tarball(b"evil")  # the right integrity for its tarball, but not the recorded file hash
+    meta["integrity"] = "sha512-" + base64.b64encode(hashlib.sha512(evil).digest()).decode()
+    (folder / "VENDOR.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="SHA-256"):
+        fetch.fetch(folder, opener=lambda url: Resp(evil))
+    assert not (folder / "a.js").exists()
+
+
+def test_only_the_runtime_folder_is_served(served_app):
+    url, _, _ = served_app
+    base = url + "gradio_api/file="
+    status, body = _fetch(base + urllib.parse.quote(str(RUNTIME / "ort.wasm.bundle.min.mjs")))
+    assert status == 200 and body.startswith(b"/*!")
+    web = RUNTIME.parent.parent
+    for target in [str(RUNTIME) + "/../../lsx.js", str(RUNTIME) + "/../fetch.py", str(RUNTIME) + "/../../../inpage.py",
+                   str(RUNTIME) + "/../../../../../app.py", str(RUNTIME) + "/../../../../../../../../etc/passwd",
+                   str(web / "lsx.js"), str(RUNTIME.parent / "fetch.py")]:
+        for quoted in (urllib.parse.quote(target), urllib.parse.quote(target, safe=""),
+                       target.replace("../", "..%2f")):
+            status, body = _fetch(base + quoted)
+            assert status >= 400 or (b"root:" not in body and b"import" not in body and b"LSX" not in body), \
+                (target, status)
+
+
+def _wait_ready(pg, mode):
+    pg.wait_for_function(f"() => window.lsxLatentGrid?.decoder?.mode === '{mode}' && window.lsxLatentGrid.frames > 0",
+                         timeout=90_000)
+
+
+def test_without_webassembly_the_page_decodes_on_the_server(served_app):
+    """Chromium with WebAssembly switched off: the same panel works through the server fallback."""
+    import numpy as np
+
+    playwright = pytest.importorskip("playwright.sync_api")
+    url, _, store = served_app
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium",
+                                    args=BROWSER_ARGS + ["--js-flags=--noexpose_wasm"])
+        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        pg.goto(url)
+        _wait_ready(pg, "server")
+        assert pg.evaluate("() => typeof WebAssembly") == "undefined"
+        assert "Server:" in pg.locator(".lsxg-mode").inner_text()
+        frames = pg.evaluate("() => window.lsxLatentGrid.frames")
+        box = pg.locator("#lsx-z-2").bounding_box()
+        pg.mouse.click(box["x"] + box["width"] * 0.8, box["y"] + box["height"] / 2)
+        pg.wait_for_function("(f) => window.lsxLatentGrid.frames > f", arg=frames, timeout=30_000)
+        last = pg.evaluate("() => ({values: window.lsxLatentGrid.last.values, image: Array.from(window.lsxLatentGrid.last.image)})")
+        import torch
+
+        z = store.view("digits/vae-2d").plane.inverse_transform(np.asarray(last["values"])[None])
+        want = store.model("digits/vae-2d").decode(torch.as_tensor(z, dtype=torch.float32)).numpy().ravel()
+        assert np.abs(np.asarray(last["image"]) - want).max() <= 0.5 / 255 + 1e-6  # uint8 over the wire
+        pg.wait_for_function("() => window.lsxLatentGrid.gridKey && window.lsxLatentGrid.gridKey.endsWith('server')",
+                             timeout=60_000)
+        browser.close()
+
+
+def test_the_standalone_page_works_from_disk_with_no_request(served_app, tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api")
+    _, demo, _ = served_app
+    path = Path(demo.panels["latent_grid"].standalone("digits/vae-2d"))
+    assert path.suffix == ".html" and path.stat().st_size > 10_000_000  # the runtime is inside
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
+        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        requests = []
+        pg.on("request", lambda r: requests.append(r.url))
+        pg.goto(path.as_uri())
+        _wait_ready(pg, "page")
+        first = pg.evaluate("() => Array.from(window.lsxLatentGrid.last.image)")
+        box = pg.locator("#lsx-z-1").bounding_box()
+        y = box["y"] + box["height"] / 2
+        pg.mouse.move(box["x"] + box["width"] * 0.2, y)
+        pg.mouse.down()
+        for i in range(20):
+            pg.mouse.move(box["x"] + box["width"] * (0.2 + 0.03 * i), y)
+        pg.mouse.up()
+        pg.wait_for_timeout(200)
+        assert pg.evaluate("() => Array.from(window.lsxLatentGrid.last.image)") != first
+        assert pg.evaluate("() => window.lsxLatentGrid.gridKey").endswith("page")
+        browser.close()
+    leaving = [u for u in requests if not u.startswith(("file:", "blob:", "data:"))]
+    assert leaving == [] and requests[0] == path.as_uri()
