@@ -12,6 +12,7 @@ from conftest import BROWSER_ARGS, launched_app
 from explorer import dae_study
 from explorer.checkpoints import Zoo
 from explorer.ui.dae import LIVE, SHIPPED, DAEPanel
+from explorer.ui.point_map import unpack
 from explorer.ui.store import Store
 
 
@@ -29,7 +30,7 @@ def test_finds_the_pair_and_their_latent_diffusion_generators(panel):
 def test_open_fills_every_part_from_the_shipped_pair(panel, dae_zoo):
     first, second = list(panel.on_open(SHIPPED, 0, None))
     recon, samples, table, curves = first[:4]
-    map_a, stats_a, map_b, stats_b = second[4:]
+    map_a, stats_a, map_b, stats_b = second[4:8]
     assert recon.ndim == 3 and samples.ndim == 3 and curves.ndim == 3
     study = json.loads((dae_zoo / "digits" / "dae-16" / dae_study.STUDY).read_text())
     assert "mean ± sd over 2 seeds" in table
@@ -37,7 +38,7 @@ def test_open_fills_every_part_from_the_shipped_pair(panel, dae_zoo):
     assert f"{mean:.4g}" in table                                  # the table shows the study's numbers
     n = len(panel.store.dataset("digits").labels)
     for m in (map_a, map_b):
-        assert len(m.value["x"]) == n
+        assert m.value["n"] == n and len(unpack(m.value)["x"]) == n
     assert "dae-16" in stats_a and "dae-16-joint" in stats_b
 
 

@@ -14,7 +14,7 @@ import torch
 from .. import dae_study, plotting, projection
 from ..checkpoints import CheckpointError
 from .point_map import payload, point_map
-from .projection import ProjectionPanel
+from .projection import map_latent, map_value, pick_view
 from .store import Store, number, page_errors, valid_seed
 
 SHIPPED, LIVE = "Shipped checkpoints", "Live run"
@@ -61,7 +61,6 @@ class DAEPanel:
 
     def __init__(self, store: Store):
         self.store = store
-        self.projection = ProjectionPanel(store)
 
     # ---- which checkpoints ------------------------------------------------------------------
     def pair(self) -> tuple[str, str]:
@@ -197,11 +196,13 @@ class DAEPanel:
 
     # ---- the latent maps --------------------------------------------------------------------
     def maps(self, source: str, live=None) -> list:
-        """[(payload, caption)] for the DAE and the baseline: shipped UMAP maps, or PCA of a live run's codes."""
+        """[(payload, caption, latent)] for the DAE and the baseline: shipped UMAP maps (or PCA), with each
+        model's codes and decoder spec for the page to decode clicks; PCA of a live run's codes, which the
+        page cannot decode (the live models exist only in this server's session), so no latent."""
         out = []
         if source == LIVE:
             if live is None:
-                return [({"message": "Train live to see its maps"}, ""), ({"message": ""}, "")]
+                return [({"message": "Train live to see its maps"}, "", {}), ({"message": ""}, "", {})]
             ds = self.store.dataset("fashion-mnist")
             x, labels = ds.floats()[LIVE_TRAIN:], ds.labels.numpy()[LIVE_TRAIN:]
             _, side = self.store.sprite("fashion-mnist")
@@ -210,16 +211,18 @@ class DAEPanel:
                 coords = projection.project(codes, "pca")
                 value = payload(coords, labels, ds.classes, f"live {label}: PCA of 16-D codes", ("PC 1", "PC 2"),
                                 sprite_side=side, index=np.arange(LIVE_TRAIN, LIVE_TRAIN + len(x)))
-                out.append((value, f"{len(x):,} held-out images (not trained on)"))
+                out.append((value, f"{len(x):,} held-out images (not trained on)", {}))
             return out
         for name in self.pair():
             # the shipped UMAP when there is one; else PCA, which takes milliseconds (UMAP would take ~a minute)
             method = "umap" if any((self.store.zoo.path(name) / "projections").glob("umap-*.npz")) else "pca"
             try:
-                value, stats = self.projection.map_value(name, method)
-            except CheckpointError as err:
-                value, stats = {"message": f"{name}: unavailable"}, f"⚠️ {err}"
-            out.append((value, stats))
+                value, stats = map_value(self.store, name, method)
+                latent = map_latent(self.store, name)
+            except (CheckpointError, gr.Error) as err:
+                msg = err.message if isinstance(err, gr.Error) else str(err)
+                value, stats, latent = {"message": f"{name}: unavailable"}, f"⚠️ {msg}", {}
+            out.append((value, stats, latent))
         return out
 
     @torch.no_grad()
@@ -244,16 +247,17 @@ class DAEPanel:
         try:
             self.pair() if source == SHIPPED else None
         except gr.Error as err:
-            yield (None, None, f"⚠️ {err.message}", None, gr.skip(), "", gr.skip(), "")
+            yield (None, None, f"⚠️ {err.message}", None, gr.skip(), "", gr.skip(), "", gr.skip(), gr.skip())
             return
         src = self._source(source, live)  # models and images, looked up once for both image panels
         quick = (self.reconstructions(source, seed, live, src=src), self.samples(source, seed, live, src=src),
                  self.table(source, live), self.curves(source, live))
-        yield quick + (gr.skip(),) * 4
-        (va, ca), (vb, cb) = self.maps(source, live)
+        yield quick + (gr.skip(),) * 4 + (gr.Image(value=None, visible=False), "")
+        (va, ca, la), (vb, cb, lb) = self.maps(source, live)
         sprite = self.store.sprite("fashion-mnist" if source == LIVE else self.store.dataset_of(self.pair()[0]))[0]
         # the last update carries everything, so an API call's result is the whole panel
-        yield quick + (gr.HTML(value=va, sprite=sprite, sel=[]), ca, gr.HTML(value=vb, sprite=sprite, sel=[]), cb)
+        yield quick + (gr.HTML(value=va, sprite=sprite, sel=[], latent=la), ca,
+                       gr.HTML(value=vb, sprite=sprite, sel=[], latent=lb), cb, gr.skip(), gr.skip())
 
     def warm(self) -> None:
         """Encode both models' test codes, load their maps and the thumbnails, so the tab opens fast."""
@@ -284,7 +288,15 @@ class DAEPanel:
         return run, gr.Radio(value=LIVE), status, gr.skip(), gr.skip()
 
     def on_select(self, source: str, live, evt: gr.SelectData):
-        return self.details(source, evt.index, live)
+        """A map click. Shipped checkpoints: the page has decoded it with both models already (pick view);
+        the server only checks the index. A live run's models live in this session only: the server
+        decodes the click, with the weak stage-1 decoder too."""
+        if source == LIVE:
+            image, text = self.details(source, evt.index, live)
+            return gr.Image(value=image, visible=True), text
+        n = len(self.store.dataset(self.store.dataset_of(self.pair()[0])).labels)
+        number(evt.index, "Test image index", 0, n - 1)
+        return gr.skip(), gr.skip()
 
 
 def _stage_curves(runs: dict) -> tuple[dict, float | None]:
@@ -358,15 +370,17 @@ def build(store: Store) -> DAEPanel:
     gr.Markdown("#### The two latent spaces: the same test images' codes, coloured by class")
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=320):
-            map_a = point_map("dae-map-a")
+            map_a = point_map("dae-map-a", group="dae")
             stats_a = gr.Markdown()
         with gr.Column(scale=5, min_width=320):
-            map_b = point_map("dae-map-b")
+            map_b = point_map("dae-map-b", group="dae")
             stats_b = gr.Markdown()
         with gr.Column(scale=3, min_width=260):
             gr.Markdown("**Hover** a point for its image, **click** it to decode it with both models.")
-            picked = gr.Image(label="Clicked test image", show_label=False, interactive=False,
-                              elem_id="dae-picked", buttons=[])
+            pick_view("dae-view", "dae", "dae", store, "Click a point on either map: both models decode "
+                      "that test image's code in your browser.")
+            picked = gr.Image(label="Clicked test image (decoded on the server)", show_label=False,
+                              interactive=False, elem_id="dae-picked", buttons=[], visible=False)
             picked_text = gr.Markdown(elem_id="dae-picked-text")
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
@@ -380,7 +394,7 @@ def build(store: Store) -> DAEPanel:
                                                    {"left": "$", "right": "$", "display": False}])
 
     common = dict(concurrency_id="model")
-    outputs = [recon, samples, table, curves, map_a, stats_a, map_b, stats_b]
+    outputs = [recon, samples, table, curves, map_a, stats_a, map_b, stats_b, picked, picked_text]
     panel.open_event = (panel.on_open, [source, seed, live], outputs, common)
     source.input(panel.on_open, [source, seed, live], outputs, api_name="dae_show", **common)
     for trigger in (redraw.click, seed.submit):

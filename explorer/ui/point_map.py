@@ -2,28 +2,36 @@
 own canvas script (Gradio's ScatterPlot has no point click and no image tooltips).
 
 Everything runs in the page: no file is fetched from anywhere. The component's ``value`` holds
-the points (coordinates scaled to 0..10000 integers to keep the JSON small), class names and
+the points (coordinates scaled to 0..10000 integers, packed as base64 arrays), class names and
 colours; the ``sprite`` prop holds a data-URL mosaic of the thumbnails (sent once per dataset);
 the ``sel`` prop holds the picked points [A, B] so the server can move markers (linked maps).
 
 Hovering shows the nearest point's thumbnail; a click picks it: the previous pick becomes A,
 the new one B, and the component fires ``select`` with ``index`` = the point and ``value`` =
 [A, B]; the handler reads them from ``gr.SelectData``.
+
+Maps of one ``group`` (the projection panel's two maps, the DAE panel's two) share their picks in the
+page (``LSX.group``, lsx.js): a click moves the other maps' markers and reaches the group's pick view
+(web/pick_view.js) without a server round trip. The ``latent`` prop carries the map's model: its test
+codes as float16 base64 and its decoder spec, for that view to decode in the page. The page code is
+web/point_map.js.
 """
 from __future__ import annotations
 
 import base64
+import html
 import io
 
 import gradio as gr
 import numpy as np
 
 from .. import plotting
+from .inpage import script
 
 SCALE = 10000
 
 TEMPLATE = """
-<div class="lsx-map">
+<div class="lsx-map" data-group="@GROUP@">
   <div class="lsx-title"></div>
   <canvas class="lsx-canvas"></canvas>
   <div class="lsx-tip" style="display:none"><canvas width="84" height="84"></canvas><div class="lsx-tip-text"></div></div>
@@ -44,140 +52,38 @@ CSS = """
 .lsx-legend span.sw { display: inline-block; width: 10px; height: 10px; border-radius: 50%; margin-right: 4px; }
 """
 
-JS = r"""
-let hover = -1, sel = (props.sel || []).slice(), spriteImg = null, spriteSrc = null, geom = null;
-function q(s) { return element.querySelector(s); }
-function data() { const v = props.value; return (v && typeof v === 'object' && v.x) ? v : null; }
-function loadSprite() {
-  if (props.sprite && props.sprite !== spriteSrc) {
-    spriteSrc = props.sprite; const im = new Image();
-    im.onload = () => { spriteImg = im; }; im.src = spriteSrc;
-  }
-}
-function layout(canvas) {
-  const w = Math.max(canvas.clientWidth || 480, 200), h = Math.round(w * 0.78);
-  const dpr = window.devicePixelRatio || 1;
-  if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
-    canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr); canvas.style.height = h + 'px';
-  }
-  const m = {l: 34, r: 10, t: 10, b: 30};
-  return {w, h, dpr, m, pw: w - m.l - m.r, ph: h - m.t - m.b};
-}
-function px(d, g, i) { return [g.m.l + d.x[i] / 10000 * g.pw, g.m.t + (1 - d.y[i] / 10000) * g.ph]; }
-function draw() {
-  const canvas = q('.lsx-canvas'); const d = data(); if (!canvas) return;
-  bind(canvas);
-  const g = layout(canvas); geom = g;
-  const ctx = canvas.getContext('2d'); ctx.setTransform(g.dpr, 0, 0, g.dpr, 0, 0);
-  ctx.clearRect(0, 0, g.w, g.h);
-  q('.lsx-title').textContent = d ? d.title : (props.value && props.value.message) || 'Loading the map…';
-  if (!d) return;
-  ctx.strokeStyle = '#ccc'; ctx.strokeRect(g.m.l, g.m.t, g.pw, g.ph);
-  ctx.fillStyle = '#444'; ctx.font = '12px sans-serif'; ctx.textAlign = 'center';
-  ctx.fillText(d.axes[0], g.m.l + g.pw / 2, g.h - 8);
-  ctx.save(); ctx.translate(12, g.m.t + g.ph / 2); ctx.rotate(-Math.PI / 2); ctx.fillText(d.axes[1], 0, 0); ctx.restore();
-  const r = d.x.length > 3000 ? 1.6 : 2.4;
-  ctx.globalAlpha = 0.7;
-  for (let i = 0; i < d.x.length; i++) {
-    const [x, y] = px(d, g, i); ctx.fillStyle = d.colors[d.c[i]];
-    ctx.fillRect(x - r, y - r, 2 * r, 2 * r);
-  }
-  ctx.globalAlpha = 1;
-  const mark = (i, text, color) => {
-    if (i === null || i === undefined || i < 0 || i >= d.x.length) return;
-    const [x, y] = px(d, g, i);
-    ctx.lineWidth = 2.5; ctx.strokeStyle = 'white'; ctx.beginPath(); ctx.arc(x, y, 8, 0, 2 * Math.PI); ctx.stroke();
-    ctx.lineWidth = 1.8; ctx.strokeStyle = color; ctx.beginPath(); ctx.arc(x, y, 8, 0, 2 * Math.PI); ctx.stroke();
-    if (text) { ctx.font = 'bold 13px sans-serif'; ctx.lineWidth = 3; ctx.strokeStyle = 'white';
-      ctx.strokeText(text, x + 14, y - 8); ctx.fillStyle = color; ctx.fillText(text, x + 14, y - 8); }
-  };
-  if (sel.length === 2 && sel[0] !== null) {
-    const [ax, ay] = px(d, g, sel[0]), [bx, by] = px(d, g, sel[1]);
-    ctx.setLineDash([4, 4]); ctx.strokeStyle = '#333'; ctx.lineWidth = 1.2;
-    ctx.beginPath(); ctx.moveTo(ax, ay); ctx.lineTo(bx, by); ctx.stroke(); ctx.setLineDash([]);
-  }
-  mark(sel[0], sel.length === 2 ? 'A' : '', '#1f3a93');
-  mark(sel.length === 2 ? sel[1] : null, 'B', '#c0392b');
-  mark(hover, '', '#111');
-  const legend = q('.lsx-legend');
-  const key = d.classes.join('|');
-  if (legend.dataset.key !== key) {
-    legend.dataset.key = key;
-    legend.innerHTML = d.classes.map((c, i) =>
-      `<span><span class="sw" style="background:${d.colors[i]}"></span>${c.replace(/</g, '&lt;')}</span>`).join('');
-  }
-}
-function nearest(ev, radius) {
-  const d = data(), canvas = q('.lsx-canvas'); if (!d || !geom) return -1;
-  const b = canvas.getBoundingClientRect(), mx = ev.clientX - b.left, my = ev.clientY - b.top;
-  let best = -1, bd = radius * radius;
-  for (let i = 0; i < d.x.length; i++) {
-    const [x, y] = px(d, geom, i), dd = (x - mx) ** 2 + (y - my) ** 2;
-    if (dd < bd) { bd = dd; best = i; }
-  }
-  return best;
-}
-function tip(ev, i) {
-  const t = q('.lsx-tip'), d = data(); if (!t) return;
-  if (i < 0 || !d) { t.style.display = 'none'; return; }
-  const c = t.querySelector('canvas'), ctx = c.getContext('2d');
-  ctx.imageSmoothingEnabled = false; ctx.fillStyle = 'black'; ctx.fillRect(0, 0, 84, 84);
-  if (spriteImg) { const side = d.sprite_side, s = d.thumb;
-    ctx.drawImage(spriteImg, (d.idx[i] % side) * s, Math.floor(d.idx[i] / side) * s, s, s, 0, 0, 84, 84); }
-  t.querySelector('.lsx-tip-text').textContent = '#' + d.idx[i] + ' ' + d.classes[d.c[i]];
-  const host = q('.lsx-map').getBoundingClientRect(), b = q('.lsx-canvas').getBoundingClientRect();
-  let x = ev.clientX - host.left + 14, y = ev.clientY - host.top + 14;
-  if (x + 96 > host.width) x -= 120;
-  t.style.left = x + 'px'; t.style.top = y + 'px'; t.style.display = 'block';
-}
-function bind(canvas) {
-  if (canvas.dataset.bound) return; canvas.dataset.bound = '1';
-  canvas.addEventListener('mousemove', ev => { const i = nearest(ev, 10);
-    if (i !== hover) { hover = i; draw(); } tip(ev, i); });
-  canvas.addEventListener('mouseleave', () => { hover = -1; tip(null, -1); draw(); });
-  canvas.addEventListener('click', ev => {
-    const i = nearest(ev, 14); if (i < 0) return;
-    const d = data();
-    sel = sel.length === 0 ? [null, i] : [sel[sel.length - 1], i];
-    draw();
-    trigger('select', {index: d.idx[i], value: sel.map(j => j === null ? null : d.idx[j])});
-  });
-}
-// For tests and scripting: window.lsxMaps[elem_id].pixel(row) is the canvas pixel of a data row.
-{ let host = element; while (host && (!host.id || host.id.startsWith('html-'))) host = host.parentElement;
-  window.lsxMaps = window.lsxMaps || {};
-  window.lsxMaps[host ? host.id : 'map'] = {
-    pixel: (i) => { const d = data(); return d && geom ? px(d, geom, i) : null; },
-    rowOf: (idx) => { const d = data(); return d ? d.idx.indexOf(idx) : -1; },
-    selection: () => sel.slice() }; }
-function fromProps() {
-  const d = data();
-  const s = props.sel || [];
-  sel = d ? s.map(v => (v === null || v === undefined) ? null : d.idx.indexOf(v)) : [];
-  loadSprite(); draw();
-}
-watch(['value', 'sprite', 'sel'], fromProps);
-new ResizeObserver(() => draw()).observe(element);
-fromProps();
-"""
+
+
+def _b64(a: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(a).tobytes()).decode()
 
 
 def payload(coords: np.ndarray, labels: np.ndarray, classes: list[str], title: str,
             axes=("1", "2"), thumb: int = 28, sprite_side: int | None = None,
             index: np.ndarray | None = None) -> dict:
-    """The map's value: coordinates rescaled to 0..SCALE integers with a 4% margin."""
+    """The map's value: coordinates rescaled to 0..SCALE integers with a 4% margin, packed as base64
+    little-endian arrays ("x", "y": uint16; "c": uint8 class; "idx": int32 dataset index of each point).
+
+    Packed, not JSON lists: Gradio deep-copies a component's props value by value whenever one of its
+    events fires, and 20,000 numbers took ~0.3-1 s per click here; four strings take a millisecond."""
     coords = np.asarray(coords, np.float64)
     lo, hi = coords.min(0), coords.max(0)
     span = np.where(hi > lo, hi - lo, 1.0)
     unit = (coords - lo) / span * 0.92 + 0.04  # (N, 2) in [0.04, 0.96]
-    ints = np.round(unit * SCALE).astype(int)
+    ints = np.round(unit * SCALE).astype("<u2")  # (N, 2)
     colors = plotting.class_colors(len(classes))
     hexes = ["#%02x%02x%02x" % tuple(int(255 * c) for c in rgba[:3]) for rgba in colors]
     n = len(coords)
-    return {"x": ints[:, 0].tolist(), "y": ints[:, 1].tolist(), "c": np.asarray(labels).astype(int).tolist(),
-            "idx": (np.arange(n) if index is None else np.asarray(index)).astype(int).tolist(),
-            "classes": list(classes), "colors": hexes, "title": title, "axes": list(axes),
-            "thumb": thumb, "sprite_side": sprite_side or int(np.ceil(np.sqrt(n)))}
+    idx = np.arange(n) if index is None else np.asarray(index)
+    return {"n": n, "x": _b64(ints[:, 0]), "y": _b64(ints[:, 1]), "c": _b64(np.asarray(labels).astype("u1")),
+            "idx": _b64(idx.astype("<i4")), "classes": list(classes), "colors": hexes, "title": title,
+            "axes": list(axes), "thumb": thumb, "sprite_side": sprite_side or int(np.ceil(np.sqrt(n)))}
+
+
+def unpack(value: dict) -> dict:
+    """A payload's packed arrays as numpy arrays (x, y, c, idx), for tests and scripts."""
+    kinds = {"x": "<u2", "y": "<u2", "c": "u1", "idx": "<i4"}
+    return {k: np.frombuffer(base64.b64decode(value[k]), dtype=t) for k, t in kinds.items()}
 
 
 def sprite_url(mosaic: np.ndarray) -> str:
@@ -189,6 +95,18 @@ def sprite_url(mosaic: np.ndarray) -> str:
     return "data:image/webp;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def point_map(elem_id: str, message: str = "Loading the map…") -> gr.HTML:
-    return gr.HTML(value={"message": message}, html_template=TEMPLATE, css_template=CSS, js_on_load=JS,
-                   elem_id=elem_id, sprite="", sel=[], apply_default_css=False)
+def latent_prop(codes: np.ndarray, spec: dict, label: str) -> dict:
+    """A map's ``latent`` prop: (N, D) codes as little-endian float16 base64 (row i = the map's point i),
+    the decoder spec (``Decoders.spec``) and a short label for the model."""
+    codes = np.ascontiguousarray(codes, dtype="<f2")  # (N, D); ~1e-3 relative error, invisible once decoded
+    return {"name": spec["name"], "label": label, "n": int(codes.shape[0]), "dim": int(codes.shape[1]),
+            "codes": base64.b64encode(codes.tobytes()).decode(), "decoder": spec}
+
+
+def point_map(elem_id: str, message: str = "Loading the map…", group: str = "") -> gr.HTML:
+    # the group is also written into the template: a map inside an initially hidden column gets only the
+    # props that later updates carry, not those given here (Gradio 6.31)
+    template = TEMPLATE.replace("@GROUP@", html.escape(group, quote=True))
+    return gr.HTML(value={"message": message}, html_template=template, css_template=CSS,
+                   js_on_load=script("point_map.js"), elem_id=elem_id, sprite="", sel=[], latent={},
+                   group=group, apply_default_css=False)

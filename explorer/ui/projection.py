@@ -4,6 +4,7 @@ model's map can sit beside the first; the codes export for TensorBoard's Embeddi
 """
 from __future__ import annotations
 
+import html
 import tempfile
 from pathlib import Path
 
@@ -13,7 +14,8 @@ import torch
 
 from .. import latents, plotting, projection
 from ..checkpoints import CheckpointError
-from .point_map import payload, point_map
+from .inpage import runtime_path, script, server_functions
+from .point_map import latent_prop, payload, point_map
 from .store import Store, page_errors, whole
 
 NONE = "(none)"
@@ -48,6 +50,38 @@ the great circle stays near the shell (see the $|z|$ curves).
 
 def _short(name: str) -> str:
     return name.split("/", 1)[-1]
+
+
+def map_stats(store: Store, name: str, p: projection.Projection) -> str:
+    """The caption under a map: trustworthiness, linear probe, number of images, where the map came from."""
+    m = store.metrics(name)
+    probe = (f"linear probe **{m['linear_probe']:.1%}** ({m['probe_train']:,} train → {m['probe_test']:,} "
+             f"test codes)" if "linear_probe" in m else
+             f"linear probe not measured yet: `{store.zoo.info(name)['command']} --evaluate-only`")
+    source = {"shipped": "shipped with the checkpoint", "cache": "from the disk cache",
+              "computed": f"computed in {p.seconds:.1f} s, now cached"}[p.source]
+    return (f"**{_short(name)}** · {p.label} trustworthiness **{p.trustworthiness:.3f}** "
+            f"(k={projection.TRUST_NEIGHBORS}) · {probe} · {len(p.coords):,} test images · {source}")
+
+
+def map_value(store: Store, name: str, method: str, progress=None) -> tuple[dict, str]:
+    """(the point map's value, its caption) for model ``name`` by ``method``; shared by every panel that
+    shows a model's map of its test codes (this one and the DAE panel)."""
+    p = store.projection(name, method, progress)
+    view = store.view(name)
+    _, side = store.sprite(store.dataset_of(name))
+    title = f"{_short(name)}: {p.label} of {view.latent_dim}-D codes"
+    value = payload(p.coords, view.labels, view.classes, title, (f"{p.label} 1", f"{p.label} 2"),
+                    sprite_side=side)
+    return value, map_stats(store, name, p)
+
+
+def map_latent(store: Store, name: str) -> dict:
+    """The point map's ``latent`` prop for model ``name``: its test codes (float16) and decoder spec, so the
+    page decodes a clicked point, an interpolation or a slider position itself."""
+    with page_errors():
+        spec = store.decoders.spec(name)
+    return latent_prop(store.view(name).codes, spec, _short(name))
 
 
 class ProjectionPanel:
@@ -94,31 +128,19 @@ class ProjectionPanel:
         return out
 
     def stats(self, name: str, p: projection.Projection) -> str:
-        m = self.store.metrics(name)
-        probe = (f"linear probe **{m['linear_probe']:.1%}** ({m['probe_train']:,} train → {m['probe_test']:,} "
-                 f"test codes)" if "linear_probe" in m else
-                 f"linear probe not measured yet: `{self.store.zoo.info(name)['command']} --evaluate-only`")
-        source = {"shipped": "shipped with the checkpoint", "cache": "from the disk cache",
-                  "computed": f"computed in {p.seconds:.1f} s, now cached"}[p.source]
-        return (f"**{_short(name)}** · {p.label} trustworthiness **{p.trustworthiness:.3f}** "
-                f"(k={projection.TRUST_NEIGHBORS}) · {probe} · {len(p.coords):,} test images · {source}")
+        return map_stats(self.store, name, p)
 
     def map_value(self, name: str, method: str, progress=None) -> tuple[dict, str]:
-        p = self.store.projection(name, method, progress)
-        view = self.store.view(name)
-        _, side = self.store.sprite(self.store.dataset_of(name))
-        dim = view.latent_dim
-        title = f"{_short(name)}: {p.label} of {dim}-D codes"
-        value = payload(p.coords, view.labels, view.classes, title, (f"{p.label} 1", f"{p.label} 2"),
-                        sprite_side=side)
-        return value, self.stats(name, p)
+        return map_value(self.store, name, method, progress)
 
     # --- handlers ------------------------------------------------------------------------------
 
     def on_open(self, name: str, method_label: str, compare: str, shown: dict | None,
                 progress=gr.Progress()):
         """(Re)draw the map(s). ``shown`` is what this session's page already has, so switching
-        tabs or methods resends neither the maps nor the ~1 MB thumbnail sprite needlessly."""
+        tabs or methods resends neither the maps, the ~1 MB thumbnail sprite nor the codes needlessly.
+        Each map carries its model's codes (float16) and decoder spec in its ``latent`` prop: the page
+        decodes clicks and interpolations itself; a hidden compare map carries none."""
         method = METHOD_KEYS.get(method_label)
         if method is None:
             raise gr.Error(f"unknown projection method {method_label!r}")
@@ -127,7 +149,8 @@ class ProjectionPanel:
         outputs = []
         for slot, model in (("a", name), ("b", compare)):
             if slot == "b" and (not model or model == NONE):
-                outputs += [gr.skip(), "", gr.Column(visible=False)]
+                hide = gr.HTML(latent={}) if shown.pop("b-latent", None) else gr.skip()
+                outputs += [hide, "", gr.Column(visible=False)]
                 shown.pop("b", None)
                 continue
             key = (model, method)
@@ -136,12 +159,19 @@ class ProjectionPanel:
                 continue
             try:
                 value, stats = self.map_value(model, method, say)
-            except CheckpointError as err:
-                outputs += [gr.HTML(value={"message": f"{model}: unavailable"}), f"⚠️ {err}", gr.Column(visible=True)]
+                latent = map_latent(self.store, model) if shown.get(f"{slot}-latent") != model else None
+            except (CheckpointError, gr.Error) as err:
+                msg = err.message if isinstance(err, gr.Error) else str(err)
+                outputs += [gr.HTML(value={"message": f"{model}: unavailable"}, latent={}), f"⚠️ {msg}",
+                            gr.Column(visible=True)]
                 shown.pop(slot, None)
+                shown.pop(f"{slot}-latent", None)
                 continue
             ds = self.store.dataset_of(model)
             update = {"value": value, "sel": []}
+            if latent is not None:
+                update["latent"] = latent
+                shown[f"{slot}-latent"] = model
             if shown.get(f"{slot}-ds") != ds:
                 update["sprite"] = self.store.sprite(ds)[0]
                 shown[f"{slot}-ds"] = ds
@@ -202,17 +232,12 @@ class ProjectionPanel:
         title = f"A = #{a} ({view.classes[int(view.labels[a])]}) → B = #{b} ({view.classes[int(view.labels[b])]})"
         return plotting.Raster.pixels_of(plotting.interpolation_strips(rows, ts, norms, title))
 
-    def on_select(self, name: str, compare: str, evt: gr.SelectData):
+    def on_select(self, name: str, compare: str, evt: gr.SelectData) -> list:
+        """The page's picks [A or None, B] (dataset indices), checked and kept for this session. The page
+        has already decoded and drawn them; nothing goes back to it."""
         picks = evt.value if isinstance(evt.value, list) else [None, evt.index]
         with page_errors():
-            row, text = self.details(name, compare, picks)
-        return row, text, picks, gr.HTML(sel=picks), gr.HTML(sel=picks)
-
-    def on_strips(self, name: str, compare: str, picks: list):
-        with page_errors():
-            strips = self.strips(name, compare, picks)
-        hint = "" if strips is not None else "Click a second point to see the interpolation from A to B."
-        return gr.Image(value=strips, visible=strips is not None), hint
+            return self._picks(name, picks)
 
     def api_pick(self, name: str, compare: str, a: float | None, b: float):
         """The same as clicking points A (optional) and B; for scripts and tests."""
@@ -230,6 +255,43 @@ class ProjectionPanel:
         return str(out)
 
 
+def pick_view(elem_id: str, group: str, kind: str, store: Store, message: str) -> gr.HTML:
+    """The page's view of a pick in the maps of ``group``: the clicked image and its reconstructions,
+    decoded in the page (web/pick_view.js); with ``kind="projection"`` also the interpolation strips,
+    their |z| curves and a t slider. It decodes through LSX (lsx.js), which falls back to the server
+    functions given here when the page cannot."""
+    # group and kind are written into the template too: a component in a hidden column or tab may get only
+    # the props that later updates carry (Gradio 6.31)
+    template = f'<div class="lsxv-host" data-group="{html.escape(group)}" data-kind="{html.escape(kind)}"></div>'
+    return gr.HTML(value={"message": message}, html_template=template, css_template=VIEW_CSS,
+                   js_on_load=script("pick_view.js"), elem_id=elem_id, apply_default_css=False,
+                   server_functions=server_functions(store, store.decoders), runtime=runtime_path(),
+                   group=group, kind=kind, steps=STEPS)
+
+
+VIEW_CSS = """
+.lsxv { font-size: 0.875rem; color: var(--body-text-color, #1f2937); }
+.lsxv-section { margin: 0 0 14px; }
+.lsxv-head { font-weight: 600; font-size: 0.95rem; margin: 0 0 6px; }
+.lsxv-sub { color: var(--body-text-color-subdued, #666); margin: 0 0 6px; }
+.lsxv-row { display: flex; gap: 10px; flex-wrap: wrap; align-items: flex-start; }
+.lsxv-fig { margin: 0; display: flex; flex-direction: column; align-items: center; gap: 3px; }
+.lsxv-fig canvas { width: 112px; height: 112px; image-rendering: pixelated; border-radius: 4px; background: #111; display: block; }
+.lsxv-three .lsxv-fig canvas { width: 96px; height: 96px; }
+.lsxv-at .lsxv-fig canvas { width: 84px; height: 84px; }
+.lsxv-fig figcaption { font-size: 0.78rem; text-align: center; max-width: 120px; line-height: 1.25; }
+.lsxv-fig figcaption b { font-weight: 600; }
+.lsxv-code { font-family: var(--font-mono, monospace); font-size: 0.78rem; word-break: break-word; margin: 6px 0 0; }
+.lsxv-mode { font-size: 0.78rem; color: var(--body-text-color-subdued, #666); margin: 4px 0 0; }
+.lsxv-mode[data-mode="server"] { color: #a15c00; }
+.lsxv canvas.lsxv-strips, .lsxv canvas.lsxv-norms { width: 100%; display: block; }
+.lsxv-t { display: grid; grid-template-columns: auto 1fr 3.2em; gap: 8px; align-items: center; margin: 8px 0 6px; }
+.lsxv-t input { width: 100%; accent-color: var(--color-accent, #f97316); }
+.lsxv-t output { font-family: var(--font-mono, monospace); }
+.lsxv-hint { color: var(--body-text-color-subdued, #666); font-style: italic; }
+"""
+
+
 def build(store: Store) -> ProjectionPanel:
     panel = ProjectionPanel(store)
     models = panel.models()
@@ -243,25 +305,24 @@ def build(store: Store) -> ProjectionPanel:
     shown = gr.State({})
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=360):
-            map_a = point_map("proj-map-a")
+            map_a = point_map("proj-map-a", group="proj")
             stats_a = gr.Markdown(elem_id="proj-stats-a")
         with gr.Column(scale=5, min_width=360, visible=False) as col_b:
-            map_b = point_map("proj-map-b")
+            map_b = point_map("proj-map-b", group="proj")
             stats_b = gr.Markdown(elem_id="proj-stats-b")
-        with gr.Column(scale=4, min_width=320):
+        with gr.Column(scale=5, min_width=340):
             gr.Markdown("**Hover** a point for its image, **click** to decode it; click a second point for the "
-                        "interpolation A → B.")
-            row = gr.Image(label="Original and reconstruction", show_label=False, interactive=False,
-                           elem_id="proj-detail", buttons=[], height=170, elem_classes="pixelated")
-            code = gr.Markdown(elem_id="proj-code")
-            hint = gr.Markdown()
-            strips = gr.Image(label="Interpolation A → B (linear above spherical)", show_label=False,
-                              interactive=False, visible=False, elem_id="proj-strips", buttons=["download"])
+                        "interpolation A → B. Everything below is decoded in your browser.")
+            view = pick_view("proj-view", "proj", "projection", store, "Click a point on the map.")
             export_file = gr.File(label="Projector export (tensors.tsv, metadata.tsv, sprite.png, config)",
                                   visible=False, elem_id="proj-export")
     with gr.Accordion("What the map shows, and the formulas", open=False):
         gr.Markdown(EXPLANATION, latex_delimiters=[{"left": "$$", "right": "$$", "display": True},
                                                    {"left": "$", "right": "$", "display": False}])
+    # The scripted /pick endpoint's outputs: the server's own decode of a pick (not shown in the page)
+    row = gr.Image(visible=False, format="png", elem_id="proj-detail")
+    code = gr.Markdown(visible=False, elem_id="proj-code")
+    strips = gr.Image(visible=False, format="png", elem_id="proj-strips")
 
     open_outputs = [map_a, stats_a, map_b, stats_b, col_b, shown]
     open_inputs = [model, method, compare, shown]
@@ -272,16 +333,14 @@ def build(store: Store) -> ProjectionPanel:
     model.change(panel.on_model, model, compare, api_name=False).then(
         panel.on_open, open_inputs, open_outputs, api_name=False, **common)
     picks = gr.State([])
-    select_out = [row, code, picks, map_a, map_b]
-    for m in (map_a, map_b):  # the decoded point first (fast); the interpolation strips follow
-        m.select(panel.on_select, [model, compare], select_out, api_name=False, concurrency_id="model",
-                 show_progress="hidden").then(
-            panel.on_strips, [model, compare, picks], [strips, hint], api_name=False, concurrency_id="model",
-            show_progress="hidden")
+    for m in (map_a, map_b):  # the page decodes and draws a pick itself; the server only keeps it
+        m.select(panel.on_select, [model, compare], picks, api_name=False, show_progress="hidden",
+                 trigger_mode="always_last", concurrency_limit=None)
     export_btn.click(panel.export, model, export_file, api_name="export_projector").then(
         lambda: gr.File(visible=True), None, export_file, api_name=False)
-    # scripting endpoint: the same as clicking A then B on the map
+    # scripting endpoint: the same as clicking A then B on the map, decoded on the server
     api_btn, a_in, b_in = gr.Button(visible=False), gr.Number(visible=False), gr.Number(visible=False)
     api_btn.click(panel.api_pick, [model, compare, a_in, b_in], [row, code, strips], api_name="pick",
                   concurrency_id="model")
+    panel.components = dict(model=model, method=method, compare=compare, map_a=map_a, map_b=map_b, view=view)
     return panel

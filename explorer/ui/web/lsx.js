@@ -75,6 +75,20 @@ window.LSX = window.LSX || (() => {
     };
   }
 
+  // The browser keeps each decoder by the SHA-256 of its weights (Cache Storage, where the page is a secure
+  // context such as localhost), so a second visit loads it without asking the server.
+  const CACHE = 'lsx-onnx-v1';
+  async function cached(sha) {
+    try {
+      if (!self.caches) return null;
+      const hit = await (await caches.open(CACHE)).match('/lsx-onnx/' + sha);
+      return hit ? new Uint8Array(await hit.arrayBuffer()) : null;
+    } catch (e) { return null; }
+  }
+  async function keep(sha, bytes) {
+    try { if (self.caches) await (await caches.open(CACHE)).put('/lsx-onnx/' + sha, new Response(bytes)); } catch (e) {}
+  }
+
   // spec: {name, dim, sha (null when the model has no ONNX yet), note}; server: the component's server
   // object (decode_codes, onnx_bytes); inline: base64 ONNX (standalone page).
   L.decoder = (spec, server, inline) => {
@@ -86,10 +100,11 @@ window.LSX = window.LSX || (() => {
       const ort = await L.ort();
       let bytes;
       if (inline) bytes = L.b64bytes(inline);
-      else {
+      else if (!(bytes = await cached(spec.sha))) {
         const r = await server.onnx_bytes({name: spec.name, sha: spec.sha});
         if (!r || r.error) throw new Error((r && r.error) || 'no ONNX file');
         bytes = L.b64bytes(r.onnx);
+        keep(spec.sha, bytes);
       }
       const session = await ort.InferenceSession.create(bytes, {executionProviders: ['wasm'], graphOptimizationLevel: 'all'});
       const dim = spec.dim;
