@@ -73,7 +73,7 @@ function decodeStrip() {
     if (dec !== AT.decoder || M !== AT.model) return;
     AT.strip = images; AT.stripS = ss; AT.stripMs = performance.now() - t0; AT.stripCanvas = null; AT.stripFrames += 1;
     const where = dec.mode === 'page' ? 'decoded in your browser' : 'decoded on the server';
-    q('.lsxa-striptitle').textContent = `Strip: z + s·v for s = −${M.k} … +${M.k} (${ss.length} images, ${where} in one batch, ${AT.stripMs.toFixed(0)} ms)`;
+    q('.lsxa-striptitle').textContent = `Strip: z + s·v for s = −${M.k} … +${M.k} (${ss.length} images, ${where} in one batch)`;  // AT.stripMs: its wall time
     drawStrip();
   });
 }
