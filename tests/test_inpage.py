@@ -103,7 +103,8 @@ def _wait_ready(pg, mode):
 
 
 def test_without_webassembly_the_page_decodes_on_the_server(served_app):
-    """Chromium with WebAssembly switched off: the same panel works through the server fallback."""
+    """A browser without WebAssembly: the same panel works through the server fallback. (Chromium 156 keeps
+    WebAssembly under --js-flags=--noexpose_wasm, so the page's WebAssembly is deleted before any script.)"""
     import numpy as np
 
     playwright = pytest.importorskip("playwright.sync_api")
@@ -112,6 +113,7 @@ def test_without_webassembly_the_page_decodes_on_the_server(served_app):
         browser = p.chromium.launch(executable_path="/usr/bin/chromium",
                                     args=BROWSER_ARGS + ["--js-flags=--noexpose_wasm"])
         pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        pg.add_init_script("delete globalThis.WebAssembly")
         pg.goto(url)
         _wait_ready(pg, "server")
         assert pg.evaluate("() => typeof WebAssembly") == "undefined"

@@ -48,6 +48,7 @@ def build_app(store: Store, title: str = "Latent Space Explorer") -> gr.Blocks:
         lg = panels["latent_grid"]
         if lg.initial:  # the default model's plane, map and decoder spec; the page decodes from there
             demo.load(*lg.initial, api_name=False, concurrency_id="model")
+        demo.unload(store.sessions.on_unload)  # a closed tab frees what it left in the session cache
     demo.panels = panels
     return demo
 

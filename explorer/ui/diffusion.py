@@ -9,9 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import gradio as gr
@@ -110,8 +108,6 @@ class Run:
 class DiffusionPanel:
     def __init__(self, store: Store):
         self.store = store
-        self._runs: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
         self._schedules = {n: schedules.make_schedule(n, T_FORWARD) for n in schedules.NAMES}
         self._curves = None
         self._images = {}
@@ -239,24 +235,22 @@ class DiffusionPanel:
 
     def scrub_range(self, request: gr.Request = None):
         """The scrubber spanning this session's last run (after it ends or is stopped)."""
-        with self._lock:
-            run = self._runs.get(getattr(request, "session_hash", None) or "_")
+        run = self._last_run(request)
         if run is None or not run.frames:
             return gr.update()
         n = len(run.frames)
         return gr.update(minimum=0, maximum=max(n - 1, 1), value=n - 1, interactive=True)
 
+    # Each session's last run lives in the app's session cache: another student's run never evicts it,
+    # and closing the tab frees it. Calls without a session (the Python API) share one "_" slot.
     def _remember(self, request, run: Run):
-        key = getattr(request, "session_hash", None) or "_"
-        with self._lock:
-            self._runs[key] = run
-            self._runs.move_to_end(key)
-            while len(self._runs) > 8:
-                self._runs.popitem(last=False)
+        self.store.sessions.put(self.store.sessions.key_of(request) or "_", "run", "last", run)
+
+    def _last_run(self, request) -> Run | None:
+        return self.store.sessions.get(self.store.sessions.key_of(request) or "_", "run", "last")
 
     def _run(self, request) -> Run:
-        with self._lock:
-            run = self._runs.get(getattr(request, "session_hash", None) or "_")
+        run = self._last_run(request)
         if run is None:
             raise gr.Error("Press Run first: the scrubber moves through the last run's stored steps.")
         return run

@@ -7,8 +7,6 @@ codes (sliders PC1..PC6, the rest of z held fixed).
 """
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 
 import gradio as gr
 import numpy as np
@@ -78,24 +76,16 @@ class LatentGridPanel:
     def __init__(self, store: Store):
         self.store = store
         self._seq = 0
-        # Each browser session's current point (model, slider values, residual), so a slider drag
-        # sends only its own value: fewer inputs per event is measurably faster in Gradio.
-        self._points: OrderedDict = OrderedDict()
-        self._points_lock = threading.Lock()
 
+    # Each browser session's current point (model, slider values, residual), kept in the app's session
+    # cache (freed when the tab closes): the page tells the server its final point after every drag.
     def _remember(self, request, name, values, residual):
-        if request is None or not getattr(request, "session_hash", None):
-            return
-        with self._points_lock:
-            self._points[request.session_hash] = (name, np.array(values, np.float64)[:N_SLIDERS], residual)
-            self._points.move_to_end(request.session_hash)
-            while len(self._points) > 2000:
-                self._points.popitem(last=False)
+        self.store.sessions.put(self.store.sessions.key_of(request), "point", "latent_grid",
+                                (name, np.array(values, np.float64)[:N_SLIDERS], residual))
 
     def _point(self, request):
         """(model, values, residual) last shown to this session, or None."""
-        with self._points_lock:
-            return self._points.get(getattr(request, "session_hash", None))
+        return self.store.sessions.get(self.store.sessions.key_of(request), "point", "latent_grid")
 
     def _recall(self, request, name):
         """(values, residual) last shown to this session for ``name``; the codes' centre if none."""

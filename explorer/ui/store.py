@@ -6,10 +6,8 @@ models are small). Thread-safe: Gradio runs plain handlers in a thread pool.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import wraps
 
 import numpy as np
 import torch
@@ -91,29 +89,44 @@ class LatentView:
         return self.codes.shape[1]
 
 
-def _locked(fn):
-    @wraps(fn)
-    def inner(self, *a, **k):
-        with self._lock:
-            return fn(self, *a, **k)
-    return inner
-
-
 class Store:
+    """Loaded models, encoded views, rendered rasters and per-session entries, shared by every panel.
+
+    Locking: each (kind, key) has its own lock, held only while that one thing is loaded, encoded or
+    rendered, so a request for a ready model or view never waits behind another session's encode or
+    render. The shared lock guards dictionary operations only; no figure is drawn under it."""
+
     def __init__(self, zoo: Zoo, device: str | None = None):
+        from cachetools import LRUCache
+
+        from .inpage import Decoders
+        from .sessions import SessionCache
+
         self.zoo = zoo
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()      # dictionary operations only
         self._models: dict = {}
         self._views: dict = {}
-        self._rasters: OrderedDict = OrderedDict()
+        self._rasters = LRUCache(maxsize=32)
         self._datasets: dict = {}
         self._sprites: dict = {}
         self._projections: dict = {}
         self._key_locks: dict = {}
-        from .inpage import Decoders
+        self.decoders = Decoders(self)     # in-page (ONNX) decoders: which are ready, building the rest
+        self.sessions = SessionCache()     # what each browser tab left here; freed when it closes
 
-        self.decoders = Decoders(self)  # in-page (ONNX) decoders: which are ready, building the rest
+    def _once(self, table: dict, kind: str, key, make):
+        """``table[key]``, made by ``make()`` under (kind, key)'s own lock the first time."""
+        value = table.get(key)
+        if value is not None:
+            return value
+        with self._key_lock((kind, key)):
+            value = table.get(key)
+            if value is None:
+                value = make()
+                with self._lock:
+                    table[key] = value
+            return value
 
     def encoder_models(self) -> list[str]:
         """Names of the checkpoints with an encoder, 2-D models first."""
@@ -126,62 +139,60 @@ class Store:
                 dims[n] = 99
         return sorted(names, key=lambda n: (dims[n] != 2, n))
 
-    @_locked
     def model(self, name: str):
         """The loaded model; raises CheckpointError with the rebuild command when broken."""
-        if name not in self._models:
-            self._models[name] = self.zoo.load(name, device=self.device)
-        return self._models[name]
+        return self._once(self._models, "model", name, lambda: self.zoo.load(name, device=self.device))
 
-    @_locked
     def view(self, name: str) -> LatentView:
-        if name not in self._views:
-            model = self.model(name)
-            ds = self.dataset(self.zoo.info(name)["dataset"])
-            x = ds.floats()
-            codes = torch.cat([model.encode(x[i:i + 1000]).cpu() for i in range(0, len(x), 1000)]).numpy()
-            plane = latents.LatentPlane(n_components=6).fit(codes)
-            coords = plane.transform(codes)
-            lo, hi = plane.bounds(MAP_RANGE)  # the sliders' range: every slider position is on the map
-            lims = ((lo[0], hi[0]), (lo[1], hi[1]))
-            self._views[name] = LatentView(name, codes, coords, ds.labels.numpy(), ds.classes, plane, lims)
-        return self._views[name]
+        """The model's encoded test subset and its plane (encoded once, under this model's own lock)."""
+        return self._once(self._views, "view", name, lambda: self._encode(name))
 
-    @_locked
+    def _encode(self, name: str) -> LatentView:
+        model = self.model(name)
+        ds = self.dataset(self.zoo.info(name)["dataset"])
+        x = ds.floats()
+        codes = torch.cat([model.encode(x[i:i + 1000]).cpu() for i in range(0, len(x), 1000)]).numpy()
+        plane = latents.LatentPlane(n_components=6).fit(codes)
+        coords = plane.transform(codes)
+        lo, hi = plane.bounds(MAP_RANGE)  # the sliders' range: every slider position is on the map
+        lims = ((lo[0], hi[0]), (lo[1], hi[1]))
+        return LatentView(name, codes, coords, ds.labels.numpy(), ds.classes, plane, lims)
+
     def raster(self, key, render):
-        """A rendered figure cached by ``key`` (LRU of 32); ``render()`` returns a Figure."""
-        if key in self._rasters:
-            self._rasters.move_to_end(key)
-            return self._rasters[key]
-        raster = plotting.Raster.from_figure(render())
-        self._rasters[key] = raster
-        if len(self._rasters) > 32:
-            self._rasters.popitem(last=False)
-        return raster
+        """A rendered figure cached by ``key`` (LRU of 32); ``render()`` returns a Figure. Rendering holds
+        only this key's lock: other requests (and other renders) go on meanwhile."""
+        with self._lock:
+            raster = self._rasters.get(key)
+        if raster is not None:
+            return raster
+        with self._key_lock(("raster", key)):
+            with self._lock:
+                raster = self._rasters.get(key)
+            if raster is None:
+                raster = plotting.Raster.from_figure(render())
+                with self._lock:
+                    self._rasters[key] = raster
+            return raster
 
-    @_locked
     def dataset(self, name: str) -> data.Dataset:
         """The shipped test subset of dataset ``name`` (assets/), loaded once."""
-        if name not in self._datasets:
-            self._datasets[name] = data.load_assets(name)
-        return self._datasets[name]
+        return self._once(self._datasets, "dataset", name, lambda: data.load_assets(name))
 
     def dataset_of(self, model_name: str) -> str:
         return self.zoo.info(model_name)["dataset"]
 
-    @_locked
     def sprite(self, dataset: str) -> tuple[str, int]:
         """(data URL of the thumbnail mosaic, thumbnails per row) for the map's hover tooltips."""
-        if dataset not in self._sprites:
+        def make():
             from .point_map import sprite_url
 
             images = self.dataset(dataset).images.numpy()
-            self._sprites[dataset] = (sprite_url(projection.sprite(images)), int(np.ceil(np.sqrt(len(images)))))
-        return self._sprites[dataset]
+            return sprite_url(projection.sprite(images)), int(np.ceil(np.sqrt(len(images))))
+        return self._once(self._sprites, "sprite", dataset, make)
 
-    def _key_lock(self, key) -> threading.Lock:
+    def _key_lock(self, key) -> threading.RLock:
         with self._lock:
-            return self._key_locks.setdefault(key, threading.Lock())
+            return self._key_locks.setdefault(key, threading.RLock())
 
     def projection(self, name: str, method: str, progress=None) -> projection.Projection:
         """The 2-D map of model ``name``'s test codes by ``method`` (shipped, cached or computed).
