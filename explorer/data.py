@@ -337,6 +337,18 @@ def _to_grey(img) -> np.ndarray:
     return grey
 
 
+def _no_paths(err: Exception, image) -> str:
+    """An error's text with file names and server paths taken out: PIL names the file it could not read
+    ("cannot identify image file '/tmp/gradio/<hash>/empty.png'"), and users see these messages."""
+    import re
+
+    text = str(err)
+    if isinstance(image, (str, os.PathLike)):
+        text = text.replace(os.fspath(image), "the file").replace(os.path.basename(os.fspath(image)), "the file")
+    text = re.sub(r"'?(?:[A-Za-z]:)?(?:[\\/][^\s'\"]+)+'?", "the file", text)  # any other absolute path
+    return text.replace("'the file'", "the file").replace("the file the file", "the file").strip() or type(err).__name__
+
+
 def prepare_image(image, dataset: str = "fashion-mnist") -> tuple[np.ndarray, list[str]]:
     """Turn a user's image into what a model of ``dataset`` expects: (28, 28) float32 in [0, 1],
     grey, light object on a dark background, cropped to the object, scaled and centred the way
@@ -373,10 +385,10 @@ def prepare_image(image, dataset: str = "fashion-mnist") -> tuple[np.ndarray, li
     except ImageError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise ImageError(f"could not read the image ({type(err).__name__}: {err}); "
+        raise ImageError(f"could not read the image ({type(err).__name__}: {_no_paths(err, image)}); "
                          "upload a PNG, JPEG, WebP, GIF, BMP or TIFF file") from err
     except Image.DecompressionBombError as err:
-        raise ImageError(f"the image is too large to decode safely ({err})") from err
+        raise ImageError(f"the image is too large to decode safely ({_no_paths(err, image)})") from err
     h, w = grey.shape
     if not np.isfinite(grey).all():
         raise ImageError("the image contains NaN or infinite values")

@@ -132,6 +132,10 @@ def test_uploads_through_the_app_give_a_message_and_the_server_keeps_serving(ser
         with pytest.raises(Exception, match="can't be used") as err:
             client.predict(MODEL, "7", "1", "Upload", 0, handle_file(str(path)), 0.5, 2.0, api_name="/attribute")
         assert message in str(err.value)
+        # no server path, no file name, no traceback in what the user reads
+        shown = str(err.value)
+        assert "/tmp" not in shown and "/gradio/" not in shown and f"{kind}.png" not in shown, shown
+        assert "Traceback" not in shown and 'File "' not in shown, shown
     # still serving
     assert "test image #3" in client.predict(MODEL, "7", "1", "Test image", 3, None, 1.0, 2.0,
                                              api_name="/attribute")[1]
