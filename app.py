@@ -80,9 +80,12 @@ def launch_kwargs(args):
     from explorer.ui import CSS
 
     import gradio as gr
+    # Gradio keeps a copy of every block's config per session (~0.4 MB here), and a client that calls
+    # /gradio_api/call/<name> without a session hash starts a new session each call: at the default
+    # capacity (10,000) a scripted loop could hold ~4 GB. 512 sessions covers a lecture hall with room.
     return dict(server_name=args.host, server_port=args.port, share=args.share, max_file_size="10mb",
                 enable_monitoring=False, show_error=True, theme=gr.themes.Soft(), css=CSS,
-                auth=getattr(args, "auth", None))
+                auth=getattr(args, "auth", None), state_session_capacity=512)
 
 
 def limit_malloc_arenas(arenas: int = 2) -> bool:
