@@ -66,11 +66,10 @@ def warm(store, demo=None):
         except Exception as err:  # a broken checkpoint is reported by the panel itself
             print(f"warm-up skipped: {err}")
         for panel in getattr(demo, "panels", {}).values():
-            if hasattr(panel, "warm"):
-                try:
-                    panel.warm()
-                except Exception as err:
-                    print(f"warm-up of {type(panel).__name__} skipped: {err}")
+            try:
+                panel.warm()
+            except Exception as err:
+                print(f"warm-up of {type(panel).__name__} skipped: {err}")
         # then every other model's in-page (ONNX) decoder, built once into the user cache, keyed by its weights
         store.decoders.warm(store.zoo.available())
     threading.Thread(target=run, daemon=True).start()

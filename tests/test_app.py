@@ -223,7 +223,7 @@ def test_server_functions_decode_and_refuse_like_the_page_expects(served_app):
 def test_widget_values_are_checked_by_one_pair_of_helpers():
     import gradio as gr
 
-    from explorer.ui.store import number, valid_seed, whole
+    from explorer.ui.validate import number, valid_seed, whole
 
     assert number("2.5", "strength") == 2.5 and number(0, "eta", 0, 1) == 0.0 and valid_seed(7.0) == 7
     for value, bounds, message in (("abc", (), "strength must be a number"),

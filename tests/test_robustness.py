@@ -304,7 +304,7 @@ def test_closing_the_tab_stops_its_run_and_frees_the_slot(tmp_path):
 @given(st.one_of(st.integers(-2 ** 70, 2 ** 70), st.floats(allow_nan=True, allow_infinity=True), st.none(),
                  st.text(max_size=8), st.booleans()))
 def test_widget_checks_accept_or_refuse_with_a_message(value):
-    from explorer.ui.store import number, valid_seed, whole
+    from explorer.ui.validate import number, valid_seed, whole
 
     for check in (lambda v: number(v, "x"), lambda v: number(v, "x", 0, 1), lambda v: whole(v, "x", 0, 100),
                   valid_seed):

@@ -5,6 +5,7 @@ import gradio as gr
 
 from . import attributes, dae, diffusion, latent_grid, projection, zoo
 from .inpage import serve_runtime
+from .panel import chain
 from .store import Store
 
 CSS = """
@@ -16,6 +17,15 @@ footer { display: none !important; }
 
 
 
+# (key in demo.panels, tab label, tab id, module with build(store) -> Panel), in tab order
+PANELS = [("latent_grid", "Latent grid", "latent-grid-tab", latent_grid),
+          ("projection", "Projection", "projection-tab", projection),
+          ("attributes", "Attribute vectors", "attributes-tab", attributes),
+          ("diffusion", "Diffusion", "diffusion-tab", diffusion),
+          ("dae", "DAE vs baseline", "dae-tab", dae),
+          ("zoo", "Model zoo", "zoo-tab", zoo)]
+
+
 def build_app(store: Store, title: str = "Latent Space Explorer") -> gr.Blocks:
     """The whole app as a Blocks (not launched). Heavy work happens in handlers, not here."""
     serve_runtime()  # the one static folder: the pinned onnxruntime-web files
@@ -23,31 +33,11 @@ def build_app(store: Store, title: str = "Latent Space Explorer") -> gr.Blocks:
         gr.Markdown(f"# {title}\nSee how autoencoders, VAEs and their relatives organise their latent space.")
         panels = {}
         with gr.Tabs():
-            with gr.Tab("Latent grid", id="latent-grid-tab"):
-                panels["latent_grid"] = latent_grid.build(store)
-            with gr.Tab("Projection", id="projection-tab") as proj_tab:
-                panels["projection"] = projection.build(store)
-            with gr.Tab("Attribute vectors", id="attributes-tab") as attr_tab:
-                panels["attributes"] = attributes.build(store)
-            with gr.Tab("Diffusion", id="diffusion-tab") as diff_tab:
-                panels["diffusion"] = diffusion.build(store)
-            with gr.Tab("DAE vs baseline", id="dae-tab") as dae_tab:
-                panels["dae"] = dae.build(store)
-            with gr.Tab("Model zoo", id="zoo-tab") as zoo_tab:
-                panels["zoo"] = zoo.build(store)
-        fn, inputs, outputs, opts = panels["projection"].open_event
-        proj_tab.select(fn, inputs, outputs, api_name=False, **opts)  # maps load when the tab is opened
-        event = attr_tab.select(lambda: None, None, None, api_name=False, show_progress="hidden")
-        for fn, inputs, outputs, opts in panels["attributes"].open_events:  # fill the panel when first opened
-            event = event.then(fn, inputs, outputs, api_name=False, **opts)
-        fn, inputs, outputs, opts = panels["diffusion"].open_event
-        diff_tab.select(fn, inputs, outputs, api_name=False, **opts)  # the forward view when the tab opens
-        for tab, key in ((dae_tab, "dae"), (zoo_tab, "zoo")):  # fill each panel when its tab is first opened
-            fn, inputs, outputs, opts = panels[key].open_event
-            tab.select(fn, inputs, outputs, api_name=False, **opts)
-        lg = panels["latent_grid"]
-        if lg.initial:  # the default model's plane, map and decoder spec; the page decodes from there
-            demo.load(*lg.initial, api_name=False, concurrency_id="model")
+            for key, label, tab_id, module in PANELS:
+                with gr.Tab(label, id=tab_id) as tab:
+                    panels[key] = panel = module.build(store)
+                chain(tab.select, panel.opens)   # fill the panel when its tab is opened
+                chain(demo.load, panel.loads)    # what the first page shows at once
         demo.unload(store.sessions.on_unload)  # a closed tab frees what it left in the session cache
     demo.panels = panels
     return demo

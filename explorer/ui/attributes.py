@@ -16,7 +16,9 @@ import torch
 
 from .. import data, latents, metrics, plotting
 from ..checkpoints import CheckpointError
-from .store import Store, number, page_errors, whole
+from .store import Store
+from .panel import Panel
+from .validate import number, page_errors, whole
 
 QUANTILE = 0.2
 STRIP = 9
@@ -84,7 +86,7 @@ def _style(dataset: str) -> str:
     return "digits" if dataset in ("mnist", "mnist-5k", "digits") else "fashion-mnist"
 
 
-class AttributePanel:
+class AttributePanel(Panel):
     """The panel's logic, callable without widgets (tests use it directly)."""
 
     def __init__(self, store: Store):
@@ -415,7 +417,7 @@ def build(store: Store) -> AttributePanel:
                        api_name=False, **common)
     ood.change(panel.on_anomaly, anomaly_in, anomaly_out, api_name="anomaly", **common)
     pct.release(panel.on_anomaly, anomaly_in, anomaly_out, api_name=False, show_progress="hidden", **common)
-    panel.open_events = [(lambda m, b: panel.random_index(m, b, seed=0), [model, group_b], index, {}),
+    panel.opens = [(lambda m, b: panel.random_index(m, b, seed=0), [model, group_b], index, {}),
                          (panel.on_live, apply_in, live, common),
                          (panel.on_apply, apply_in, apply_out, common),
                          (panel.on_anomaly, anomaly_in, anomaly_out, common),

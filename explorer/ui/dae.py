@@ -15,7 +15,9 @@ from .. import dae_study, plotting, projection
 from ..checkpoints import CheckpointError
 from .point_map import payload, point_map
 from .projection import map_latent, map_value, pick_view
-from .store import Store, number, page_errors, valid_seed
+from .store import Store
+from .panel import Panel
+from .validate import number, page_errors, valid_seed
 
 SHIPPED, LIVE = "Shipped checkpoints", "Live run"
 SHOW = 8                         # test images and samples per row
@@ -56,7 +58,7 @@ def _short(name: str) -> str:
     return name.split("/", 1)[-1]
 
 
-class DAEPanel:
+class DAEPanel(Panel):
     """The panel's logic, callable without widgets (tests use it directly)."""
 
     def __init__(self, store: Store):
@@ -395,7 +397,7 @@ def build(store: Store) -> DAEPanel:
 
     common = dict(concurrency_id="model")
     outputs = [recon, samples, table, curves, map_a, stats_a, map_b, stats_b, picked, picked_text]
-    panel.open_event = (panel.on_open, [source, seed, live], outputs, common)
+    panel.opens = [(panel.on_open, [source, seed, live], outputs, common)]
     source.input(panel.on_open, [source, seed, live], outputs, api_name="dae_show", **common)
     for trigger in (redraw.click, seed.submit):
         trigger(panel.on_seed, [source, seed, live], [recon, samples], api_name=False, **common)

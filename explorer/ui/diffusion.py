@@ -18,7 +18,9 @@ import torch
 
 from .. import data, diffusion, plotting, schedules
 from ..checkpoints import CheckpointError
-from .store import Store, number, page_errors, valid_seed, whole
+from .store import Store
+from .panel import Panel
+from .validate import number, page_errors, valid_seed, whole
 
 T_FORWARD = 1000                 # the forward-process view uses both schedules at T = 1000
 MAX_BATCH = 16
@@ -105,7 +107,7 @@ class Run:
     info: str
 
 
-class DiffusionPanel:
+class DiffusionPanel(Panel):
     def __init__(self, store: Store):
         self.store = store
         self._schedules = {n: schedules.make_schedule(n, T_FORWARD) for n in schedules.NAMES}
@@ -438,6 +440,6 @@ def build(store: Store) -> DiffusionPanel:
                   [cmp_a, cmp_a_text, cmp_b, cmp_b_text], api_name="diffusion_compare", **common)
     panel.components = dict(forward=forward_inputs, forward_outputs=forward_outputs, model=model, run=run_btn,
                             stop=stop_btn, frame=frame, status=status, scrub=scrub)
-    panel.open_event = (panel.on_open, forward_inputs, [*forward_outputs, tradeoff_img, tradeoff_text],
-                        dict(show_progress="hidden"))
+    panel.opens = [(panel.on_open, forward_inputs, [*forward_outputs, tradeoff_img, tradeoff_text],
+                    dict(show_progress="hidden"))]
     return panel

@@ -13,7 +13,9 @@ import numpy as np
 import torch
 
 from .. import latents, plotting
-from .store import MAP_RANGE, Store, number, page_errors, valid_seed, whole
+from .store import MAP_RANGE, Store
+from .panel import Panel
+from .validate import number, page_errors, valid_seed, whole
 
 N_SLIDERS = 6
 SLIDER_RANGE = MAP_RANGE  # sliders span the codes' centre +- 4 standard deviations along their axis
@@ -70,7 +72,7 @@ def _digits(lo: float, hi: float) -> int:
     return max(int(-np.floor(np.log10((hi - lo) / 400))), 0)
 
 
-class LatentGridPanel:
+class LatentGridPanel(Panel):
     """The panel's logic, separate from its widgets so tests can call it directly."""
 
     def __init__(self, store: Store):
@@ -321,5 +323,6 @@ def build(store: Store) -> LatentGridPanel:
         lambda: gr.File(visible=True), None, page_file, api_name=False)
     api_decode.click(panel.api_decode, [model, api_a, api_b], decoded, api_name="decode", **common)
     panel.components = dict(model=model, explorer=explorer, headline=headline, decoded=decoded, info=info)
-    panel.initial = (panel.on_model, [model], [explorer, headline]) if default else None
+    # the default model's plane, map and decoder spec when the page loads; the page decodes from there
+    panel.loads = [(panel.on_model, [model], [explorer, headline], common)] if default else []
     return panel

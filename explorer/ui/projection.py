@@ -16,7 +16,9 @@ from .. import latents, plotting, projection
 from ..checkpoints import CheckpointError
 from .inpage import runtime_path, script, server_functions
 from .point_map import latent_prop, payload, point_map
-from .store import Store, page_errors, whole
+from .store import Store
+from .panel import Panel
+from .validate import page_errors, whole
 
 NONE = "(none)"
 METHOD_KEYS = {label: key for key, label in projection.METHODS.items()}  # "UMAP" -> "umap"
@@ -84,7 +86,7 @@ def map_latent(store: Store, name: str) -> dict:
     return latent_prop(store.view(name).codes, spec, _short(name))
 
 
-class ProjectionPanel:
+class ProjectionPanel(Panel):
     """The panel's logic, callable without widgets (tests use it directly)."""
 
     def __init__(self, store: Store):
@@ -327,7 +329,7 @@ def build(store: Store) -> ProjectionPanel:
     open_outputs = [map_a, stats_a, map_b, stats_b, col_b, shown]
     open_inputs = [model, method, compare, shown]
     common = dict(concurrency_id="projection", concurrency_limit=1)
-    panel.open_event = (panel.on_open, open_inputs, open_outputs, common)
+    panel.opens = [(panel.on_open, open_inputs, open_outputs, common)]
     method.change(panel.on_open, open_inputs, open_outputs, api_name="project", **common)
     compare.change(panel.on_open, open_inputs, open_outputs, api_name=False, **common)
     model.change(panel.on_model, model, compare, api_name=False).then(

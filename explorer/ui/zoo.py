@@ -20,7 +20,9 @@ import torch
 
 from .. import diffusion, latents, plotting, zoo_table
 from ..checkpoints import CONFIG, WEIGHTS, CheckpointError
-from .store import Store, valid_seed
+from .store import Store
+from .panel import Panel
+from .validate import valid_seed
 
 N_SAMPLES = 8        # samples per model row
 N_PATH = 8           # interpolation frames per row, both ends included
@@ -119,7 +121,7 @@ def _slerp_path(a: torch.Tensor, b: torch.Tensor, n: int) -> torch.Tensor:
     return torch.from_numpy(path).float().reshape(n, *a.shape)
 
 
-class ZooPanel:
+class ZooPanel(Panel):
     """The panel's logic, callable without widgets (tests use it directly)."""
 
     def __init__(self, store: Store):
@@ -404,5 +406,5 @@ def build(store: Store) -> ZooPanel:
         panel.draw, inputs, outputs, api_name=False, **common)
     panel.components = dict(dataset=dataset, seed=seed, draw=draw, next=nxt, grid=grid, caption=caption,
                             table=table)
-    panel.open_event = (panel.on_open, inputs, outputs, common)
+    panel.opens = [(panel.on_open, inputs, outputs, common)]
     return panel
