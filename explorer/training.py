@@ -245,6 +245,8 @@ def train(preset: str, dataset: str = "fashion-mnist", epochs: int | None = None
         ema.copy_to(model)
     if rank != 0:
         return out_dir
+    dtype = checkpoints.ship_dtype(family)  # float16 parameters (classifiers float32): the repo's size budget
+    checkpoints.round_params(model, dtype)  # so the prior is fitted and the metrics measured on what ships
     if hasattr(model, "fit_prior"):  # the AE samples from a Gaussian fitted to its training codes
         model.fit_prior(torch.cat([model.encode(x[i:i + 1000]) for i in range(0, len(x), 1000)]))
     meta = {"dataset": dataset, "preset": preset, "command": command,
@@ -254,7 +256,7 @@ def train(preset: str, dataset: str = "fashion-mnist", epochs: int | None = None
                          "parameters": params, "history": history,
                          **({"precision": "bfloat16 autocast"} if bf16 else {}),
                          **({"ema_decay": ema_decay} if ema else {})}}
-    checkpoints.save(model, out_dir, family, meta)
+    checkpoints.save(model, out_dir, family, meta, dtype=dtype)
     results = evaluate_checkpoint(model, family, dataset, out) if evaluate else {}
     (out_dir / checkpoints.METRICS).write_text(json.dumps(results, indent=2) + "\n")
     (out_dir / checkpoints.CARD).write_text(model_card(name, family, model.config_dict(), meta, results))

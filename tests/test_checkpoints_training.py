@@ -152,3 +152,104 @@ def test_reevaluate_keeps_the_zoo_block_and_the_sections_other_tools_added(tiny_
     assert card.count("## Test metrics") == 1 and card.count("## Zoo comparison") == 1
     assert card.index("## Test metrics") < card.index("## Zoo comparison") < card.index("## DAE vs joint baseline")
     assert "scored at N = 100" in card and "recon_sharpness" in card
+
+
+# ---- float16 weights (checkpoints.SHIP_DTYPE)
+PIXEL_BOUND = 2e-3  # max |pixel change| float16 storage may cause: half a grey level of an 8-bit image
+
+
+def _decode_change(a, b, x, scale=3.0):
+    """Max |pixel difference| of two models' decodes on 256 codes from scale N(0, I) and on a's codes of x."""
+    z = scale * torch.randn(256, a.latent_dim, generator=torch.Generator().manual_seed(0))
+    codes = a.encode(x)
+    return (float((a.decode(z) - b.decode(z)).abs().max()), float((a.decode(codes) - b.decode(codes)).abs().max()))
+
+
+@pytest.mark.parametrize("name", ["digits/vae-2d", "digits/ae-16", "digits/gmm-vae-16"])
+def test_float16_save_load_stays_close_to_the_float32_model(tiny_zoo, tmp_path, name):
+    from conftest import randomised
+    from explorer import data
+
+    m32 = randomised(Zoo(tiny_zoo).load(name, "cpu"), seed=3, std=1e-3)  # off the float16 grid: a float32 model
+    family = Zoo(tiny_zoo).info(name)["family"]
+    d = checkpoints.save(m32, tmp_path / name, family, {"dataset": "digits"}, dtype=checkpoints.ship_dtype(family))
+    stored = checkpoints.stored_dtypes(d)
+    params = {k for k, _ in m32.named_parameters()}
+    assert {stored[k] for k in params} == {torch.float16}
+    assert {stored[k] for k in stored.keys() - params} <= {torch.float32}  # buffers (fitted priors) stay float32
+    m16 = Zoo(tmp_path).load(name, "cpu")
+    assert {p.dtype for p in m16.parameters()} == {torch.float32}  # load casts to the parameters' dtype
+    random_codes, test_codes = _decode_change(m32, m16, data.load("digits", "test").floats()[:256])
+    assert 0 < random_codes <= PIXEL_BOUND and 0 < test_codes <= PIXEL_BOUND
+    assert checkpoints.save(m32, tmp_path / "f32", family, {}).joinpath("model.safetensors").stat().st_size > \
+        1.9 * (d / "model.safetensors").stat().st_size
+
+
+def test_training_ships_float16_and_evaluates_what_it_ships(tiny_zoo):
+    zoo = Zoo(tiny_zoo)
+    for name in zoo.available():
+        family = zoo.info(name)["family"]
+        model = zoo.load(name, "cpu")
+        stored = checkpoints.stored_dtypes(zoo.path(name))
+        assert {stored[k] for k, _ in model.named_parameters()} == {checkpoints.ship_dtype(family)}, name
+    assert checkpoints.ship_dtype("classifier") == torch.float32 and checkpoints.ship_dtype("vae") == torch.float16
+
+
+def test_shipped_weights_are_float16_except_the_classifiers():
+    zoo = Zoo()
+    for name in zoo.available():
+        info = zoo.info(name)
+        model = models.build(info["family"], info["config"])  # no weights needed: the names and kinds
+        stored = checkpoints.stored_dtypes(zoo.path(name))
+        params = {k for k, p in model.named_parameters() if p.is_floating_point()}
+        want = torch.float32 if info["family"] == "classifier" else torch.float16
+        assert {stored[k] for k in params} == {want}, name
+        assert {stored[k] for k in stored.keys() - params if isinstance(stored[k], torch.dtype)} <= {torch.float32}, name
+
+
+def _half_ulp_noise(w: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Uniform noise within +-half a float16 spacing of each value: where the float32 original of a
+    float16-rounded weight lies."""
+    e = torch.floor(torch.log2(w.abs().clamp_min(2.0 ** -14)))        # binade (subnormals share 2^-14's spacing)
+    return (torch.rand(w.shape, generator=g) - 0.5) * 2.0 ** (e - 10)  # float16: 10 fraction bits
+
+
+def test_float16_precision_suffices_for_every_shipped_decoder():
+    """The shipped float32 weights are gone; what stands in for them: the shipped float16 weights moved by
+    rounding-sized noise. Decodes of the codes of test images must move by at most PIXEL_BOUND, else
+    float16 is too coarse for that decoder. (Measured on the real conversion: <= 1.6e-3. Codes far from
+    the data move more: up to 3.2e-3 at 3 N(0, I), and 2.7e-3 for the DCGAN's prior codes.)"""
+    from explorer import data
+
+    zoo = Zoo()
+    g = torch.Generator().manual_seed(0)
+    names = [n for n in zoo.available() if zoo.info(n)["family"] in ("ae", "vae", "gmm-vae", "dae")]
+    assert len(names) >= 8
+    for name in names:
+        m = zoo.load(name, "cpu")
+        codes = m.encode(data.load_assets(zoo.info(name)["dataset"]).floats()[:500])
+        before = m.decode(codes)
+        with torch.no_grad():
+            for p in m.decoder.parameters():
+                p.add_(_half_ulp_noise(p, g))
+        assert float((m.decode(codes) - before).abs().max()) <= PIXEL_BOUND, name
+
+
+def test_halve_command_converts_once_and_reports_the_change(tmp_path, capsys):
+    from conftest import randomised
+
+    vae = randomised(models.build("vae", {"latent_dim": 2, "channels": 8, "hidden": 32}), std=0.05)
+    clf = models.build("classifier", {"channels": 8, "features": 32})
+    checkpoints.save(vae, tmp_path / "digits" / "vae-2d", "vae", {"dataset": "digits"})
+    checkpoints.save(clf, tmp_path / "digits" / "classifier", "classifier", {"dataset": "digits"})
+    checkpoints.main(["halve", "--checkpoints", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "digits/vae-2d" in out and "max |decode change|" in out and "already stored so" in out
+    report = checkpoints.halve(Zoo(tmp_path), report=None)  # a second run changes nothing
+    assert all("drift" not in row for row in report.values())
+    assert report["digits/vae-2d"]["dtype"] == "float16" and report["digits/classifier"]["dtype"] == "float32"
+    assert {v for v in checkpoints.stored_dtypes(tmp_path / "digits" / "classifier").values()
+            if isinstance(v, torch.dtype)} == {torch.float32}
+    loaded = Zoo(tmp_path).load("digits/vae-2d", "cpu")
+    z = torch.randn(64, 2, generator=torch.Generator().manual_seed(0))
+    assert float((loaded.decode(z) - vae.decode(z)).abs().max()) <= PIXEL_BOUND
