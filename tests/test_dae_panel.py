@@ -99,9 +99,11 @@ def test_endpoints_show_the_table_and_a_live_run_fills_the_panel(dae_zoo):
             Client(url, verbose=False).predict(LIVE, 0, api_name="/dae_images")  # another session has none
 
 
-def test_browser_opens_the_tab_and_clicks_a_map_point(dae_zoo):
+def test_browser_opens_the_tab_and_a_click_decodes_with_both_models_in_the_page(dae_zoo):
     playwright = pytest.importorskip("playwright.sync_api")
-    with launched_app(dae_zoo) as (url, _, _), playwright.sync_playwright() as p:
+    with launched_app(dae_zoo) as (url, demo, store), playwright.sync_playwright() as p:
+        pair = demo.panels["dae"].pair()
+        store.decoders.warm(pair)  # the in-page (ONNX) decoders, as app.py's warm-up builds them
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1500, "height": 1000})
@@ -110,11 +112,26 @@ def test_browser_opens_the_tab_and_clicks_a_map_point(dae_zoo):
             page.wait_for_function("() => document.querySelector('#dae-recon img')?.complete", timeout=60_000)
             page.wait_for_function("() => document.querySelector('#dae-samples img')?.complete", timeout=60_000)
             assert "mean ± sd over 2 seeds" in page.locator("#dae-table").inner_text()
-            page.wait_for_function("() => window.lsxMaps?.['dae-map-a']?.pixel(0)", timeout=60_000)
-            canvas = page.locator("#dae-map-a canvas.lsx-canvas").bounding_box()
-            x, y = page.evaluate("() => window.lsxMaps['dae-map-a'].pixel(5)")
+            page.wait_for_function("() => ['dae-map-a', 'dae-map-b'].every(k => window.lsxMaps?.[k]?.pixel(0))"
+                                   " && window.lsxDae?.models.length === 2", timeout=60_000)
+            requests = []
+            page.on("request", lambda r: requests.append((r.method, r.url)))
+            page.locator("#dae-map-b").scroll_into_view_if_needed()
+            canvas = page.locator("#dae-map-b canvas.lsx-canvas").bounding_box()
+            x, y = page.evaluate("() => window.lsxMaps['dae-map-b'].pixel(5)")
             page.mouse.click(canvas["x"] + x, canvas["y"] + y)
-            page.wait_for_function("() => document.querySelector('#dae-picked img')?.complete", timeout=30_000)
-            assert "Test image #" in page.locator("#dae-picked-text").inner_text()
+            page.wait_for_function("() => window.lsxDae.last?.sel[1] === 5", timeout=30_000)
+            last = page.evaluate("() => ({modes: window.lsxDae.last.modes, names: Object.keys(window.lsxDae.last.recon),"
+                                 " x: Object.values(window.lsxDae.last.recon).map(a => Array.from(a))})")
+            assert last["names"] == list(pair) and last["modes"] == ["page", "page"]
+            x5 = store.dataset("digits").floats()[5:6]
+            for name, got in zip(pair, last["x"]):  # each model's reconstruction of the clicked image
+                want = store.model(name).reconstruct(x5).detach().numpy().reshape(784)
+                assert np.abs(np.array(got) - want).max() < 0.05, name
+            assert page.evaluate("() => window.lsxMaps['dae-map-a'].picks()")[-1] == 5  # the other map follows
+            assert "#5" in page.locator("#dae-view .lsxv-title").inner_text()
+            page.wait_for_timeout(500)
+            assert [u for m, u in requests if m == "POST"] and all("/queue/" in u or "/static/" in u
+                                                                    for _, u in requests), requests
         finally:
             browser.close()

@@ -36,8 +36,10 @@ def app(served_app):
         store._projections.pop(key, None)
 
 
-def _open(browser, url):
+def _open(browser, url, wasm=True):
     page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    if not wasm:  # --js-flags=--noexpose_wasm is not honoured by every Chromium build: remove it outright
+        page.add_init_script("delete globalThis.WebAssembly")
     page.goto(url)
     page.get_by_role("tab", name="Projection").click()
     page.wait_for_function(READY, timeout=120_000)
@@ -45,14 +47,19 @@ def _open(browser, url):
 
 
 @pytest.fixture(scope="module")
-def page(app):
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
-        pg = _open(browser, app[0])
-        pg.requests = []
-        pg.on("request", lambda r: pg.requests.append((r.method, r.url)))
-        yield pg
-        browser.close()
+def pw():
+    with playwright.sync_playwright() as p:  # one per module: a second one inside the first cannot start
+        yield p
+
+
+@pytest.fixture(scope="module")
+def page(app, pw):
+    browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
+    pg = _open(browser, app[0])
+    pg.requests = []
+    pg.on("request", lambda r: pg.requests.append((r.method, r.url)))
+    yield pg
+    browser.close()
 
 
 def _click(page, row, key="proj-map-a"):
@@ -153,21 +160,55 @@ def test_the_compared_map_follows_a_click_without_a_request_and_both_models_deco
     assert "ae-16" in names and "gmm-vae-16" in names
 
 
-def test_without_webassembly_the_view_decodes_on_the_server(app):
+def test_without_webassembly_the_view_decodes_on_the_server(app, pw):
     url, _, store = app
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium",
-                                    args=BROWSER_ARGS + ["--js-flags=--noexpose_wasm"])
-        try:
-            page = _open(browser, url)
-            assert page.evaluate("() => typeof WebAssembly") == "undefined"
-            _click(page, 3)
-            _picked(page, 3)
-            last = page.evaluate("() => ({modes: window.lsxProjection.last.modes,"
-                                 f" x: Array.from(window.lsxProjection.last.recon['{NAME}'])}})")
-            assert last["modes"] == ["server"]
-            want = _torch(store, NAME, store.view(NAME).codes[3:4])[0]
-            assert np.abs(np.array(last["x"]) - want).max() < TOL_MAX
-            assert "server" in page.locator("#proj-view .lsxv-mode").inner_text().lower()
-        finally:
-            browser.close()
+    browser = pw.chromium.launch(executable_path="/usr/bin/chromium",
+                                 args=BROWSER_ARGS + ["--js-flags=--noexpose_wasm"])
+    try:
+        page = _open(browser, url, wasm=False)
+        assert page.evaluate("() => typeof WebAssembly") == "undefined"
+        _click(page, 3)
+        _picked(page, 3)
+        last = page.evaluate("() => ({modes: window.lsxProjection.last.modes,"
+                             f" x: Array.from(window.lsxProjection.last.recon['{NAME}'])}})")
+        assert last["modes"] == ["server"]
+        want = _torch(store, NAME, store.view(NAME).codes[3:4])[0]
+        assert np.abs(np.array(last["x"]) - want).max() < TOL_MAX
+        assert "server" in page.locator("#proj-view .lsxv-mode").inner_text().lower()
+    finally:
+        browser.close()
+
+
+def test_open_sends_each_models_codes_once_and_a_hidden_compare_map_none(app):
+    import base64
+
+    from explorer.ui.point_map import unpack
+    from explorer.ui.projection import NONE
+
+    _, demo, store = app
+    panel = demo.panels["projection"]
+    map_a, _, map_b, _, _, shown = panel.on_open(NAME, "PCA", OTHER, {}, progress=lambda *a, **k: None)
+    latent = map_a.props["latent"]
+    codes = np.frombuffer(base64.b64decode(latent["codes"]), "<f2").reshape(latent["n"], latent["dim"])
+    np.testing.assert_allclose(codes, store.view(NAME).codes, rtol=1e-3, atol=1e-3)
+    assert latent["decoder"]["name"] == NAME and map_b.props["latent"]["name"] == OTHER
+    assert len(unpack(map_a.value)["x"]) == latent["n"]
+    # another method: new maps, same models, so no codes resent
+    stale = dict(shown, a=["x", "y"], b=["x", "y"])  # as if another method's maps were shown: maps resent
+    again = panel.on_open(NAME, "PCA", OTHER, stale, progress=lambda *a, **k: None)
+    assert again[0].value["n"] == latent["n"]
+    assert "latent" not in again[0].props and "latent" not in again[2].props  # ... but not the codes
+    # the compare map hidden: its codes are dropped, so the page decodes with the shown model only
+    hidden = panel.on_open(NAME, "PCA", NONE, shown, progress=lambda *a, **k: None)
+    assert hidden[2].props["latent"] == {}
+
+
+def test_the_servers_select_handler_keeps_the_picks_and_checks_them(app):
+    import gradio as gr
+
+    _, demo, _ = app
+    panel = demo.panels["projection"]
+    evt = gr.SelectData(None, {"index": 9, "value": [4, 9]})
+    assert panel.on_select(NAME, "(none)", evt) == [4, 9]
+    with pytest.raises(gr.Error, match="index"):
+        panel.on_select(NAME, "(none)", gr.SelectData(None, {"index": 10 ** 6, "value": [None, 10 ** 6]}))
