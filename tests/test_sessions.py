@@ -37,14 +37,16 @@ def test_closing_a_tab_drops_its_entries():
     c.put("tab", "run", "last", object())
     c.put("tab", "point", "latent_grid", (1, 2))
     c.put("other", "point", "latent_grid", (3, 4))
-    c.on_unload(SimpleNamespace(session_hash="tab"))
+    assert c.drop(c.key_of(SimpleNamespace(session_hash="tab"))) == 2
     assert c.count("tab") == 0 and c.count("other") == 1
 
 
 def _figure():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(1, 1))
+    FigureCanvasAgg(fig)
     fig.add_subplot()
     return fig
 
@@ -83,8 +85,6 @@ def test_a_ready_view_is_served_while_another_model_encodes(tiny_zoo):
 
 
 def test_a_raster_renders_once_for_concurrent_requests(tiny_zoo):
-    from matplotlib.figure import Figure
-
     from explorer.checkpoints import Zoo
     from explorer.ui.store import Store
 
@@ -94,9 +94,7 @@ def test_a_raster_renders_once_for_concurrent_requests(tiny_zoo):
     def render():
         calls.append(1)
         time.sleep(0.2)
-        fig = Figure(figsize=(1, 1))
-        fig.add_subplot()
-        return fig
+        return _figure()
 
     threads = [threading.Thread(target=store.raster, args=(("k",), render)) for _ in range(4)]
     for t in threads:

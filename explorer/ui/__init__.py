@@ -38,7 +38,9 @@ def build_app(store: Store, title: str = "Latent Space Explorer") -> gr.Blocks:
                     panels[key] = panel = module.build(store)
                 chain(tab.select, panel.opens)   # fill the panel when its tab is opened
                 chain(demo.load, panel.loads)    # what the first page shows at once
-        demo.unload(store.sessions.on_unload)  # a closed tab frees what it left in the session cache
+        def closed(request: gr.Request):  # Gradio injects the request only into an annotated parameter
+            store.sessions.drop(store.sessions.key_of(request))
+        demo.unload(closed)  # a closed tab frees what it left in the session cache
     demo.panels = panels
     return demo
 

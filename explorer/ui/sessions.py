@@ -8,7 +8,7 @@ Built on cachetools (a well-kept library, instead of a hand-made LRU per panel):
   open tab that is being used is never evicted;
 - inside a session each kind of entry (``"point"``, ``"run"``, ...) is its own small ``LRUCache`` of
   ``per_kind`` items, so one student's new entries can only evict that student's own old ones;
-- ``drop(session)`` is wired to ``demo.unload``: closing the tab frees everything it held at once.
+- ``drop(session)`` is wired to ``demo.unload`` (see ``build_app``): closing the tab frees everything it held at once.
 
 Thread-safe: Gradio serves handlers from a thread pool.
 """
@@ -66,7 +66,3 @@ class SessionCache:
             self._sessions.expire()
             groups = [self._sessions.get(session) or {}] if session else list(self._sessions.values())
         return sum(len(c) for entries in groups for c in entries.values())
-
-    def on_unload(self, request=None) -> None:
-        """``demo.unload`` handler: the tab closed."""
-        self.drop(self.key_of(request))
