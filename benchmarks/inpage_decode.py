@@ -119,8 +119,13 @@ def page_weight(browser, url):
 def projection_clicks(page, count):
     """Projection tab: click ``count`` points; ms from each click to reconstruction + strips drawn."""
     page.evaluate(C.open_tab_js("Projection", "window.lsxMaps?.['proj-map-a']?.pixel(0)"))
-    page.wait_for_function("() => window.lsxProjection && window.lsxProjection.ready", timeout=120_000)
     box = page.locator("#proj-map-a canvas.lsx-canvas").bounding_box()
+    for i in range(3):  # warm-up clicks: the first one loads the decoder
+        x, y = page.evaluate(f"() => window.lsxMaps['proj-map-a'].pixel({100 + i})")
+        n = page.evaluate("() => window.lsxProjection ? window.lsxProjection.times.length : 0")
+        page.mouse.click(box["x"] + x, box["y"] + y)
+        page.wait_for_function("(n) => window.lsxProjection && window.lsxProjection.times.length > n", arg=n,
+                               timeout=120_000)
     page.evaluate("() => { window.lsxProjection.times.length = 0; }")
     for i in range(count):
         x, y = page.evaluate(f"() => window.lsxMaps['proj-map-a'].pixel({(i * 37) % 4000})")

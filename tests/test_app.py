@@ -115,12 +115,17 @@ def test_panel_switches_to_a_16d_model_with_pc_sliders(served_app):
     panel = demo.panels["latent_grid"]
     m = panel.page_model("digits/ae-16")
     assert m["dim"] == 16 and m["k"] == 6 and m["axes"][0] == "PC1" and not m["identity"]
-    assert np.shape(m["components"]) == (6, 16) and len(m["map"]["x"]) == len(store.view("digits/ae-16").codes)
+    view = store.view("digits/ae-16")
+    assert np.shape(m["components"]) == (6, 16) and m["map"]["n"] == len(view.codes)
+    import base64
+
+    xs = np.frombuffer(base64.b64decode(m["map"]["x"]), "<f4")  # the map travels packed, not as JSON numbers
+    np.testing.assert_allclose(xs, view.coords[:, 0], rtol=1e-6, atol=1e-6)
+    assert np.array_equal(np.frombuffer(base64.b64decode(m["map"]["c"]), np.uint8), view.labels)
     assert all(lo < v < hi for v, (lo, hi) in zip(m["point"]["values"], m["limits"]))
     # the page's own maths (z = mean + values @ components + residual) gives the server's decode
     values = [0.8 * hi for _, hi in m["limits"]]
     z = np.asarray(m["mean"]) + np.asarray(values) @ np.asarray(m["components"])
-    view = store.view("digits/ae-16")
     np.testing.assert_allclose(z, view.plane.inverse_transform(np.asarray(values)[None])[0], atol=1e-9)
     moved = panel.decode_coords("digits/ae-16", values)
     assert not np.array_equal(moved, panel.decode_coords("digits/ae-16", m["point"]["values"]))

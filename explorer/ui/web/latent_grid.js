@@ -262,6 +262,10 @@ async function fromModel() {
   const M = props.value; if (!M || !M.name) { dom(); const z = q('.lsxg-z'); if (z && M && M.message) z.textContent = M.message; return; }
   dom();
   if (LG.model && LG.model.name === M.name && LG.model.sha === M.decoder.sha && LG.decoder) return;
+  if (typeof M.map.x === 'string') {  // packed on the server: base64 float32 coordinates, uint8 classes
+    M.map = {n: M.map.n, x: new Float32Array(LSX.b64bytes(M.map.x).buffer), y: new Float32Array(LSX.b64bytes(M.map.y).buffer),
+             c: LSX.b64bytes(M.map.c)};
+  }
   LG.model = M; LG.model.sha = M.decoder.sha; LG.values = M.point.values.slice(); LG.residual = M.point.residual;
   LG.scatter = null; LG.gridKey = null; LG.gridImages = null; LG.decoder = null;
   q('.lsxg-legend').innerHTML = M.classes.map((c, i) => `<span><span class="sw" style="background:${M.colors[i]}"></span>${ESC(c)}</span>`).join('');

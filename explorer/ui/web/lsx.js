@@ -42,10 +42,9 @@ window.LSX = window.LSX || (() => {
       else throw new Error('no runtime folder given');
       const ort = await import(url);
       ort.env.wasm.numThreads = 1;  // threads need cross-origin isolation; one thread decodes in < 1 ms
-      // the bundle carries its own Emscripten glue: point it at the .wasm only (a prefix would make it
-      // import a separate ort-wasm-simd-threaded.mjs, which is not vendored)
-      if (L.wasmBinary) ort.env.wasm.wasmBinary = L.wasmBinary;
-      else ort.env.wasm.wasmPaths = {wasm: L.base + 'ort-wasm-simd-threaded.wasm'};
+      // the bundle carries its own Emscripten glue; we hand it the .wasm's bytes (inlined in a standalone
+      // page, else from the browser's cache or the static folder)
+      ort.env.wasm.wasmBinary = L.wasmBinary || (L.wasmBinary = await runtimeWasm());
       return ort;
     })();
     return ortPromise;
@@ -75,18 +74,32 @@ window.LSX = window.LSX || (() => {
     };
   }
 
-  // The browser keeps each decoder by the SHA-256 of its weights (Cache Storage, where the page is a secure
-  // context such as localhost), so a second visit loads it without asking the server.
-  const CACHE = 'lsx-onnx-v1';
-  async function cached(sha) {
+  // The browser keeps each decoder by the SHA-256 of its weights, and the runtime's .wasm by its own SHA-256
+  // (from VENDOR.json), in Cache Storage where the page is a secure context such as localhost: a second
+  // visit loads neither from the server. (Gradio's file route sends no Cache-Control, and Chromium fetched
+  // the 14 MB .wasm again on every visit.)
+  const CACHE = 'lsx-v1';
+  async function cached(key) {
     try {
       if (!self.caches) return null;
-      const hit = await (await caches.open(CACHE)).match('/lsx-onnx/' + sha);
+      const hit = await (await caches.open(CACHE)).match(key);
       return hit ? new Uint8Array(await hit.arrayBuffer()) : null;
     } catch (e) { return null; }
   }
-  async function keep(sha, bytes) {
-    try { if (self.caches) await (await caches.open(CACHE)).put('/lsx-onnx/' + sha, new Response(bytes)); } catch (e) {}
+  async function keep(key, bytes) {
+    try { if (self.caches) await (await caches.open(CACHE)).put(key, new Response(bytes)); } catch (e) {}
+  }
+  async function runtimeWasm() {
+    const name = 'ort-wasm-simd-threaded.wasm';
+    let key = null;
+    try { key = '/lsx-wasm/' + (await (await fetch(L.base + 'VENDOR.json')).json()).files[name]; } catch (e) {}
+    const hit = key && await cached(key);
+    if (hit) return hit;
+    const resp = await fetch(L.base + name);
+    if (!resp.ok) throw new Error('the runtime could not be loaded (' + resp.status + ')');
+    const bytes = new Uint8Array(await resp.arrayBuffer());
+    if (key) keep(key, bytes);
+    return bytes;
   }
 
   // spec: {name, dim, sha (null when the model has no ONNX yet), note}; server: the component's server
@@ -100,11 +113,11 @@ window.LSX = window.LSX || (() => {
       const ort = await L.ort();
       let bytes;
       if (inline) bytes = L.b64bytes(inline);
-      else if (!(bytes = await cached(spec.sha))) {
+      else if (!(bytes = await cached('/lsx-onnx/' + spec.sha))) {
         const r = await server.onnx_bytes({name: spec.name, sha: spec.sha});
         if (!r || r.error) throw new Error((r && r.error) || 'no ONNX file');
         bytes = L.b64bytes(r.onnx);
-        keep(spec.sha, bytes);
+        keep('/lsx-onnx/' + spec.sha, bytes);
       }
       const session = await ort.InferenceSession.create(bytes, {executionProviders: ['wasm'], graphOptimizationLevel: 'all'});
       const dim = spec.dim;
