@@ -238,7 +238,7 @@ function bind() {
   });
   element.addEventListener('pointermove', ev => {
     if (!LG.model || LG.drag || !ev.target.classList.contains('lsxg-map')) return;
-    const t0 = performance.now(), p = fromMap(ev); LG.hover = p; drawMap(); tipAt(ev, p, t0);
+    const t0 = performance.now(), p = fromMap(ev); LG.hover = p; tipAt(ev, p, t0); redraw();  // decode first
   });
   element.addEventListener('pointerout', ev => { if (ev.target.classList.contains('lsxg-map')) { LG.hover = null; hideTip(); drawMap(); } });
 }
