@@ -16,10 +16,8 @@ Prints, for fashion-mnist/vae-2d and fashion-mnist/vae-16 on the Latent grid:
 """
 from __future__ import annotations
 
-import os
 import resource
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -151,13 +149,10 @@ def crowd(browser, url, pages, seconds):
     reqs.clear()
     before = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
-    js = DRAG_JS.replace("seconds * 1000", f"{seconds} * 1000")
     results = [None] * pages
-
-    # each page runs its drag in its own evaluate; Playwright's sync API is single-threaded, so start them
-    # all with a non-awaited promise and poll
+    # Playwright's sync API runs one evaluate at a time: start every page's drag without awaiting it, then poll
     for page in opened:
-        page.evaluate(f"() => {{ window._crowd = ({js})({{seconds: {seconds}}}); window._crowd.then(r => window._crowdDone = r); }}")
+        page.evaluate(f"() => {{ ({DRAG_JS})({{seconds: {seconds}}}).then(r => window._crowdDone = r); }}")
     for i, page in enumerate(opened):
         page.wait_for_function("() => window._crowdDone", timeout=(seconds + 60) * 1000)
         results[i] = page.evaluate("() => window._crowdDone")

@@ -9,8 +9,8 @@ from .panel import chain
 from .store import Store
 
 CSS = """
-.pixelated img, #latent-grid img { image-rendering: pixelated; }
-#decoded img, #diff-frame img { object-fit: contain; }
+.pixelated img { image-rendering: pixelated; }
+#diff-frame img { object-fit: contain; }
 footer { display: none !important; }
 #zoo-table td { word-break: normal; }
 """

@@ -8,7 +8,7 @@
 // decoder fails to load, decoders fall back to the server (a Gradio server function that decodes the
 // same codes with PyTorch): same interface, nothing for the user to do.
 window.LSX = window.LSX || (() => {
-  const L = {version: 1, stats: {page: 0, server: 0}};
+  const L = {version: 1};
   L.base = null;           // URL of the folder holding ort.wasm.bundle.min.mjs and its .wasm
   L.wasmBinary = null;     // standalone page: the .wasm inlined as bytes
   L.ortSource = null;      // standalone page: the runtime's source inlined as text
@@ -64,7 +64,6 @@ window.LSX = window.LSX || (() => {
       mode: 'server', note: reason, dim: spec.dim, name: spec.name,
       run: serial(async (z, n) => {
         if (!fn) throw new Error('no server to decode on');
-        L.stats.server += 1;
         const r = await fn({name: spec.name, z: Array.from(z, v => Math.round(v * 1e5) / 1e5), n});
         if (!r || r.error) throw new Error((r && r.error) || 'the server did not answer');
         const bytes = L.b64bytes(r.pixels), out = new Float32Array(bytes.length);
@@ -124,7 +123,6 @@ window.LSX = window.LSX || (() => {
       return {
         mode: 'page', note: 'decoding in your browser (WebAssembly)', dim, name: spec.name,
         run: serial(async (z, n) => {
-          L.stats.page += 1;
           const out = await session.run({z: new ort.Tensor('float32', z, [n, dim])});
           return out.x.data;
         }),
