@@ -208,7 +208,9 @@ function buildSliders() {
       <input type="range" data-axis="${i}" id="lsx-z-${i + 1}" min="${lo}" max="${hi}" step="${step}" value="${LG.values[i]}"></label>`;
   }).join('');
 }
-function bind() {
+function bind() {  // listeners live on the component's root, which survives a re-render of its template: once
+  if (element.dataset.lsxBound) return;
+  element.dataset.lsxBound = '1';
   element.addEventListener('input', ev => {
     const t = ev.target, t0 = performance.now();
     if (t.dataset && t.dataset.axis !== undefined) { LG.values[+t.dataset.axis] = +t.value; moved(t0); }
