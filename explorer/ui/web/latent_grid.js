@@ -273,8 +273,13 @@ async function fromModel() {
   q('.lsxg-legend').innerHTML = M.classes.map((c, i) => `<span><span class="sw" style="background:${M.colors[i]}"></span>${ESC(c)}</span>`).join('');
   buildSliders(); setMode(); drawMap(); drawGrid(); showInfo();
   if (props.runtime) LSX.base = LSX.base || LSX.staticUrl(props.runtime);
-  const dec = await LSX.decoder(M.decoder, server, props.inline_onnx || null);
+  const pending = LSX.decoder(M.decoder, server, props.inline_onnx || null);
+  if (server && !LG.pageSeen) {  // first visit: the 14 MB runtime is still loading; show the point from the server
+    LG.decoder = LSX.serverDecoder(M.decoder, server, 'loading the in-page decoder…'); setMode(); decodePoint();
+  }
+  const dec = await pending;
   if (LG.model !== M) return;
+  if (dec.mode === 'page') LG.pageSeen = true;
   LG.decoder = dec; setMode(); decodePoint(); decodeGrid();
   LSX.whenBuilt(M.decoder, server, (d, s) => {
     if (LG.model !== M) return;

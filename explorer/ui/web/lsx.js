@@ -101,6 +101,8 @@ window.LSX = window.LSX || (() => {
     return bytes;
   }
 
+  L.serverDecoder = serverDecoder;  // a panel can draw its first image through the server while the runtime loads
+
   // spec: {name, dim, sha (null when the model has no ONNX yet), note}; server: the component's server
   // object (decode_codes, onnx_bytes); inline: base64 ONNX (standalone page).
   L.decoder = (spec, server, inline) => {
