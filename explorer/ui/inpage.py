@@ -116,6 +116,12 @@ class Decoders:
         return self._b64[current]
 
 
+def pack(values, dtype) -> str:
+    """``values`` as little-endian ``dtype`` bytes in base64: how arrays travel to the page (LSX.unpack reads
+    them). Gradio copies every component's props on each event, so thousands of JSON numbers are costly."""
+    return base64.b64encode(np.ascontiguousarray(values, dtype=np.dtype(dtype).newbyteorder("<")).tobytes()).decode()
+
+
 def pixels_b64(images: torch.Tensor) -> str:
     """(N, 1, 28, 28) floats in [0, 1] -> base64 of N*784 uint8, the page's fallback format."""
     x = images.clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()

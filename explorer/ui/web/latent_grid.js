@@ -265,8 +265,8 @@ async function fromModel() {
   dom();
   if (LG.model && LG.model.name === M.name && LG.model.sha === M.decoder.sha && LG.decoder) return;
   if (typeof M.map.x === 'string') {  // packed on the server: base64 float32 coordinates, uint8 classes
-    M.map = {n: M.map.n, x: new Float32Array(LSX.b64bytes(M.map.x).buffer), y: new Float32Array(LSX.b64bytes(M.map.y).buffer),
-             c: LSX.b64bytes(M.map.c)};
+    M.map = {n: M.map.n, x: LSX.unpack(M.map.x, Float32Array), y: LSX.unpack(M.map.y, Float32Array),
+             c: LSX.unpack(M.map.c, Uint8Array)};
   }
   LG.model = M; LG.model.sha = M.decoder.sha; LG.values = M.point.values.slice(); LG.residual = M.point.residual;
   LG.scatter = null; LG.gridKey = null; LG.gridImages = null; LG.decoder = null;

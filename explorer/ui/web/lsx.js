@@ -31,6 +31,15 @@ window.LSX = window.LSX || (() => {
     return out;
   };
 
+  // base64 of little-endian values (inpage.pack on the server) -> a typed array over the same bytes
+  L.unpack = (s, T) => { const b = L.b64bytes(s); return new T(b.buffer, b.byteOffset, b.length / T.BYTES_PER_ELEMENT); };
+  // the elem_id of the gr.HTML block holding `element` (Gradio wraps it in html-* elements)
+  L.hostId = (element, fallback) => {
+    let h = element;
+    while (h && (!h.id || h.id.startsWith('html-'))) h = h.parentElement;
+    return h ? h.id : fallback;
+  };
+
   L.wasmOk = () => typeof WebAssembly === 'object' && typeof WebAssembly.instantiate === 'function';
 
   L.ort = () => {

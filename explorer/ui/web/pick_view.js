@@ -11,7 +11,7 @@
 const HOST = element.querySelector('.lsxv-host') || {dataset: {}};
 const V = {kind: props.kind || HOST.dataset.kind || 'projection', steps: props.steps || 9, t: 0.5, sel: [], models: [], decoders: {},
            times: [], tTimes: [], frames: 0, picks: 0, last: null};
-const hostId = (() => { let h = element; while (h && (!h.id || h.id.startsWith('html-'))) h = h.parentElement; return h ? h.id : 'view'; })();
+const hostId = LSX.hostId(element, 'view');
 window.lsxViews = window.lsxViews || {};
 window.lsxViews[hostId] = V;  // tests and benchmarks: V.times (click -> everything drawn, ms), V.last, V.decoders
 if (V.kind === 'projection') window.lsxProjection = V; else if (V.kind === 'dae') window.lsxDae = V;

@@ -15,12 +15,12 @@ function unpack() {
   if (!v || typeof v !== 'object' || !v.x || !v.n) { cur = null; curKey = null; return; }
   const key = v.n + '|' + v.x + '|' + v.y + '|' + v.title;
   if (key === curKey) return;
-  const arr = (s, T) => { const b = LSX.b64bytes(s); return new T(b.buffer, b.byteOffset, b.length / T.BYTES_PER_ELEMENT); };
-  cur = {...v, x: arr(v.x, Uint16Array), y: arr(v.y, Uint16Array), c: arr(v.c, Uint8Array), idx: arr(v.idx, Int32Array)};
+  cur = {...v, x: LSX.unpack(v.x, Uint16Array), y: LSX.unpack(v.y, Uint16Array), c: LSX.unpack(v.c, Uint8Array),
+         idx: LSX.unpack(v.idx, Int32Array)};
   curKey = key; scatter = null; rowOf = null;
 }
 function data() { return cur; }
-const hostId = (() => { let h = element; while (h && (!h.id || h.id.startsWith('html-'))) h = h.parentElement; return h ? h.id : 'map'; })();
+const hostId = LSX.hostId(element, 'map');
 let G = null;  // the group of linked maps, joined once props.group is known (a hidden map may mount before it is)
 function join() {
   const host = q('.lsx-map'), name = props.group || (host && host.dataset.group);
