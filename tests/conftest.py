@@ -104,6 +104,13 @@ def dae_zoo(dae_study_dir, tmp_path_factory):
     return root
 
 
+def assert_no_server_decode(requests):
+    """A page's traffic, as (method, url, post body) triples, held no decode: only queue events, static
+    files and component-server calls that fetch a decoder (onnx_bytes, decoder_spec), never decode_codes."""
+    assert all("/queue/" in u or "/static/" in u or "/component_server" in u for _, u, _ in requests), requests
+    assert not any("decode_codes" in body for _, u, body in requests if "/component_server" in u), requests
+
+
 @contextmanager
 def launched_app(checkpoints):
     """The real app over a checkpoint folder, launched as app.py does on a free loopback port:
