@@ -3,6 +3,7 @@ HTTP API (POST /gradio_api/call/<api_name>, then the event's SSE stream until `c
 
     python benchmarks/load_http.py [--clients 1,10,30,100] [--seconds 10] [--endpoints decode,pick,attribute,diffusion]
                                    [--mixed-clients 100] [--mixed-seconds 60] [--checkpoints DIR]
+    python benchmarks/load_http.py --direct --endpoints decode --mixed-clients 0   # POST /gradio_api/run/decode
 
 For each endpoint and each number of clients it runs one phase: that many asyncio clients (httpx.AsyncClient, one
 connection each, no think time: each sends its next request when the last one finished) for --seconds, then waits
@@ -103,6 +104,17 @@ async def call(client, base: str, api_name: str, data: list, timeout: float, ses
     return False, f"stream ended after {event!r}"
 
 
+async def run_direct(client, base: str, api_name: str, data: list, timeout: float, session: str | None = None
+                     ) -> tuple[bool, str]:
+    """One POST to /gradio_api/run/<name>: the direct route of an unqueued endpoint (/decode), answered in the
+    same response; a queued endpoint is refused there (the app launches with api_open=False)."""
+    body = {"data": data} if session is None else {"data": data, "session_hash": session}
+    r = await client.post(f"{base}/{api_name}", json=body, timeout=timeout)
+    if r.status_code != 200:
+        return False, f"POST {r.status_code}: {r.text[:100]}"
+    return True, ""
+
+
 @dataclass
 class Phase:
     label: str
@@ -116,7 +128,7 @@ class Phase:
 
 async def run_phase(base: str, pid: int, label: str, kinds: dict, clients: int, seconds: float,
                     think=(0.0, 0.0), timeout: float = 120.0, seed: int = 0, request=None,
-                    sessions: bool = False) -> Phase:
+                    sessions: bool = False, send=call) -> Phase:
     """``clients`` concurrent loops for ``seconds`` (requests in flight at the deadline finish); ``kinds`` maps
     endpoint -> weight. ``request(client, kind, rng)`` may replace the call API (for other routes)."""
     import httpx
@@ -138,7 +150,7 @@ async def run_phase(base: str, pid: int, label: str, kinds: dict, clients: int, 
                     ok, err = await request(client, kind, rng)
                 else:
                     api_name, data = payload(kind, rng)
-                    ok, err = await call(client, base, api_name, data, timeout, session)
+                    ok, err = await send(client, base, api_name, data, timeout, session)
             except Exception as e:  # noqa: BLE001 - every failure is counted and shown
                 ok, err = False, f"{type(e).__name__}: {str(e)[:100]}"
             phase.results.append((kind, time.perf_counter() - t0, ok, err))
@@ -262,7 +274,11 @@ def main(argv=None):
     p.add_argument("--server-cmd", default=None, help="run this server instead of app.py ({port} is filled in)")
     p.add_argument("--url", default=None, help="use a running server at this URL (needs --pid)")
     p.add_argument("--pid", type=int, default=None, help="the running server's process id (with --url)")
-    p.add_argument("--api", default="/gradio_api/call", help="the call routes' prefix")
+    p.add_argument("--api", default=None, help="the routes' prefix (default /gradio_api/call, or "
+                                               "/gradio_api/run with --direct)")
+    p.add_argument("--direct", action="store_true",
+                   help="one POST per request to /gradio_api/run/<name> (unqueued endpoints only: /decode) "
+                        "instead of the queue's POST + event stream")
     p.add_argument("--sessions", action="store_true",
                    help="each client sends one session hash with every call (as a browser tab or gradio_client "
                         "does); default: none, as a plain curl/httpx script does")
@@ -290,15 +306,16 @@ def main(argv=None):
             wait_up(url + "/", server)
             pid = server.pid
             quiet(pid, args.warmup)  # a lecturer starts the server before the class
-        base = url + args.api
+        base = url + (args.api or ("/gradio_api/run" if args.direct else "/gradio_api/call"))
+        send = run_direct if args.direct else call
         print(f"server pid {pid}, RSS {rss_mb(pid):.0f} MB after start-up and warm-up, load average "
               f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
         phases, rows = [], []
         for e in endpoints:
-            asyncio.run(run_phase(base, pid, e, {e: 1}, 1, 0, timeout=args.timeout))  # one untimed request
+            asyncio.run(run_phase(base, pid, e, {e: 1}, 1, 0, timeout=args.timeout, send=send))  # untimed
             for n in levels:
                 ph = asyncio.run(run_phase(base, pid, e, {e: 1}, n, args.seconds, timeout=args.timeout, seed=n,
-                                             sessions=args.sessions))
+                                             sessions=args.sessions, send=send))
                 phases.append(ph)
                 rows += rows_of(ph, [e])
                 print(C.table(HEADERS, rows[-1:]).splitlines()[-1], flush=True)
@@ -309,7 +326,7 @@ def main(argv=None):
                   f" weights {MIXED}")
             mixed = {k: w for k, w in MIXED.items()}
             ph = asyncio.run(run_phase(base, pid, "mixed", mixed, args.mixed_clients, args.mixed_seconds, think,
-                                       timeout=args.timeout, seed=7, sessions=args.sessions))
+                                       timeout=args.timeout, seed=7, sessions=args.sessions, send=send))
             phases.append(ph)
             print(C.table(HEADERS, rows_of(ph, list(mixed))))
             served = sum(r[2] for r in ph.results)

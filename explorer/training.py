@@ -126,7 +126,7 @@ def train(preset: str, dataset: str = "fashion-mnist", epochs: int | None = None
           lr: float | None = None, limit: int | None = None, resume: bool = False,
           device: str | None = None, config: dict | None = None, evaluate: bool = True,
           progress: bool = True, command: str | None = None, stop_after: int | None = None,
-          bf16: bool | None = None) -> Path:
+          bf16: bool | None = None, init: str | os.PathLike | None = None) -> Path:
     """Train ``preset`` on ``dataset`` and write the checkpoint; returns its folder.
 
     ``limit`` caps the training images (tests), ``config`` overrides config fields,
@@ -134,6 +134,9 @@ def train(preset: str, dataset: str = "fashion-mnist", epochs: int | None = None
     ``bf16`` runs forward and loss under bfloat16 autocast (weights, optimiser and EMA stay float32):
     about twice the speed on CPUs with AVX512-BF16 and on GPUs; None: on for BF16_PRESETS where the
     device computes bfloat16 natively.
+    ``init`` continues training from an existing checkpoint of the same preset and config (a name such as
+    ``fashion-mnist/ddpm-linear`` in the shipped zoo, or a folder): its weights start both the model and
+    its moving average, and the card counts the earlier training into the totals.
     """
     from tqdm.auto import tqdm
 
@@ -166,6 +169,12 @@ def train(preset: str, dataset: str = "fashion-mnist", epochs: int | None = None
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     ema_decay = getattr(model.config, "ema_decay", 0.0)
     ema = EMA(model, ema_decay) if ema_decay else None
+    earlier = None
+    if init is not None:  # warm start: the model and its moving average begin at the checkpoint's weights
+        earlier = _warm_start(model, init, family, model.config_dict())
+        if ema is not None:
+            ema = EMA(model, ema_decay)
+            ema.updates = 10 ** 6  # no warm-up: the average starts from trained weights, not from noise
     opt = torch.optim.Adam(model.parameters(), lr=lr, betas=getattr(model, "adam_betas", (0.9, 0.999)))
     if hasattr(model, "stage_bounds"):  # staged training (the DAE): the cosine decay restarts at each stage
         sched = torch.optim.lr_scheduler.LambdaLR(opt, stage_cosine(model.stage_bounds(epochs)))
@@ -255,6 +264,7 @@ def train(preset: str, dataset: str = "fashion-mnist", epochs: int | None = None
                          "hardware": hardware(device), "torch": torch.__version__,
                          "parameters": params, "history": history,
                          **({"precision": "bfloat16 autocast"} if bf16 else {}),
+                         **({"continued_from": earlier} if earlier else {}),
                          **({"ema_decay": ema_decay} if ema else {})}}
     checkpoints.save(model, out_dir, family, meta, dtype=dtype)
     results = evaluate_checkpoint(model, family, dataset, out) if evaluate else {}
@@ -262,6 +272,24 @@ def train(preset: str, dataset: str = "fashion-mnist", epochs: int | None = None
     (out_dir / checkpoints.CARD).write_text(model_card(name, family, model.config_dict(), meta, results))
     resume_path.unlink(missing_ok=True)
     return out_dir
+
+
+def _warm_start(model: torch.nn.Module, init, family: str, config: dict) -> dict:
+    """Load checkpoint ``init`` (a zoo name or a folder) into ``model``, which must have the same family and
+    config; returns what the card needs to count the earlier training: its command, epochs and time."""
+    path = Path(init)
+    if not path.is_dir():
+        path = checkpoints.Zoo().path(str(init))  # a name such as fashion-mnist/ddpm-linear
+    info = checkpoints.read_config(path, str(init))
+    if info["family"] != family or info["config"] != json.loads(json.dumps(config)):
+        raise ValueError(f"--init {init}: its family or config differs from this preset's "
+                         f"({info['family']} {json.dumps(info['config'])}); a warm start needs the same model")
+    model.load_state_dict(checkpoints.load_dir(path, "cpu", str(init)).state_dict())
+    t = info.get("training", {})
+    before = t.get("continued_from") or {}
+    return {"command": info.get("command"), "epochs": t.get("epochs", 0) + before.get("epochs", 0),
+            "wall_time_s": round(t.get("wall_time_s", 0) + before.get("wall_time_s", 0), 1),
+            "hardware": t.get("hardware"), "lr": t.get("lr")}
 
 
 def stage_cosine(bounds: list[int], floor: float = 0.05):
@@ -448,6 +476,12 @@ def model_card(name: str, family: str, config: dict, meta: dict, results: dict) 
     notes["sample_sharpness"] = "the same ratio for the FID samples against the FID's test images"
     explained = "\n".join(f"- `{k}`: {v}" for k, v in notes.items() if k in results)
     ema = f" Weights: exponential moving average, decay {t['ema_decay']}." if t.get("ema_decay") else ""
+    before = t.get("continued_from")
+    if before:
+        ema += (f"\n\nContinued from a checkpoint trained for {before['epochs']} epochs ({before['wall_time_s']:.0f} s on "
+                f"{before['hardware']}, Adam lr {before['lr']}) by\n\n    {before['command']}\n\n"
+                f"The warm start begins the model and its moving average at those weights. In total: "
+                f"{before['epochs'] + t['epochs']} epochs, {before['wall_time_s'] + t['wall_time_s']:.0f} s of training.")
     if t.get("precision"):
         ema += f" Forward passes in {t['precision']} (float32 weights)."
     return f"""# {name}
@@ -504,6 +538,8 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--no-eval", action="store_true")
     p.add_argument("--stop-after", type=int, help="stop after N epochs of this run (resume later)")
+    p.add_argument("--init", help="continue training from this checkpoint (a name such as fashion-mnist/ddpm-linear "
+                                  "or a folder) of the same preset and config: a warm start")
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
                    help="bfloat16 autocast for forward passes (about 2x faster on AVX512-BF16 CPUs and GPUs); "
                         f"default: on for {sorted(BF16_PRESETS)} where the device has native bfloat16")
@@ -525,7 +561,7 @@ def main(argv=None) -> None:
     for dataset, preset in jobs:
         out = train(preset, dataset, a.epochs, a.out, a.seed, a.batch_size, a.lr, a.limit, a.resume,
                     a.device, evaluate=not a.no_eval, stop_after=a.stop_after, bf16=a.bf16,
-                    command=None if a.preset == "all" else command)
+                    command=None if a.preset == "all" else command, init=a.init)
         print(f"wrote {out}")
     if a.preset == "all":
         main(["assets"])

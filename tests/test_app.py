@@ -95,6 +95,33 @@ def test_decode_endpoint_gives_28x28_images_that_depend_on_z(served_app):
     np.testing.assert_array_equal(a, again)
 
 
+def test_decode_answers_one_direct_post_and_queued_endpoints_cannot_skip_the_queue(served_app):
+    import json
+    import urllib.error
+    import urllib.request
+
+    url, _, _ = served_app
+
+    def post(name, data):
+        req = urllib.request.Request(f"{url}gradio_api/run/{name}", data=json.dumps({"data": data}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read() or b"{}")
+
+    status, body = post("decode", ["digits/vae-2d", -1.5, 1.0])  # unqueued: one request, the image's URL back
+    assert status == 200 and body["data"][0]["url"].endswith(".png"), body
+    with urllib.request.urlopen(body["data"][0]["url"], timeout=30) as r:
+        assert np.asarray(Image.open(r)).shape[:2] == (28, 28)
+    status, body = post("decode", ["digits/vae-2d", "nan", 1.0])
+    assert status >= 400 and "a" in str(body)
+    # a queued event (a prior sample here; a diffusion run, an encode alike) is refused on the direct route
+    status, body = post("sample", ["digits/vae-2d", 2.5, 0, 1.0])
+    assert status == 404 and "join the queue" in str(body), (status, body)
+
+
 def test_sample_endpoint_is_seeded(served_app):
     from gradio_client import Client
 

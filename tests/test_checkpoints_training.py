@@ -109,6 +109,28 @@ def test_resume_gives_the_same_weights(tmp_path):
         torch.testing.assert_close(va, vb, msg=k)
 
 
+def test_warm_start_continues_from_a_checkpoint_and_counts_its_training(tmp_path):
+    kw = dict(limit=512, progress=False, evaluate=False, config={"channels": 8, "hidden": 32})
+    first = training.train("ae-16", "digits", epochs=3, out=tmp_path / "a", command="first run", **kw)
+    before = json.loads((first / "config.json").read_text())["training"]
+    again = training.train("ae-16", "digits", epochs=2, out=tmp_path / "b", init=first, lr=5e-4,
+                           command="second run", **kw)
+    after = json.loads((again / "config.json").read_text())["training"]
+    # the second run starts where the first ended, not from scratch
+    assert after["history"][0]["loss"] < before["history"][0]["loss"]
+    assert after["history"][0]["loss"] < 1.5 * before["history"][-1]["loss"]
+    assert after["continued_from"] == {"command": "first run", "epochs": 3, "wall_time_s": before["wall_time_s"],
+                                       "hardware": before["hardware"], "lr": before["lr"]}
+    card = (again / "README.md").read_text()
+    assert "Continued from a checkpoint trained for 3 epochs" in card and "first run" in card
+    assert "In total: 5 epochs" in card
+    third = training.train("ae-16", "digits", epochs=1, out=tmp_path / "c", init=again, command="third", **kw)
+    assert json.loads((third / "config.json").read_text())["training"]["continued_from"]["epochs"] == 5
+    with pytest.raises(ValueError, match="a warm start needs the same model"):
+        training.train("ae-16", "digits", epochs=1, out=tmp_path / "d", init=first,
+                       **{**kw, "config": {"channels": 16, "hidden": 32}})
+
+
 def test_torchrun_ddp_two_cpu_processes(tmp_path):
     torchrun = shutil.which("torchrun") or os.path.join(os.path.dirname(sys.executable), "torchrun")
     cmd = [torchrun, "--standalone", "--nproc_per_node=2", "-m", "explorer.training", "vae-2d",

@@ -137,3 +137,40 @@ def test_a_closed_tab_frees_its_session_entries(served_app, monkeypatch):
             time.sleep(0.1)
         browser.close()
     assert store.sessions.count(mine) == 0
+
+
+def test_gradio_sessions_build_component_configs_only_when_read(monkeypatch):
+    """The lazy per-session configs (sessions.lazy_session_configs) give what Gradio's own SessionState
+    gives, after the same updates, without building any config when the session is created."""
+    import gradio as gr
+    from gradio import blocks as gr_blocks
+    from gradio import state_holder
+
+    from explorer.ui.sessions import lazy_session_configs
+
+    stock = state_holder.SessionState
+    if getattr(stock, "lazy_configs", False):
+        stock = stock.__mro__[1]
+    with gr.Blocks() as demo:
+        a, b = gr.Slider(0, 10, 3, label="a"), gr.Textbox("x", label="b")
+        out = gr.Image(label="out")
+        gr.Button().click(lambda x, y: None, [a, b], out)
+    assert lazy_session_configs() and lazy_session_configs()  # installs once; a second call changes nothing
+    lazy_cls = state_holder.SessionState
+    assert lazy_cls.lazy_configs and gr_blocks.SessionState is lazy_cls
+
+    built = []
+    real = gr_blocks.BlocksConfig.config_for_block
+    monkeypatch.setattr(gr_blocks.BlocksConfig, "config_for_block",  # a staticmethod in Gradio 6
+                        staticmethod(lambda _id, *args, **kw: built.append(_id) or real(_id, *args, **kw)))
+    lazy, eager = lazy_cls(demo), stock(demo)
+    assert built.count(a._id) == 1  # the stock one built every block's config; the lazy one none
+    built.clear()
+    for state in (lazy, eager):  # what an event does: record the inputs' values, replace a component
+        state._update_value_in_config(a._id, 7)
+        state._update_value_in_config(b._id, "changed")
+        state[b._id] = gr.Textbox("replaced", label="b2")
+    assert built == [b._id, b._id]  # each built only what was replaced; the recorded values wait
+    assert a._id in lazy.config_values and lazy.config_values[a._id]["props"]["value"] == 7
+    assert list(lazy.components) == list(eager.components)
+    assert set(lazy.config_values) == set(eager.config_values)

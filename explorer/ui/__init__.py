@@ -1,12 +1,15 @@
 """Gradio only: one module per panel, each with ``build(store)``; ``build_app`` assembles the tabs."""
 from __future__ import annotations
 
+import os
+
 import gradio as gr
 
 from . import attributes, dae, diffusion, latent_grid, projection, zoo
 from .inpage import serve_runtime
 from .panel import chain
 from .store import Store
+from .sessions import lazy_session_configs
 
 CSS = """
 .pixelated img { image-rendering: pixelated; }
@@ -26,9 +29,19 @@ PANELS = [("latent_grid", "Latent grid", "latent-grid-tab", latent_grid),
           ("zoo", "Model zoo", "zoo-tab", zoo)]
 
 
+# Gradio's queue keeps the last GRADIO_ANALYTICS_MAX_EVENTS events (default 10,000) and, after every event, by
+# default rebuilds a pandas summary of all of them for its monitoring page and the API page's timings: about
+# 11% of the server's busy time under one /decode client after 500 events, growing with every event kept.
+# Here the summary is rebuilt every 100 events, over the last 2,000. An environment variable set by the user wins.
+QUEUE_ANALYTICS = {"GRADIO_ANALYTICS_CACHE_FREQUENCY": "100", "GRADIO_ANALYTICS_MAX_EVENTS": "2000"}
+
+
 def build_app(store: Store, title: str = "Latent Space Explorer") -> gr.Blocks:
     """The whole app as a Blocks (not launched). Heavy work happens in handlers, not here."""
     serve_runtime()  # the one static folder: the pinned onnxruntime-web files
+    for var, value in QUEUE_ANALYTICS.items():  # read by the queue when the Blocks is created
+        os.environ.setdefault(var, value)
+    lazy_session_configs()  # a new session (each scripted API call is one) costs ~0.1 ms, not ~40 (sessions.py)
     with gr.Blocks(title=title, delete_cache=(300, 900)) as demo:
         gr.Markdown(f"# {title}\nSee how autoencoders, VAEs and their relatives organise their latent space.")
         panels = {}

@@ -324,7 +324,9 @@ def build(store: Store) -> LatentGridPanel:
                      show_progress="hidden", **common)
     page_btn.click(panel.standalone, [model], [page_file], api_name="standalone_page", **common).then(
         lambda: gr.File(visible=True), None, page_file, api_name=False)
-    api_decode.click(panel.api_decode, [model, api_a, api_b], decoded, api_name="decode", **common)
+    # One small decode (~1 ms): unqueued, so a script gets it in one request (POST /gradio_api/run/decode)
+    # without the queue's bookkeeping and event stream; gradio_client and /gradio_api/call/decode still work.
+    api_decode.click(panel.api_decode, [model, api_a, api_b], decoded, api_name="decode", queue=False)
     panel.components = dict(model=model, explorer=explorer, headline=headline, decoded=decoded, info=info)
     # the default model's plane, map and decoder spec when the page loads; the page decodes from there
     panel.loads = [(panel.on_model, [model], [explorer, headline], common)] if default else []
