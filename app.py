@@ -50,9 +50,10 @@ def create(checkpoints=None, device="auto"):
     torch.set_num_threads(1)
     store = Store(Zoo(checkpoints), device=None if device == "auto" else device)
     demo = build_app(store)
-    # api_open=False: a queued event (a diffusion run, an encode) cannot skip the queue through a direct POST
-    # to /gradio_api/run/<name>; only the cheap unqueued endpoints (/decode) answer there
-    demo.queue(default_concurrency_limit=os.cpu_count() or 2, max_size=64, api_open=False)
+    # max_size: room for a lecture hall (100-200 tabs, each with an event or two waiting) before anyone is
+    # told the queue is full. api_open=False: a queued event (a diffusion run, an encode) cannot skip the
+    # queue through a direct POST to /gradio_api/run/<name>; only unqueued cheap endpoints (/decode) answer there.
+    demo.queue(default_concurrency_limit=os.cpu_count() or 2, max_size=256, api_open=False)
     return demo, store
 
 

@@ -1,7 +1,7 @@
 """Projection panel: open time, map click -> pick view drawn in the page (against the trivial slider app as
 the floor, as in slider_latency.py), and the TensorBoard projector export time.
 
-    python benchmarks/projection_panel.py [--checkpoints DIR] [--clicks 30] [--opens 3]
+    python benchmarks/projection_panel.py [--checkpoints DIR] [--clicks 30] [--opens 3] [--server-path]
 
 Open time: a fresh page of the real app, the "Projection" tab clicked, until the map's canvas has drawn
 its points (measured in the page with performance.now()). The server is started the way app.py starts
@@ -10,7 +10,8 @@ Click latency: the page dispatches a click at a point's pixel; the figure is the
 window.lsxProjection.times entry (explorer/ui/web/pick_view.js: click -> the reconstruction and, from the
 second pick on, the interpolation strips drawn, decoded in the page or by the server fallback; the server
 hears the pick afterwards and nobody waits for it). Clicks and the trivial app's slider moves alternate in
-rounds.
+rounds. --server-path deletes WebAssembly from the page before its scripts run, so every click is decoded
+by the server fallback (the decode_codes server function): the fallback's click latency.
 """
 from __future__ import annotations
 
@@ -62,6 +63,8 @@ def main(argv=None):
     p.add_argument("--opens", type=int, default=3)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--gap-ms", type=int, default=150)
+    p.add_argument("--server-path", action="store_true",
+                   help="no WebAssembly in the page: every click decodes through the server fallback")
     args = p.parse_args(argv)
     C.print_machine("Projection panel: open, click -> decode, export")
 
@@ -94,7 +97,7 @@ def main(argv=None):
         with sync_playwright() as pw:
             browser = C.launch_browser(pw)
             opens = SL.time_opens(browser, url, OPEN_JS, args.opens)
-            page = SL.app_page(browser, url)
+            page = SL.app_page(browser, url, wasm=not args.server_path)
             page.evaluate(OPEN_JS)
             page.wait_for_timeout(500)
             page.evaluate(CLICK_JS, dict(count=3, seed=1, gapMs=args.gap_ms))  # warm-up

@@ -121,9 +121,12 @@ def serve(demo) -> str:
     return launch(demo, extra)
 
 
-def app_page(browser, url):
-    """A fresh page of the real app, once its first decoded image (demo.load) has arrived."""
+def app_page(browser, url, wasm=True):
+    """A fresh page of the real app, once its first decoded image (demo.load) has arrived; wasm=False
+    deletes WebAssembly before any script runs, so the page decodes through the server fallback."""
     page = browser.new_page(viewport={"width": 1600, "height": 1200})
+    if not wasm:
+        page.add_init_script("delete globalThis.WebAssembly")
     page.goto(url)
     page.wait_for_function("() => window.lsxLatentGrid && window.lsxLatentGrid.frames > 0", timeout=120_000)
     return page

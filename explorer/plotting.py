@@ -168,9 +168,11 @@ def strip_with_curve(images: np.ndarray, xs: np.ndarray, curves: dict, xlabel: s
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7.0, 3.3), dpi=DPI, layout="constrained")
+    # margins placed by hand: the constrained layout engine was half of the /attribute request's CPU (~180 ms)
+    fig = Figure(figsize=(7.0, 3.3), dpi=DPI)
     FigureCanvasAgg(fig)
-    top, bottom = fig.subplots(2, 1, gridspec_kw={"height_ratios": [1.0, 1.5]})
+    top, bottom = fig.subplots(2, 1, gridspec_kw={"height_ratios": [1.0, 1.5], "left": 0.1, "right": 0.98,
+                                                  "top": 0.9 if title else 0.97, "bottom": 0.13, "hspace": 0.3})
     _strip(top, images)
     if title:
         top.set_title(title, fontsize=10, loc="left")
@@ -188,9 +190,12 @@ def image_row(images: list, titles: list[str], title: str | None = None):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(1.45 * len(images) + 0.3, 1.9), dpi=DPI, layout="constrained")
+    width = 1.45 * len(images) + 0.3
+    fig = Figure(figsize=(width, 1.9), dpi=DPI)  # margins by hand (see strip_with_curve)
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, len(images), squeeze=False)[0]
+    axes = fig.subplots(1, len(images), squeeze=False, gridspec_kw={
+        "left": 0.15 / width, "right": 1 - 0.15 / width, "bottom": 0.04, "top": 0.74 if title else 0.86,
+        "wspace": 0.12})[0]
     for ax, im, t in zip(axes, images, titles):
         ax.imshow(im, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         ax.set_title(t, fontsize=9); ax.set_xticks([]); ax.set_yticks([])

@@ -163,3 +163,25 @@ def test_browser_run_animates_and_the_scrubber_moves(diffusion_app, tmp_path):
         assert 3 <= int(page.locator("#diff-scrub input[type=number]").input_value()) < 100
         page.screenshot(path=str(tmp_path / "diffusion.png"), full_page=True)
         browser.close()
+
+
+def test_light_events_are_served_while_diffusion_runs_fill_their_slots(diffusion_app):
+    """Diffusion runs have their own concurrency group (half the cores): with as many runs submitted as the
+    model group has slots, a prior sample on the Latent grid is still answered before any run has ended."""
+    import os
+    import time
+
+    from gradio_client import Client
+
+    client = Client(diffusion_app[0], verbose=False)
+    runs = [Client(diffusion_app[0], verbose=False).submit("digits/ddpm-tiny", "DDPM", 100, 1.0, "each class in turn",
+                                                           2.0, i, 16, api_name="/diffusion_run")
+            for i in range(os.cpu_count() or 2)]
+    while not any(j.status().code.name == "PROCESSING" for j in runs):
+        time.sleep(0.02)
+    image, _ = client.predict("digits/vae-2d", 2.5, 1, 1.0, api_name="/sample")
+    running = [not j.done() for j in runs]
+    results = [j.result() for j in runs]
+    assert _img(image).shape[:2] == (28, 28)
+    assert all(running), "the sample waited behind the diffusion runs"
+    assert all("done" in r[1] for r in results)

@@ -16,6 +16,7 @@ from PIL import Image
 
 from conftest import launched_app
 from explorer import data
+from explorer.ui.diffusion import RUN_SLOTS
 
 MODEL = "digits/ae-16"
 
@@ -239,7 +240,6 @@ def _short_run_is_served(url):
 
 
 def test_cancelled_diffusion_runs_free_their_slots(tmp_path):
-    import os
     import time
 
     from gradio_client import Client
@@ -249,9 +249,9 @@ def test_cancelled_diffusion_runs_free_their_slots(tmp_path):
     build_diffusion_zoo(tmp_path)
     with launched_app(tmp_path) as (url, demo, _):
         computed = _slowed(demo.panels["diffusion"])
-        slots = os.cpu_count() or 2
+        slots = RUN_SLOTS
         client = Client(url, verbose=False)
-        # fill every slot of the shared model queue with long runs: 100 steps at >= 0.1 s each
+        # fill every slot of the diffusion runs' group with long runs: 100 steps at >= 0.1 s each
         long_runs = [client.submit("digits/ddpm-tiny", "DDPM", 100, 1.0, "each class in turn", 1.0, i, 16,
                                    api_name="/diffusion_run") for i in range(slots)]
         end = time.monotonic() + 30
@@ -267,8 +267,6 @@ def test_cancelled_diffusion_runs_free_their_slots(tmp_path):
 def test_closing_the_tab_stops_its_run_and_frees_the_slot(tmp_path):
     """A student who starts a long run and closes the tab must not keep a slot: Gradio notices the dropped
     event stream and stops iterating the run's generator at its next step."""
-    import os
-
     playwright = pytest.importorskip("playwright.sync_api")
     from conftest import BROWSER_ARGS
     from test_diffusion_app import build_diffusion_zoo
@@ -276,7 +274,7 @@ def test_closing_the_tab_stops_its_run_and_frees_the_slot(tmp_path):
     build_diffusion_zoo(tmp_path)
     with launched_app(tmp_path) as (url, demo, _):
         computed = _slowed(demo.panels["diffusion"])
-        slots = os.cpu_count() or 2
+        slots = RUN_SLOTS
         with playwright.sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
             pages = []
