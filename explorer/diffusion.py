@@ -105,11 +105,30 @@ def predict_eps(s: Schedule, x_t: torch.Tensor, t: int, x0: torch.Tensor) -> tor
 
 
 # ------------------------------------------------------------------ reverse steps
+def dynamic_threshold(percentile: float = 0.995, bound: float = 1.0):
+    """Imagen's dynamic thresholding (Saharia et al. 2022, Sec. 2.3) as a rule for predicted x_0: per sample,
+    s = max(bound, the ``percentile`` quantile of |x_0|); x_0 is clamped to [-s, s] and divided by s / bound.
+    When no more than the top (1 - percentile) of a sample's values leave [-bound, bound] this is static
+    clipping; when many do, the whole image is scaled back into range instead of its outliers flattened."""
+    if not 0.0 < percentile <= 1.0:
+        raise ValueError(f"percentile must be in (0, 1], not {percentile}")
+
+    def rule(x0: torch.Tensor) -> torch.Tensor:
+        flat = x0.reshape(len(x0), -1).abs().float()
+        q = torch.quantile(flat, percentile, dim=1).clamp(min=bound).to(x0.dtype)
+        q = q.reshape(-1, *([1] * (x0.dim() - 1)))
+        return torch.maximum(torch.minimum(x0, q), -q) * (bound / q)
+
+    rule.percentile, rule.bound = percentile, bound
+    return rule
+
+
 def _x0_and_eps(s, x_t, t, eps, clip):
-    """Predicted x_0 (clamped to [-clip, clip] when ``clip``), and the eps consistent with it."""
+    """Predicted x_0 and the eps consistent with it. ``clip``: None leaves x_0 as predicted; a number clamps
+    it to [-clip, clip]; a callable (e.g. :func:`dynamic_threshold`) maps it."""
     x0 = predict_x0(s, x_t, t, eps)
     if clip is not None:
-        x0 = x0.clamp(-clip, clip)
+        x0 = clip(x0) if callable(clip) else x0.clamp(-clip, clip)
         eps = predict_eps(s, x_t, t, x0)  # as improved-diffusion: step with the eps the clamped x_0 implies
     return x0, eps
 

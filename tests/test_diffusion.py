@@ -122,6 +122,29 @@ def test_ddim_eta0_is_deterministic_and_ends_at_the_predicted_x0():
     torch.testing.assert_close(last.prev_sample, last.pred_x0)  # the final step adds no noise
 
 
+def test_dynamic_threshold_is_clipping_for_mild_outliers_and_rescales_wide_predictions():
+    rule = diffusion.dynamic_threshold(0.9)
+    inside = torch.linspace(-1, 1, 100).reshape(1, 1, 10, 10)
+    torch.testing.assert_close(rule(inside), inside)  # in range: unchanged
+    mild = inside.clone()
+    mild.view(-1)[:5] = 3.0  # 5% of the values out of range, fewer than 1 - 0.9: the quantile stays <= 1
+    torch.testing.assert_close(rule(mild), mild.clamp(-1, 1))
+    wide = 2.5 * inside  # most values out of range: the 90% quantile of |x| sets s, and x -> clamp(x, s) / s
+    s = torch.quantile(wide.abs().flatten(), 0.9)
+    torch.testing.assert_close(rule(wide), wide.clamp(-s, s) / s)
+    assert rule(wide).abs().max() <= 1 + 1e-6
+    both = rule(torch.cat([inside, wide]))  # per sample: one wide image does not rescale another
+    torch.testing.assert_close(both[0], inside[0])
+    # as the sampler's x_0 rule: the step uses the eps consistent with the mapped x_0
+    sched = schedules.make_schedule("linear", 100)
+    x_t, eps = 3 * torch.randn(2, 1, 4, 4, generator=_gen(0)), torch.randn(2, 1, 4, 4, generator=_gen(1))
+    out = diffusion.ddim_step(sched, eps, 60, 40, x_t, clip=rule)
+    torch.testing.assert_close(out.pred_x0, rule(diffusion.predict_x0(sched, x_t, 60, eps)))
+    assert out.pred_x0.abs().max() <= 1 + 1e-6
+    with pytest.raises(ValueError, match="percentile"):
+        diffusion.dynamic_threshold(0.0)
+
+
 def test_predicted_x0_recovers_x0_when_eps_is_the_true_noise():
     s = schedules.make_schedule("cosine", 100)
     x0, noise = torch.rand(5, 1, 3, 3), torch.randn(5, 1, 3, 3, generator=_gen(0))
