@@ -1,7 +1,7 @@
 """What the sampler does with the predicted x_0, and where the eta = 0 clutter comes from.
 
     python benchmarks/x0_clipping.py [--models fashion-mnist/ddpm-cosine ...] [--n 256] [--steps 50] [--eta 0]
-                                     [--rules none,clip,dynamic] [--percentile 0.995] [--threads N]
+                                     [--rules none,clip,dynamic] [--percentile 0.995] [--guidance 1] [--threads N]
 
 For each pixel diffusion checkpoint and each rule for x_0_hat = (x_t - sqrt(1 - a_t) eps_hat) / sqrt(a_t):
 
@@ -9,7 +9,7 @@ For each pixel diffusion checkpoint and each rule for x_0_hat = (x_t - sqrt(1 - 
 - ``clip``: clamped to the data range [-1, 1], what the shipped sampler does (``DDPM.clip``);
 - ``dynamic``: Imagen's dynamic thresholding (``diffusion.dynamic_threshold``, percentile --percentile),
 
-it draws the same N class-balanced samples (seed 1234, guidance 1, DDIM --steps with --eta) and prints the
+it draws the same N class-balanced samples (seed 1234, guidance --guidance, DDIM --steps with --eta) and prints the
 classifier-FID against the first N test images with the real-vs-real floor at that N, and the share of
 "clutter": samples whose requested class gets probability < 0.5 from the in-project classifier. It writes
 an 8x8 grid of the first 64 samples per model and rule to benchmarks/out/.
@@ -50,6 +50,7 @@ def main(argv=None):
     p.add_argument("--n", type=int, default=256)
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--eta", type=float, default=0.0)
+    p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance w (1: the conditional model)")
     p.add_argument("--rules", default="none,clip,dynamic")
     p.add_argument("--percentile", type=float, default=0.995)
     p.add_argument("--batch", type=int, default=128)
@@ -63,7 +64,7 @@ def main(argv=None):
 
     if a.threads:
         torch.set_num_threads(a.threads)
-    C.print_machine(f"x_0 rules {a.rules} at DDIM-{a.steps}, eta {a.eta:g}, N = {a.n}")
+    C.print_machine(f"x_0 rules {a.rules} at DDIM-{a.steps}, eta {a.eta:g}, guidance {a.guidance:g}, N = {a.n}")
     os.makedirs(OUT, exist_ok=True)
     zoo = Zoo(a.checkpoints)
     rules = [r.strip() for r in a.rules.split(",") if r.strip()]
@@ -96,7 +97,8 @@ def main(argv=None):
             xs, out_b, used_b = [], [], []
             for y in labels.split(a.batch):
                 outside.clear(), used.clear()
-                xs.append(model.sample(len(y), steps=a.steps, eta=a.eta, labels=y, generator=g, clip=rule))
+                xs.append(model.sample(len(y), steps=a.steps, eta=a.eta, guidance=a.guidance, labels=y,
+                                       generator=g, clip=rule))
                 out_b.append(torch.stack(outside, 1)), used_b.append(torch.stack(used, 1))
             seconds = time.perf_counter() - t0
             x = torch.cat(xs)
@@ -104,7 +106,8 @@ def main(argv=None):
             with torch.no_grad():
                 prob = clf.predict_proba(x)
             clutter = prob[torch.arange(n), labels] < 0.5
-            grid_png(x, os.path.join(OUT, f"x0_{name.replace('/', '_')}_{rule_name}.png"))
+            tag = "" if (a.eta, a.guidance) == (0.0, 1.0) else f"_eta{a.eta:g}_w{a.guidance:g}"
+            grid_png(x, os.path.join(OUT, f"x0_{name.replace('/', '_')}_{rule_name}{tag}.png"))
             rows.append([rule_name, f"{fid:.2f}", f"{floor:.2f}", f"{int(clutter[:64].sum())} / 64",
                          f"{100 * clutter.float().mean():.1f}%", f"{seconds:.0f}"])
             studies[rule_name] = (torch.cat(out_b), torch.cat(used_b), clutter)

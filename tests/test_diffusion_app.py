@@ -177,7 +177,9 @@ def test_light_events_are_served_while_diffusion_runs_fill_their_slots(diffusion
     runs = [Client(diffusion_app[0], verbose=False).submit("digits/ddpm-tiny", "DDPM", 100, 1.0, "each class in turn",
                                                            2.0, i, 16, api_name="/diffusion_run")
             for i in range(os.cpu_count() or 2)]
-    while not any(j.status().code.name == "PROCESSING" for j in runs):
+    end = time.monotonic() + 60
+    while not any(j.status().code.name in ("PROCESSING", "ITERATING", "PROGRESS") or j.done() for j in runs):
+        assert time.monotonic() < end, [j.status().code.name for j in runs]
         time.sleep(0.02)
     image, _ = client.predict("digits/vae-2d", 2.5, 1, 1.0, api_name="/sample")
     running = [not j.done() for j in runs]
