@@ -476,14 +476,14 @@ def model_card(name: str, family: str, config: dict, meta: dict, results: dict) 
     notes["sample_sharpness"] = "the same ratio for the FID samples against the FID's test images"
     explained = "\n".join(f"- `{k}`: {v}" for k, v in notes.items() if k in results)
     ema = f" Weights: exponential moving average, decay {t['ema_decay']}." if t.get("ema_decay") else ""
+    if t.get("precision"):
+        ema += f" Forward passes in {t['precision']} (float32 weights)."
     before = t.get("continued_from")
     if before:
         ema += (f"\n\nContinued from a checkpoint trained for {before['epochs']} epochs ({before['wall_time_s']:.0f} s on "
                 f"{before['hardware']}, Adam lr {before['lr']}) by\n\n    {before['command']}\n\n"
                 f"The warm start begins the model and its moving average at those weights. In total: "
                 f"{before['epochs'] + t['epochs']} epochs, {before['wall_time_s'] + t['wall_time_s']:.0f} s of training.")
-    if t.get("precision"):
-        ema += f" Forward passes in {t['precision']} (float32 weights)."
     return f"""# {name}
 
 Family `{family}`, config `{json.dumps(config)}`, {t['parameters']:,} parameters.

@@ -83,27 +83,34 @@ class _LazyConfigs(dict):
         super().__init__()
         self._state, self._pending, self._values = state, set(keys), {}
         self._order = list(keys)  # the stock dict's order (blocks in creation order), kept for whole-dict reads
+        self._lock = threading.RLock()  # one session's events may run in several threads at once
 
     def _one(self, key):
-        if key in self._pending:
-            self._pending.discard(key)
-            state = self._state
-            config = state.blocks_config.config_for_block(key, [], state.blocks_config.blocks[key])
-            if key in self._values and "props" in config:  # a value an event recorded before the entry was built
-                config["props"]["value"] = self._values.pop(key)
-            dict.__setitem__(self, key, config)
+        if key not in self._pending:
+            return
+        with self._lock:
+            if key in self._pending:
+                state = self._state
+                config = state.blocks_config.config_for_block(key, [], state.blocks_config.blocks[key])
+                if key in self._values and "props" in config:  # a value an event recorded before it was built
+                    config["props"]["value"] = self._values.pop(key)
+                dict.__setitem__(self, key, config)
+                self._pending.discard(key)
 
     def _all(self):
         if self._order is None:
             return
-        for key in self._order:
-            self._one(key)
-        known = set(self._order)
-        rest = [(k, v) for k, v in dict.items(self) if k not in known]
-        ordered = [(k, dict.__getitem__(self, k)) for k in self._order if dict.__contains__(self, k)] + rest
-        dict.clear(self)
-        dict.update(self, ordered)
-        self._order = None
+        with self._lock:
+            if self._order is None:
+                return
+            for key in self._order:
+                self._one(key)
+            known = set(self._order)
+            rest = [(k, v) for k, v in dict.items(self) if k not in known]
+            ordered = [(k, dict.__getitem__(self, k)) for k in self._order if dict.__contains__(self, k)] + rest
+            dict.clear(self)
+            dict.update(self, ordered)
+            self._order = None
 
     def __contains__(self, key):
         return key in self._pending or dict.__contains__(self, key)
@@ -116,14 +123,16 @@ class _LazyConfigs(dict):
         return self[key] if key in self else default
 
     def __setitem__(self, key, value):
-        self._pending.discard(key)
-        self._values.pop(key, None)
-        dict.__setitem__(self, key, value)
+        with self._lock:
+            self._pending.discard(key)
+            self._values.pop(key, None)
+            dict.__setitem__(self, key, value)
 
     def __delitem__(self, key):
-        self._pending.discard(key)
-        self._values.pop(key, None)
-        dict.__delitem__(self, key)
+        with self._lock:
+            self._pending.discard(key)
+            self._values.pop(key, None)
+            dict.__delitem__(self, key)
 
     def __len__(self):
         self._all()
@@ -177,10 +186,11 @@ def lazy_session_configs() -> bool:
 
         def _update_value_in_config(self, key, value):  # every event records its inputs' and outputs' values
             configs = self.config_values
-            if key in configs._pending:  # not built yet: keep the value, set it when the entry is built
-                configs._values[key] = value
-            else:
-                super()._update_value_in_config(key, value)
+            with configs._lock:
+                if key in configs._pending:  # not built yet: keep the value, set it when the entry is built
+                    configs._values[key] = value
+                    return
+            super()._update_value_in_config(key, value)
 
     import importlib
 
