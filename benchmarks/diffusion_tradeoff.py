@@ -55,9 +55,8 @@ def main(argv=None):
         clf = training._classifier(dataset, a.checkpoints, device)
         test, train = data.load(dataset, "test").floats(), data.load(dataset, "train").floats()
         n = min(a.n, len(test), len(train))
-        perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(4321))[:n]
         ref = metrics.feature_stats(clf, test[:n])
-        floor = metrics.frechet_distance(*metrics.feature_stats(clf, train[perm]), *ref)
+        floor = metrics.frechet_distance(*metrics.feature_stats(clf, training.floor_images(train, n)), *ref)
         labels = torch.arange(n) % model.config.classes
         rows = []
         skip = {(float(e), int(k)) for e, k in (item.split(":") for item in a.skip)}

@@ -56,7 +56,6 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--threads", type=int, default=None)
     a = p.parse_args(argv)
-    import numpy as np
     import torch
 
     from explorer import data, diffusion, metrics, training
@@ -74,9 +73,8 @@ def main(argv=None):
         clf = training._classifier(dataset, a.checkpoints, "cpu")
         test, train = data.load(dataset, "test").floats(), data.load(dataset, "train").floats()
         n = min(a.n, len(test))
-        perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(4321))[:n]
         ref = metrics.feature_stats(clf, test[:n])
-        floor = metrics.frechet_distance(*metrics.feature_stats(clf, train[perm]), *ref)
+        floor = metrics.frechet_distance(*metrics.feature_stats(clf, training.floor_images(train, n)), *ref)
         labels = torch.arange(n) % model.config.classes
         print(f"\n{name}: shipped rule for x_0_hat: clamp to [-{model.clip:g}, {model.clip:g}] (DDPM.clip); "
               f"floor {floor:.2f} at N = {n}")
@@ -88,18 +86,20 @@ def main(argv=None):
 
             def rule(x0, base=base, outside=outside, used=used):
                 outside.append((x0.abs() > 1).float().mean(dim=(1, 2, 3)))
-                x0 = x0 if base is None else (base(x0) if callable(base) else x0.clamp(-base, base))
+                x0 = diffusion.limit_x0(x0, base)
                 used.append(x0)
                 return x0
 
-            g = torch.Generator().manual_seed(1234)
+            g = torch.Generator().manual_seed(training.SAMPLE_SEED)
             t0 = time.perf_counter()
             xs, out_b, used_b = [], [], []
             for y in labels.split(a.batch):
-                outside.clear(), used.clear()
+                outside.clear()
+                used.clear()
                 xs.append(model.sample(len(y), steps=a.steps, eta=a.eta, guidance=a.guidance, labels=y,
                                        generator=g, clip=rule))
-                out_b.append(torch.stack(outside, 1)), used_b.append(torch.stack(used, 1))
+                out_b.append(torch.stack(outside, 1))
+                used_b.append(torch.stack(used, 1))
             seconds = time.perf_counter() - t0
             x = torch.cat(xs)
             fid = metrics.frechet_distance(*metrics.feature_stats(clf, x), *ref)

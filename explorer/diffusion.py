@@ -123,12 +123,19 @@ def dynamic_threshold(percentile: float = 0.995, bound: float = 1.0):
     return rule
 
 
+def limit_x0(x0: torch.Tensor, clip) -> torch.Tensor:
+    """``clip`` applied to a predicted x_0: None leaves it; a number clamps it to [-clip, clip]; a callable
+    (e.g. :func:`dynamic_threshold`) maps it."""
+    if clip is None:
+        return x0
+    return clip(x0) if callable(clip) else x0.clamp(-clip, clip)
+
+
 def _x0_and_eps(s, x_t, t, eps, clip):
-    """Predicted x_0 and the eps consistent with it. ``clip``: None leaves x_0 as predicted; a number clamps
-    it to [-clip, clip]; a callable (e.g. :func:`dynamic_threshold`) maps it."""
+    """Predicted x_0 with the rule ``clip`` applied (:func:`limit_x0`), and the eps consistent with it."""
     x0 = predict_x0(s, x_t, t, eps)
     if clip is not None:
-        x0 = clip(x0) if callable(clip) else x0.clamp(-clip, clip)
+        x0 = limit_x0(x0, clip)
         eps = predict_eps(s, x_t, t, x0)  # as improved-diffusion: step with the eps the clamped x_0 implies
     return x0, eps
 

@@ -362,14 +362,18 @@ def recipe_samples(model, family: str, n: int, cfg: dict | None = None) -> tuple
     return samples, time.perf_counter() - t0
 
 
+def floor_images(train_x: torch.Tensor, n: int) -> torch.Tensor:
+    """The N train images every model's real-vs-real FID floor is measured with (``randperm``, FLOOR_SEED)."""
+    return train_x[torch.randperm(len(train_x), generator=torch.Generator().manual_seed(FLOOR_SEED))[:n]]
+
+
 def recipe_fid(model, family: str, clf, test_x: torch.Tensor, train_x: torch.Tensor, n: int,
                cfg: dict | None = None) -> dict:
     """Classifier-FID of ``recipe_samples`` against the first N test images, with the real-vs-real floor
     (N train images, the same for every model at the same N) and the sampling time per image."""
     n = min(n, len(test_x), len(train_x))
     samples, seconds = recipe_samples(model, family, n, cfg)
-    perm = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(FLOOR_SEED))[:n]
-    out = metrics.fid_with_floor(clf, samples, test_x[:n], train_x[perm])
+    out = metrics.fid_with_floor(clf, samples, test_x[:n], floor_images(train_x, n))
     out["sample_sharpness"] = round(metrics.relative_sharpness(samples, test_x[:n]), 4)
     out.update({"sample_ms_per_image": round(1000 * seconds / n, 3),
                 "sample_hardware": hardware(str(next(model.parameters()).device))})
