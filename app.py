@@ -78,7 +78,7 @@ def warm(store, demo=None):
     threading.Thread(target=run, daemon=True).start()
 
 
-def launch_kwargs(args):
+def launch_kwargs(args, demo=None):
     from explorer.ui import CSS
 
     import gradio as gr
@@ -87,7 +87,9 @@ def launch_kwargs(args):
     # capacity (10,000) a scripted loop could hold ~4 GB. 512 sessions covers a lecture hall with room.
     return dict(server_name=args.host, server_port=args.port, share=args.share, max_file_size="10mb",
                 enable_monitoring=False, show_error=True, theme=gr.themes.Soft(), css=CSS,
-                auth=getattr(args, "auth", None), state_session_capacity=512)
+                auth=getattr(args, "auth", None), state_session_capacity=512,
+                # the app's plain routes (GET /api/decode.png), matched before Gradio's own
+                app_kwargs={"routes": list(getattr(demo, "routes", []))})
 
 
 def limit_malloc_arenas(arenas: int = 2) -> bool:
@@ -111,7 +113,7 @@ def main(argv=None):
     limit_malloc_arenas()
     demo, store = create(args.checkpoints, args.device)
     warm(store, demo)
-    demo.launch(**launch_kwargs(args))
+    demo.launch(**launch_kwargs(args, demo))
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ def main(argv=None):
         sys.exit("no diffusion checkpoints")
     model = a.model or names[0]
     args = app_module.parse_args(["--port", str(C.free_port())])
-    demo.launch(prevent_thread_lock=True, quiet=True, **app_module.launch_kwargs(args))
+    demo.launch(prevent_thread_lock=True, quiet=True, **app_module.launch_kwargs(args, demo))
     print("\n".join(C.machine_lines()))
     firsts, rates = [], []
     try:

@@ -31,6 +31,15 @@ ROOT = Path(__file__).resolve().parent.parent / "checkpoints"
 WEIGHTS, CONFIG, METRICS, CARD = "model.safetensors", "config.json", "metrics.json", "README.md"
 
 
+def _no_paths(err: Exception) -> str:
+    """An error's text without absolute paths: CheckpointError messages are shown to users, and the
+    checkpoint's name already says which folder is meant."""
+    import re
+
+    text = re.sub(r"'?(?:/[^\s'\":]+)+'?", "(path)", str(err).strip())
+    return text or type(err).__name__
+
+
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, truncated or does not match its config. The message says how to rebuild it."""
 
@@ -94,13 +103,13 @@ def read_config(directory: str | os.PathLike, name: str | None = None) -> dict:
     name = name or f"{directory.parent.name}/{directory.name}"
     path = directory / CONFIG
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {name!r}: {path} is missing. "
+        raise CheckpointError(f"checkpoint {name!r}: its {CONFIG} is missing. "
                               f"Rebuild it with `{rebuild_command(name)}`.")
     try:
         config = json.loads(path.read_text())
         config["family"], config["config"]
     except (ValueError, KeyError, TypeError) as err:
-        raise CheckpointError(f"checkpoint {name!r}: {path} is damaged ({err}). "
+        raise CheckpointError(f"checkpoint {name!r}: its {CONFIG} is damaged ({_no_paths(err)}). "
                               f"Rebuild it with `{rebuild_command(name)}`.") from err
     return config
 
@@ -117,7 +126,7 @@ def load_dir(directory: str | os.PathLike, device: str | torch.device | None = N
     rebuild = f"Rebuild it with `{config.get('command') or rebuild_command(name)}`."
     weights = directory / WEIGHTS
     if not weights.is_file():
-        raise CheckpointError(f"checkpoint {name!r}: {weights} is missing. {rebuild}")
+        raise CheckpointError(f"checkpoint {name!r}: its weights ({WEIGHTS}) are missing. {rebuild}")
     try:
         model = models.build(config["family"], config["config"])
         state = load_file(str(weights))
@@ -128,7 +137,7 @@ def load_dir(directory: str | os.PathLike, device: str | torch.device | None = N
                  for k, v in state.items()}
         model.load_state_dict(state, strict=True)
     except (SafetensorError, OSError, RuntimeError, ValueError, TypeError) as err:
-        first = str(err).strip().splitlines()[0][:300]
+        first = _no_paths(err).splitlines()[0][:300]
         raise CheckpointError(f"checkpoint {name!r} is damaged or does not match its config "
                               f"({type(err).__name__}: {first}). {rebuild}") from err
     model.eval()

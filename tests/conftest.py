@@ -120,7 +120,7 @@ def launched_app(checkpoints):
     demo, store = app_module.create(str(checkpoints))
     store.decoders.warm(store.zoo.available())  # the in-page (ONNX) decoders, as the app's warm-up builds them
     args = app_module.parse_args(["--port", str(free_port())])
-    demo.launch(prevent_thread_lock=True, quiet=True, **app_module.launch_kwargs(args))
+    demo.launch(prevent_thread_lock=True, quiet=True, **app_module.launch_kwargs(args, demo))
     try:
         yield f"http://127.0.0.1:{args.port}/", demo, store
     finally:

@@ -36,7 +36,7 @@ def test_login_is_required_when_auth_is_set(tiny_zoo):
 
     demo, _ = app_module.create(str(tiny_zoo))
     args = app_module.parse_args(["--port", str(free_port()), "--auth", "teacher:s3cret"])
-    demo.launch(prevent_thread_lock=True, quiet=True, **app_module.launch_kwargs(args))
+    demo.launch(prevent_thread_lock=True, quiet=True, **app_module.launch_kwargs(args, demo))
     try:
         url = f"http://127.0.0.1:{args.port}"
         with pytest.raises(urllib.error.HTTPError) as err:
@@ -230,7 +230,8 @@ def test_damaged_checkpoint_is_reported_and_the_server_keeps_serving(tiny_zoo, t
 
 
 def test_server_functions_decode_and_refuse_like_the_page_expects(served_app):
-    """The page's fallback (decode_codes) gives the torch decode as uint8; bad requests get a message."""
+    """The page's fallback (decode_codes) gives the same decode as uint8 (onnxruntime over the page's own ONNX file:
+    PyTorch's pixels to a grey level); bad requests get a message."""
     import base64
 
     import torch
@@ -242,7 +243,8 @@ def test_server_functions_decode_and_refuse_like_the_page_expects(served_app):
     out = fns["decode_codes"]({"name": "digits/vae-2d", "z": z.ravel().tolist(), "n": 3})
     got = np.frombuffer(base64.b64decode(out["pixels"]), np.uint8).reshape(3, 28, 28)
     want = store.model("digits/vae-2d").decode(torch.as_tensor(z, dtype=torch.float32))[:, 0]
-    np.testing.assert_array_equal(got, want.mul(255).round().to(torch.uint8).numpy())
+    want = want.mul(255).round().to(torch.uint8).numpy().astype(int)
+    assert np.abs(got.astype(int) - want).max() <= 1 and np.abs(got.astype(int) - want).mean() < 0.05
     for bad, message in (({"name": "../../etc/passwd", "z": [0, 0], "n": 1}, "unknown model"),
                          ({"name": "digits/vae-2d", "z": [0, 0, 0], "n": 1}, "expected 1 codes of 2"),
                          ({"name": "digits/vae-2d", "z": [0, float("nan")], "n": 1}, "finite"),

@@ -5,7 +5,7 @@ import os
 
 import gradio as gr
 
-from . import attributes, dae, diffusion, latent_grid, projection, zoo
+from . import attributes, dae, diffusion, http_api, latent_grid, projection, zoo
 from .inpage import serve_runtime
 from .panel import chain
 from .store import Store
@@ -55,6 +55,8 @@ def build_app(store: Store, title: str = "Latent Space Explorer") -> gr.Blocks:
             store.sessions.drop(store.sessions.key_of(request))
         demo.unload(closed)  # a closed tab frees what it left in the session cache
     demo.panels = panels
+    # plain routes beside Gradio's API (app.py hands them to launch: app_kwargs={"routes": demo.routes})
+    demo.routes = http_api.routes(store, panels["latent_grid"])
     return demo
 
 

@@ -95,10 +95,14 @@ class LatentGridPanel(Panel):
         point = self._point(request)
         if point is not None and point[0] == name:
             return point[1].copy(), point[2]
+        return self.centre(name), None
+
+    def centre(self, name) -> np.ndarray:
+        """Slider values at the centre of ``name``'s codes (its plane's origin)."""
         values = np.zeros(N_SLIDERS)
         center = self._view(name).plane.center_
         values[:len(center)] = center
-        return values, None
+        return values
 
     # ---- helpers
     def _view(self, name):
@@ -146,8 +150,11 @@ class LatentGridPanel(Panel):
 
     def decode_coords(self, name, values, residual=None) -> np.ndarray:
         """Slider values -> decoded uint8 (28, 28) image."""
-        z = self._z(self._view(name), values, residual)
-        return _to_uint8(self.store.model(name).decode(torch.as_tensor(z, dtype=torch.float32)))
+        return self.decode_code(name, self._z(self._view(name), values, residual))
+
+    def decode_code(self, name, z) -> np.ndarray:
+        """One code (1, D) -> decoded uint8 (28, 28) image (onnxruntime when built, else PyTorch)."""
+        return _to_uint8(self.store.decoders.decode(name, z))
 
     def _info(self, name, values, residual=None):
         view = self._view(name)
@@ -232,7 +239,7 @@ class LatentGridPanel(Panel):
         residual = view.plane.residual(z)[0].tolist()
         values = np.zeros(N_SLIDERS)
         values[:len(coords)] = self._clip(view, coords)
-        image = _to_uint8(self.store.model(name).decode(torch.as_tensor(z, dtype=torch.float32)))
+        image = self.decode_code(name, z)
         self._remember(request, name, values, residual)
         self._seq += 1
         point = {"name": name, "values": values[:len(coords)].tolist(), "residual": residual, "seq": self._seq}
