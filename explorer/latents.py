@@ -167,6 +167,15 @@ def quantile_masks(values: np.ndarray, q: float = 0.2) -> tuple[np.ndarray, np.n
     return values >= hi, values <= lo
 
 
+def confident_labels(probs: np.ndarray, threshold: float) -> np.ndarray:
+    """Each row's most probable class, or -1 where that probability is under ``threshold``: how a generator's
+    samples are sorted into classes by a classifier, keeping only the ones it is sure of (DCGAN, Radford et
+    al. 2016, averaged the codes of samples showing an attribute)."""
+    probs = np.asarray(probs)
+    top = probs.argmax(axis=1)
+    return np.where(probs[np.arange(len(probs)), top] >= threshold, top, -1)
+
+
 def attribute_vector(codes: np.ndarray, group_a: np.ndarray, group_b: np.ndarray) -> np.ndarray:
     """mean code of group A minus mean code of group B (boolean masks or index arrays over ``codes``)."""
     codes = np.asarray(codes, np.float64)

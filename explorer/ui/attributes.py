@@ -16,7 +16,7 @@ import torch
 
 from .. import data, latents, metrics, plotting
 from ..checkpoints import CheckpointError
-from .store import Store
+from .store import GeneratedSet, Store
 from .panel import Panel
 from .validate import number, page_errors, whole
 
@@ -38,6 +38,7 @@ PRESETS = {  # name -> (group A, group B): the vector mean(A) - mean(B) turns B-
 for _table in PRESETS.values():
     _table.update({_MORE[p]: (f"top {_PCT}% {p}", f"bottom {_PCT}% {p}") for p in latents.PROPERTIES})
 OOD_SETS = ["the other dataset", "uniform noise", "inverted test images"]
+GENERATED_INPUT = "Generated sample"  # a generator's input: one of its own prior samples
 
 EXPLANATION = r"""
 ### The formulas
@@ -46,6 +47,12 @@ bottom 20 % of a pixel property), $v=\frac1{|\mathcal A|}\sum_{x\in\mathcal A}f_
 \sum_{x\in\mathcal B}f_\phi(x)$. Moving a code by strength $s$ and decoding, $\hat x(s)=g_\theta(z+s\,v)$, should
 add "A-ness": $s=1$ takes a typical B to a typical A, negative $s$ moves the other way. The curve under the strip
 checks it: the measured pixel property, or the in-project classifier's $p(A\mid\hat x)$ and $p(B\mid\hat x)$.
+
+**A generator** (the DCGAN) has no encoder $f_\phi$, so its vectors average prior codes, as Radford et al. (2016)
+did: 5,000 codes $z\sim\mathcal N(0,I)$ are decoded, the in-project classifier sorts the images, and a code counts
+for a class only when the classifier gives that class $p\ge 0.9$; $v$ is the mean code of A's samples minus the mean
+code of B's. Its inputs are its own samples (their codes are known), and the note says how many samples each mean
+rests on.
 
 **Analogy.** $z=f(A)-f(B)+f(C)$: apply to $C$ the change that turns $B$ into $A$ (Mikolov et al.'s
 *king − man + woman*, White 2016 for images). It works as far as the latent is linear in the attribute.
@@ -94,8 +101,32 @@ class AttributePanel(Panel):
         self._errors: dict = {}
 
     def models(self) -> list[str]:
-        names = self.store.encoder_models()
-        return sorted(names, key=lambda n: (not n.endswith("/vae-16"), n))
+        """Encoder models (vae-16 first), then generators, whose vectors average sorted prior samples."""
+        names = sorted(self.store.encoder_models(), key=lambda n: (not n.endswith("/vae-16"), n))
+        return names + self.store.zoo.available("gan")
+
+    def is_generator(self, name: str) -> bool:
+        """A model without an encoder (the DCGAN): its inputs are its own samples, not test images."""
+        with page_errors():
+            return self.store.zoo.info(name)["family"] == "gan"
+
+    def samples(self, name: str):
+        """What vectors average and inputs are picked from: the encoded test set (a LatentView), or a
+        generator's classified prior samples (a GeneratedSet). Both have codes, labels and classes."""
+        with page_errors():
+            return self.store.generated(name) if self.is_generator(name) else self.store.view(name)
+
+    def input_kinds(self, name: str) -> list[str]:
+        return [GENERATED_INPUT] if self.is_generator(name) else ["Test image", "Upload"]
+
+    def _class_of(self, sset, i: int) -> str:
+        label = int(sset.labels[i])
+        if label >= 0:
+            return sset.classes[label]
+        return f"no class at p ≥ {sset.threshold:g}"
+
+    def group_size(self, name: str, group: str) -> int:
+        return int(np.count_nonzero(self._mask(name, group)))
 
     def groups(self, name: str) -> list[str]:
         return data.class_names(self.store.dataset_of(name)) + list(PROPERTY_GROUPS)
@@ -106,31 +137,53 @@ class AttributePanel(Panel):
         return {k: v for k, v in table.items() if all(g in classes or g in PROPERTY_GROUPS for g in v)}
 
     def _mask(self, name: str, group: str) -> np.ndarray:
-        view = self.store.view(name)
-        if group in view.classes:
-            return view.labels == view.classes.index(group)
+        sset = self.samples(name)
+        if group in sset.classes:
+            return sset.labels == sset.classes.index(group)
         if group in PROPERTY_GROUPS:
             prop, top = PROPERTY_GROUPS[group]
-            images = self.store.dataset(self.store.dataset_of(name)).floats().numpy()
+            images = self._images(name)[:, None]
             hi, lo = latents.quantile_masks(latents.pixel_property(images, prop), QUANTILE)
             return hi if top else lo
         raise gr.Error(f"unknown group {group!r}; choose a class or one of {list(PROPERTY_GROUPS)}")
 
+    def _images(self, name: str) -> np.ndarray:
+        """(N, 28, 28) floats: the test images, or a generator's samples."""
+        sset = self.samples(name)
+        if isinstance(sset, GeneratedSet):
+            return sset.images
+        return self.store.dataset(self.store.dataset_of(name)).floats().numpy()[:, 0]
+
     def vector(self, name: str, group_a: str, group_b: str) -> np.ndarray:
         if group_a == group_b:
             raise gr.Error("groups A and B are the same: the attribute vector would be zero")
-        return latents.attribute_vector(self.store.view(name).codes, self._mask(name, group_a), self._mask(name, group_b))
+        try:
+            return latents.attribute_vector(self.samples(name).codes, self._mask(name, group_a),
+                                            self._mask(name, group_b))
+        except ValueError:
+            sset = self.samples(name)
+            empty = group_a if not self._mask(name, group_a).any() else group_b
+            raise gr.Error(f"no {'sample' if isinstance(sset, GeneratedSet) else 'test image'} of {name} is in "
+                           f"group {empty!r}" + (f" with classifier probability ≥ {sset.threshold:g}"
+                                                 if isinstance(sset, GeneratedSet) else "")) from None
 
     # --- the input image --------------------------------------------------------------------
 
     def test_input(self, name: str, index) -> tuple[np.ndarray, str]:
-        view = self.store.view(name)
-        n = len(view.codes)
-        i = whole(index, "Test image index", 0, n - 1)
+        """(the image, what it is) of a test image, or of a generator's sample #index."""
+        sset = self.samples(name)
+        if isinstance(sset, GeneratedSet):
+            i = whole(index, "Sample index", 0, len(sset.codes) - 1)
+            return sset.images[i], (f"generated sample #{i} ({self._class_of(sset, i)}; classifier "
+                                    f"p = {sset.confidence[i]:.2f})")
+        i = whole(index, "Test image index", 0, len(sset.codes) - 1)
         x = self.store.dataset(self.store.dataset_of(name)).floats()[i, 0].numpy()
-        return x, f"test image #{i} ({view.classes[int(view.labels[i])]})"
+        return x, f"test image #{i} ({self._class_of(sset, i)})"
 
     def upload_input(self, name: str, path) -> tuple[np.ndarray, str]:
+        if self.is_generator(name):
+            raise gr.Error(f"{name} has no encoder, so it cannot place your image in its latent space: pick one "
+                           "of its generated samples")
         if not path:
             raise gr.Error("no image uploaded yet: drop a PNG, JPEG, WebP, GIF, BMP or TIFF file on the upload box")
         try:
@@ -151,7 +204,7 @@ class AttributePanel(Panel):
 
     def measure(self, name: str, images: np.ndarray, group_a: str, group_b: str) -> tuple[dict, str]:
         """Curves showing whether the attribute moves: a pixel property, or class probabilities."""
-        view = self.store.view(name)
+        view = self.samples(name)
         for g in (group_a, group_b):
             if g in PROPERTY_GROUPS:
                 prop = PROPERTY_GROUPS[g][0]
@@ -178,8 +231,23 @@ class AttributePanel(Panel):
         with page_errors():
             x, what = self.upload_input(name, upload) if source == "Upload" else self.test_input(name, index)
             v = self.vector(name, group_a, group_b)
-            z = self.encode(name, x)
+            sset = self.samples(name)
+            if isinstance(sset, GeneratedSet):  # no encoder: the sample's own prior code
+                z = sset.codes[whole(index, "Sample index", 0, len(sset.codes) - 1)]
+            else:
+                z = self.encode(name, x)
         return x, what, z, v
+
+    def vector_note(self, name: str, group_a: str, group_b: str) -> str:
+        """How many codes each mean rests on."""
+        sset = self.samples(name)
+        gen = isinstance(sset, GeneratedSet)
+        what = "samples" if gen else "test images"
+        text = (f"v = mean code of {self.group_size(name, group_a):,} {group_a} {what} − mean code of "
+                f"{self.group_size(name, group_b):,} {group_b} {what}")
+        if gen:
+            text += f" (of {len(sset.codes):,} generated; a sample counts for a class at classifier p ≥ {sset.threshold:g})"
+        return text + "."
 
     def on_apply(self, name, group_a, group_b, source, index, upload, strength, k):
         """Encode the chosen input, build the vector, decode at the slider's strength and draw the strip
@@ -187,11 +255,16 @@ class AttributePanel(Panel):
         with page_errors():
             strength, k = number(strength, "strength"), number(k, "strip range")
             x, what, z, v = self.prepare(name, group_a, group_b, source, index, upload)
-            recon = self.decode(name, z)[0]
-            shown = plotting.Raster.pixels_of(plotting.image_row([x, recon], ["model input 28×28", "reconstruction"]))
+            if self.is_generator(name):
+                shown = plotting.Raster.pixels_of(plotting.image_row([x], ["G(z): the sample"]))
+            else:
+                recon = self.decode(name, z)[0]
+                shown = plotting.Raster.pixels_of(plotting.image_row([x, recon],
+                                                                     ["model input 28×28", "reconstruction"]))
             out = self.decode(name, z + strength * v)[0]
             strip = self.strip(name, z, v, k, strength, group_a, group_b)
-        note = f"{what}. |v| = {np.linalg.norm(v):.2f}, |z| = {np.linalg.norm(z):.2f}."
+            counts = self.vector_note(name, group_a, group_b)
+        note = f"{what}. {counts} |v| = {np.linalg.norm(v):.2f}, |z| = {np.linalg.norm(z):.2f}."
         return shown, note, plotting.upscale(out, 8), strip, z.tolist(), v.tolist()
 
     def page_state(self, name, group_a, group_b, source, index, upload, strength, k) -> dict:
@@ -233,11 +306,20 @@ class AttributePanel(Panel):
         return gr.Dropdown(value=a), gr.Dropdown(value=b)
 
     def on_model(self, name):
+        """The model's groups and presets, and its kind of input: test images and uploads for an encoder,
+        its own samples for a generator (whose sample set is made here the first time, ~10 s)."""
         groups = self.groups(name)
         presets = list(self.presets(name))
         a, b = self.presets(name)[presets[0]]
+        kinds = self.input_kinds(name)
+        gen = self.is_generator(name)
+        if gen:
+            self.samples(name)
         return (gr.Dropdown(choices=presets, value=presets[0]), gr.Dropdown(choices=groups, value=a),
-                gr.Dropdown(choices=groups, value=b))
+                gr.Dropdown(choices=groups, value=b), gr.Radio(choices=kinds, value=kinds[0]),
+                gr.Number(label="Generated sample index" if gen else "Test image index"),
+                gr.File(visible=not gen),  # an upload needs an encoder to find its code
+                gr.Button("Random sample of group B" if gen else "Random image of group B"))
 
     def random_index(self, name, group_b, seed=None):
         mask = self._mask(name, group_b)
@@ -247,11 +329,11 @@ class AttributePanel(Panel):
     @torch.no_grad()
     def on_analogy(self, name, a, b, c):
         with page_errors():
-            view = self.store.view(name)
+            view = self.samples(name)
             xs = [self.test_input(name, i)[0] for i in (a, b, c)]
         za, zb, zc = (view.codes[int(i)] for i in (a, b, c))
         out = self.decode(name, latents.analogy(za, zb, zc))[0]
-        names = [f"{t} #{int(i)}\n{view.classes[int(view.labels[int(i)])]}" for t, i in zip("ABC", (a, b, c))]
+        names = [f"{t} #{int(i)}\n{self._class_of(view, int(i))}" for t, i in zip("ABC", (a, b, c))]
         return plotting.Raster.pixels_of(plotting.image_row(xs + [out], names + ["A − B + C\ndecoded"]))
 
     def on_random_analogy(self, name, group_a, group_b, seed=None):
@@ -287,6 +369,9 @@ class AttributePanel(Panel):
         return self._errors[key]
 
     def on_anomaly(self, name, which, percentile, source, upload, k=8):
+        if self.is_generator(name):
+            return None, (f"**{name} has no encoder**, so it cannot reconstruct an image and has no reconstruction "
+                          "error to score it with. Pick an encoder model for anomaly detection."), []
         with page_errors():
             percentile = number(percentile, "threshold percentile", 0, 100)
             e_in, e_out, label = self.errors(name, which)
@@ -406,10 +491,13 @@ def build(store: Store) -> AttributePanel:
     live.select(panel.on_commit, None, strength, api_name=False, show_progress="hidden", trigger_mode="always_last")
     applied(k.release(lambda: None, None, None, api_name=False, show_progress="hidden"))
     preset.change(panel.on_preset, [model, preset], [group_a, group_b], api_name=False)
-    event = applied(model.change(panel.on_model, model, [preset, group_a, group_b], api_name=False))
-    event.then(panel.on_anomaly, anomaly_in, anomaly_out, api_name=False, **common)
+    event = applied(model.change(panel.on_model, model, [preset, group_a, group_b, source, index, upload, rand],
+                                 api_name=False, **common))
+    event.then(panel.on_anomaly, anomaly_in, anomaly_out, api_name=False, **common).then(
+        lambda m, a, b: panel.on_random_analogy(m, a, b, seed=0), [model, group_a, group_b],
+        [ia, ib, ic, analogy_img], api_name=False, **common)  # the indices mean this model's images now
     applied(rand.click(lambda m, b: panel.random_index(m, b), [model, group_b], index, api_name=False).then(
-        lambda: "Test image", None, source, api_name=False))
+        lambda m: panel.input_kinds(m)[0], model, source, api_name=False))
     event = applied(upload.upload(lambda: "Upload", None, source, api_name=False))
     event.then(panel.on_anomaly, anomaly_in, anomaly_out, api_name=False, **common)
     analogy_btn.click(panel.on_analogy, [model, ia, ib, ic], analogy_img, api_name="analogy", **common)

@@ -36,6 +36,30 @@ class LatentView:
         return self.codes.shape[1]
 
 
+@dataclass
+class GeneratedSet:
+    """A generator's stand-in for an encoded test set (it has no encoder): codes drawn from its prior, the
+    images they decode to, and the class the in-project classifier gives each, -1 where its top probability is
+    under ``threshold``. Attribute vectors average the codes of one class, as DCGAN did."""
+
+    name: str
+    codes: np.ndarray          # (N, D) from the prior, seed GENERATED_SEED
+    images: np.ndarray         # (N, 28, 28) floats in [0, 1]
+    labels: np.ndarray         # (N,) class index, -1: the classifier is not sure enough
+    confidence: np.ndarray     # (N,) the classifier's top probability
+    classes: list[str]
+    threshold: float
+
+    @property
+    def latent_dim(self) -> int:
+        return self.codes.shape[1]
+
+
+GENERATED = 5000        # samples a generator's attribute vectors are averaged over
+GENERATED_SEED = 0
+CONFIDENT = 0.9         # the classifier's top probability a sample needs to count for its class
+
+
 class Store:
     """Loaded models, encoded views, rendered rasters and per-session entries, shared by every panel.
 
@@ -54,6 +78,7 @@ class Store:
         self._lock = threading.Lock()      # dictionary operations only
         self._models: dict = {}
         self._views: dict = {}
+        self._generated: dict = {}
         self._rasters = LRUCache(maxsize=32)
         self._datasets: dict = {}
         self._sprites: dict = {}
@@ -104,6 +129,31 @@ class Store:
         lo, hi = plane.bounds(MAP_RANGE)  # the sliders' range: every slider position is on the map
         lims = ((lo[0], hi[0]), (lo[1], hi[1]))
         return LatentView(name, codes, coords, ds.labels.numpy(), ds.classes, plane, lims)
+
+    def generated(self, name: str) -> GeneratedSet:
+        """A generator's (the DCGAN's) sorted prior samples, made once under this model's own lock (~10 s for
+        5,000 on one core: decoding, then classifying). CheckpointError without the dataset's classifier."""
+        return self._once(self._generated, "generated", name, lambda: self._generate(name))
+
+    @torch.no_grad()
+    def _generate(self, name: str) -> GeneratedSet:
+        from ..checkpoints import rebuild_command
+
+        model = self.model(name)
+        dataset = self.dataset_of(name)
+        clf = self.classifier(dataset)
+        if clf is None:
+            raise CheckpointError(f"attribute vectors of {name} sort its samples with {dataset}/classifier, which "
+                                  f"is missing or damaged. Rebuild it with "
+                                  f"`{rebuild_command(dataset + '/classifier')}`.")
+        g = torch.Generator().manual_seed(GENERATED_SEED)
+        codes = model.sample_latent(GENERATED, generator=g)
+        images = torch.cat([model.decode(codes[i:i + 500]).clamp(0, 1).cpu() for i in range(0, GENERATED, 500)])
+        probs = torch.cat([clf.predict_proba(images[i:i + 500].to(self.device)).cpu()
+                           for i in range(0, GENERATED, 500)]).numpy()
+        return GeneratedSet(name, codes.cpu().numpy().astype(np.float64), images[:, 0].numpy(),
+                            latents.confident_labels(probs, CONFIDENT), probs.max(axis=1), data.class_names(dataset),
+                            CONFIDENT)
 
     def raster(self, key, render):
         """A rendered figure cached by ``key`` (LRU of 32); ``render()`` returns a Figure. Rendering holds

@@ -25,7 +25,7 @@ function dom() {  // the template may be re-rendered when the value changes: reb
       <div class="lsxa-ctl">
         <label class="lsxa-slider"><span>Strength s</span><output class="lsxa-sout"></output>
           <input class="lsxa-s" type="range" id="attr-s" min="-3" max="3" step="0.05" value="1" disabled>
-          <div class="lsxa-ticks"><span>−3 (more B)</span><span>0 = your image</span><span>+3 (more A)</span></div></label>
+          <div class="lsxa-ticks"><span>−3 (more B)</span><span>0 = the input</span><span>+3 (more A)</span></div></label>
         <div class="lsxa-what"></div>
         <div class="lsxa-mode"></div>
       </div>

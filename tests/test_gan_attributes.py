@@ -1,0 +1,101 @@
+"""Attribute vectors on a generator (no encoder): prior samples sorted by a classifier, the DCGAN way."""
+from __future__ import annotations
+
+import gradio as gr
+import numpy as np
+import pytest
+import torch
+
+from explorer import latents
+from explorer.checkpoints import Zoo
+from explorer.ui import store as store_module
+from explorer.ui.attributes import AttributePanel, GENERATED_INPUT
+from explorer.ui.store import Store
+
+D = 8
+PLANTED = torch.nn.functional.normalize(torch.arange(1.0, D + 1) * torch.tensor([1, -1] * (D // 2)), dim=0)
+
+
+class PlantedGenerator(torch.nn.Module):
+    """Images whose brightness is sigmoid(3 z·u): the planted direction u decides the class."""
+    latent_dim = D
+    has_encoder = False
+
+    def sample_latent(self, n, generator=None, temperature=1.0):
+        return temperature * torch.randn(n, D, generator=generator)
+
+    def decode(self, z):
+        level = torch.sigmoid(3 * torch.as_tensor(z, dtype=torch.float32) @ PLANTED)
+        return level[:, None, None, None].expand(-1, 1, 28, 28).clone()
+
+
+class BrightnessClassifier(torch.nn.Module):
+    """Two classes, "dark" and "light", sure of itself far from mid-grey."""
+
+    def predict_proba(self, x):
+        light = torch.sigmoid(30 * (x.mean(dim=(1, 2, 3)) - 0.5))
+        return torch.stack([1 - light, light], dim=1)
+
+
+@pytest.fixture
+def planted(monkeypatch, tmp_path):
+    store = Store(Zoo(tmp_path), device="cpu")
+    name = "planted/gan"
+    monkeypatch.setitem(store._models, name, PlantedGenerator())
+    monkeypatch.setattr(store, "classifier", lambda dataset: BrightnessClassifier())
+    monkeypatch.setattr(store, "dataset_of", lambda n: "planted")
+    monkeypatch.setattr(store_module.data, "class_names", lambda ds: ["dark", "light"])
+    monkeypatch.setattr(store_module, "GENERATED", 2000)
+    panel = AttributePanel(store)
+    monkeypatch.setattr(panel, "is_generator", lambda n: True)
+    return panel, store, name
+
+
+def test_confident_labels_keep_only_sure_rows():
+    probs = np.array([[0.95, 0.05], [0.6, 0.4], [0.02, 0.98], [0.5, 0.5]])
+    np.testing.assert_array_equal(latents.confident_labels(probs, 0.9), [0, -1, 1, -1])
+    np.testing.assert_array_equal(latents.confident_labels(probs, 0.5), [0, 0, 1, 0])
+
+
+def test_the_generators_vector_recovers_the_planted_direction(planted):
+    panel, store, name = planted
+    samples = store.generated(name)
+    assert samples.codes.shape == (2000, D) and samples.images.shape == (2000, 28, 28)
+    unsure = samples.labels == -1
+    assert 0 < unsure.mean() < 0.5                    # near mid-grey the classifier is not sure: left out
+    assert (samples.confidence[~unsure] >= 0.9).all()
+    v = panel.vector(name, "light", "dark")
+    cosine = float(v @ PLANTED.numpy() / np.linalg.norm(v))
+    assert cosine > 0.97
+    # the sample set is made once, with a fixed seed
+    assert store.generated(name) is samples
+    counts = panel.vector_note(name, "light", "dark")
+    assert f"{panel.group_size(name, 'light'):,} light samples" in counts and "p ≥ 0.9" in counts
+
+
+def test_moving_a_dark_sample_along_v_makes_it_light(planted):
+    panel, store, name = planted
+    i = panel.random_index(name, "dark", seed=0)
+    x, what, z, v = panel.prepare(name, "light", "dark", GENERATED_INPUT, i, None)
+    assert "generated sample" in what and "dark" in what
+    np.testing.assert_array_equal(z, store.generated(name).codes[i])  # no encoder: the sample's own code
+    curves, _ = panel.measure(name, panel.decode(name, latents.along(z, v, np.linspace(-2, 2, 9))), "light", "dark")
+    p_light = curves["p(light)"]
+    assert p_light[-1] > 0.9 > p_light[0] and np.all(np.diff(p_light) >= -1e-6)  # monotone towards "light"
+
+
+def test_a_generator_takes_no_upload_and_has_no_anomaly_score(planted):
+    panel, _, name = planted
+    with pytest.raises(gr.Error, match="no encoder"):
+        panel.prepare(name, "light", "dark", "Upload", 0, "/etc/passwd")
+    _, text, gallery = panel.on_anomaly(name, "uniform noise", 95, GENERATED_INPUT, None)
+    assert "no encoder" in text and gallery == []
+    assert panel.input_kinds(name) == [GENERATED_INPUT]
+
+
+def test_an_empty_group_is_named(planted, monkeypatch):
+    panel, store, name = planted
+    monkeypatch.setattr(store_module, "CONFIDENT", 1.01)  # above any probability: no sample counts
+    store._generated.clear()
+    with pytest.raises(gr.Error, match="no sample of planted/gan is in group 'light'"):
+        panel.vector(name, "light", "dark")
