@@ -140,10 +140,10 @@ def _x0_and_eps(s, x_t, t, eps, clip):
     return x0, eps
 
 
-def ddpm_step(s: Schedule, eps: torch.Tensor, t: int, x_t: torch.Tensor,
-              generator: torch.Generator | None = None, t_prev: int | None = None,
-              clip: float | None = None) -> StepOutput:
+def ddpm_step(s: Schedule, x_t: torch.Tensor, *, eps: torch.Tensor, t: int, t_prev: int | None = None,
+              generator: torch.Generator | None = None, clip=None) -> StepOutput:
     """One ancestral step x_t -> x_{t_prev} ~ p_theta(x_{t_prev} | x_t), with sigma_t^2 = beta_tilde_t.
+    (Both steps take (schedule, x_t) and the rest by keyword, in one order: eps, t, t_prev, [eta,] generator, clip.)
 
     ``t_prev`` < t - 1 steps the respaced chain (Nichol & Dhariwal 2021, Sec. 4); no noise is added
     on the last step (t_prev = -1)."""
@@ -164,8 +164,8 @@ def ddim_sigma(s: Schedule, t: int, t_prev: int, eta: float) -> torch.Tensor:
     return eta * ((1 - ab_prev) / (1 - ab_t)).sqrt() * (1 - ab_t / ab_prev).sqrt()
 
 
-def ddim_step(s: Schedule, eps: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor, eta: float = 0.0,
-              generator: torch.Generator | None = None, clip: float | None = None) -> StepOutput:
+def ddim_step(s: Schedule, x_t: torch.Tensor, *, eps: torch.Tensor, t: int, t_prev: int, eta: float = 0.0,
+              generator: torch.Generator | None = None, clip=None) -> StepOutput:
     """One DDIM step x_t -> x_{t_prev} for any t_prev < t; eta = 0 is deterministic, eta = 1 over
     consecutive steps is DDPM's ancestral step (same mean, variance beta_tilde_t)."""
     x0, eps = _x0_and_eps(s, x_t, t, eps, clip)
@@ -214,9 +214,9 @@ def sample_progressive(eps_fn: EpsFn, s: Schedule, shape, steps: int | None = No
         t_prev = ts[i + 1] if i + 1 < len(ts) else -1
         eps = eps_fn(x, t)
         if sampler == "ddpm":
-            out = ddpm_step(s, eps, t, x, generator, t_prev, clip)
+            out = ddpm_step(s, x, eps=eps, t=t, t_prev=t_prev, generator=generator, clip=clip)
         else:
-            out = ddim_step(s, eps, t, t_prev, x, eta, generator, clip)
+            out = ddim_step(s, x, eps=eps, t=t, t_prev=t_prev, eta=eta, generator=generator, clip=clip)
         yield SamplerStep(i, t, x, out.pred_x0, out.prev_sample)
         x = out.prev_sample
 

@@ -101,24 +101,24 @@ def test_ddim_eta1_over_all_steps_has_the_ddpm_posterior_variance():
     # and the steps themselves agree: same mean, same noise from the same seed
     x_t, eps = torch.randn(8, 1, 4, 4, generator=_gen(2)), torch.randn(8, 1, 4, 4, generator=_gen(3))
     for t in (1, 40, 99):
-        a = diffusion.ddim_step(s, eps, t, t - 1, x_t, eta=1.0, generator=_gen(4))
-        b = diffusion.ddpm_step(s, eps, t, x_t, generator=_gen(4))
+        a = diffusion.ddim_step(s, x_t, eps=eps, t=t, t_prev=t - 1, eta=1.0, generator=_gen(4))
+        b = diffusion.ddpm_step(s, x_t, eps=eps, t=t, generator=_gen(4))
         torch.testing.assert_close(a.prev_sample, b.prev_sample, atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(a.pred_x0, b.pred_x0)
     # Monte Carlo: the spread of x_{t-1} around its mean is beta_tilde_t
     t = 60
     x_t1 = torch.zeros(50000, 1)
-    out = diffusion.ddim_step(s, torch.zeros_like(x_t1), t, t - 1, x_t1, eta=1.0, generator=_gen(5)).prev_sample
+    out = diffusion.ddim_step(s, x_t1, eps=torch.zeros_like(x_t1), t=t, t_prev=t - 1, eta=1.0, generator=_gen(5)).prev_sample
     assert out.var().item() == pytest.approx(s.posterior_variance[t].item(), rel=0.03)
 
 
 def test_ddim_eta0_is_deterministic_and_ends_at_the_predicted_x0():
     s = schedules.make_schedule("linear", 100)
     x_t, eps = torch.randn(4, 3, generator=_gen(0)), torch.randn(4, 3, generator=_gen(1))
-    a = diffusion.ddim_step(s, eps, 50, 30, x_t, eta=0.0, generator=_gen(7))
-    b = diffusion.ddim_step(s, eps, 50, 30, x_t, eta=0.0, generator=_gen(8))
+    a = diffusion.ddim_step(s, x_t, eps=eps, t=50, t_prev=30, eta=0.0, generator=_gen(7))
+    b = diffusion.ddim_step(s, x_t, eps=eps, t=50, t_prev=30, eta=0.0, generator=_gen(8))
     torch.testing.assert_close(a.prev_sample, b.prev_sample)
-    last = diffusion.ddim_step(s, eps, 10, -1, x_t, eta=1.0, generator=_gen(7))
+    last = diffusion.ddim_step(s, x_t, eps=eps, t=10, t_prev=-1, eta=1.0, generator=_gen(7))
     torch.testing.assert_close(last.prev_sample, last.pred_x0)  # the final step adds no noise
 
 
@@ -138,7 +138,7 @@ def test_dynamic_threshold_is_clipping_for_mild_outliers_and_rescales_wide_predi
     # as the sampler's x_0 rule: the step uses the eps consistent with the mapped x_0
     sched = schedules.make_schedule("linear", 100)
     x_t, eps = 3 * torch.randn(2, 1, 4, 4, generator=_gen(0)), torch.randn(2, 1, 4, 4, generator=_gen(1))
-    out = diffusion.ddim_step(sched, eps, 60, 40, x_t, clip=rule)
+    out = diffusion.ddim_step(sched, x_t, eps=eps, t=60, t_prev=40, clip=rule)
     torch.testing.assert_close(out.pred_x0, rule(diffusion.predict_x0(sched, x_t, 60, eps)))
     assert out.pred_x0.abs().max() <= 1 + 1e-6
     with pytest.raises(ValueError, match="percentile"):
@@ -217,6 +217,25 @@ def test_sampler_iterators_yield_every_step(sampler, steps):
     assert all(o.x_t.shape == o.pred_x0.shape == (2, 1, 28, 28) for o in out)
     img = next(m.sample_progressive(2, steps=steps, sampler=sampler, generator=_gen(0), decode=True))
     assert img.x_t.min() >= 0 and img.x_t.max() <= 1
+
+
+@pytest.mark.parametrize("sampler,eta", [("ddim", 0.0), ("ddim", 0.7), ("ddpm", 0.0)])
+def test_a_given_x_T_gives_the_samples_the_seed_would(sampler, eta):
+    """x_T drawn with diffusion.randn from a generator, then that generator for the steps' noise: the same chain
+    as sample(generator=...), which draws x_T first from it."""
+    m = _tiny_ddpm()
+    ref = m.sample(3, steps=8, sampler=sampler, eta=eta, guidance=2.0, labels=[1, None, 0], generator=_gen(9))
+    g = _gen(9)
+    x_T = diffusion.randn((3, *m.sample_shape), g)
+    got = m.sample(3, steps=8, sampler=sampler, eta=eta, guidance=2.0, labels=[1, None, 0], generator=g, x_T=x_T)
+    torch.testing.assert_close(got, ref, rtol=0, atol=0)
+    first = next(m.sample_progressive(3, steps=8, sampler=sampler, eta=eta, x_T=x_T))
+    torch.testing.assert_close(first.x_t, x_T)
+    other = m.sample(3, steps=8, sampler=sampler, eta=eta, guidance=2.0, labels=[1, None, 0], generator=_gen(9),
+                     x_T=-x_T)
+    assert not torch.allclose(other, ref)  # the chain starts from x_T
+    with pytest.raises(ValueError, match="x_T must have shape"):
+        m.sample(2, steps=8, x_T=x_T)
 
 
 def test_ddim_eta0_with_a_fixed_seed_is_reproducible_and_ignores_the_global_seed():

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import BROWSER_ARGS, launched_app, randomised
-from explorer import checkpoints, data, models, zoo_table
+from explorer import checkpoints, data, diffusion, models, zoo_table
 from explorer.checkpoints import Zoo
 
 HW = "Test CPU (2 cores), 1 torch thread(s)"
@@ -232,12 +232,13 @@ def test_same_seed_same_grid_and_diffusion_rows_are_the_models_own_samples(zoo_r
     g = torch.Generator().manual_seed(3)
     x = model.sample(8, steps=zoo_ui.DDIM_STEPS["pixel"], eta=zoo_ui.SAMPLE_ETA, labels=torch.arange(8), generator=g)
     np.testing.assert_allclose(a.rows[5].samples, x.numpy()[:, 0], atol=1e-5)
-    # ddim_from from a given x_T is model.sample's deterministic chain (eta = 0) from the same noise
-    g = torch.Generator().manual_seed(11)
-    x_T = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(11))
-    ref = model.sample(3, steps=10, eta=0.0, labels=[1, 2, None], generator=g)
-    np.testing.assert_allclose(zoo_ui.ddim_from(model, x_T, torch.tensor([1, 2, -1]), 10).numpy(), ref.numpy(),
-                               atol=1e-4)
+    # the path is model.sample's deterministic chain (eta = 0) from the slerped starting noises
+    g = torch.Generator().manual_seed(3)
+    model.sample(8, steps=zoo_ui.DDIM_STEPS["pixel"], eta=zoo_ui.SAMPLE_ETA, labels=torch.arange(8), generator=g)
+    ends = diffusion.randn((2, 1, 28, 28), g)
+    x_T = zoo_ui._slerp_path(ends[0], ends[1], zoo_ui.N_PATH)
+    path = model.sample(zoo_ui.N_PATH, steps=zoo_ui.DDIM_STEPS["pixel"], eta=0.0, x_T=x_T)
+    np.testing.assert_allclose(a.rows[5].path, path.numpy()[:, 0], atol=1e-5)
 
     caption = a.caption
     assert "Seed 3" in caption and "DDIM" in caption and "labels 0–7" in caption and "eta = 0" in caption

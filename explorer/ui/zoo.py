@@ -100,21 +100,6 @@ def _images(x: torch.Tensor) -> np.ndarray:
     return x.detach().float().clamp(0, 1).cpu().numpy()[:, 0]
 
 
-def ddim_from(model, x_T: torch.Tensor, labels: torch.Tensor, steps: int) -> torch.Tensor:
-    """Deterministic DDIM (eta = 0, guidance 1) of a diffusion model from the given starting noises
-    ``x_T`` (N, *model.sample_shape); ``labels`` (N,), -1 for unconditional. Returns images (N, 1, 28, 28).
-    The same chain as ``model.sample``, whose only randomness with eta = 0 is x_T: drawing x_T with
-    ``diffusion.randn(shape, generator)`` reproduces ``model.sample(..., generator=generator)``."""
-    device = next(model.parameters()).device
-    y = labels.to(device)
-    y = torch.where(y < 0, torch.full_like(y, model.null_label), y)
-    bf16 = model.sampling_dtype(device) == torch.bfloat16
-    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):  # weights cast once
-        x = diffusion.sample(model.eps_fn(y, 1.0), model.schedule.to(device), tuple(x_T.shape), steps=steps,
-                             sampler="ddim", eta=0.0, clip=model.clip, x_T=x_T.to(device), device=device)
-    return model.to_image(x)
-
-
 def _slerp_path(a: torch.Tensor, b: torch.Tensor, n: int) -> torch.Tensor:
     """n points on the great circle from a to b (any shape), float32."""
     path = latents.slerp(a.flatten().double().numpy(), b.flatten().double().numpy(), np.linspace(0, 1, n))
@@ -196,7 +181,7 @@ class ZooPanel(Panel):
                 shape = tuple(model.sample_shape)
                 ends = diffusion.randn((2, *shape), g)  # two starting noises, after the samples' draws
                 x_T = _slerp_path(ends[0], ends[1], N_PATH)                            # (N_PATH, *shape)
-                row.path = _images(ddim_from(model, x_T, torch.full((N_PATH,), -1), steps))  # unconditional
+                row.path = _images(model.sample(N_PATH, steps=steps, sampler="ddim", eta=0.0, x_T=x_T))  # uncond.
                 row.path_kind = "slerp between two starting noises x_T, deterministic DDIM"
                 row.path_tag = "slerp of x_T,\nDDIM eta = 0"
             elif family in ENCODERS or family == "gan":
