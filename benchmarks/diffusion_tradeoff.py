@@ -5,7 +5,7 @@ for each diffusion checkpoint; writes each model's tradeoff.json, which the Diff
         [--steps 10 20 50 100 250 1000] [--n 2000] [--device cuda]
 
 Every point uses the same N, seed, class-balanced labels and guidance 1 (the plain conditional
-model) as training.evaluate_diffusion, and the real-vs-real floor at that N is stored beside them.
+model) as evaluation.evaluate_diffusion, and the real-vs-real floor at that N is stored beside them.
 DDPM over fewer than T steps is the respaced chain, which equals DDIM with eta=1 step for step (a
 test checks this), so the eta=1 curve is the DDPM curve and its 1000-step point is DDPM proper.
 Cost grows with N x total steps: the full grid (N=2000, both etas, 1430 steps each) is about
@@ -38,7 +38,7 @@ def main(argv=None):
     a = p.parse_args(argv)
     import torch
 
-    from explorer import data, metrics, training
+    from explorer import data, evaluation, metrics
     from explorer.checkpoints import Zoo
 
     if a.threads:
@@ -52,11 +52,11 @@ def main(argv=None):
         model = zoo.load(name, device=a.device)
         dataset = zoo.info(name)["dataset"]
         device = next(model.parameters()).device
-        clf = training._classifier(dataset, a.checkpoints, device)
+        clf = evaluation.classifier(dataset, a.checkpoints, device)
         test, train = data.load(dataset, "test").floats(), data.load(dataset, "train").floats()
         n = min(a.n, len(test), len(train))
         ref = metrics.feature_stats(clf, test[:n])
-        floor = metrics.frechet_distance(*metrics.feature_stats(clf, training.floor_images(train, n)), *ref)
+        floor = metrics.frechet_distance(*metrics.feature_stats(clf, evaluation.floor_images(train, n)), *ref)
         labels = torch.arange(n) % model.config.classes
         rows = []
         skip = {(float(e), int(k)) for e, k in (item.split(":") for item in a.skip)}
@@ -75,7 +75,7 @@ def main(argv=None):
                 print(f"{name}  eta={eta:g}  steps={steps:5d}  FID {fid:8.2f}  (floor {floor:.2f}, N={n})  "
                       f"{1000 * seconds / n:.1f} ms/image", flush=True)
         result = {"model": name, "fid_n": n, "fid_floor": round(floor, 3), "guidance": 1.0,
-                  "labels": "class-balanced", "seed": 1234, "device": training.hardware(str(device)),
+                  "labels": "class-balanced", "seed": 1234, "device": evaluation.hardware(str(device)),
                   "precision": str(model.sampling_dtype(device)).replace("torch.", ""),
                   "note": "eta=1 is the (respaced) DDPM ancestral sampler; eta=1 at T steps is DDPM", "rows": rows}
         path = zoo.path(name) / "tradeoff.json"

@@ -58,7 +58,7 @@ def main(argv=None):
     a = p.parse_args(argv)
     import torch
 
-    from explorer import data, diffusion, metrics, training
+    from explorer import data, diffusion, evaluation, metrics
     from explorer.checkpoints import Zoo
 
     if a.threads:
@@ -70,11 +70,11 @@ def main(argv=None):
     for name in a.models:
         model = zoo.load(name, device="cpu")
         dataset = zoo.info(name)["dataset"]
-        clf = training._classifier(dataset, a.checkpoints, "cpu")
+        clf = evaluation.classifier(dataset, a.checkpoints, "cpu")
         test, train = data.load(dataset, "test").floats(), data.load(dataset, "train").floats()
         n = min(a.n, len(test))
         ref = metrics.feature_stats(clf, test[:n])
-        floor = metrics.frechet_distance(*metrics.feature_stats(clf, training.floor_images(train, n)), *ref)
+        floor = metrics.frechet_distance(*metrics.feature_stats(clf, evaluation.floor_images(train, n)), *ref)
         labels = torch.arange(n) % model.config.classes
         print(f"\n{name}: shipped rule for x_0_hat: clamp to [-{model.clip:g}, {model.clip:g}] (DDPM.clip); "
               f"floor {floor:.2f} at N = {n}")
@@ -90,7 +90,7 @@ def main(argv=None):
                 used.append(x0)
                 return x0
 
-            g = torch.Generator().manual_seed(training.SAMPLE_SEED)
+            g = torch.Generator().manual_seed(evaluation.SAMPLE_SEED)
             t0 = time.perf_counter()
             xs, out_b, used_b = [], [], []
             for y in labels.split(a.batch):

@@ -212,7 +212,7 @@ def _drift(before: torch.nn.Module, after: torch.nn.Module, dataset: str) -> dic
         return {}
     z = 3 * torch.randn(256, before.latent_dim, generator=torch.Generator().manual_seed(0))
     out = {"random": float((before.decode(z) - after.decode(z)).abs().max())}
-    if getattr(before, "has_encoder", True):
+    if before.has_encoder:
         z = before.encode(data.load_assets(dataset).floats()[:1000])
         out["test codes"] = float((before.decode(z) - after.decode(z)).abs().max())
     return out

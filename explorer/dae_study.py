@@ -22,11 +22,12 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import checkpoints
+from . import cards, checkpoints
 
 DATASET = "fashion-mnist"
 ARMS = {"dae": ("dae-16", "ldm-dae-16"), "joint": ("dae-16-joint", "ldm-dae-16-joint")}
 STUDY = "study.json"
+SECTION = "## DAE vs joint baseline"  # its section in the four checkpoints' cards
 
 # (key in the table, where it comes from, label, lower is better?)
 ROWS = [
@@ -157,12 +158,11 @@ def ship(study: dict, out, root=None, note: str = "") -> list[Path]:
                 shutil.rmtree(dst)
             shutil.copytree(src, dst, ignore=shutil.ignore_patterns("resume.pt"))
             (dst / STUDY).write_text(json.dumps({**study, "note": note.strip()}, indent=1) + "\n")
-            card = (dst / checkpoints.CARD).read_text()
-            card += (f"\n## DAE vs joint baseline ({len(study['seeds'])} seeds; this checkpoint is seed {seed})\n"
-                     f"    python -m explorer.dae_study run --seeds {' '.join(map(str, study['seeds']))} "
-                     f"--out runs/dae-study\n    python -m explorer.dae_study summary --out runs/dae-study --ship\n\n"
-                     + table_markdown(study) + (f"\n{note.strip()}\n" if note.strip() else ""))
-            (dst / checkpoints.CARD).write_text(card)
+            cards.update_section(dst, SECTION,
+                                 f"{SECTION} ({len(study['seeds'])} seeds; this checkpoint is seed {seed})\n"
+                                 f"    python -m explorer.dae_study run --seeds {' '.join(map(str, study['seeds']))} "
+                                 "--out runs/dae-study\n    python -m explorer.dae_study summary --out runs/dae-study "
+                                 "--ship\n\n" + table_markdown(study) + (f"\n{note.strip()}\n" if note.strip() else ""))
             written.append(dst)
     return written
 

@@ -1,4 +1,5 @@
-"""One generic training loop over ``model(batch) -> (loss, logs)``, and the CLI.
+"""One generic training loop over ``model(batch) -> (loss, logs)`` (:class:`TrainConfig`, :func:`train`), and the CLI.
+Evaluation is in :mod:`explorer.evaluation`, the model cards in :mod:`explorer.cards`.
 
     python -m explorer.training vae-2d --dataset fashion-mnist     # one shipped checkpoint
     python -m explorer.training all                                # every shipped checkpoint
@@ -15,16 +16,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from . import checkpoints, data, metrics, models
+from . import cards, checkpoints, data, evaluation, models
 
 # preset -> family, config, epochs, learning rate. Sized for minutes on 2 CPU cores.
 PRESETS = {
@@ -121,108 +122,112 @@ def _latent_source(config: dict, dataset: str, out) -> tuple[dict, torch.nn.Modu
                                       f"`{checkpoints.rebuild_command(name)}`")
 
 
-def train(preset: str, dataset: str = "fashion-mnist", epochs: int | None = None,
-          out: str | os.PathLike | None = None, seed: int = 0, batch_size: int = 128,
-          lr: float | None = None, limit: int | None = None, resume: bool = False,
-          device: str | None = None, config: dict | None = None, evaluate: bool = True,
-          progress: bool = True, command: str | None = None, stop_after: int | None = None,
-          bf16: bool | None = None, init: str | os.PathLike | None = None) -> Path:
-    """Train ``preset`` on ``dataset`` and write the checkpoint; returns its folder.
+@dataclass
+class TrainConfig:
+    """Everything one training run depends on; :func:`train` takes these fields as its arguments.
 
-    ``limit`` caps the training images (tests), ``config`` overrides config fields,
-    ``stop_after`` ends this run after that many epochs, leaving resume.pt (time-boxed runs).
-    ``bf16`` runs forward and loss under bfloat16 autocast (weights, optimiser and EMA stay float32):
-    about twice the speed on CPUs with AVX512-BF16 and on GPUs; None: on for BF16_PRESETS where the
-    device computes bfloat16 natively.
+    ``limit`` caps the training images (tests), ``config`` overrides config fields, ``stop_after`` ends this
+    run after that many epochs, leaving resume.pt (time-boxed runs). ``bf16`` runs forward and loss under
+    bfloat16 autocast (weights, optimiser and EMA stay float32): about twice the speed on CPUs with
+    AVX512-BF16 and on GPUs; None: on for BF16_PRESETS where the device computes bfloat16 natively.
     ``init`` continues training from an existing checkpoint of the same preset and config (a name such as
-    ``fashion-mnist/ddpm-linear`` in the shipped zoo, or a folder): its weights start both the model and
-    its moving average, and the card counts the earlier training into the totals.
-    """
+    ``fashion-mnist/ddpm-linear`` in the shipped zoo, or a folder): its weights start both the model and its
+    moving average, and the card counts the earlier training into the totals."""
+
+    preset: str
+    dataset: str = "fashion-mnist"
+    epochs: int | None = None           # None: the preset's (times EPOCH_SCALE for small datasets)
+    out: str | os.PathLike | None = None  # checkpoint root (default: the shipped checkpoints/)
+    seed: int = 0
+    batch_size: int = 128
+    lr: float | None = None             # None: the preset's
+    limit: int | None = None
+    resume: bool = False
+    device: str | None = None
+    config: dict | None = None
+    evaluate: bool = True
+    progress: bool = True
+    command: str | None = None          # the card's rebuild command (default: the preset's)
+    stop_after: int | None = None
+    bf16: bool | None = None
+    init: str | os.PathLike | None = None
+
+    def __post_init__(self):
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; choose from {sorted(PRESETS)} or 'all'")
+        family, _, default_epochs, default_lr = PRESETS[self.preset]
+        self.epochs = self.epochs or default_epochs * EPOCH_SCALE.get(self.dataset, 1)
+        self.lr = self.lr or default_lr
+        self.command = self.command or checkpoints.rebuild_command(self.name)
+
+    @property
+    def name(self) -> str:
+        return f"{self.dataset}/{self.preset}"
+
+    @property
+    def family(self) -> str:
+        return PRESETS[self.preset][0]
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out or checkpoints.ROOT) / self.dataset / self.preset
+
+
+def train(*args, **kwargs) -> Path:
+    """Train a preset and write its checkpoint; returns its folder. Arguments: :class:`TrainConfig`'s fields,
+    in order (``train("vae-2d", "digits", epochs=5, out=root)``)."""
+    return run(TrainConfig(*args, **kwargs))
+
+
+def run(cfg: TrainConfig) -> Path:
+    """The loop: ``model(batch) -> (loss, logs)``, Adam with cosine decay (restarted per stage), an EMA of the
+    weights when the model asks for one, resume.pt after every epoch; then the checkpoint, its metrics and card."""
     from tqdm.auto import tqdm
 
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)} or 'all'")
-    family, base_config, default_epochs, default_lr = PRESETS[preset]
-    epochs = epochs or default_epochs * EPOCH_SCALE.get(dataset, 1)
-    lr = lr or default_lr
     rank, world = _dist()
-    if device is None:
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+    device = cfg.device or (f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
+    bf16 = cfg.bf16
     if bf16 is None:  # the presets' default, where the hardware does bfloat16 natively (else it is slower)
         from .models.diffusion import bf16_native
 
-        bf16 = preset in BF16_PRESETS and bf16_native(device)
+        bf16 = cfg.preset in BF16_PRESETS and bf16_native(device)
     device_type = torch.device(device).type  # for autocast
-    name = f"{dataset}/{preset}"
-    out_dir = Path(out or checkpoints.ROOT) / dataset / preset
-    command = command or checkpoints.rebuild_command(name)
+    name, epochs, out_dir = cfg.name, cfg.epochs, cfg.out_dir
 
-    torch.manual_seed(seed)  # the CLI owns the process: seeding it globally is fine here
-    train_ds = data.load(dataset, "train")
-    x, y = train_ds.floats(), train_ds.labels
-    if limit:
-        x, y = x[:limit], y[:limit]
-    model_config, vae = _latent_source({**base_config, **(config or {})}, dataset, out)
-    model = models.build(family, model_config).to(device)
-    if vae is not None:  # the latent model trains on the VAE's standardised codes, encoded once
-        x = model.fit_codes(vae, x)
-    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    ema_decay = getattr(model.config, "ema_decay", 0.0)
-    ema = EMA(model, ema_decay) if ema_decay else None
+    torch.manual_seed(cfg.seed)  # the CLI owns the process: seeding it globally is fine here
+    model, x, y = _build(cfg, device)
+    ema = EMA(model, model.ema_decay) if model.ema_decay else None
     earlier = None
-    if init is not None:  # warm start: the model and its moving average begin at the checkpoint's weights
-        earlier = _warm_start(model, init, family, model.config_dict())
+    if cfg.init is not None:  # warm start: the model and its moving average begin at the checkpoint's weights
+        earlier = _warm_start(model, cfg.init, cfg.family, model.config_dict())
         if ema is not None:
-            ema = EMA(model, ema_decay)
+            ema = EMA(model, model.ema_decay)
             ema.updates = 10 ** 6  # no warm-up: the average starts from trained weights, not from noise
-    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=getattr(model, "adam_betas", (0.9, 0.999)))
-    if hasattr(model, "stage_bounds"):  # staged training (the DAE): the cosine decay restarts at each stage
+    opt = model.configure_optimizers(cfg.lr)
+    if model.staged:  # the DAE: the cosine decay restarts at each stage
         sched = torch.optim.lr_scheduler.LambdaLR(opt, stage_cosine(model.stage_bounds(epochs)))
     else:
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs, eta_min=lr * 0.05)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs, eta_min=cfg.lr * 0.05)
 
-    start_epoch, elapsed, history = 0, 0.0, []
     resume_path = out_dir / "resume.pt"
-    if resume and resume_path.is_file():
-        state = torch.load(resume_path, map_location="cpu", weights_only=True)  # no pickled code
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        torch.set_rng_state(state["rng"])
-        if ema is not None:
-            ema.load_state_dict(state["ema"])
-        start_epoch, elapsed, history = state["epoch"], state["elapsed"], json.loads(state["history"])
-        if rank == 0:
-            print(f"resuming {name} at epoch {start_epoch}/{epochs}")
-
-    train_model = model
-    sampler = None
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-        from torch.utils.data.distributed import DistributedSampler
-
-        train_model = DistributedDataParallel(model, device_ids=[device] if device.startswith("cuda") else None)
-        sampler = DistributedSampler(TensorDataset(x, y), num_replicas=world, rank=rank, seed=seed)
-    shuffle = torch.Generator()
-    if sampler is None:
-        sampler = torch.utils.data.RandomSampler(TensorDataset(x, y), generator=shuffle)
-    loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, sampler=sampler,
-                        drop_last=len(x) > batch_size)
+    start_epoch, elapsed, history = _restore(resume_path, model, opt, sched, ema) if cfg.resume else (0, 0.0, [])
+    if start_epoch and rank == 0:
+        print(f"resuming {name} at epoch {start_epoch}/{epochs}")
+    train_model, loader, sampler, shuffle = _loader(model, x, y, cfg, device, rank, world)
 
     for epoch in range(start_epoch, epochs):
-        if stop_after is not None and epoch >= start_epoch + stop_after:
+        if cfg.stop_after is not None and epoch >= start_epoch + cfg.stop_after:
             if rank == 0:
-                print(f"{name}: stopped after {stop_after} epoch(s); continue with --resume")
+                print(f"{name}: stopped after {cfg.stop_after} epoch(s); continue with --resume")
             return out_dir
         t0 = time.perf_counter()
-        if hasattr(model, "begin_epoch"):  # e.g. the DAE enters stage 2 and freezes its encoder
-            model.begin_epoch(epoch, epochs)
+        model.begin_epoch(epoch, epochs)  # e.g. the DAE enters stage 2 and freezes its encoder
         model.train()
-        shuffle.manual_seed(seed * 1000 + epoch)  # each epoch's order depends on (seed, epoch) only: resumable
+        shuffle.manual_seed(cfg.seed * 1000 + epoch)  # each epoch's order depends on (seed, epoch) only: resumable
         if world > 1:
             sampler.set_epoch(epoch)
         running: dict[str, float] = {}
-        bar = tqdm(loader, desc=f"{name} {epoch + 1}/{epochs}", disable=not progress or rank != 0,
+        bar = tqdm(loader, desc=f"{name} {epoch + 1}/{epochs}", disable=not cfg.progress or rank != 0,
                    leave=False, dynamic_ncols=True)
         for step, (xb, yb) in enumerate(bar, 1):
             with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
@@ -238,7 +243,7 @@ def train(preset: str, dataset: str = "fashion-mnist", epochs: int | None = None
                 bar.set_postfix({k: f"{v:.4g}" for k, v in running.items()})
         sched.step()
         elapsed += time.perf_counter() - t0
-        history.append({"epoch": epoch + 1, **({"stage": model.stage} if hasattr(model, "stage_bounds") else {}),
+        history.append({"epoch": epoch + 1, **({"stage": model.stage} if model.staged else {}),
                         **{k: round(v, 5) for k, v in running.items()}})
         if rank == 0:
             print(f"{name} epoch {epoch + 1}/{epochs} " +
@@ -254,24 +259,77 @@ def train(preset: str, dataset: str = "fashion-mnist", epochs: int | None = None
         ema.copy_to(model)
     if rank != 0:
         return out_dir
-    dtype = checkpoints.ship_dtype(family)  # float16 parameters (classifiers float32): the repo's size budget
-    checkpoints.round_params(model, dtype)  # so the prior is fitted and the metrics measured on what ships
-    if hasattr(model, "fit_prior"):  # the AE samples from a Gaussian fitted to its training codes
-        model.fit_prior(torch.cat([model.encode(x[i:i + 1000]) for i in range(0, len(x), 1000)]))
-    meta = {"dataset": dataset, "preset": preset, "command": command,
-            "training": {"epochs": epochs, "batch_size": batch_size * world, "lr": lr, "seed": seed,
-                         "train_images": len(x), "processes": world, "wall_time_s": round(elapsed, 1),
-                         "hardware": hardware(device), "torch": torch.__version__,
-                         "parameters": params, "history": history,
-                         **({"precision": "bfloat16 autocast"} if bf16 else {}),
-                         **({"continued_from": earlier} if earlier else {}),
-                         **({"ema_decay": ema_decay} if ema else {})}}
-    checkpoints.save(model, out_dir, family, meta, dtype=dtype)
-    results = evaluate_checkpoint(model, family, dataset, out) if evaluate else {}
-    (out_dir / checkpoints.METRICS).write_text(json.dumps(results, indent=2) + "\n")
-    (out_dir / checkpoints.CARD).write_text(model_card(name, family, model.config_dict(), meta, results))
+    training = {"epochs": epochs, "batch_size": cfg.batch_size * world, "lr": cfg.lr, "seed": cfg.seed,
+                "train_images": len(x), "processes": world, "wall_time_s": round(elapsed, 1),
+                "hardware": evaluation.hardware(device), "torch": torch.__version__,
+                "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad), "history": history,
+                **({"precision": "bfloat16 autocast"} if bf16 else {}),
+                **({"continued_from": earlier} if earlier else {}),
+                **({"ema_decay": model.ema_decay} if ema else {})}
+    _ship(model, cfg, x, training)
     resume_path.unlink(missing_ok=True)
     return out_dir
+
+
+def _build(cfg: TrainConfig, device: str) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    """(the model on ``device``, its training inputs, labels): a latent model's inputs are its autoencoder's
+    standardised codes, encoded once."""
+    _, base_config, _, _ = PRESETS[cfg.preset]
+    train_ds = data.load(cfg.dataset, "train")
+    x, y = train_ds.floats(), train_ds.labels
+    if cfg.limit:
+        x, y = x[:cfg.limit], y[:cfg.limit]
+    model_config, vae = _latent_source({**base_config, **(cfg.config or {})}, cfg.dataset, cfg.out)
+    model = models.build(cfg.family, model_config).to(device)
+    if vae is not None:
+        x = model.fit_codes(vae, x)
+    return model, x, y
+
+
+def _restore(path: Path, model, opt, sched, ema) -> tuple[int, float, list]:
+    """(epochs done, seconds, history) from resume.pt, loading every state into place; (0, 0, []) without one."""
+    if not path.is_file():
+        return 0, 0.0, []
+    state = torch.load(path, map_location="cpu", weights_only=True)  # no pickled code
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["opt"])
+    sched.load_state_dict(state["sched"])
+    torch.set_rng_state(state["rng"])
+    if ema is not None:
+        ema.load_state_dict(state["ema"])
+    return state["epoch"], state["elapsed"], json.loads(state["history"])
+
+
+def _loader(model, x, y, cfg: TrainConfig, device: str, rank: int, world: int):
+    """(the module to call, the DataLoader, its sampler, the generator that orders each epoch); under torchrun
+    the module is wrapped in DistributedDataParallel and each process sees its shard."""
+    train_model, sampler = model, None
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+        from torch.utils.data.distributed import DistributedSampler
+
+        train_model = DistributedDataParallel(model, device_ids=[device] if device.startswith("cuda") else None)
+        sampler = DistributedSampler(TensorDataset(x, y), num_replicas=world, rank=rank, seed=cfg.seed)
+    shuffle = torch.Generator()
+    if sampler is None:
+        sampler = torch.utils.data.RandomSampler(TensorDataset(x, y), generator=shuffle)
+    loader = DataLoader(TensorDataset(x, y), batch_size=cfg.batch_size, sampler=sampler,
+                        drop_last=len(x) > cfg.batch_size)
+    return train_model, loader, sampler, shuffle
+
+
+def _ship(model, cfg: TrainConfig, x: torch.Tensor, training: dict) -> None:
+    """Round the weights to what ships, fit the prior where the model samples from one, save the checkpoint,
+    then evaluate it and write metrics.json and the card."""
+    dtype = checkpoints.ship_dtype(cfg.family)  # float16 parameters (classifiers float32): the repo's size budget
+    checkpoints.round_params(model, dtype)      # so the prior is fitted and the metrics measured on what ships
+    if model.fits_prior:  # e.g. the AE samples from a Gaussian fitted to its training codes
+        model.fit_prior(torch.cat([model.encode(x[i:i + 1000]) for i in range(0, len(x), 1000)]))
+    meta = {"dataset": cfg.dataset, "preset": cfg.preset, "command": cfg.command, "training": training}
+    checkpoints.save(model, cfg.out_dir, cfg.family, meta, dtype=dtype)
+    results = evaluation.evaluate_checkpoint(model, cfg.family, cfg.dataset, cfg.out) if cfg.evaluate else {}
+    cards.write_metrics(cfg.out_dir, results)
+    cards.write_card(cfg.out_dir, cards.model_card(cfg.name, cfg.family, model.config_dict(), meta, results))
 
 
 def _warm_start(model: torch.nn.Module, init, family: str, config: dict) -> dict:
@@ -303,211 +361,6 @@ def stage_cosine(bounds: list[int], floor: float = 0.05):
         return floor
 
     return factor
-
-
-def hardware(device: str) -> str:
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(0)
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu} ({os.cpu_count()} cores), {torch.get_num_threads()} torch thread(s)"
-
-
-def evaluate_checkpoint(model, family: str, dataset: str, root=None, n_fid: int = 5000,
-                        iw_samples: int = 100, iw_images: int = 1000) -> dict:
-    """Test-set metrics for a freshly trained model (see metrics.py for the conventions)."""
-    test = data.load(dataset, "test")
-    xt, yt = test.floats(), test.labels
-    if family == "ddpm":
-        return evaluate_diffusion(model, dataset, root)
-    if family == "classifier":
-        return {"test_accuracy": metrics.classifier_accuracy(model, xt, yt), "test_images": len(xt)}
-    out = {"test_images": len(xt)}
-    if getattr(model, "has_encoder", True):  # a GAN only decodes
-        out["test_mse"] = metrics.reconstruction_mse(model, xt)
-        k = min(2000, len(xt))
-        rec = torch.cat([model.reconstruct(xt[i:i + 500]).cpu() for i in range(0, k, 500)])
-        out["recon_sharpness"] = round(metrics.relative_sharpness(rec, xt[:k]), 4)
-        out.update(linear_probe(model, dataset, xt, yt))
-    if hasattr(model, "extra_metrics"):
-        out.update(model.extra_metrics(xt))
-    if model.is_variational:
-        out.update(metrics.elbo_and_iwae(model, xt[:iw_images], k=iw_samples))
-    clf = _classifier(dataset, root, next(model.parameters()).device)
-    if clf is not None:
-        out.update(recipe_fid(model, family, clf, xt, data.load(dataset, "train").floats(), n_fid))
-    return out
-
-
-SAMPLE_SEED, FLOOR_SEED = 1234, 4321  # every model's FID samples, and the floor's train subset
-
-
-def recipe_samples(model, family: str, n: int, cfg: dict | None = None) -> tuple[torch.Tensor, float]:
-    """(n samples (n, 1, 28, 28) on the CPU, seconds): how every checkpoint is scored. Diffusion models use
-    ``cfg`` (default DIFFUSION_EVAL) with class-balanced labels; the others ``sample`` in batches of 500."""
-    g = torch.Generator().manual_seed(SAMPLE_SEED)
-    t0 = time.perf_counter()
-    if family == "ddpm":
-        cfg = cfg or DIFFUSION_EVAL
-        labels = torch.arange(n) % model.config.classes  # class-balanced, like the test set
-        samples = torch.cat([model.sample(len(y), steps=cfg["steps"], sampler=cfg["sampler"], eta=cfg["eta"],
-                                          guidance=cfg["guidance"], labels=y, generator=g).cpu()
-                             for y in labels.split(cfg["batch"])])
-    else:
-        samples = torch.cat([model.sample(min(500, n - i), generator=g).cpu() for i in range(0, n, 500)])
-    return samples, time.perf_counter() - t0
-
-
-def floor_images(train_x: torch.Tensor, n: int) -> torch.Tensor:
-    """The N train images every model's real-vs-real FID floor is measured with (``randperm``, FLOOR_SEED)."""
-    return train_x[torch.randperm(len(train_x), generator=torch.Generator().manual_seed(FLOOR_SEED))[:n]]
-
-
-def recipe_fid(model, family: str, clf, test_x: torch.Tensor, train_x: torch.Tensor, n: int,
-               cfg: dict | None = None) -> dict:
-    """Classifier-FID of ``recipe_samples`` against the first N test images, with the real-vs-real floor
-    (N train images, the same for every model at the same N) and the sampling time per image."""
-    n = min(n, len(test_x), len(train_x))
-    samples, seconds = recipe_samples(model, family, n, cfg)
-    out = metrics.fid_with_floor(clf, samples, test_x[:n], floor_images(train_x, n))
-    out["sample_sharpness"] = round(metrics.relative_sharpness(samples, test_x[:n]), 4)
-    out.update({"sample_ms_per_image": round(1000 * seconds / n, 3),
-                "sample_hardware": hardware(str(next(model.parameters()).device))})
-    if family == "ddpm":
-        c = cfg or DIFFUSION_EVAL
-        out["fid_sampler"] = f"{c['sampler']}-{c['steps']} eta={c['eta']} guidance={c['guidance']}"
-    return out
-
-
-def linear_probe(model, dataset: str, xt: torch.Tensor, yt: torch.Tensor) -> dict:
-    """Linear-probe accuracy of the model's codes (train split -> test split), see metrics.py."""
-    train = data.load(dataset, "train")
-
-    def codes(x):
-        return torch.cat([model.encode(x[i:i + 1000]).cpu() for i in range(0, len(x), 1000)]).numpy()
-
-    return metrics.linear_probe_accuracy(codes(train.floats()), train.labels.numpy(), codes(xt), yt.numpy())
-
-
-# How diffusion checkpoints are scored: DDIM-50 (eta = 0) samples, class-balanced labels, guidance 1
-# (the plain conditional model), at a fixed N small enough for minutes on a CPU (the floor is given
-# at the same N). The trade-off chart over samplers and step counts is a separate script.
-DIFFUSION_EVAL = {"n": 2000, "steps": 50, "sampler": "ddim", "eta": 0.0, "guidance": 1.0, "batch": 250}
-
-
-def _classifier(dataset: str, root, device):
-    """This dataset's classifier from ``root``'s zoo, else from the shipped one; None when neither has it."""
-    for zoo in (checkpoints.Zoo(root), checkpoints.Zoo()):
-        if f"{dataset}/classifier" in zoo.available():
-            return zoo.load(f"{dataset}/classifier", device=device)
-    return None
-
-
-def evaluate_diffusion(model, dataset: str, root=None, **overrides) -> dict:
-    """Held-out eps-MSE, and classifier-FID of DIFFUSION_EVAL samples with its floor and the time per image."""
-    cfg = {**DIFFUSION_EVAL, **overrides}
-    test = data.load(dataset, "test")
-    xt, yt = test.floats(), test.labels
-    k = min(2000, len(xt))
-    out = {"test_eps_mse": model.eps_mse(xt[:k], yt[:k], torch.Generator().manual_seed(1234)), "eps_mse_images": k}
-    clf = _classifier(dataset, root, next(model.parameters()).device)
-    if clf is not None:
-        out.update(recipe_fid(model, "ddpm", clf, xt, data.load(dataset, "train").floats(), cfg["n"], cfg))
-    return out
-
-
-def reevaluate(name: str, root=None) -> dict:
-    """Recompute a checkpoint's test metrics and rewrite its metrics.json and card. The weights do not
-    change, so what other tools added stays: the Model zoo's "zoo" block, and the card's sections past
-    the test metrics (the zoo comparison, the DAE study)."""
-    zoo = checkpoints.Zoo(root)
-    info = zoo.info(name)
-    model = zoo.load(name)
-    results = evaluate_checkpoint(model, info["family"], info["dataset"], root)
-    directory = zoo.path(name)
-    kept = {k: v for k, v in info.get("metrics", {}).items() if k == "zoo"}
-    (directory / checkpoints.METRICS).write_text(json.dumps({**results, **kept}, indent=2) + "\n")
-    meta = {k: info[k] for k in ("dataset", "preset", "command", "training")}
-    card = model_card(name, info["family"], info["config"], meta, results)
-    old = directory / checkpoints.CARD
-    extra = _extra_sections(old.read_text()) if old.is_file() else ""
-    old.write_text(card.rstrip("\n") + "\n" + (f"\n{extra}" if extra else ""))
-    return results
-
-
-def _extra_sections(card: str) -> str:
-    """The "## " sections of a card that :func:`model_card` does not write, in order."""
-    own = {"## Data", "## Training", "## Test metrics"}
-    kept, keep = [], False
-    for line in card.splitlines(keepends=True):
-        if line.startswith("## "):
-            keep = line.strip() not in own
-        if keep:
-            kept.append(line)
-    return "".join(kept)
-
-
-def model_card(name: str, family: str, config: dict, meta: dict, results: dict) -> str:
-    t = meta["training"]
-    rows = "\n".join(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
-                     for k, v in results.items())
-    notes = {
-        "fid": f"classifier-FID of {results.get('fid_n')} samples ({results.get('fid_sampler')}, class-balanced "
-               "labels) against the test set, on this dataset's in-project classifier's penultimate features; "
-               "`fid_floor` is real-vs-real (train vs test) at the same N" if "fid_sampler" in results else
-               "classifier-FID of 5,000 prior samples against the test set, on this dataset's in-project "
-               "classifier's penultimate features; `fid_floor` is real-vs-real (train vs test) at the same N",
-        "linear_probe": f"accuracy of a logistic regression on standardised codes, fitted on "
-                        f"{results.get('probe_train')} train-split codes, tested on {results.get('probe_test')} "
-                        "test-split codes",
-        "iw_nll": f"importance-weighted NLL (Burda et al.) with {results.get('iw_samples')} samples on the "
-                  f"first {results.get('iw_images')} test images, nats per image, Bernoulli decoder",
-    }
-    notes["test_eps_mse"] = (f"the training loss (eps-prediction MSE per element) on the first "
-                             f"{results.get('eps_mse_images')} test images at seeded random t")
-    notes["sample_ms_per_image"] = f"sampling time for the FID samples on {results.get('sample_hardware')}"
-    notes["prior_loglik_per_dim"] = ("held-out log-likelihood per latent dimension of the test codes under the "
-                                     "Gaussian mixture fitted to the standardised training codes (nats; N(0, I) "
-                                     "scores -1.419, higher = a simpler latent distribution)")
-    notes["stage1_test_mse"] = "test reconstruction MSE of the weak stage-1 decoder on the same codes"
-    notes["recon_sharpness"] = ("fine detail of the reconstructions of the first 2,000 test images relative to the "
-                                "images themselves: the mean squared 3x3 Laplacian response, ratio (1 = as sharp, "
-                                "below 1 = blurrier)")
-    notes["sample_sharpness"] = "the same ratio for the FID samples against the FID's test images"
-    explained = "\n".join(f"- `{k}`: {v}" for k, v in notes.items() if k in results)
-    ema = f" Weights: exponential moving average, decay {t['ema_decay']}." if t.get("ema_decay") else ""
-    if t.get("precision"):
-        ema += f" Forward passes in {t['precision']} (float32 weights)."
-    before = t.get("continued_from")
-    if before:
-        ema += (f"\n\nContinued from a checkpoint trained for {before['epochs']} epochs ({before['wall_time_s']:.0f} s on "
-                f"{before['hardware']}, Adam lr {before['lr']}) by\n\n    {before['command']}\n\n"
-                f"The warm start begins the model and its moving average at those weights. In total: "
-                f"{before['epochs'] + t['epochs']} epochs, {before['wall_time_s'] + t['wall_time_s']:.0f} s of training.")
-    return f"""# {name}
-
-Family `{family}`, config `{json.dumps(config)}`, {t['parameters']:,} parameters.
-
-## Data
-`{meta['dataset']}` train split ({t['train_images']:,} images); metrics on its test split.
-
-## Training
-    {meta['command']}
-
-{t['epochs']} epochs, batch {t['batch_size']}, Adam lr {t['lr']} with cosine decay, seed {t['seed']},
-{t['processes']} process(es). Wall time {t['wall_time_s']:.0f} s on {t['hardware']} (torch {t['torch']}).{ema}
-
-## Test metrics
-| metric | value |
-|---|---|
-{rows}
-
-{explained}
-"""
 
 
 def _rebuild_args(argv) -> list[str]:
@@ -560,7 +413,7 @@ def main(argv=None) -> None:
     jobs = SHIPPED if a.preset == "all" else [(a.dataset, a.preset)]
     if a.evaluate_only:
         for dataset, preset in jobs:
-            print(f"{dataset}/{preset}", reevaluate(f"{dataset}/{preset}", a.out))
+            print(f"{dataset}/{preset}", evaluation.reevaluate(f"{dataset}/{preset}", a.out))
         return
     for dataset, preset in jobs:
         out = train(preset, dataset, a.epochs, a.out, a.seed, a.batch_size, a.lr, a.limit, a.resume,

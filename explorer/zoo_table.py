@@ -7,11 +7,11 @@ Checkpoints are scored at different N when they are trained (5,000 samples for t
 2,000 for diffusion, whose DDIM-50 samples cost ~0.27 s each on a CPU), and classifier-FID depends on N,
 so those numbers cannot share a column. :func:`refresh` gives every checkpoint a ``"zoo"`` block in its
 metrics.json, ``{"fid", "fid_floor", "fid_n", "sample_ms_per_image", "sample_hardware", ...}``, computed
-with training.evaluate_checkpoint's recipe at one common N (a training FID already at that N is reused,
+with evaluation.evaluate_checkpoint's recipe at one common N (a training FID already at that N is reused,
 not recomputed), and writes a "## Zoo comparison" section into each model card. :func:`table` then reads
 only config.json and metrics.json (no model is loaded) and returns one dict per checkpoint.
 
-Recipe (as in ``training.evaluate_checkpoint`` / ``evaluate_diffusion``): samples from
+Recipe (as in ``evaluation.evaluate_checkpoint`` / ``evaluate_diffusion``): samples from
 ``torch.Generator().manual_seed(1234)`` (autoencoder family: ``model.sample`` in batches of 500;
 diffusion: class-balanced labels ``arange(N) % 10``, DDIM-50, eta = 0, guidance 1, batches of 250),
 against the first N test images, on the dataset's in-project classifier; the floor is real-vs-real,
@@ -20,12 +20,9 @@ train subset ``randperm(len(train), generator=manual_seed(4321))[:N]`` vs the sa
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-from pathlib import Path
 
-from . import checkpoints
+from . import cards, checkpoints
 from .checkpoints import CheckpointError, Zoo
 
 ZOO_N = 2000                          # the common N of every zoo FID (diffusion's training N)
@@ -192,7 +189,7 @@ def _duration(seconds) -> str:
 
 
 def _machine(hardware: str) -> str:
-    """"AMD EPYC (2 cores), 1 torch thread(s)" -> "AMD EPYC (2 cores)" (training.hardware's format)."""
+    """"AMD EPYC (2 cores), 1 torch thread(s)" -> "AMD EPYC (2 cores)" (evaluation.hardware's format)."""
     head, _, tail = hardware.rpartition(", ")
     return head if head and "thread" in tail else hardware
 
@@ -292,9 +289,9 @@ def markdown(rows: list[dict], dataset: str) -> str:
 
 def _classifier(zoo: Zoo, dataset: str, device):
     """This dataset's classifier from ``zoo``, else from the shipped zoo (training's lookup)."""
-    from .training import _classifier as lookup
+    from .evaluation import classifier
 
-    clf = lookup(dataset, zoo.root, device)
+    clf = classifier(dataset, zoo.root, device)
     if clf is None:
         name = f"{dataset}/classifier"
         raise CheckpointError(f"classifier-FID needs {name!r}: train it with `{checkpoints.rebuild_command(name)}`")
@@ -303,7 +300,7 @@ def _classifier(zoo: Zoo, dataset: str, device):
 
 def card_section(block: dict, dataset: str) -> str:
     """The "## Zoo comparison" section of a model card."""
-    from .training import FLOOR_SEED, SAMPLE_SEED  # the recipe training scores every model by
+    from .evaluation import FLOOR_SEED, SAMPLE_SEED  # the recipe every model is scored by
 
     source = block.get("source", "")
     return (f"{SECTION}\n"
@@ -322,23 +319,6 @@ def card_section(block: dict, dataset: str) -> str:
             f"\nRegenerate with `{refresh_command(dataset, block['fid_n'])}`.\n")
 
 
-def with_section(card: str, section: str) -> str:
-    """``card`` with its "## Zoo comparison" section replaced by ``section`` (appended when absent)."""
-    lines = card.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
-    if start is None:
-        return card.rstrip("\n") + "\n\n" + section
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    rest = "".join(lines[end:])
-    return "".join(lines[:start]) + section + ("\n" + rest if rest else "")
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)  # the app may be reading it
-
-
 def refresh(zoo: Zoo, dataset: str, n: int = ZOO_N, device: str | None = "cpu", force: bool = False,
             classifier=None, log=print) -> dict:
     """Give every generative checkpoint of ``dataset`` a "zoo" block at one N and a card section.
@@ -347,7 +327,7 @@ def refresh(zoo: Zoo, dataset: str, n: int = ZOO_N, device: str | None = "cpu", 
     is reused with its timing; otherwise the model samples by the training recipe and is scored.
     Returns {name: block, or the error message of a checkpoint that could not be scored}."""
     from . import data
-    from .training import recipe_fid
+    from .evaluation import recipe_fid
 
     test = train = None
     results = {}
@@ -397,10 +377,10 @@ def refresh(zoo: Zoo, dataset: str, n: int = ZOO_N, device: str | None = "cpu", 
                 log(f"{name}: sharpness not measured ({type(err).__name__}: {err})")
         directory = zoo.path(name)
         if block is not old:
-            _write(directory / checkpoints.METRICS, json.dumps({**m, BLOCK: block}, indent=2) + "\n")
-        card = directory / checkpoints.CARD
-        text = card.read_text() if card.is_file() else f"# {name}\n"
-        _write(card, with_section(text, card_section(block, dataset)))
+            cards.write_metrics(directory, {**m, BLOCK: block})
+        if not (directory / checkpoints.CARD).is_file():
+            cards.write_card(directory, f"# {name}\n")
+        cards.update_section(directory, SECTION, card_section(block, dataset))
         results[name] = block
     return results
 
@@ -409,7 +389,7 @@ def _sharpness(model, family: str, test, n: int) -> float:
     """Relative sharpness (metrics.relative_sharpness) of the very samples the FID scores, against the
     same first n test images: the recipe's seed makes them the same samples."""
     from . import metrics
-    from .training import recipe_samples
+    from .evaluation import recipe_samples
 
     samples, _ = recipe_samples(model, family, n)
     return round(metrics.relative_sharpness(samples, test[:n]), 4)

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from explorer import checkpoints, models, training
+from explorer import checkpoints, evaluation, models, training
 from explorer.checkpoints import CheckpointError, Zoo
 
 
@@ -153,8 +153,8 @@ def test_cli_rejects_unknown_preset():
 def test_reevaluate_rewrites_metrics_with_one_floor_for_all_models(tiny_zoo, tmp_path):
     root = tmp_path / "ck"
     shutil.copytree(tiny_zoo, root)
-    a = training.reevaluate("digits/vae-2d", root)
-    b = training.reevaluate("digits/gmm-vae-16", root)
+    a = evaluation.reevaluate("digits/vae-2d", root)
+    b = evaluation.reevaluate("digits/gmm-vae-16", root)
     assert a["fid_n"] == b["fid_n"] and a["fid_floor"] == pytest.approx(b["fid_floor"])
     assert json.loads((root / "digits" / "gmm-vae-16" / "metrics.json").read_text())["fid"] == pytest.approx(b["fid"])
     assert "iw_nll" in (root / "digits" / "gmm-vae-16" / "README.md").read_text()
@@ -168,7 +168,7 @@ def test_reevaluate_keeps_the_zoo_block_and_the_sections_other_tools_added(tiny_
     (d / "metrics.json").write_text(json.dumps({**json.loads((d / "metrics.json").read_text()), "zoo": block}))
     (d / "README.md").write_text((d / "README.md").read_text() + "\n## Zoo comparison\nscored at N = 100\n\n"
                                  "## DAE vs joint baseline\na table\n")
-    out = training.reevaluate("digits/vae-2d", root)
+    out = evaluation.reevaluate("digits/vae-2d", root)
     assert "zoo" not in out and json.loads((d / "metrics.json").read_text())["zoo"] == block
     card = (d / "README.md").read_text()
     assert card.count("## Test metrics") == 1 and card.count("## Zoo comparison") == 1

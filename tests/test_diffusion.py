@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from explorer import checkpoints, diffusion, models, schedules, training
+from explorer import checkpoints, diffusion, evaluation, models, schedules, training
 from explorer.checkpoints import Zoo
 
 TINY_UNET = {"channels": 8, "mults": [1, 2], "attention": False}
@@ -336,7 +336,7 @@ def test_diffusion_evaluation_is_bounded_and_reports_fid_with_floor(tiny_vae_roo
     m = models.build("ddpm", {"space": "latent", "vae_config": {"latent_dim": 2, "channels": 8, "hidden": 32},
                               "latent_dim": 2, "hidden": 32, "blocks": 1, "timesteps": 50})
     m.fit_codes(Zoo(tiny_vae_root).load("digits/vae-2d", device="cpu"), torch.rand(64, 1, 28, 28))
-    r = training.evaluate_diffusion(m.eval(), "digits", tiny_vae_root, n=100, steps=5)
+    r = evaluation.evaluate_diffusion(m.eval(), "digits", tiny_vae_root, n=100, steps=5)
     assert r["fid_n"] == 100 and r["fid"] > r["fid_floor"] >= 0 and "ddim-5" in r["fid_sampler"]
     assert r["test_eps_mse"] > 0 and r["sample_ms_per_image"] > 0
 

@@ -194,11 +194,6 @@ def test_refresh_scores_every_model_at_one_n_and_writes_the_cards(zoo_copy):
     assert zoo_table.main(["--dataset", "digits", "--root", str(zoo_copy), "--n", "40"]) == 0
 
 
-def test_card_section_replaces_only_its_own_section():
-    card = "# m\n\n## Test metrics\na\n\n## Zoo comparison\nold\n\n## Notes\nkeep\n"
-    out = zoo_table.with_section(card, "## Zoo comparison\nnew\n")
-    assert "old" not in out and "new" in out and out.index("## Test metrics") < out.index("new") < out.index("keep")
-    assert zoo_table.with_section("# m\n", "## Zoo comparison\nx\n") == "# m\n\n## Zoo comparison\nx\n"
 
 
 # ------------------------------------------------------------------------------------------- the panel

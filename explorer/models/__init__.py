@@ -7,15 +7,14 @@ from .gan import GAN, GANConfig
 from .gmm_vae import GMMVAE, GMMVAEConfig
 from .vae import VAE, VAEConfig
 
-FAMILIES = {"ae": AE, "vae": VAE, "gmm-vae": GMMVAE, "dae": DAE, "gan": GAN, "classifier": Classifier, "ddpm": DDPM}
+from .registry import AUTOENCODERS, build_family
+
+FAMILIES = {**AUTOENCODERS, "gan": GAN, "classifier": Classifier, "ddpm": DDPM}
 
 
 def build(family: str, config: dict):
     """Rebuild a model from its family name and config dict (as stored in a checkpoint)."""
-    if family not in FAMILIES:
-        raise ValueError(f"unknown model family {family!r}; known: {sorted(FAMILIES)}")
-    cls = FAMILIES[family]
-    return cls(cls.Config(**config))
+    return build_family(FAMILIES, family, config)
 
 
 __all__ = ["AE", "AEConfig", "VAE", "VAEConfig", "GMMVAE", "GMMVAEConfig", "Classifier",

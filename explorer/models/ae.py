@@ -18,6 +18,7 @@ class AEConfig:
 
 class AE(LatentModel):
     Config = AEConfig
+    fits_prior = True  # samples from a Gaussian fitted to its training codes
 
     def __init__(self, config: AEConfig):
         super().__init__(config)

@@ -38,9 +38,17 @@ def reconstruction_loss(logits: torch.Tensor, x: torch.Tensor) -> tuple[torch.Te
 
 class ConfigModule(nn.Module):
     """A module rebuilt from its config dataclass alone; ``forward(batch)`` is its training loss, so
-    DistributedDataParallel sees the whole step."""
+    DistributedDataParallel sees the whole step.
+
+    What a family can do is declared here, with the defaults, and overridden by the family: the training
+    loop, the evaluation and the app ask these instead of probing for attributes."""
 
     Config: type
+    has_encoder = False           # encode(x) gives codes (the autoencoder families; not a GAN, DDPM, classifier)
+    is_variational = False        # an ELBO and an importance-weighted NLL are defined
+    staged = False                # trains in stages (stage_bounds); the loop restarts its cosine decay at each
+    fits_prior = False            # after training, fit_prior(training codes) fits the distribution it samples
+    adam_betas = (0.9, 0.999)     # the loop's Adam (configure_optimizers)
 
     def __init__(self, config):
         super().__init__()
@@ -55,6 +63,31 @@ class ConfigModule(nn.Module):
     def loss(self, batch):
         raise NotImplementedError
 
+    # ---- hooks of the training loop (no-ops unless a family needs them) ----
+    @property
+    def ema_decay(self) -> float:
+        """Decay of the weights' moving average the loop keeps and ships (0: none)."""
+        return float(getattr(self.config, "ema_decay", 0.0) or 0.0)
+
+    def configure_optimizers(self, lr: float) -> torch.optim.Optimizer:
+        """The loop's optimiser over every parameter (a GAN's discriminator takes its own steps in ``loss``)."""
+        return torch.optim.Adam(self.parameters(), lr=lr, betas=self.adam_betas)
+
+    def stage_bounds(self, epochs: int) -> list[int]:
+        """Epoch boundaries of the training stages: one stage unless ``staged``."""
+        return [0, epochs]
+
+    def begin_epoch(self, epoch: int, epochs: int) -> None:
+        """Called by the loop before each epoch (a stage change, a loss term switched on)."""
+
+    def fit_prior(self, codes: torch.Tensor) -> None:
+        """With ``fits_prior``: fit the sampling distribution to the training codes (N, D)."""
+        raise NotImplementedError(f"{type(self).__name__} does not fit a prior")
+
+    def extra_metrics(self, x_test: torch.Tensor) -> dict:
+        """The family's own test metrics, added to the card's (e.g. the DAE's stage-1 MSE)."""
+        return {}
+
 
 class LatentModel(ConfigModule):
     """Base of the AE family. Subclasses set ``Config`` and implement the hooks.
@@ -62,7 +95,7 @@ class LatentModel(ConfigModule):
     Inputs are float (N, 1, 28, 28) in [0, 1]; ``forward(batch)`` returns ``(loss, logs)``.
     """
 
-    is_variational = False    # ELBO / importance-weighted NLL are defined
+    has_encoder = True
 
     @property
     def latent_dim(self) -> int:

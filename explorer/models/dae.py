@@ -40,6 +40,8 @@ class DAEConfig:
 
 class DAE(LatentModel):
     Config = DAEConfig
+    staged = True      # stage 1 (weak decoder), stage 2 (the real decoder on frozen codes)
+    fits_prior = True  # samples from a Gaussian mixture fitted to its standardised training codes
 
     def __init__(self, config: DAEConfig):
         if config.mode not in MODES:

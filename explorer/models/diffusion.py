@@ -31,6 +31,7 @@ from .. import diffusion
 from ..nets import MLPDenoiser, UNet, UNetConfig
 from ..schedules import make_schedule
 from .base import ConfigModule
+from .registry import build_autoencoder
 
 SPACES = ("pixel", "latent")
 PRECISIONS = ("auto", "bfloat16", "float32")
@@ -95,7 +96,6 @@ def _labels(labels, n: int, null: int, device) -> torch.Tensor:
 
 class DDPM(ConfigModule):
     Config = DDPMConfig
-    is_variational = False
 
     def __init__(self, config: DDPMConfig):
         super().__init__(config)
@@ -106,11 +106,9 @@ class DDPM(ConfigModule):
             self.net = UNet(UNetConfig(1, config.channels, tuple(config.mults), config.res_blocks,
                                        config.attention, config.classes, config.dropout))
         else:
-            from . import build
-
             if not config.vae_config:
                 raise ValueError("a latent diffusion model needs vae_config (the VAE whose codes it models)")
-            self.vae = build(config.vae_family, config.vae_config).requires_grad_(False)
+            self.vae = build_autoencoder(config.vae_family, config.vae_config).requires_grad_(False)
             self.net = MLPDenoiser(config.latent_dim, config.hidden, config.blocks, config.classes)
             self.register_buffer("code_mean", torch.zeros(config.latent_dim))
             self.register_buffer("code_std", torch.ones(config.latent_dim))

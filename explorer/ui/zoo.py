@@ -186,7 +186,7 @@ class ZooPanel(Panel):
                 row.path_tag = "slerp of x_T,\nDDIM eta = 0"
             elif family in ENCODERS or family == "gan":
                 row.samples = _images(model.sample(N_SAMPLES, generator=g))
-                if family == "gan" or not getattr(model, "has_encoder", True):
+                if not model.has_encoder:
                     ends = model.sample_latent(2, generator=g).cpu()
                     z = _slerp_path(ends[0], ends[1], N_PATH)
                     row.path_kind = "slerp between two prior codes"

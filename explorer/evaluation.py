@@ -1,0 +1,146 @@
+"""How every checkpoint is scored: test-set metrics per family, the FID recipe (seeded samples against the
+test set, with the real-vs-real floor at the same N) and the classifier it uses. The training loop calls
+:func:`evaluate_checkpoint` when a run ends; :func:`reevaluate` rescores a shipped checkpoint in place.
+
+    python -m explorer.training vae-16 --dataset fashion-mnist --evaluate-only
+"""
+from __future__ import annotations
+
+import os
+import platform
+import time
+
+import torch
+
+from . import cards, checkpoints, data, metrics
+
+
+def hardware(device: str) -> str:
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(0)
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu} ({os.cpu_count()} cores), {torch.get_num_threads()} torch thread(s)"
+
+
+
+def evaluate_checkpoint(model, family: str, dataset: str, root=None, n_fid: int = 5000,
+                        iw_samples: int = 100, iw_images: int = 1000) -> dict:
+    """Test-set metrics for a freshly trained model (see metrics.py for the conventions)."""
+    test = data.load(dataset, "test")
+    xt, yt = test.floats(), test.labels
+    if family == "ddpm":
+        return evaluate_diffusion(model, dataset, root)
+    if family == "classifier":
+        return {"test_accuracy": metrics.classifier_accuracy(model, xt, yt), "test_images": len(xt)}
+    out = {"test_images": len(xt)}
+    if model.has_encoder:  # a GAN only decodes
+        out["test_mse"] = metrics.reconstruction_mse(model, xt)
+        k = min(2000, len(xt))
+        rec = torch.cat([model.reconstruct(xt[i:i + 500]).cpu() for i in range(0, k, 500)])
+        out["recon_sharpness"] = round(metrics.relative_sharpness(rec, xt[:k]), 4)
+        out.update(linear_probe(model, dataset, xt, yt))
+    out.update(model.extra_metrics(xt))
+    if model.is_variational:
+        out.update(metrics.elbo_and_iwae(model, xt[:iw_images], k=iw_samples))
+    clf = classifier(dataset, root, next(model.parameters()).device)
+    if clf is not None:
+        out.update(recipe_fid(model, family, clf, xt, data.load(dataset, "train").floats(), n_fid))
+    return out
+
+
+SAMPLE_SEED, FLOOR_SEED = 1234, 4321  # every model's FID samples, and the floor's train subset
+
+
+def recipe_samples(model, family: str, n: int, cfg: dict | None = None) -> tuple[torch.Tensor, float]:
+    """(n samples (n, 1, 28, 28) on the CPU, seconds): how every checkpoint is scored. Diffusion models use
+    ``cfg`` (default DIFFUSION_EVAL) with class-balanced labels; the others ``sample`` in batches of 500."""
+    g = torch.Generator().manual_seed(SAMPLE_SEED)
+    t0 = time.perf_counter()
+    if family == "ddpm":
+        cfg = cfg or DIFFUSION_EVAL
+        labels = torch.arange(n) % model.config.classes  # class-balanced, like the test set
+        samples = torch.cat([model.sample(len(y), steps=cfg["steps"], sampler=cfg["sampler"], eta=cfg["eta"],
+                                          guidance=cfg["guidance"], labels=y, generator=g).cpu()
+                             for y in labels.split(cfg["batch"])])
+    else:
+        samples = torch.cat([model.sample(min(500, n - i), generator=g).cpu() for i in range(0, n, 500)])
+    return samples, time.perf_counter() - t0
+
+
+def floor_images(train_x: torch.Tensor, n: int) -> torch.Tensor:
+    """The N train images every model's real-vs-real FID floor is measured with (``randperm``, FLOOR_SEED)."""
+    return train_x[torch.randperm(len(train_x), generator=torch.Generator().manual_seed(FLOOR_SEED))[:n]]
+
+
+def recipe_fid(model, family: str, clf, test_x: torch.Tensor, train_x: torch.Tensor, n: int,
+               cfg: dict | None = None) -> dict:
+    """Classifier-FID of ``recipe_samples`` against the first N test images, with the real-vs-real floor
+    (N train images, the same for every model at the same N) and the sampling time per image."""
+    n = min(n, len(test_x), len(train_x))
+    samples, seconds = recipe_samples(model, family, n, cfg)
+    out = metrics.fid_with_floor(clf, samples, test_x[:n], floor_images(train_x, n))
+    out["sample_sharpness"] = round(metrics.relative_sharpness(samples, test_x[:n]), 4)
+    out.update({"sample_ms_per_image": round(1000 * seconds / n, 3),
+                "sample_hardware": hardware(str(next(model.parameters()).device))})
+    if family == "ddpm":
+        c = cfg or DIFFUSION_EVAL
+        out["fid_sampler"] = f"{c['sampler']}-{c['steps']} eta={c['eta']} guidance={c['guidance']}"
+    return out
+
+
+def linear_probe(model, dataset: str, xt: torch.Tensor, yt: torch.Tensor) -> dict:
+    """Linear-probe accuracy of the model's codes (train split -> test split), see metrics.py."""
+    train = data.load(dataset, "train")
+
+    def codes(x):
+        return torch.cat([model.encode(x[i:i + 1000]).cpu() for i in range(0, len(x), 1000)]).numpy()
+
+    return metrics.linear_probe_accuracy(codes(train.floats()), train.labels.numpy(), codes(xt), yt.numpy())
+
+
+# How diffusion checkpoints are scored: DDIM-50 (eta = 0) samples, class-balanced labels, guidance 1
+# (the plain conditional model), at a fixed N small enough for minutes on a CPU (the floor is given
+# at the same N). The trade-off chart over samplers and step counts is a separate script.
+DIFFUSION_EVAL = {"n": 2000, "steps": 50, "sampler": "ddim", "eta": 0.0, "guidance": 1.0, "batch": 250}
+
+
+def classifier(dataset: str, root, device):
+    """This dataset's classifier from ``root``'s zoo, else from the shipped one; None when neither has it."""
+    for zoo in (checkpoints.Zoo(root), checkpoints.Zoo()):
+        if f"{dataset}/classifier" in zoo.available():
+            return zoo.load(f"{dataset}/classifier", device=device)
+    return None
+
+
+def evaluate_diffusion(model, dataset: str, root=None, **overrides) -> dict:
+    """Held-out eps-MSE, and classifier-FID of DIFFUSION_EVAL samples with its floor and the time per image."""
+    cfg = {**DIFFUSION_EVAL, **overrides}
+    test = data.load(dataset, "test")
+    xt, yt = test.floats(), test.labels
+    k = min(2000, len(xt))
+    out = {"test_eps_mse": model.eps_mse(xt[:k], yt[:k], torch.Generator().manual_seed(1234)), "eps_mse_images": k}
+    clf = classifier(dataset, root, next(model.parameters()).device)
+    if clf is not None:
+        out.update(recipe_fid(model, "ddpm", clf, xt, data.load(dataset, "train").floats(), cfg["n"], cfg))
+    return out
+
+
+def reevaluate(name: str, root=None) -> dict:
+    """Recompute a checkpoint's test metrics and rewrite its metrics.json and card. The weights do not
+    change, so what other tools added stays: the Model zoo's "zoo" block, and the card's sections past
+    the test metrics (the zoo comparison, the DAE study)."""
+    zoo = checkpoints.Zoo(root)
+    info = zoo.info(name)
+    model = zoo.load(name)
+    results = evaluate_checkpoint(model, info["family"], info["dataset"], root)
+    directory = zoo.path(name)
+    kept = {k: v for k, v in info.get("metrics", {}).items() if k == "zoo"}
+    cards.write_metrics(directory, {**results, **kept})
+    meta = {k: info[k] for k in ("dataset", "preset", "command", "training")}
+    cards.rewrite_card(directory, cards.model_card(name, info["family"], info["config"], meta, results))
+    return results
