@@ -34,6 +34,8 @@ PRESETS = {
     "ae-16": ("ae", {"latent_dim": 16}, 20, 2e-3),
     "vae-16": ("vae", {"latent_dim": 16}, 20, 2e-3),
     "gmm-vae-16": ("gmm-vae", {"latent_dim": 16, "components": 3}, 15, 2e-3),
+    # the whole GAMIX-VAE: the mixture posterior with its anti-collapse regulariser plus the PatchGAN term
+    "gamix-vae-16": ("gmm-vae", {"latent_dim": 16, "components": 3, "adv_weight": 0.5, "adv_start": 2}, 15, 2e-3),
     # vae-16 plus the PatchGAN texture term of GAMIX-VAE (models/vae.py), from epoch 2 on
     "vae-16-patchgan": ("vae", {"latent_dim": 16, "adv_weight": 0.5, "adv_start": 2}, 20, 2e-3),
     # Diffusion (models/diffusion.py): eps-prediction, class-conditional with label dropout, EMA weights.

@@ -13,6 +13,11 @@ The paper adds a regularizer against variance collapse (components shrinking to
 points, which makes the mixture a set of deterministic codes). We penalise each
 component's variance away from the prior's, lambda * sum_k pi_k * 1/2 sum_j
 (sigma_kj^2 - 1 - log sigma_kj^2), which grows without bound as sigma -> 0.
+
+With ``adv_weight > 0`` it is the whole GAMIX-VAE: the PatchGAN texture term of models/vae.py is added on
+decodes of the posterior, one per image from a component drawn by pi(x) (the "gamix-vae-16" preset). The
+paper's ResNetV2 blocks are not used: the encoder and decoder are the other VAEs' own, so the comparison
+with vae-16, gmm-vae-16 and vae-16-patchgan isolates the mixture and the texture term.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ import torch
 from torch.nn import functional as F
 
 from ..nets import ConvDecoder, ConvEncoder
+from . import adversarial
 from .base import LatentModel, bernoulli_log_lik, gaussian_log_prob
 
 
@@ -33,6 +39,10 @@ class GMMVAEConfig:
     hidden: int = 256
     beta: float = 1.0
     var_reg: float = 0.1   # weight of the anti-collapse regularizer
+    adv_weight: float = 0.0  # > 0: the PatchGAN term (times VQGAN's adaptive weight), as in models/vae.py
+    adv_start: int = 0       # the epoch (from 0) at which the term and the discriminator start
+    disc_channels: int = 32
+    d_lr: float = 2e-4       # the discriminator's own Adam
 
 
 def mixture_log_prob(z, log_pi, mu, logvar):
@@ -66,6 +76,12 @@ class GMMVAE(LatentModel):
         d, k = config.latent_dim, config.components
         self.encoder = ConvEncoder(k * (2 * d + 1), config.channels, config.hidden)
         self.decoder = ConvDecoder(d, config.channels, config.hidden)
+        self.adv_on = False  # whether the PatchGAN term is on in this epoch (begin_epoch)
+        if config.adv_weight > 0:
+            self.discriminator = adversarial.PatchDiscriminator(config.disc_channels)
+
+    def begin_epoch(self, epoch: int, epochs: int) -> None:
+        self.adv_on = self.config.adv_weight > 0 and epoch >= self.config.adv_start
 
     def posterior(self, x):
         """Mixture parameters: log_pi (N, K), mu (N, K, D), logvar (N, K, D)."""
@@ -91,11 +107,23 @@ class GMMVAE(LatentModel):
         # anti-collapse regularizer: sum_k pi_k * 1/2 sum_j (sigma^2 - 1 - log sigma^2)
         reg = (pi * 0.5 * (logvar.exp() - 1.0 - logvar).sum(-1)).sum(-1)
         loss = (rec + self.config.beta * kl + self.config.var_reg * reg).mean()
+        decoded = torch.sigmoid(logits).view(n, k, *x.shape[1:])   # (N, K, 1, 28, 28)
         with torch.no_grad():
-            recon = (pi.view(n, k, 1, 1, 1) * torch.sigmoid(logits).view(n, k, *x.shape[1:])).sum(1)
+            recon = (pi.view(n, k, 1, 1, 1) * decoded).sum(1)
             mse = F.mse_loss(recon, x)
-        return loss, {"loss": loss.item(), "rec": rec.mean().item(), "kl": kl.mean().item(),
-                      "reg": reg.mean().item(), "mse": mse.item()}
+        logs = {"loss": loss.item(), "rec": rec.mean().item(), "kl": kl.mean().item(),
+                "reg": reg.mean().item(), "mse": mse.item()}
+        if self.adv_on and self.training:
+            # one decode per image, from the component pi(x) draws: what sampling the posterior gives
+            pick = torch.multinomial(pi.detach(), 1).squeeze(1)                       # (N,)
+            x_hat = decoded[torch.arange(n, device=x.device), pick]                  # (N, 1, 28, 28)
+            loss_d, acc = adversarial.discriminator_step(self, self.discriminator, x, x_hat, self.config.d_lr)
+            loss_g = adversarial.g_loss(self.discriminator, x_hat)
+            lam = adversarial.adaptive_weight(rec.mean(), loss_g, self.decoder.net[-1].weight)
+            loss = loss + self.config.adv_weight * lam * loss_g
+            logs.update(loss=loss.item(), loss_d=loss_d.item(), loss_g=loss_g.item(), d_acc=acc.item(),
+                        lam=lam.item())
+        return loss, logs
 
     @torch.no_grad()
     def log_weights(self, x: torch.Tensor, k: int) -> torch.Tensor:
