@@ -96,6 +96,8 @@ def describe(info: dict) -> tuple[str, str]:
         label = f"{_encoder_label(family, cfg)} ({d}-D)"
         if family == "gmm-vae":
             label = f"GMM-VAE ({d}-D, {cfg.get('components', '?')} components)"
+            if cfg.get("adv_weight", 0) > 0:  # mixture + regulariser + PatchGAN: the whole GAMIX-VAE
+                label = f"GAMIX-VAE ({d}-D, {cfg.get('components', '?')} components + PatchGAN)"
         if family == "vae" and cfg.get("adv_weight", 0) > 0:
             label = f"VAE + PatchGAN ({d}-D)"
         latent = {"ae": f"{d}-D code (sampled via a fitted Gaussian)",

@@ -64,3 +64,11 @@ def test_the_regulariser_keeps_the_components_from_collapsing():
     """With a weak KL (beta 0.1) the components shrink towards points; the regulariser holds their sigma up."""
     free, held = _mean_sigma(0.0), _mean_sigma(5.0)
     assert held > 2 * free, (free, held)
+
+
+def test_the_zoo_names_gamix_apart_from_the_plain_mixture_vae():
+    from explorer import zoo_table
+
+    gamix = zoo_table.describe({"family": "gmm-vae", "config": {"latent_dim": 16, "components": 3, "adv_weight": 0.5}})
+    plain = zoo_table.describe({"family": "gmm-vae", "config": {"latent_dim": 16, "components": 3}})
+    assert gamix[0] == "GAMIX-VAE (16-D, 3 components + PatchGAN)" and plain[0] == "GMM-VAE (16-D, 3 components)"
