@@ -58,7 +58,7 @@ PRESETS = {
 BF16_PRESETS = {"ddpm-linear", "ddpm-cosine", "dcgan"}
 # Every shipped checkpoint, in build order (each dataset's classifier first: the others' FID needs it).
 SHIPPED = [("fashion-mnist", p) for p in ("classifier", "vae-2d", "ae-16", "vae-16", "vae-16-patchgan",
-                                                 "gmm-vae-16", "ldm-vae-16",
+                                                 "gmm-vae-16", "gamix-vae-16", "ldm-vae-16",
                                                  "ddpm-cosine", "ddpm-linear", "dae-16", "dae-16-joint",
                                                  "ldm-dae-16", "ldm-dae-16-joint", "dcgan")] + \
           [("mnist-5k", "classifier"), ("mnist-5k", "vae-2d")]

@@ -165,7 +165,7 @@ def table(zoo: Zoo, dataset: str) -> list[dict]:
         timing = block if "sample_ms_per_image" in block else metrics
         row.update(sample_ms_per_image=timing.get("sample_ms_per_image"),
                    sample_hardware=timing.get("sample_hardware"))
-        if info["family"] == "vae" and cfg.get("adv_weight", 0) > 0:
+        if info["family"] in ("vae", "gmm-vae") and cfg.get("adv_weight", 0) > 0:
             row["param_note"] = "its parameters include the PatchGAN discriminator, used only in training"
         if info["family"] == "ddpm" and cfg.get("space") == "latent":
             source = cfg.get("vae") or "its autoencoder"
