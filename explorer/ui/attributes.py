@@ -307,7 +307,7 @@ class AttributePanel(Panel):
 
     def on_model(self, name):
         """The model's groups and presets, and its kind of input: test images and uploads for an encoder,
-        its own samples for a generator (whose sample set is made here the first time, ~10 s)."""
+        its own samples for a generator (whose sample set is made here the first time, 10-20 s)."""
         groups = self.groups(name)
         presets = list(self.presets(name))
         a, b = self.presets(name)[presets[0]]

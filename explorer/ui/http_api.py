@@ -4,8 +4,9 @@
     GET /api/decode.png?model=fashion-mnist/vae-16&z=0.1,-0.3,...  the image of one whole latent code
 
 One decode costs ~0.3 ms (onnxruntime, :meth:`Decoders.decode`), while a Gradio endpoint costs its server
-~8 ms of CPU for a number and ~13 ms for an image before any work is done (event bookkeeping, the session,
-the file cache; README.md, "Server cost"). This route answers with the PNG itself, in one request, for ~3 ms.
+7-8 ms of CPU for a number and 11-14 ms for an image before any work is done (event bookkeeping, the session,
+the file cache; README.md, "Run it for a classroom"). This route answers with the PNG itself, in one request,
+for 5-7 ms (benchmarks/load_http.py, endpoint png).
 The same decode stays on Gradio's API as ``/decode`` (gradio_client, the queue, the page's scripts).
 
 It obeys the app's login (``--auth``): without the session cookie Gradio sets at ``/login`` it answers 401.
@@ -18,7 +19,6 @@ import io
 import threading
 
 import cachetools
-
 import gradio as gr
 import numpy as np
 from PIL import Image
