@@ -57,11 +57,11 @@ def with_section(card: str, heading: str, section: str) -> str:
     return "".join(lines[:start]) + section + ("\n" + rest if rest else "")
 
 
-def update_section(directory: str | os.PathLike, heading: str, section: str) -> str:
+def update_section(directory: str | os.PathLike, heading: str, section: str, new_card: str = "") -> str:
     """Put ``section`` under ``heading`` in the checkpoint's card (replaced or appended), atomically; returns
-    the new card."""
+    the new card. ``new_card``: what the card starts as when the checkpoint has none."""
     path = Path(directory) / checkpoints.CARD
-    card = with_section(path.read_text() if path.is_file() else "", heading, section)
+    card = with_section(path.read_text() if path.is_file() else new_card, heading, section)
     write_card(directory, card)
     return card
 

@@ -380,9 +380,7 @@ def refresh(zoo: Zoo, dataset: str, n: int = ZOO_N, device: str | None = "cpu", 
         directory = zoo.path(name)
         if block is not old:
             cards.write_metrics(directory, {**m, BLOCK: block})
-        if not (directory / checkpoints.CARD).is_file():
-            cards.write_card(directory, f"# {name}\n")
-        cards.update_section(directory, SECTION, card_section(block, dataset))
+        cards.update_section(directory, SECTION, card_section(block, dataset), new_card=f"# {name}\n")
         results[name] = block
     return results
 

@@ -112,14 +112,14 @@ def assert_no_server_decode(requests):
 
 
 @contextmanager
-def launched_app(checkpoints):
-    """The real app over a checkpoint folder, launched as app.py does on a free loopback port:
-    yields (url, demo, store) and closes the server afterwards."""
+def launched_app(checkpoints, *flags):
+    """The real app over a checkpoint folder, launched as app.py does (with its command-line ``flags``, e.g.
+    "--auth", "user:password") on a free loopback port: yields (url, demo, store) and closes the server afterwards."""
     import app as app_module
 
     demo, store = app_module.create(str(checkpoints))
     store.decoders.warm(store.zoo.available())  # the in-page (ONNX) decoders, as the app's warm-up builds them
-    args = app_module.parse_args(["--port", str(free_port())])
+    args = app_module.parse_args(["--port", str(free_port()), *flags])
     demo.launch(prevent_thread_lock=True, quiet=True, **app_module.launch_kwargs(args, demo))
     try:
         yield f"http://127.0.0.1:{args.port}/", demo, store

@@ -32,22 +32,15 @@ def test_login_is_required_when_auth_is_set(tiny_zoo):
     import urllib.error
     import urllib.request
 
-    from conftest import free_port
+    from conftest import launched_app
+    from gradio_client import Client
 
-    demo, _ = app_module.create(str(tiny_zoo))
-    args = app_module.parse_args(["--port", str(free_port()), "--auth", "teacher:s3cret"])
-    demo.launch(prevent_thread_lock=True, quiet=True, **app_module.launch_kwargs(args, demo))
-    try:
-        url = f"http://127.0.0.1:{args.port}"
+    with launched_app(tiny_zoo, "--auth", "teacher:s3cret") as (url, _, _):
         with pytest.raises(urllib.error.HTTPError) as err:
-            urllib.request.urlopen(f"{url}/config", timeout=10)
+            urllib.request.urlopen(f"{url}config", timeout=10)
         assert err.value.code in (401, 403)
-        from gradio_client import Client
-
         client = Client(url, auth=("teacher", "s3cret"), verbose=False)
         assert client.predict("digits/vae-2d", 2.5, 7, 1.0, api_name="/sample") is not None
-    finally:
-        demo.close()
 
 
 def test_file_routes_serve_nothing_the_app_did_not_produce(served_app):

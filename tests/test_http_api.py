@@ -13,8 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-import app as app_module
-from conftest import free_port, launched_app
+from conftest import launched_app
 
 MODEL = "digits/vae-2d"
 
@@ -99,22 +98,16 @@ def test_a_damaged_checkpoint_answers_503_with_its_rebuild_command(tiny_zoo, tmp
 
 
 def test_the_route_asks_for_the_apps_login(tiny_zoo):
-    demo, _ = app_module.create(str(tiny_zoo))
-    args = app_module.parse_args(["--port", str(free_port()), "--auth", "teacher:s3cret"])
-    demo.launch(prevent_thread_lock=True, quiet=True, **app_module.launch_kwargs(args, demo))
-    try:
-        url = f"http://127.0.0.1:{args.port}"
+    with launched_app(tiny_zoo, "--auth", "teacher:s3cret") as (url, _, _):
         status, _, body = get(url, model=MODEL)
         assert status == 401 and "/login" in json.loads(body)["error"]
         assert get(url, headers={"Cookie": "access-token-x=forged"}, model=MODEL)[0] == 401
         form = urllib.parse.urlencode({"username": "teacher", "password": "s3cret"}).encode()
-        with urllib.request.urlopen(urllib.request.Request(f"{url}/login", data=form), timeout=30) as r:
+        with urllib.request.urlopen(urllib.request.Request(f"{url}login", data=form), timeout=30) as r:
             cookies = "; ".join(c.split(";")[0] for c in r.headers.get_all("set-cookie"))
         status, kind, body = get(url, headers={"Cookie": cookies}, model=MODEL, a=0.5, b=0.5)
         assert (status, kind) == (200, "image/png")
         png(body)
-    finally:
-        demo.close()
 
 
 def test_server_decodes_run_the_pages_onnx_decoder_when_it_is_built(served_app, tmp_path, monkeypatch):

@@ -1,6 +1,7 @@
-"""What the DCGAN and the VAE's PatchGAN texture term share: the non-saturating losses (Goodfellow et al.
+"""What the DCGAN and the autoencoders' PatchGAN texture term share: the non-saturating losses (Goodfellow et al.
 2014), a discriminator step with its own Adam taken inside the generic training loop, VQGAN's adaptive
-weight (Esser et al. 2021, Eq. 7), and the PatchGAN discriminator (Isola et al. 2017).
+weight (Esser et al. 2021, Eq. 7), and the PatchGAN discriminator (Isola et al. 2017); :class:`TextureTerm`
+puts the term on the VAE and on the mixture VAE (GAMIX-VAE).
 
 The training loop owns one optimiser and calls ``loss(batch)`` once per step. An adversarial model's
 ``loss`` therefore first takes the discriminator's step itself (:func:`discriminator_step`, L_D on real
@@ -81,3 +82,29 @@ class PatchDiscriminator(nn.Module):
     def receptive_field() -> int:
         """Pixels on a side that one patch logit sees: 4, then 4 at stride 2, then 3 at stride 4."""
         return 4 + (4 - 1) * 2 + (3 - 1) * 4
+
+
+class TextureTerm:
+    """Mixin of an autoencoder with GAMIX-VAE's PatchGAN texture term (the VAE and the mixture VAE). Its config
+    has ``adv_weight`` (0: no term and no discriminator), ``adv_start`` (the first epoch of the term),
+    ``disc_channels`` and ``d_lr``; the decoder's last layer is ``decoder.net[-1]``."""
+
+    def _init_texture(self) -> None:
+        self.adv_on = False  # whether the term is on in this epoch (begin_epoch)
+        if self.config.adv_weight > 0:
+            self.discriminator = PatchDiscriminator(self.config.disc_channels)
+
+    def begin_epoch(self, epoch: int, epochs: int) -> None:
+        self.adv_on = self.config.adv_weight > 0 and epoch >= self.config.adv_start
+
+    def texture_term(self, x: torch.Tensor, x_hat: torch.Tensor, rec: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """While the term is on and training: the discriminator's own step on (x, x_hat), then
+        ``adv_weight * lambda * L_G`` to add to the loss (lambda VQGAN's adaptive weight against ``rec``, the mean
+        reconstruction term), and its logs. Otherwise (0, {})."""
+        if not (self.adv_on and self.training):
+            return torch.zeros((), device=x.device), {}
+        loss_d, acc = discriminator_step(self, self.discriminator, x, x_hat, self.config.d_lr)
+        loss_g = g_loss(self.discriminator, x_hat)
+        lam = adaptive_weight(rec, loss_g, self.decoder.net[-1].weight)
+        return self.config.adv_weight * lam * loss_g, dict(loss_d=loss_d.item(), loss_g=loss_g.item(),
+                                                          d_acc=acc.item(), lam=lam.item())

@@ -67,7 +67,7 @@ def mixture_kl_stratified(log_pi, mu, logvar, samples: int = 1, generator=None):
     return kl, z
 
 
-class GMMVAE(LatentModel):
+class GMMVAE(adversarial.TextureTerm, LatentModel):
     Config = GMMVAEConfig
     is_variational = True
 
@@ -76,12 +76,7 @@ class GMMVAE(LatentModel):
         d, k = config.latent_dim, config.components
         self.encoder = ConvEncoder(k * (2 * d + 1), config.channels, config.hidden)
         self.decoder = ConvDecoder(d, config.channels, config.hidden)
-        self.adv_on = False  # whether the PatchGAN term is on in this epoch (begin_epoch)
-        if config.adv_weight > 0:
-            self.discriminator = adversarial.PatchDiscriminator(config.disc_channels)
-
-    def begin_epoch(self, epoch: int, epochs: int) -> None:
-        self.adv_on = self.config.adv_weight > 0 and epoch >= self.config.adv_start
+        self._init_texture()
 
     def posterior(self, x):
         """Mixture parameters: log_pi (N, K), mu (N, K, D), logvar (N, K, D)."""
@@ -116,13 +111,9 @@ class GMMVAE(LatentModel):
         if self.adv_on and self.training:
             # one decode per image, from the component pi(x) draws: what sampling the posterior gives
             pick = torch.multinomial(pi.detach(), 1).squeeze(1)                       # (N,)
-            x_hat = decoded[torch.arange(n, device=x.device), pick]                  # (N, 1, 28, 28)
-            loss_d, acc = adversarial.discriminator_step(self, self.discriminator, x, x_hat, self.config.d_lr)
-            loss_g = adversarial.g_loss(self.discriminator, x_hat)
-            lam = adversarial.adaptive_weight(rec.mean(), loss_g, self.decoder.net[-1].weight)
-            loss = loss + self.config.adv_weight * lam * loss_g
-            logs.update(loss=loss.item(), loss_d=loss_d.item(), loss_g=loss_g.item(), d_acc=acc.item(),
-                        lam=lam.item())
+            term, term_logs = self.texture_term(x, decoded[torch.arange(n, device=x.device), pick], rec.mean())
+            loss = loss + term
+            logs.update(loss=loss.item(), **term_logs)
         return loss, logs
 
     @torch.no_grad()

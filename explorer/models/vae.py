@@ -32,7 +32,7 @@ class VAEConfig:
     d_lr: float = 2e-4          # the discriminator's own Adam
 
 
-class VAE(LatentModel):
+class VAE(adversarial.TextureTerm, LatentModel):
     Config = VAEConfig
     is_variational = True
 
@@ -41,12 +41,7 @@ class VAE(LatentModel):
         d = config.latent_dim
         self.encoder = ConvEncoder(2 * d, config.channels, config.hidden)
         self.decoder = ConvDecoder(d, config.channels, config.hidden)
-        self.adv_on = False  # whether the PatchGAN term is on in this epoch (begin_epoch)
-        if config.adv_weight > 0:
-            self.discriminator = adversarial.PatchDiscriminator(config.disc_channels)
-
-    def begin_epoch(self, epoch: int, epochs: int) -> None:
-        self.adv_on = self.config.adv_weight > 0 and epoch >= self.config.adv_start
+        self._init_texture()
 
     def posterior(self, x):
         """q(z|x) parameters: mu, logvar, each (N, D)."""
@@ -68,12 +63,10 @@ class VAE(LatentModel):
         with torch.no_grad():
             mse = F.mse_loss(x_hat, x)
         logs = {"loss": loss.item(), "rec": rec.mean().item(), "kl": kl.mean().item(), "mse": mse.item()}
-        if self.adv_on and self.training:
-            loss_d, acc = adversarial.discriminator_step(self, self.discriminator, x, x_hat, self.config.d_lr)
-            loss_g = adversarial.g_loss(self.discriminator, x_hat)
-            lam = adversarial.adaptive_weight(rec.mean(), loss_g, self.decoder.net[-1].weight)
-            loss = loss + self.config.adv_weight * lam * loss_g
-            logs.update(loss_d=loss_d.item(), loss_g=loss_g.item(), d_acc=acc.item(), lam=lam.item())
+        term, term_logs = self.texture_term(x, x_hat, rec.mean())
+        if term_logs:
+            loss = loss + term
+            logs.update(term_logs)
         return loss, logs
 
     @torch.no_grad()

@@ -108,7 +108,7 @@ class AttributePanel(Panel):
     def is_generator(self, name: str) -> bool:
         """A model without an encoder (the DCGAN): its inputs are its own samples, not test images."""
         with page_errors():
-            return self.store.zoo.info(name)["family"] == "gan"
+            return not self.store.model(name).has_encoder  # the loaded model, kept by the store: no file read
 
     def samples(self, name: str):
         """What vectors average and inputs are picked from: the encoded test set (a LatentView), or a
