@@ -446,3 +446,80 @@ def zoo_grid(labels: list[str], left: list, right: list, notes: list | None = No
     if title:
         fig.suptitle(title, fontsize=10, x=0.01, y=1 - 4 / H, ha="left", va="top")
     return fig
+
+
+def sigma_per_epoch(arms: dict, title: str | None = None):
+    """One panel per arm: each mixture component's mean sigma at the end of every epoch, one line per
+    component and seed. ``arms``: label -> list over seeds of (epochs, K) nested lists (None: not run)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(3.2 * max(1, len(arms)), 3.0), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, max(1, len(arms)), sharey=True, squeeze=False)[0]
+    colors = class_colors(10)
+    for ax, (label, runs) in zip(axes, arms.items()):
+        runs = [np.asarray(r, dtype=float) for r in runs if r]
+        for s, hist in enumerate(runs):
+            for k in range(hist.shape[1]):
+                ax.plot(np.arange(1, len(hist) + 1), hist[:, k], color=colors[k], alpha=0.9 if s == 0 else 0.45,
+                        lw=1.4, label=f"component {k + 1}" if s == 0 else None)
+        ax.set_title(f"{label}\n({len(runs)} seed{'s' if len(runs) != 1 else ''})", fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        if not runs:
+            ax.text(0.5, 0.5, "not run yet", ha="center", va="center", transform=ax.transAxes, color="grey")
+    axes[0].set_ylabel("mean sigma of the component")
+    axes[0].set_ylim(bottom=0)
+    if any(ax.get_legend_handles_labels()[0] for ax in axes):
+        next(ax for ax in axes if ax.get_legend_handles_labels()[0]).legend(fontsize=8, loc="lower left")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+SWEEP_METRICS = (("fid_gmm", "FID, mixture samples"), ("fid_ldm", "FID, latent diffusion"),
+                 ("test_mse", "reconstruction MSE"), ("gmm_loglik", "mixture log-lik / dim (simpler: higher)"),
+                 ("ldm_eps_mse", "latent diffusion eps-MSE (simpler: lower)"))
+
+
+def sweep_chart(summary: dict, levels: list[str], stage2s, title: str | None = None):
+    """The DAE sweep: each metric against the stage-1 decoder's capacity (weak -> as the real decoder), one
+    line per stage-2 length with a band of +-1 sd over seeds; the joint baseline with the same total epochs
+    as a dashed line with its band."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(15.5, 3.4), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(SWEEP_METRICS), squeeze=False)[0]
+    xs = np.arange(len(levels))
+    colors = {s2: c for s2, c in zip(stage2s, ("#1f77b4", "#d62728", "#2ca02c", "#9467bd"))}
+    for ax, (key, label) in zip(axes, SWEEP_METRICS):
+        row = summary["table"].get(key)
+        if row is None:
+            ax.set_visible(False)
+            continue
+        for s2 in stage2s:
+            cells = [row.get(f"dae-l{i}-s{s2}", {}) for i in range(len(levels))]
+            have = [i for i, c in enumerate(cells) if c.get("mean") is not None]
+            c = colors[s2]
+            if have:
+                m = np.array([cells[i]["mean"] for i in have])
+                sd = np.array([cells[i]["sd"] for i in have])
+                ax.plot(xs[have], m, "o-", color=c, label=f"DAE, stage 2 {s2} ep")
+                ax.fill_between(xs[have], m - sd, m + sd, color=c, alpha=0.18, lw=0)
+            joint = row.get(f"joint-s{s2}", {})
+            if joint.get("mean") is not None:
+                ax.axhline(joint["mean"], color=c, ls="--", lw=1.2, label=f"joint, {s2} + 5 ep")
+                ax.axhspan(joint["mean"] - joint["sd"], joint["mean"] + joint["sd"], color=c, alpha=0.08, lw=0)
+        ax.set_title(label, fontsize=9)
+        ax.set_xticks(xs, [lv.replace(" (", "\n(") for lv in levels], fontsize=7)
+        ax.grid(alpha=0.3)
+    axes[0].set_xlabel("stage-1 decoder: weak -> strong", fontsize=8)
+    handles, names = axes[0].get_legend_handles_labels()
+    if handles:
+        axes[0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig

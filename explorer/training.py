@@ -129,7 +129,8 @@ class TrainConfig:
     """Everything one training run depends on; :func:`train` takes these fields as its arguments.
 
     ``limit`` caps the training images (tests), ``config`` overrides config fields, ``stop_after`` ends this
-    run after that many epochs, leaving resume.pt (time-boxed runs). ``bf16`` runs forward and loss under
+    run after that many epochs, leaving resume.pt (time-boxed runs); so does ``deadline`` once that
+    wall-clock time (``time.time()``) has passed. ``bf16`` runs forward and loss under
     bfloat16 autocast (weights, optimiser and EMA stay float32): about twice the speed on CPUs with
     AVX512-BF16 and on GPUs; None: on for BF16_PRESETS where the device computes bfloat16 natively.
     ``init`` continues training from an existing checkpoint of the same preset and config (a name such as
@@ -151,6 +152,7 @@ class TrainConfig:
     progress: bool = True
     command: str | None = None          # the card's rebuild command (default: the preset's)
     stop_after: int | None = None
+    deadline: float | None = None       # time.time() after which no new epoch starts (resume.pt is kept)
     bf16: bool | None = None
     init: str | os.PathLike | None = None
 
@@ -221,6 +223,10 @@ def run(cfg: TrainConfig) -> Path:
         if cfg.stop_after is not None and epoch >= start_epoch + cfg.stop_after:
             if rank == 0:
                 print(f"{name}: stopped after {cfg.stop_after} epoch(s); continue with --resume")
+            return out_dir
+        if cfg.deadline is not None and time.time() >= cfg.deadline:
+            if rank == 0:
+                print(f"{name}: time box reached after epoch {epoch}/{epochs}; continue with --resume", flush=True)
             return out_dir
         t0 = time.perf_counter()
         model.begin_epoch(epoch, epochs)  # e.g. the DAE enters stage 2 and freezes its encoder

@@ -106,8 +106,12 @@ class GMMVAE(adversarial.TextureTerm, LatentModel):
         with torch.no_grad():
             recon = (pi.view(n, k, 1, 1, 1) * decoded).sum(1)
             mse = F.mse_loss(recon, x)
+            sigma = (0.5 * logvar).exp().mean((0, 2))                # (K,) each component's mean sigma
+            weight = pi.mean(0)                                        # (K,) its mean weight pi_k(x)
         logs = {"loss": loss.item(), "rec": rec.mean().item(), "kl": kl.mean().item(),
-                "reg": reg.mean().item(), "mse": mse.item()}
+                "reg": reg.mean().item(), "mse": mse.item(),
+                **{f"sigma_{j}": float(v) for j, v in enumerate(sigma)},  # per epoch in the card's history:
+                **{f"pi_{j}": float(v) for j, v in enumerate(weight)}}   # is a component collapsing?
         if self.adv_on and self.training:
             # one decode per image, from the component pi(x) draws: what sampling the posterior gives
             pick = torch.multinomial(pi.detach(), 1).squeeze(1)                       # (N,)
@@ -115,6 +119,27 @@ class GMMVAE(adversarial.TextureTerm, LatentModel):
             loss = loss + term
             logs.update(loss=loss.item(), **term_logs)
         return loss, logs
+
+    @torch.no_grad()
+    def mixture_usage(self, x: torch.Tensor, batch: int = 1000) -> dict:
+        """How the posterior's mixture is used on images ``x``: the mean entropy of pi(x) in nats (0: one
+        component per image), each component's mean weight, how many have a mean weight above 5%, and each
+        component's sigma (the mean of sigma_kj over images and dimensions; near 0 is a collapsed component)."""
+        log_pi, logvar = [], []
+        for i in range(0, len(x), batch):
+            lp, _, lv = self.posterior(x[i:i + batch].to(self._device()))
+            log_pi.append(lp.cpu())
+            logvar.append(lv.cpu())
+        log_pi, logvar = torch.cat(log_pi), torch.cat(logvar)     # (N, K), (N, K, D)
+        pi = log_pi.exp()
+        weight = pi.mean(0)                                       # (K,)
+        return {"pi_entropy": round(float(-(pi * log_pi).sum(-1).mean()), 4),
+                "components_used": int((weight > 0.05).sum()),
+                "pi_mean": [round(float(w), 4) for w in weight],
+                "sigma_per_component": [round(float(s), 4) for s in (0.5 * logvar).exp().mean((0, 2))]}
+
+    def extra_metrics(self, x_test: torch.Tensor) -> dict:
+        return self.mixture_usage(x_test)
 
     @torch.no_grad()
     def log_weights(self, x: torch.Tensor, k: int) -> torch.Tensor:

@@ -15,6 +15,7 @@ from .. import dae_study, plotting, projection
 from ..checkpoints import CheckpointError
 from .point_map import payload, point_map
 from .projection import map_latent, map_value, pick_view
+from . import study_view
 from .store import Store
 from .panel import Panel
 from .validate import number, page_errors, valid_seed
@@ -103,6 +104,11 @@ class DAEPanel(Panel):
             return json.loads(path.read_text())
         except (OSError, ValueError):
             return None
+
+    def sweep(self) -> tuple:
+        """The shipped sweep (``python -m explorer.studies ... dae-sweep``): its chart and what it says."""
+        pixels, text = study_view.view(self.store.zoo.root, "dae-sweep")
+        return gr.Image(value=pixels, visible=pixels is not None), text
 
     # ---- the data each source shows ---------------------------------------------------------
     def _source(self, source: str, live) -> dict:
@@ -391,13 +397,21 @@ def build(store: Store) -> DAEPanel:
             gr.Markdown("#### Training curves")
             curves = gr.Image(label="Training curves", show_label=False, interactive=False, elem_id="dae-curves",
                               buttons=["download"])
+    with gr.Accordion("Where does decoupling help? The sweep over the stage-1 decoder's capacity", open=True):
+        gr.Markdown("Each point trains a DAE whose stage-1 decoder is weaker or stronger (left to right; at the right "
+                    "it has the real decoder's architecture, so stage 1 is joint training), for two stage-2 lengths; "
+                    "the dashed lines are the joint baseline with the same total epochs. Bands: ±1 sd over seeds.")
+        sweep_img = gr.Image(label="DAE sweep", show_label=False, interactive=False, elem_id="dae-sweep",
+                             buttons=["download", "fullscreen"])
+        sweep_text = gr.Markdown(elem_id="dae-sweep-text")
     with gr.Accordion("The two stages, and why a weaker decoder can give a better latent", open=True):
         gr.Markdown(EXPLANATION, latex_delimiters=[{"left": "$$", "right": "$$", "display": True},
                                                    {"left": "$", "right": "$", "display": False}])
 
     common = dict(concurrency_id="model")
     outputs = [recon, samples, table, curves, map_a, stats_a, map_b, stats_b, picked, picked_text]
-    panel.opens = [(panel.on_open, [source, seed, live], outputs, common)]
+    panel.opens = [(panel.on_open, [source, seed, live], outputs, common),
+                   (panel.sweep, [], [sweep_img, sweep_text], {"show_progress": "hidden"})]
     source.input(panel.on_open, [source, seed, live], outputs, api_name="dae_show", **common)
     for trigger in (redraw.click, seed.submit):
         trigger(panel.on_seed, [source, seed, live], [recon, samples], api_name=False, **common)

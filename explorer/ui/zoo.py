@@ -20,6 +20,7 @@ import torch
 
 from .. import diffusion, latents, plotting, zoo_table
 from ..checkpoints import CONFIG, WEIGHTS, CheckpointError
+from . import study_view
 from .store import Store
 from .panel import Panel
 from .validate import valid_seed
@@ -349,6 +350,11 @@ class ZooPanel(Panel):
             return
         yield from self.draw(dataset, seed)
 
+    def ablation(self) -> tuple:
+        """The shipped GAMIX-VAE ablation (``python -m explorer.studies ... gamix``): its table and sigma chart."""
+        pixels, text = study_view.view(self.store.zoo.root, "gamix")
+        return gr.Image(value=pixels, visible=pixels is not None), text
+
     def warm(self) -> None:
         """Draw the default dataset at seed 0, so the first visitor's tab opens from the cache."""
         dataset = self.default_dataset()
@@ -378,6 +384,14 @@ def build(store: Store) -> ZooPanel:
                           "`python -m explorer.training vae-16 --dataset fashion-mnist`.", elem_id="zoo-caption")
     gr.Markdown("### Comparison")
     table = gr.Markdown(elem_id="zoo-table")
+    with gr.Accordion("GAMIX-VAE ablation: which of its parts helps (several seeds)", open=False,
+                      elem_id="zoo-ablation"):
+        gr.Markdown("The plain 16-D VAE, with the PatchGAN term, with the mixture posterior, and both (GAMIX-VAE, "
+                    "arXiv 2309.13160), on the same networks, epochs and data; the mixture arms also without the "
+                    "anti-collapse regulariser. The chart: each component's sigma per epoch (near 0: collapsed).")
+        ablation_text = gr.Markdown(elem_id="zoo-ablation-text")
+        ablation_img = gr.Image(label="Component sigma per epoch", show_label=False, interactive=False,
+                                elem_id="zoo-ablation-chart", buttons=["download", "fullscreen"])
     with gr.Accordion("What each family's latent is, and how to read the table", open=False):
         gr.Markdown(EXPLANATION, latex_delimiters=[{"left": "$$", "right": "$$", "display": True},
                                                     {"left": "$", "right": "$", "display": False}])
@@ -391,5 +405,6 @@ def build(store: Store) -> ZooPanel:
         panel.draw, inputs, outputs, api_name=False, **common)
     panel.components = dict(dataset=dataset, seed=seed, draw=draw, next=nxt, grid=grid, caption=caption,
                             table=table)
-    panel.opens = [(panel.on_open, inputs, outputs, common)]
+    panel.opens = [(panel.on_open, inputs, outputs, common),
+                   (panel.ablation, [], [ablation_img, ablation_text], {"show_progress": "hidden"})]
     return panel

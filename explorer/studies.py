@@ -1,0 +1,481 @@
+"""The two multi-seed studies the seed papers ask for, behind one resumable, time-boxed command.
+
+    python -m explorer.studies run gamix --hours 2 --threads 1       # GAMIX-VAE ablation (arXiv 2309.13160)
+    python -m explorer.studies run dae-sweep --hours 2 --threads 1   # where decoupling helps (arXiv 2307.08283)
+    python -m explorer.studies status gamix                          # what is done, what is left
+    python -m explorer.studies summary gamix --ship                  # table + chart into the shipped cards
+
+A study is a list of runs, one per (arm, seed); a run trains one or two presets (an autoencoder, then the
+latent diffusion on its codes) into its own checkpoint root ``runs/<study>/<arm>/seed<k>/``. Every arm of a
+study trains the same number of epochs on the same images. ``run`` works through the runs seed by seed,
+skipping finished ones and resuming an interrupted one from its ``resume.pt``; with ``--hours`` it starts
+no new epoch after that time, so it can run in the background and continue in a later session. Two
+processes may share a study: each run is locked (``flock``) while one trains it.
+
+``summary`` reads the finished runs back from their ``config.json`` and ``metrics.json``, gives mean and
+sample standard deviation over seeds per arm and metric, a plain verdict per metric, and a chart; with
+``--ship`` it writes them into the shipped checkpoints' folders (``ablation.json`` beside
+``gamix-vae-16``, ``sweep.json`` beside ``dae-16``) and cards.
+"""
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import cards, checkpoints
+
+DATASET = "fashion-mnist"
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm: a preset with config overrides, trained ``epochs``; then, optionally, a latent diffusion
+    preset on its codes for ``ldm_epochs``."""
+
+    name: str
+    label: str
+    preset: str
+    config: dict = field(default_factory=dict)
+    epochs: int = 8
+    ldm: str | None = None
+    ldm_epochs: int = 0
+    group: dict = field(default_factory=dict)   # where the arm sits in the study's chart (e.g. level, stage 2)
+
+    def steps(self) -> list[tuple[str, dict, int]]:
+        """(preset, config overrides, epochs) in the order they train."""
+        return [(self.preset, self.config, self.epochs)] + ([(self.ldm, {}, self.ldm_epochs)] if self.ldm else [])
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    title: str
+    arms: tuple
+    seeds: tuple = (0, 1, 2)
+    dataset: str = DATASET
+    result_file: str = "study.json"
+    ship_to: tuple = ()           # the shipped checkpoints whose folder and card get the results
+    rows: tuple = ()              # (key, label, lower is better?)
+    why: str = ""                 # what the epochs were chosen for (the card says it)
+
+    def arm(self, name: str) -> Arm:
+        return next(a for a in self.arms if a.name == name)
+
+    def runs(self) -> list[tuple[Arm, int]]:
+        """Seed-major: after each seed, every arm has one finished run to compare."""
+        return [(arm, seed) for seed in self.seeds for arm in self.arms]
+
+
+# ---------------------------------------------------------------- the GAMIX-VAE ablation
+GAMIX_EPOCHS = 8
+GAMIX_ROWS = (
+    ("fid", "classifier-FID of prior samples (N = 5,000)", True),
+    ("test_mse", "test reconstruction MSE", True),
+    ("elbo", "test ELBO (nats)", False),
+    ("iw_nll", "IW-NLL, 100 samples (nats)", True),
+    ("recon_sharpness", "sharpness of reconstructions (real = 1)", False),
+    ("sample_sharpness", "sharpness of prior samples (real = 1)", False),
+    ("pi_entropy", "mean entropy of pi(x) (nats)", False),
+    ("components_used", "components with mean weight > 5%", False),
+    ("sigma_min", "smallest component sigma", False),
+    ("train_s", "training time (s)", True),
+)
+GAMIX = Study(
+    name="gamix", title="GAMIX-VAE ablation", result_file="ablation.json",
+    ship_to=("gamix-vae-16",), rows=GAMIX_ROWS,
+    arms=(
+        Arm("vae", "plain VAE", "vae-16", epochs=GAMIX_EPOCHS),
+        Arm("patchgan", "+ PatchGAN", "vae-16-patchgan", epochs=GAMIX_EPOCHS),
+        Arm("mixture", "+ mixture", "gmm-vae-16", epochs=GAMIX_EPOCHS),
+        Arm("both", "+ mixture + PatchGAN (GAMIX-VAE)", "gamix-vae-16", epochs=GAMIX_EPOCHS),
+        Arm("mixture-noreg", "+ mixture, no regulariser", "gmm-vae-16", {"var_reg": 0.0}, GAMIX_EPOCHS),
+        Arm("both-noreg", "+ mixture + PatchGAN, no regulariser", "gamix-vae-16", {"var_reg": 0.0}, GAMIX_EPOCHS),
+    ),
+    why=f"{GAMIX_EPOCHS} epochs per arm on all 60,000 training images: six arms x three seeds fit about five "
+        "hours of the 2-core machine (the PatchGAN arms cost 2-4x a plain epoch), half the 12-hour budget of "
+        "both studies; the PatchGAN term starts at epoch 2 as in the shipped presets.",
+)
+
+# ---------------------------------------------------------------- where decoupling helps
+# The stage-1 decoder, from very weak to the real decoder's own architecture (where stage 1 is joint training).
+DAE_LEVELS = (
+    ("very weak", {"aux_channels": 1, "aux_hidden": 16, "aux_dropout": 0.5}),
+    ("weak (shipped)", {"aux_channels": 4, "aux_hidden": 64, "aux_dropout": 0.25}),
+    ("medium", {"aux_channels": 8, "aux_hidden": 128, "aux_dropout": 0.1}),
+    ("as the real decoder", {"aux_channels": 16, "aux_hidden": 256, "aux_dropout": 0.0}),
+)
+DAE_STAGE1, DAE_STAGE2, DAE_LDM_EPOCHS = 5, (5, 15), 10
+DAE_ROWS = (
+    ("fid_gmm", "FID, Gaussian-mixture samples", True),
+    ("fid_ldm", "FID, latent-diffusion samples", True),
+    ("test_mse", "reconstruction MSE (test)", True),
+    ("gmm_loglik", "mixture held-out log-lik / dim", False),
+    ("ldm_eps_mse", "latent diffusion held-out eps-MSE", True),
+    ("train_s", "training time (s)", True),
+)
+
+
+def _dae_arms() -> tuple:
+    arms = []
+    for s2 in DAE_STAGE2:
+        total = DAE_STAGE1 + s2
+        for i, (label, aux) in enumerate(DAE_LEVELS):
+            arms.append(Arm(f"dae-l{i}-s{s2}", f"DAE, stage-1 decoder {label}, stage 2 {s2} epochs", "dae-16",
+                            {**aux, "stage1_fraction": DAE_STAGE1 / total}, total, "ldm-dae-16", DAE_LDM_EPOCHS,
+                            {"level": i, "stage2": s2}))
+        arms.append(Arm(f"joint-s{s2}", f"joint baseline, {total} epochs", "dae-16-joint", {}, total,
+                        "ldm-dae-16-joint", DAE_LDM_EPOCHS, {"level": None, "stage2": s2}))
+    return tuple(arms)
+
+
+DAE_SWEEP = Study(
+    name="dae-sweep", title="Where decoupling helps", result_file="sweep.json",
+    ship_to=("dae-16",), rows=DAE_ROWS, arms=_dae_arms(),
+    why=f"stage 1 {DAE_STAGE1} epochs (as the shipped study), stage 2 {' or '.join(map(str, DAE_STAGE2))}; the "
+        f"joint baseline gets the same total epochs; latent diffusion {DAE_LDM_EPOCHS} epochs on each latent "
+        "(half the shipped 20) so that ten runs per seed fit about seven hours of the 2-core machine.",
+)
+
+STUDIES = {s.name: s for s in (GAMIX, DAE_SWEEP)}
+
+
+# ---------------------------------------------------------------- running
+def run_dir(out, arm: Arm, seed: int) -> Path:
+    return Path(out) / arm.name / f"seed{seed}"
+
+
+def finished(out, study: Study, arm: Arm, seed: int) -> bool:
+    root = run_dir(out, arm, seed) / study.dataset
+    return all((root / preset / checkpoints.METRICS).is_file() for preset, _, _ in arm.steps())
+
+
+def run(study: Study, out, hours: float | None = None, progress: bool = True, limit: int | None = None,
+        config: dict | None = None, seeds=None, arms=None) -> dict:
+    """Train and evaluate the study's runs in order, skipping finished ones and any another process holds;
+    returns {"done": [...], "left": [...]} (run keys). ``limit`` and ``config`` (overrides for every
+    autoencoder) make tiny runs for tests; ``seeds`` and ``arms`` restrict the runs."""
+    from . import training
+
+    deadline = time.time() + hours * 3600 if hours else None
+    out = Path(out)
+    for arm, seed in study.runs():
+        if (seeds is not None and seed not in seeds) or (arms is not None and arm.name not in arms):
+            continue
+        if deadline is not None and time.time() >= deadline:
+            break
+        if finished(out, study, arm, seed):
+            continue
+        root = run_dir(out, arm, seed)
+        root.mkdir(parents=True, exist_ok=True)
+        with open(root / ".lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # another process trains this run
+                continue
+            for i, (preset, overrides, epochs) in enumerate(arm.steps()):
+                if (root / study.dataset / preset / checkpoints.METRICS).is_file():
+                    continue
+                cfg = {**overrides, **(config or {})} if i == 0 else overrides
+                training.train(preset, study.dataset, epochs=epochs, out=root, seed=seed, resume=True,
+                               progress=progress, limit=limit, config=cfg or None, deadline=deadline,
+                               command=_command(study, arm, seed))
+                if not (root / study.dataset / preset / checkpoints.METRICS).is_file():
+                    break  # the time box ended inside this run
+        if progress and finished(out, study, arm, seed):
+            print(f"{study.name}: finished {arm.name} seed {seed}", flush=True)
+    return status(study, out, seeds=seeds, arms=arms)
+
+
+def _command(study: Study, arm: Arm, seed: int) -> str:
+    return f"python -m explorer.studies run {study.name} --arms {arm.name} --seeds {seed}"
+
+
+def status(study: Study, out, seeds=None, arms=None) -> dict:
+    runs = [(a, s) for a, s in study.runs() if (seeds is None or s in seeds) and (arms is None or a.name in arms)]
+    done = [f"{a.name}/seed{s}" for a, s in runs if finished(out, study, a, s)]
+    return {"done": done, "left": [f"{a.name}/seed{s}" for a, s in runs if f"{a.name}/seed{s}" not in done]}
+
+
+# ---------------------------------------------------------------- reading back
+def run_results(study: Study, out, arm: Arm, seed: int) -> dict:
+    """One finished run's figures, from its checkpoints' config.json and metrics.json."""
+    zoo = checkpoints.Zoo(run_dir(out, arm, seed))
+    ae = zoo.info(f"{study.dataset}/{arm.preset}")
+    m, t = ae["metrics"], ae["training"]
+    row = {k: m.get(k) for k in ("fid", "fid_floor", "fid_n", "test_mse", "elbo", "iw_nll", "recon_sharpness",
+                                 "sample_sharpness", "pi_entropy", "components_used", "pi_mean",
+                                 "sigma_per_component", "linear_probe")}
+    row["fid_gmm"] = m.get("fid")
+    row["gmm_loglik"] = m.get("prior_loglik_per_dim")
+    if row["sigma_per_component"]:
+        row["sigma_min"] = min(row["sigma_per_component"])
+    row["train_s"] = t["wall_time_s"]
+    row["epochs"], row["hardware"] = t["epochs"], t["hardware"]
+    sig = sorted(k for k in (t["history"][0] if t["history"] else {}) if k.startswith("sigma_"))
+    if sig:  # each component's mean sigma at the end of every epoch
+        row["sigma_history"] = [[e[k] for k in sig] for e in t["history"]]
+    if arm.ldm:
+        ldm = zoo.info(f"{study.dataset}/{arm.ldm}")
+        row["fid_ldm"] = ldm["metrics"].get("fid")
+        row["fid_floor_ldm"], row["fid_n_ldm"] = ldm["metrics"].get("fid_floor"), ldm["metrics"].get("fid_n")
+        row["ldm_eps_mse"] = ldm["metrics"].get("test_eps_mse")
+        row["ldm_train_s"] = ldm["training"]["wall_time_s"]
+    return {k: v for k, v in row.items() if v is not None}
+
+
+def summarise(study: Study, out) -> dict:
+    """Mean and sample sd over the finished seeds, per arm and metric, with every run's own figures."""
+    per_run = {a.name: {s: run_results(study, out, a, s) for s in study.seeds if finished(out, study, a, s)}
+               for a in study.arms}
+    if not any(per_run.values()):
+        raise FileNotFoundError(f"no finished run under {out}; run `python -m explorer.studies run {study.name}` first")
+    table = {}
+    for key, label, lower in study.rows:
+        row = {"label": label, "lower_is_better": lower}
+        for a in study.arms:
+            vals = [r[key] for r in per_run[a.name].values() if key in r]
+            row[a.name] = {"mean": statistics.fmean(vals) if vals else None,
+                           "sd": statistics.stdev(vals) if len(vals) > 1 else 0.0, "values": vals}
+        table[key] = row
+    any_run = next(r for runs in per_run.values() for r in runs.values())
+    left = status(study, out)["left"]
+    return {"study": study.name, "title": study.title, "dataset": study.dataset, "why": study.why,
+            "arms": [{"name": a.name, "label": a.label, "preset": a.preset, "config": a.config, "epochs": a.epochs,
+                      "ldm": a.ldm, "ldm_epochs": a.ldm_epochs, "group": a.group,
+                      "seeds": sorted(per_run[a.name])} for a in study.arms],
+            "runs_done": len(study.runs()) - len(left), "runs_total": len(study.runs()), "left": left,
+            "hardware": any_run.get("hardware"), "fid_n": any_run.get("fid_n"), "fid_floor": any_run.get("fid_floor"),
+            "fid_n_ldm": any_run.get("fid_n_ldm"), "fid_floor_ldm": any_run.get("fid_floor_ldm"),
+            "table": table, "runs": {a: {str(s): r for s, r in runs.items()} for a, runs in per_run.items()}}
+
+
+def _fmt(v: float | None) -> str:
+    return "–" if v is None else f"{v:.4g}"
+
+
+def _cell(cell: dict) -> str:
+    n = len(cell["values"])
+    if not n:
+        return "–"
+    return f"{_fmt(cell['mean'])} ± {cell['sd']:.2g}" if n > 1 else f"{_fmt(cell['mean'])} (1 seed)"
+
+
+def _compare(row: dict, a: str, b: str, words=("better", "worse")) -> str | None:
+    """'better by X (beyond / within two sd ...)': arm a against arm b; None without figures for both.
+    ``words``: what a gap in the metric's good and bad direction is called (e.g. "higher", "lower")."""
+    x, y = row.get(a) or {}, row.get(b) or {}
+    if x.get("mean") is None or y.get("mean") is None:
+        return None
+    gap = x["mean"] - y["mean"]
+    better = (gap < 0) == row["lower_is_better"]
+    if gap == 0:
+        return "no difference"
+    sd = max(x["sd"], y["sd"])
+    n = min(len(x["values"]), len(y["values"]))
+    sure = ("one seed, no spread yet" if n < 2 else
+            "beyond two sd of the seeds" if abs(gap) > 2 * sd else "within two sd of the seeds: not settled")
+    return f"{words[0] if better else words[1]} by {abs(gap):.3g} ({sure})"
+
+
+def verdict(summary: dict) -> list[str]:
+    """A plain sentence per metric."""
+    return (_gamix_verdict if summary["study"] == "gamix" else _sweep_verdict)(summary)
+
+
+def _gamix_verdict(summary: dict) -> list[str]:
+    lines = []
+    for key, row in summary["table"].items():
+        if key == "train_s":
+            continue
+        have = [a for a in ("vae", "patchgan", "mixture", "both") if (row.get(a) or {}).get("mean") is not None]
+        if not have:
+            continue
+        if key in ("pi_entropy", "components_used", "sigma_min"):
+            parts = [f"{summary_label(summary, a)}: {_fmt(row[a]['mean'])}"
+                     for a in ("mixture", "mixture-noreg", "both", "both-noreg") if (row.get(a) or {}).get("mean") is not None]
+            reg = [f"{what} {c}" for what, c in (
+                ("without PatchGAN", _compare(row, "mixture", "mixture-noreg", ("higher", "lower"))),
+                ("with PatchGAN", _compare(row, "both", "both-noreg", ("higher", "lower")))) if c]
+            lines.append(f"{row['label']}: " + ", ".join(parts)
+                         + (f". The regulariser on against off: {'; '.join(reg)}" if reg else ""))
+            continue
+        best = (min if row["lower_is_better"] else max)(have, key=lambda a: row[a]["mean"])
+        effects = [f"{what} {c}" for what, c in (
+            ("the mixture alone", _compare(row, "mixture", "vae")),
+            ("PatchGAN alone", _compare(row, "patchgan", "vae")),
+            ("GAMIX-VAE against the plain VAE", _compare(row, "both", "vae")),
+            ("GAMIX-VAE against + PatchGAN", _compare(row, "both", "patchgan"))) if c]
+        label = summary_label(summary, best)
+        lines.append(f"{row['label']}: best is {label} ({_fmt(row[best]['mean'])}); " + "; ".join(effects))
+    return lines
+
+
+def summary_label(summary: dict, name: str) -> str:
+    return next(a["label"] for a in summary["arms"] if a["name"] == name)
+
+
+def _sweep_verdict(summary: dict) -> list[str]:
+    lines = []
+    for key, row in summary["table"].items():
+        if key == "train_s":
+            continue
+        for s2 in DAE_STAGE2:
+            joint = f"joint-s{s2}"
+            parts = []
+            for i, (label, _) in enumerate(DAE_LEVELS):
+                c = _compare(row, f"dae-l{i}-s{s2}", joint)
+                if c:
+                    parts.append(f"{label}: DAE {c}")
+            if parts:
+                lines.append(f"{row['label']}, stage 2 {s2} epochs, against the joint baseline: " + "; ".join(parts))
+    return lines
+
+
+def table_markdown(summary: dict) -> str:
+    arms = summary["arms"]
+    n = max((len(a["seeds"]) for a in arms), default=0)
+    head = ("| metric (mean ± sd over seeds) | " + " | ".join(a["label"] for a in arms) + " |\n"
+            + "|---" * (len(arms) + 1) + "|\n")
+    body = "".join(f"| {row['label']} | " + " | ".join(_cell(row[a["name"]]) for a in arms) + " |\n"
+                   for row in summary["table"].values())
+    seeds = "| seeds finished | " + " | ".join(str(len(a["seeds"])) for a in arms) + " |\n"
+    foot = (f"\n{summary['runs_done']} of {summary['runs_total']} runs finished (up to {n} seeds per arm), on "
+            f"{summary['hardware']}. {summary['why']}")
+    if summary.get("fid_n"):
+        foot += (f" FID: in-project classifier-FID at N = {summary['fid_n']:,} (real-vs-real floor "
+                 f"{summary['fid_floor']:.2f})")
+        foot += (f"; latent diffusion DDIM-50 at N = {summary['fid_n_ldm']:,} (floor {summary['fid_floor_ldm']:.2f})."
+                 if summary.get("fid_n_ldm") else ".")
+    return head + body + seeds + foot + "\n\n" + "\n".join(f"- {line}" for line in verdict(summary)) + "\n"
+
+
+# ---------------------------------------------------------------- shipping
+SECTIONS = {"gamix": "## GAMIX-VAE ablation", "dae-sweep": "## Where decoupling helps: the sweep"}
+CHARTS = {"gamix": "ablation_sigma.png", "dae-sweep": "sweep.png"}
+
+
+def chart(summary: dict):
+    """The study's figure: the GAMIX ablation's component sigma per epoch, with and without the regulariser;
+    the DAE sweep's metrics against the stage-1 decoder's capacity."""
+    from . import plotting
+
+    if summary["study"] == "gamix":
+        return plotting.sigma_per_epoch({a["label"]: [r.get("sigma_history") for r in summary["runs"][a["name"]].values()]
+                                         for a in summary["arms"] if a["name"] in ("mixture", "mixture-noreg", "both",
+                                                                                   "both-noreg")})
+    return plotting.sweep_chart(summary, [label for label, _ in DAE_LEVELS], DAE_STAGE2)
+
+
+def ship(summary: dict, root=None, note: str = "") -> list[Path]:
+    """Write the summary (``ablation.json`` / ``sweep.json``), its chart and a card section into each shipped
+    checkpoint the study belongs to."""
+    study = STUDIES[summary["study"]]
+    root = Path(root or checkpoints.ROOT)
+    fig = chart(summary)
+    written = []
+    for name in study.ship_to:
+        dst = root / study.dataset / name
+        if not dst.is_dir():
+            raise checkpoints.CheckpointError(f"{study.dataset}/{name} is not in the zoo to ship the {study.title} "
+                                              f"into; build it with `{checkpoints.rebuild_command(f'{study.dataset}/{name}')}`")
+        cards.write_atomic(dst / study.result_file, json.dumps({**summary, "note": note.strip()}, indent=1) + "\n")
+        fig.savefig(dst / CHARTS[study.name], dpi=90, bbox_inches="tight")
+        section = (f"{SECTIONS[study.name]}\n    python -m explorer.studies run {study.name} --hours 2\n"
+                   f"    python -m explorer.studies summary {study.name} --ship\n\n"
+                   + table_markdown(summary) + f"\n![{study.title}]({CHARTS[study.name]})\n"
+                   + (f"\n{note.strip()}\n" if note.strip() else ""))
+        cards.update_section(dst, SECTIONS[study.name], section)
+        written.append(dst)
+    return written
+
+
+def shipped(study_name: str, root=None) -> dict | None:
+    """The shipped summary of a study (what the panels show), or None."""
+    study = STUDIES[study_name]
+    path = Path(root or checkpoints.ROOT) / study.dataset / study.ship_to[0] / study.result_file
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m explorer.studies", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("command", choices=["run", "status", "summary"])
+    p.add_argument("study", choices=sorted(STUDIES))
+    p.add_argument("--out", help="where the runs live (default: runs/<study>)")
+    p.add_argument("--hours", type=float, help="start no new epoch after this long (resume later)")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--seeds", type=int, nargs="+")
+    p.add_argument("--arms", nargs="+")
+    p.add_argument("--ship", action="store_true", help="write the results into the shipped checkpoints' folders")
+    p.add_argument("--note", help="with --ship: a text file whose paragraph (what the table says) joins the cards")
+    a = p.parse_args(argv)
+    study = STUDIES[a.study]
+    out = Path(a.out or f"runs/{study.name}")
+    if a.arms and (bad := set(a.arms) - {x.name for x in study.arms}):
+        p.error(f"unknown arm(s) {sorted(bad)}; {study.name} has {[x.name for x in study.arms]}")
+    if a.threads:
+        import torch
+
+        torch.set_num_threads(a.threads)
+    if a.command == "run":
+        print(json.dumps(run(study, out, a.hours, seeds=a.seeds, arms=a.arms)))
+    elif a.command == "status":
+        st = status(study, out)
+        print(f"{len(st['done'])} of {len(st['done']) + len(st['left'])} runs finished\n"
+              f"done: {' '.join(st['done']) or '-'}\nleft: {' '.join(st['left']) or '-'}")
+    else:
+        summary = summarise(study, out)
+        cards.write_atomic(out / study.result_file, json.dumps(summary, indent=1) + "\n")
+        print(table_markdown(summary))
+        if a.ship:
+            note = Path(a.note).read_text() if a.note else ""
+            for d in ship(summary, note=note):
+                print(f"shipped {d}")
+
+
+if __name__ == "__main__":
+    main()
+
+
+# ---------------------------------------------------------------- what the panels say
+def where_decoupling_helps(summary: dict) -> str:
+    """The DAE sweep's answer in plain words: at which (stage-1 decoder, stage-2 length) the DAE's samples
+    beat the joint baseline's with the same total epochs, and by how much."""
+    wins, compared = [], 0
+    for key in ("fid_gmm", "fid_ldm"):
+        row = summary["table"].get(key)
+        for s2 in DAE_STAGE2:
+            j = row[f"joint-s{s2}"] if row else {}
+            for i, (label, _) in enumerate(DAE_LEVELS):
+                d = row[f"dae-l{i}-s{s2}"] if row else {}
+                if d.get("mean") is None or j.get("mean") is None:
+                    continue
+                compared += 1
+                if d["mean"] < j["mean"]:
+                    n = min(len(d["values"]), len(j["values"]))
+                    sure = ("one seed" if n < 2 else "beyond two sd of the seeds"
+                            if j["mean"] - d["mean"] > 2 * max(d["sd"], j["sd"]) else "within two sd of the seeds")
+                    wins.append(f"{row['label']}, {label} stage-1 decoder, stage 2 {s2} epochs: {d['mean']:.1f} "
+                                f"against {j['mean']:.1f} ({(1 - d['mean'] / j['mean']) * 100:.0f}% lower; {sure})")
+    if not compared:
+        return "No point of the sweep has finished yet."
+    if not wins:
+        return (f"In none of the {compared} finished comparisons (FID of mixture and latent-diffusion samples) does "
+                "the DAE give better samples than the joint baseline with the same total epochs.")
+    return (f"The DAE gives better samples than the joint baseline with the same total epochs in {len(wins)} of "
+            f"{compared} finished comparisons: " + "; ".join(wins) + ".")
+
+
+def summary_markdown(summary: dict) -> str:
+    """What a panel shows beside the chart: progress, the plain answer, the table (the ablation's) and verdicts."""
+    head = (f"**{summary['runs_done']} of {summary['runs_total']} runs finished**"
+            + (f" (the rest continue with `python -m explorer.studies run {summary['study']} --hours 2`)"
+               if summary["runs_done"] < summary["runs_total"] else "") + ".\n\n")
+    if summary["study"] == "dae-sweep":
+        return head + where_decoupling_helps(summary) + "\n\n" + "\n".join(f"- {v}" for v in verdict(summary)) + "\n"
+    return head + table_markdown(summary)

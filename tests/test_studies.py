@@ -1,0 +1,200 @@
+"""The two multi-seed studies (explorer/studies.py): equal budgets per arm, the resumable time-boxed runner,
+the summary against the checkpoints' own figures, what ships, and the panels that show it."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from explorer import checkpoints, models, studies, training
+from explorer.ui import study_view
+
+SMALL = {"latent_dim": 4, "channels": 8, "hidden": 32}
+
+
+# ---------------------------------------------------------------- the designs
+def _network(arm) -> dict:
+    """What the arm trains: its preset's config with the arm's overrides."""
+    family, config, _, lr = training.PRESETS[arm.preset]
+    return {"family": family, "lr": lr, **config, **arm.config}
+
+
+def test_every_gamix_arm_trains_the_same_networks_epochs_and_data():
+    arms = {a.name: a for a in studies.GAMIX.arms}
+    assert set(arms) == {"vae", "patchgan", "mixture", "both", "mixture-noreg", "both-noreg"}
+    assert len({a.epochs for a in arms.values()}) == 1 and not any(a.ldm for a in arms.values())
+    built = {name: models.build(_network(a)["family"], {k: v for k, v in _network(a).items()
+                                                         if k not in ("family", "lr")}).config_dict()
+             for name, a in arms.items()}
+    for name, cfg in built.items():  # the same encoder/decoder width, latent size and KL weight everywhere
+        assert (cfg["latent_dim"], cfg["channels"], cfg["hidden"], cfg["beta"]) == (16, 16, 256, 1.0), name
+        assert _network(arms[name])["lr"] == _network(arms["vae"])["lr"]
+    # the two terms, on and off, and nothing else: PatchGAN arms share weight and start, mixtures share K
+    assert {n for n, c in built.items() if c.get("adv_weight", 0) > 0} == {"patchgan", "both", "both-noreg"}
+    assert len({(built[n]["adv_weight"], built[n]["adv_start"]) for n in ("patchgan", "both", "both-noreg")}) == 1
+    assert {n for n, c in built.items() if "components" in c} == {"mixture", "both", "mixture-noreg", "both-noreg"}
+    assert [built[n]["var_reg"] > 0 for n in ("mixture", "both", "mixture-noreg", "both-noreg")] == \
+           [True, True, False, False]
+    assert {k: v for k, v in built["mixture"].items() if k != "var_reg"} == \
+           {k: v for k, v in built["mixture-noreg"].items() if k != "var_reg"}
+
+
+def test_the_dae_sweep_gives_each_baseline_the_same_total_epochs_and_spans_weak_to_the_real_decoder():
+    dae = [a for a in studies.DAE_SWEEP.arms if a.preset == "dae-16"]
+    joint = {a.group["stage2"]: a for a in studies.DAE_SWEEP.arms if a.preset == "dae-16-joint"}
+    assert len(dae) == len(studies.DAE_LEVELS) * len(studies.DAE_STAGE2) >= 8
+    assert set(joint) == set(studies.DAE_STAGE2) and len(set(studies.DAE_STAGE2)) >= 2
+    sizes = {}
+    for a in dae:
+        m = models.build("dae", {k: v for k, v in _network(a).items() if k not in ("family", "lr")})
+        s2 = a.group["stage2"]
+        assert m.stage_bounds(a.epochs) == [0, studies.DAE_STAGE1, studies.DAE_STAGE1 + s2]  # stage 1 fixed
+        assert a.epochs == joint[s2].epochs and a.ldm_epochs == joint[s2].ldm_epochs        # same budget
+        sizes.setdefault(s2, []).append(sum(p.numel() for p in m.aux_decoder.parameters()))
+        if a.group["level"] == len(studies.DAE_LEVELS) - 1:  # the strongest stage-1 decoder is the real one
+            assert [p.shape for p in m.aux_decoder.parameters()] == [p.shape for p in m.decoder.parameters()]
+            assert m.config.aux_dropout == 0
+    for s2, sz in sizes.items():
+        assert sz == sorted(sz) and len(set(sz)) == len(sz), "levels go from weak to strong"
+
+
+# ---------------------------------------------------------------- running, resuming, the time box
+def _tiny(study, arms, **kw):
+    return dataclasses.replace(study, dataset="digits", seeds=(0, 1),
+                               arms=tuple(dataclasses.replace(a, epochs=2, ldm_epochs=1) for a in study.arms
+                                          if a.name in arms), **kw)
+
+
+@pytest.fixture(scope="module")
+def gamix_runs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gamix-study")
+    study = _tiny(studies.GAMIX, ("vae", "mixture", "mixture-noreg"))
+    st = studies.run(study, out, progress=False, limit=128, config=SMALL)  # the no-regulariser arm keeps its 0
+    return study, out, st
+
+
+def test_run_trains_every_arm_and_seed_then_skips_what_is_finished(gamix_runs):
+    study, out, st = gamix_runs
+    assert st["left"] == [] and len(st["done"]) == 6
+    weights = sorted(out.glob("*/seed*/digits/*/" + checkpoints.WEIGHTS))
+    assert len(weights) == 6
+    stamp = [w.stat().st_mtime_ns for w in weights]
+    again = studies.run(study, out, progress=False, limit=128, config=SMALL)
+    assert again == st and [w.stat().st_mtime_ns for w in weights] == stamp   # nothing retrained
+    noreg = json.loads((out / "mixture-noreg/seed0/digits/gmm-vae-16" / checkpoints.CONFIG).read_text())
+    assert noreg["config"]["var_reg"] == 0.0 and noreg["command"].endswith("--arms mixture-noreg --seeds 0")
+
+
+def test_the_time_box_stops_between_epochs_and_a_later_run_continues(tmp_path, monkeypatch):
+    study = _tiny(studies.GAMIX, ("vae",))
+    clock = iter([0.0] + [10.0 ** 9] * 100)      # the training loop's clock: past the deadline after epoch 1
+    with monkeypatch.context() as mp:
+        mp.setattr(studies, "time", SimpleNamespace(time=lambda: 0.0))   # the deadline: one hour from 0
+        mp.setattr(training, "time", SimpleNamespace(time=lambda: next(clock), perf_counter=time.perf_counter))
+        st = studies.run(study, tmp_path, hours=1.0, progress=False, limit=64, config=SMALL, seeds=[0])
+    assert st == {"done": [], "left": ["vae/seed0"]}
+    resume = torch.load(tmp_path / "vae/seed0/digits/vae-16/resume.pt", weights_only=True)
+    assert resume["epoch"] == 1
+    st = studies.run(study, tmp_path, progress=False, limit=64, config=SMALL, seeds=[0])
+    assert st == {"done": ["vae/seed0"], "left": []}
+    info = json.loads((tmp_path / "vae/seed0/digits/vae-16" / checkpoints.CONFIG).read_text())
+    assert [e["epoch"] for e in info["training"]["history"]] == [1, 2]   # resumed, not restarted
+    assert not (tmp_path / "vae/seed0/digits/vae-16/resume.pt").exists()
+
+
+def test_a_run_another_process_holds_is_skipped(tmp_path):
+    import fcntl
+
+    study = _tiny(studies.GAMIX, ("vae",))
+    root = studies.run_dir(tmp_path, study.arms[0], 0)
+    root.mkdir(parents=True)
+    with open(root / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        st = studies.run(study, tmp_path, progress=False, limit=64, config=SMALL, seeds=[0])
+    assert st["left"] == ["vae/seed0"] and not (root / "digits").exists()
+
+
+# ---------------------------------------------------------------- reading back, verdicts, shipping
+def test_the_summary_is_mean_and_sd_of_what_the_checkpoints_say(gamix_runs, tmp_path, monkeypatch):
+    study, out, _ = gamix_runs
+    monkeypatch.setitem(studies.STUDIES, "gamix", study)
+    s = studies.summarise(study, out)
+    assert s["runs_done"] == s["runs_total"] == 6
+    for arm in ("vae", "mixture", "mixture-noreg"):
+        mses = [json.loads((out / arm / f"seed{k}/digits" / study.arm(arm).preset / checkpoints.METRICS)
+                           .read_text())["test_mse"] for k in (0, 1)]
+        cell = s["table"]["test_mse"][arm]
+        assert cell["values"] == mses
+        assert cell["mean"] == pytest.approx(np.mean(mses)) and cell["sd"] == pytest.approx(np.std(mses, ddof=1))
+    run = s["runs"]["mixture"]["0"]
+    assert len(run["sigma_history"]) == 2 and len(run["sigma_history"][0]) == 3   # (epochs, components)
+    assert run["sigma_min"] == min(run["sigma_per_component"]) and 1 <= run["components_used"] <= 3
+    assert s["table"]["pi_entropy"]["vae"]["mean"] is None                        # a plain VAE has no mixture
+    text = studies.table_markdown(s)
+    assert "6 of 6 runs finished" in text and "plain VAE" in text and "± " in text
+    assert any(line.startswith("smallest component sigma") and "regulariser on against off" in line
+               for line in studies.verdict(s))
+    with pytest.raises(checkpoints.CheckpointError, match="digits/gamix-vae-16 is not in the zoo"):
+        studies.ship(s, root=tmp_path / "zoo")
+    (tmp_path / "zoo/digits/gamix-vae-16").mkdir(parents=True)
+    shipped = studies.ship(s, root=tmp_path / "zoo", note="Read plainly: a test note.")
+    dst = shipped[0]
+    assert dst == tmp_path / "zoo/digits/gamix-vae-16"
+    assert json.loads((dst / "ablation.json").read_text())["note"] == "Read plainly: a test note."
+    card = (dst / checkpoints.CARD).read_text()
+    assert "## GAMIX-VAE ablation" in card and "![GAMIX-VAE ablation](ablation_sigma.png)" in card
+    studies.ship(s, root=tmp_path / "zoo")                      # shipping again replaces the section
+    assert (dst / checkpoints.CARD).read_text().count("## GAMIX-VAE ablation") == 1
+    pixels, md = study_view.view(tmp_path / "zoo", "gamix")
+    assert pixels.ndim == 3 and pixels.shape[2] == 3 and "6 of 6 runs finished" in md
+
+
+def test_the_sweep_says_where_the_dae_beats_the_baseline():
+    def cell(*vals):
+        return {"mean": float(np.mean(vals)), "sd": float(np.std(vals, ddof=1)), "values": list(vals)}
+
+    arms = [a.name for a in studies.DAE_SWEEP.arms]
+    row = {a: cell(50.0, 52.0) for a in arms}
+    row["dae-l0-s15"] = cell(30.0, 31.0)            # only the weakest decoder with long stage 2 wins
+    table = {"fid_gmm": {"label": "FID, Gaussian-mixture samples", "lower_is_better": True, **row}}
+    text = studies.where_decoupling_helps({"table": table})
+    assert text.startswith("The DAE gives better samples than the joint baseline with the same total epochs in 1 of 8")
+    assert "very weak stage-1 decoder, stage 2 15 epochs: 30.5 against 51.0 (40% lower; beyond two sd" in text
+    table["fid_gmm"]["dae-l0-s15"] = cell(60.0, 61.0)
+    assert studies.where_decoupling_helps({"table": table}).startswith("In none of the 8 finished comparisons")
+    assert studies.where_decoupling_helps({"table": {}}) == "No point of the sweep has finished yet."
+    summary = {"study": "dae-sweep", "table": table, "runs": {}}
+    fig = studies.chart(summary)
+    assert len([ax for ax in fig.axes if ax.get_visible()]) == 1    # only the metric that has figures
+
+
+def test_the_panels_say_how_to_run_a_study_not_yet_shipped_and_name_a_damaged_one(tmp_path):
+    pixels, md = study_view.view(tmp_path, "dae-sweep")
+    assert pixels is None and "python -m explorer.studies run dae-sweep" in md
+    bad = tmp_path / "fashion-mnist/dae-16"
+    bad.mkdir(parents=True)
+    (bad / "sweep.json").write_text("{not json")
+    pixels, md = study_view.view(tmp_path, "dae-sweep")
+    assert pixels is None and "damaged" in md and "summary dae-sweep --ship" in md and str(tmp_path) not in md
+
+
+# ---------------------------------------------------------------- what the mixture reports
+def test_mixture_usage_sees_one_component_taking_all_the_weight():
+    m = models.build("gmm-vae", {**SMALL, "components": 3}).eval()
+    x = torch.rand(64, 1, 28, 28)
+    even = m.mixture_usage(x)
+    assert 0 <= even["pi_entropy"] <= math.log(3) + 1e-6 and sum(even["pi_mean"]) == pytest.approx(1, abs=1e-3)
+    last = m.encoder.net[-1]
+    with torch.no_grad():                 # logits (the first K outputs) fixed at (12, 0, 0): pi(x) ~ (1, 0, 0)
+        last.weight[:3].zero_()
+        last.bias[:3] = torch.tensor([12.0, 0.0, 0.0])
+    one = m.mixture_usage(x)
+    assert one["components_used"] == 1 and one["pi_entropy"] < 0.01 and one["pi_mean"][0] > 0.99
+    assert len(one["sigma_per_component"]) == 3 and all(s > 0 for s in one["sigma_per_component"])
+    assert m.extra_metrics(x) == one
