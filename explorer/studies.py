@@ -404,8 +404,9 @@ def shipped(study_name: str, root=None) -> dict | None:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m explorer.studies", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=["run", "status", "summary"])
-    p.add_argument("study", choices=sorted(STUDIES))
+    p.add_argument("command", choices=["run", "status", "summary", "sampling"],
+                   help="sampling: prior against aggregate-posterior samples of the shipped 16-D VAEs (no study)")
+    p.add_argument("study", nargs="?", choices=sorted(STUDIES))
     p.add_argument("--out", help="where the runs live (default: runs/<study>)")
     p.add_argument("--hours", type=float, help="start no new epoch after this long (resume later)")
     p.add_argument("--threads", type=int)
@@ -414,14 +415,22 @@ def main(argv=None) -> None:
     p.add_argument("--ship", action="store_true", help="write the results into the shipped checkpoints' folders")
     p.add_argument("--note", help="with --ship: a text file whose paragraph (what the table says) joins the cards")
     a = p.parse_args(argv)
-    study = STUDIES[a.study]
-    out = Path(a.out or f"runs/{study.name}")
-    if a.arms and (bad := set(a.arms) - {x.name for x in study.arms}):
-        p.error(f"unknown arm(s) {sorted(bad)}; {study.name} has {[x.name for x in study.arms]}")
     if a.threads:
         import torch
 
         torch.set_num_threads(a.threads)
+    if a.command == "sampling":
+        result = sampling()
+        print(sampling_markdown(result))
+        if a.ship:
+            print(f"shipped {ship_sampling(result)}")
+        return
+    if a.study is None:
+        p.error(f"{a.command} needs a study: one of {sorted(STUDIES)}")
+    study = STUDIES[a.study]
+    out = Path(a.out or f"runs/{study.name}")
+    if a.arms and (bad := set(a.arms) - {x.name for x in study.arms}):
+        p.error(f"unknown arm(s) {sorted(bad)}; {study.name} has {[x.name for x in study.arms]}")
     if a.command == "run":
         print(json.dumps(run(study, out, a.hours, seeds=a.seeds, arms=a.arms)))
     elif a.command == "status":
@@ -438,8 +447,64 @@ def main(argv=None) -> None:
                 print(f"shipped {d}")
 
 
-if __name__ == "__main__":
-    main()
+
+# ---------------------------------------------------------------- how a mixture-posterior VAE samples
+SAMPLING_MODELS = ("vae-16", "vae-16-patchgan", "gmm-vae-16", "gamix-vae-16")
+SAMPLING_SECTION = "## Sampling: the prior or the aggregate posterior"
+SAMPLING_FILE = "sampling.json"
+
+
+def sampling(root=None, dataset: str = DATASET, names=SAMPLING_MODELS, n: int = 5000, components: int = 10) -> dict:
+    """Classifier-FID of each 16-D VAE's samples two ways, at the same N: from the prior N(0, I) (what the app
+    and the card's ``fid`` do) and from a Gaussian mixture fitted to its aggregate posterior
+    (:func:`explorer.evaluation.aggregate_posterior_fid`)."""
+    from . import data, evaluation
+
+    zoo = checkpoints.Zoo(root)
+    test, train = data.load(dataset, "test").floats(), data.load(dataset, "train").floats()
+    clf = evaluation.classifier(dataset, root, "cpu")
+    if clf is None:
+        raise checkpoints.CheckpointError(f"the FID needs {dataset}/classifier; build it with "
+                                          f"`{checkpoints.rebuild_command(f'{dataset}/classifier')}`")
+    rows = {}
+    for name in names:
+        model = zoo.load(f"{dataset}/{name}", device="cpu")
+        prior = evaluation.recipe_fid(model, "vae", clf, test, train, n)
+        agg = evaluation.aggregate_posterior_fid(model, clf, test, train, n, components)
+        rows[name] = {"prior": {k: prior[k] for k in ("fid", "fid_floor", "fid_n", "sample_sharpness")}, "aggregate": agg}
+    return {"dataset": dataset, "n": n, "components": components, "models": rows,
+            "hardware": evaluation.hardware("cpu")}
+
+
+def sampling_markdown(result: dict) -> str:
+    rows = result["models"]
+    head = ("| | " + " | ".join(f"`{m}`" for m in rows) + " |\n|---" + "|---" * len(rows) + "|\n")
+    line = lambda label, f: f"| {label} | " + " | ".join(f(r) for r in rows.values()) + " |\n"  # noqa: E731
+    body = (line("FID, prior N(0, I) samples", lambda r: f"{r['prior']['fid']:.1f}")
+            + line(f"FID, aggregate-posterior samples ({result['components']}-Gaussian mixture)",
+                   lambda r: f"{r['aggregate']['fid']:.1f}")
+            + line("sharpness of samples, prior / aggregate (real = 1)",
+                   lambda r: f"{r['prior']['sample_sharpness']:.2f} / {r['aggregate']['sample_sharpness']:.2f}"))
+    first = next(iter(rows.values()))
+    gains = {m: 1 - r["aggregate"]["fid"] / r["prior"]["fid"] for m, r in rows.items()}
+    best = min(rows, key=lambda m: rows[m]["aggregate"]["fid"])
+    return (head + body + f"\nClassifier-FID at N = {result['n']:,} (real-vs-real floor {first['prior']['fid_floor']:.2f}), "
+            f"the same seeds and test images both ways, on {result['hardware']}.\n\n"
+            + "- " + "; ".join(f"`{m}`: the aggregate posterior {'lowers' if g > 0 else 'raises'} FID by "
+                               f"{abs(g) * 100:.0f}%" for m, g in gains.items())
+            + f".\n- Best samples of the four: `{best}` from its aggregate posterior "
+              f"({rows[best]['aggregate']['fid']:.1f}).\n")
+
+
+def ship_sampling(result: dict, root=None, name: str = "gamix-vae-16") -> Path:
+    """Write the sampling comparison into ``name``'s folder (sampling.json) and card."""
+    dst = Path(root or checkpoints.ROOT) / result["dataset"] / name
+    cards.write_atomic(dst / SAMPLING_FILE, json.dumps(result, indent=1) + "\n")
+    cards.update_section(dst, SAMPLING_SECTION, f"{SAMPLING_SECTION}\n    python -m explorer.studies sampling --ship\n\n"
+                         "The app samples every VAE from its prior N(0, I). The mixture posterior does not make the "
+                         "aggregate posterior N(0, I) either, so here each model is also sampled from a Gaussian "
+                         "mixture fitted to one posterior draw per training image.\n\n" + sampling_markdown(result))
+    return dst
 
 
 # ---------------------------------------------------------------- what the panels say
@@ -479,3 +544,7 @@ def summary_markdown(summary: dict) -> str:
     if summary["study"] == "dae-sweep":
         return head + where_decoupling_helps(summary) + "\n\n" + "\n".join(f"- {v}" for v in verdict(summary)) + "\n"
     return head + table_markdown(summary)
+
+
+if __name__ == "__main__":
+    main()

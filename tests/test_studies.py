@@ -198,3 +198,38 @@ def test_mixture_usage_sees_one_component_taking_all_the_weight():
     assert one["components_used"] == 1 and one["pi_entropy"] < 0.01 and one["pi_mean"][0] > 0.99
     assert len(one["sigma_per_component"]) == 3 and all(s > 0 for s in one["sigma_per_component"])
     assert m.extra_metrics(x) == one
+
+
+# ---------------------------------------------------------------- sampling: the prior or the aggregate posterior
+def test_posterior_draws_have_the_posterior_moments():
+    vae = models.build("vae", SMALL).eval()
+    x = torch.rand(4, 1, 28, 28)
+    with torch.no_grad():
+        mu, logvar = vae.posterior(x)
+    draws = torch.stack([vae.posterior_sample(x, torch.Generator().manual_seed(s)) for s in range(2000)])
+    assert torch.allclose(draws.mean(0), mu, atol=0.1 * float((0.5 * logvar).exp().max()))
+    assert torch.allclose(draws.std(0), (0.5 * logvar).exp(), rtol=0.1)
+    m = models.build("gmm-vae", {**SMALL, "components": 3}).eval()
+    with torch.no_grad():                                   # pi(x) ~ (0, 0, 1): every draw from component 3
+        m.encoder.net[-1].weight[:3].zero_()
+        m.encoder.net[-1].bias[:3] = torch.tensor([0.0, 0.0, 14.0])
+        _, mu, logvar = m.posterior(x)
+    draws = torch.stack([m.posterior_sample(x, torch.Generator().manual_seed(s)) for s in range(2000)])
+    assert torch.allclose(draws.mean(0), mu[:, 2], atol=0.1 * float((0.5 * logvar[:, 2]).exp().max()))
+    assert torch.allclose(draws.std(0), (0.5 * logvar[:, 2]).exp(), rtol=0.1)
+
+
+def test_sampling_compares_prior_and_aggregate_posterior_at_the_same_n(tiny_zoo, tmp_path):
+    import shutil
+
+    result = studies.sampling(root=tiny_zoo, dataset="digits", names=("vae-2d", "gmm-vae-16"), n=150, components=3)
+    for row in result["models"].values():
+        assert row["prior"]["fid_n"] == row["aggregate"]["fid_n"] == 150
+        assert row["prior"]["fid_floor"] == pytest.approx(row["aggregate"]["fid_floor"])   # same references
+        assert row["prior"]["fid"] != row["aggregate"]["fid"] and row["aggregate"]["fid"] > 0
+    text = studies.sampling_markdown(result)
+    assert "`vae-2d`" in text and "N = 150" in text and "3-Gaussian mixture" in text
+    shutil.copytree(tiny_zoo / "digits/gmm-vae-16", tmp_path / "digits/gmm-vae-16")
+    dst = studies.ship_sampling(result, root=tmp_path, name="gmm-vae-16")
+    assert json.loads((dst / studies.SAMPLING_FILE).read_text())["n"] == 150
+    assert studies.SAMPLING_SECTION in (dst / checkpoints.CARD).read_text()

@@ -90,6 +90,16 @@ class GMMVAE(adversarial.TextureTerm, LatentModel):
         log_pi, mu, _ = self.posterior(x)
         return (log_pi.exp().unsqueeze(-1) * mu).sum(1)  # E_q[z] = sum_k pi_k mu_k, (N, D)
 
+    @torch.no_grad()
+    def posterior_sample(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One draw z ~ q(z|x) per image: a component k ~ pi(x), then z ~ N(mu_k, sigma_k^2): (N, D)."""
+        log_pi, mu, logvar = self.posterior(x.to(self._device()))
+        n, _, d = mu.shape
+        k = torch.multinomial(log_pi.exp().cpu(), 1, generator=generator).to(mu.device)   # (N, 1)
+        idx = k.unsqueeze(-1).expand(n, 1, d)                                             # (N, 1, D)
+        eps = torch.randn(n, d, generator=generator).to(mu)
+        return mu.gather(1, idx)[:, 0] + (0.5 * logvar.gather(1, idx)[:, 0]).exp() * eps
+
     def loss(self, batch):
         x = batch[0]
         log_pi, mu, logvar = self.posterior(x)

@@ -51,6 +51,13 @@ class VAE(adversarial.TextureTerm, LatentModel):
     def _encode_mean(self, x):
         return self.posterior(x)[0]
 
+    @torch.no_grad()
+    def posterior_sample(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One draw z ~ q(z|x) per image: (N, D)."""
+        mu, logvar = self.posterior(x.to(self._device()))
+        eps = torch.randn(mu.shape, generator=generator).to(mu)
+        return mu + (0.5 * logvar).exp() * eps                  # z = mu + sigma * eps
+
     def loss(self, batch):
         x = batch[0]
         mu, logvar = self.posterior(x)
