@@ -483,7 +483,14 @@ SWEEP_METRICS = (("fid_gmm", "FID, mixture samples"), ("fid_ldm", "FID, latent d
                  ("ldm_eps_mse", "latent diffusion eps-MSE (simpler: lower)"))
 
 
-def sweep_chart(summary: dict, levels: list[str], stage2s, title: str | None = None):
+def _wrap(label: str, width: int = 12) -> str:
+    """Break a tick label into lines of about ``width`` characters."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(label, width))
+
+
+def sweep_chart(summary: dict, levels: list[str], stage2s, stage1: int, title: str | None = None):
     """The DAE sweep: each metric against the stage-1 decoder's capacity (weak -> as the real decoder), one
     line per stage-2 length with a band of +-1 sd over seeds; the joint baseline with the same total epochs
     as a dashed line with its band."""
@@ -507,14 +514,14 @@ def sweep_chart(summary: dict, levels: list[str], stage2s, title: str | None = N
             if have:
                 m = np.array([cells[i]["mean"] for i in have])
                 sd = np.array([cells[i]["sd"] for i in have])
-                ax.plot(xs[have], m, "o-", color=c, label=f"DAE, stage 2 {s2} ep")
+                ax.plot(xs[have], m, "o-", color=c, label=f"DAE, {stage1} + {s2} epochs")
                 ax.fill_between(xs[have], m - sd, m + sd, color=c, alpha=0.18, lw=0)
             joint = row.get(f"joint-s{s2}", {})
             if joint.get("mean") is not None:
-                ax.axhline(joint["mean"], color=c, ls="--", lw=1.2, label=f"joint, {s2} + 5 ep")
+                ax.axhline(joint["mean"], color=c, ls="--", lw=1.2, label=f"joint, {stage1 + s2} epochs")
                 ax.axhspan(joint["mean"] - joint["sd"], joint["mean"] + joint["sd"], color=c, alpha=0.08, lw=0)
         ax.set_title(label, fontsize=9)
-        ax.set_xticks(xs, [lv.replace(" (", "\n(") for lv in levels], fontsize=7)
+        ax.set_xticks(xs, [_wrap(lv) for lv in levels], fontsize=7)
         ax.grid(alpha=0.3)
     axes[0].set_xlabel("stage-1 decoder: weak -> strong", fontsize=8)
     handles, names = axes[0].get_legend_handles_labels()

@@ -266,7 +266,7 @@ def _cell(cell: dict) -> str:
 
 
 def _compare(row: dict, a: str, b: str, words=("better", "worse")) -> str | None:
-    """'better by X (beyond / within two sd ...)': arm a against arm b; None without figures for both.
+    """'better by X (beyond 2 sd / not settled)': arm a against arm b; None without figures for both.
     ``words``: what a gap in the metric's good and bad direction is called (e.g. "higher", "lower")."""
     x, y = row.get(a) or {}, row.get(b) or {}
     if x.get("mean") is None or y.get("mean") is None:
@@ -278,7 +278,7 @@ def _compare(row: dict, a: str, b: str, words=("better", "worse")) -> str | None
     sd = max(x["sd"], y["sd"])
     n = min(len(x["values"]), len(y["values"]))
     sure = ("one seed, no spread yet" if n < 2 else
-            "beyond two sd of the seeds" if abs(gap) > 2 * sd else "within two sd of the seeds: not settled")
+            "beyond 2 sd of the seeds" if abs(gap) > 2 * sd else "not settled: within 2 sd")
     return f"{words[0] if better else words[1]} by {abs(gap):.3g} ({sure})"
 
 
@@ -337,6 +337,9 @@ def _sweep_verdict(summary: dict) -> list[str]:
 
 
 def table_markdown(summary: dict) -> str:
+    """The study's table (mean ± sd over seeds), what it rests on, and a verdict per metric."""
+    if summary["study"] == "dae-sweep":
+        return sweep_table_markdown(summary) + "\n" + "\n".join(f"- {line}" for line in verdict(summary)) + "\n"
     arms = summary["arms"]
     n = max((len(a["seeds"]) for a in arms), default=0)
     head = ("| metric (mean ± sd over seeds) | " + " | ".join(a["label"] for a in arms) + " |\n"
@@ -365,10 +368,10 @@ def chart(summary: dict):
     from . import plotting
 
     if summary["study"] == "gamix":
-        return plotting.sigma_per_epoch({a["label"]: [r.get("sigma_history") for r in summary["runs"][a["name"]].values()]
-                                         for a in summary["arms"] if a["name"] in ("mixture", "mixture-noreg", "both",
-                                                                                   "both-noreg")})
-    return plotting.sweep_chart(summary, [label for label, _ in DAE_LEVELS], DAE_STAGE2)
+        arms = {a["name"]: a["label"] for a in summary["arms"]}
+        return plotting.sigma_per_epoch({arms[name]: [r.get("sigma_history") for r in summary["runs"][name].values()]
+                                         for name in ("mixture", "mixture-noreg", "both", "both-noreg") if name in arms})
+    return plotting.sweep_chart(summary, [label for label, _ in DAE_LEVELS], DAE_STAGE2, DAE_STAGE1)
 
 
 def ship(summary: dict, root=None, note: str = "") -> list[Path]:
@@ -523,17 +526,37 @@ def where_decoupling_helps(summary: dict) -> str:
                 compared += 1
                 if d["mean"] < j["mean"]:
                     n = min(len(d["values"]), len(j["values"]))
-                    sure = ("one seed" if n < 2 else "beyond two sd of the seeds"
-                            if j["mean"] - d["mean"] > 2 * max(d["sd"], j["sd"]) else "within two sd of the seeds")
+                    sure = ("one seed" if n < 2 else "beyond 2 sd of the seeds"
+                            if j["mean"] - d["mean"] > 2 * max(d["sd"], j["sd"]) else "not settled: within 2 sd")
                     wins.append(f"{row['label']}, {label} stage-1 decoder, stage 2 {s2} epochs: {d['mean']:.1f} "
                                 f"against {j['mean']:.1f} ({(1 - d['mean'] / j['mean']) * 100:.0f}% lower; {sure})")
     if not compared:
         return "No point of the sweep has finished yet."
     if not wins:
-        return (f"In none of the {compared} finished comparisons (FID of mixture and latent-diffusion samples) does "
-                "the DAE give better samples than the joint baseline with the same total epochs.")
-    return (f"The DAE gives better samples than the joint baseline with the same total epochs in {len(wins)} of "
-            f"{compared} finished comparisons: " + "; ".join(wins) + ".")
+        return (f"**In none of the {compared} finished comparisons (FID of mixture and latent-diffusion samples) does "
+                "the DAE give better samples than the joint baseline with the same total epochs.**")
+    return (f"**The DAE gives better samples than the joint baseline with the same total epochs in {len(wins)} of "
+            f"{compared} finished comparisons:**\n" + "".join(f"\n- {w}" for w in wins))
+
+
+def sweep_table_markdown(summary: dict) -> str:
+    """The sweep as one row per (stage-2 length, metric): the DAE at each stage-1 decoder, then the joint baseline."""
+    head = ("| stage 2 | metric (mean ± sd over seeds) | " + " | ".join(f"DAE, {label} stage-1 decoder"
+                                                                    for label, _ in DAE_LEVELS)
+            + " | joint, same total epochs |\n" + "|---" * (len(DAE_LEVELS) + 3) + "|\n")
+    body = ""
+    for s2 in DAE_STAGE2:
+        for key, row in summary["table"].items():
+            cells = [row.get(f"dae-l{i}-s{s2}") for i in range(len(DAE_LEVELS))] + [row.get(f"joint-s{s2}")]
+            body += (f"| {s2} epochs | {row['label']} | "
+                     + " | ".join(_cell(c) if c else "–" for c in cells) + " |\n")
+    foot = (f"\n{summary['runs_done']} of {summary['runs_total']} runs finished, on {summary['hardware']}. "
+            f"{summary['why']}")
+    if summary.get("fid_n"):
+        foot += (f" FID: in-project classifier-FID, mixture samples at N = {summary['fid_n']:,} (floor "
+                 f"{summary['fid_floor']:.2f})" + (f", latent diffusion DDIM-50 at N = {summary['fid_n_ldm']:,} (floor "
+                                                  f"{summary['fid_floor_ldm']:.2f})" if summary.get("fid_n_ldm") else "") + ".")
+    return head + body + foot + "\n"
 
 
 def summary_markdown(summary: dict) -> str:
@@ -542,7 +565,7 @@ def summary_markdown(summary: dict) -> str:
             + (f" (the rest continue with `python -m explorer.studies run {summary['study']} --hours 2`)"
                if summary["runs_done"] < summary["runs_total"] else "") + ".\n\n")
     if summary["study"] == "dae-sweep":
-        return head + where_decoupling_helps(summary) + "\n\n" + "\n".join(f"- {v}" for v in verdict(summary)) + "\n"
+        return head + where_decoupling_helps(summary) + "\n\n" + sweep_table_markdown(summary)
     return head + table_markdown(summary)
 
 
