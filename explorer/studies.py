@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
+import shutil
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ class Arm:
     ldm: str | None = None
     ldm_epochs: int = 0
     group: dict = field(default_factory=dict)   # where the arm sits in the study's chart (e.g. level, stage 2)
+    keep_epochs: tuple = ()       # keep the state after these epochs, for arms that start from it
+    start_from: tuple | None = None  # (arm, epoch): start from that arm's kept state (same seed), not from scratch
 
     def steps(self) -> list[tuple[str, dict, int]]:
         """(preset, config overrides, epochs) in the order they train."""
@@ -122,12 +125,17 @@ DAE_ROWS = (
 
 def _dae_arms() -> tuple:
     arms = []
+    first = DAE_STAGE2[0]
     for s2 in DAE_STAGE2:
         total = DAE_STAGE1 + s2
         for i, (label, aux) in enumerate(DAE_LEVELS):
+            # Stage 1 is the same whatever stage 2's length (the same init, batches, dropout draws and per-stage
+            # learning-rate cosine): the longer stage 2 starts from the first arm's state after stage 1.
             arms.append(Arm(f"dae-l{i}-s{s2}", f"DAE, stage-1 decoder {label}, stage 2 {s2} epochs", "dae-16",
                             {**aux, "stage1_fraction": DAE_STAGE1 / total}, total, "ldm-dae-16", DAE_LDM_EPOCHS,
-                            {"level": i, "stage2": s2}))
+                            {"level": i, "stage2": s2},
+                            keep_epochs=(DAE_STAGE1,) if s2 == first else (),
+                            start_from=(f"dae-l{i}-s{first}", DAE_STAGE1) if s2 != first else None))
         arms.append(Arm(f"joint-s{s2}", f"joint baseline, {total} epochs", "dae-16-joint", {}, total,
                         "ldm-dae-16-joint", DAE_LDM_EPOCHS, {"level": None, "stage2": s2}))
     return tuple(arms)
@@ -180,15 +188,30 @@ def run(study: Study, out, hours: float | None = None, progress: bool = True, li
             for i, (preset, overrides, epochs) in enumerate(arm.steps()):
                 if (root / study.dataset / preset / checkpoints.METRICS).is_file():
                     continue
+                if i == 0 and arm.start_from:
+                    _start_from(study, out, arm, seed)
                 cfg = {**overrides, **(config or {})} if i == 0 else overrides
                 training.train(preset, study.dataset, epochs=epochs, out=root, seed=seed, resume=True,
                                progress=progress, limit=limit, config=cfg or None, deadline=deadline,
-                               command=_command(study, arm, seed))
+                               command=_command(study, arm, seed), keep_epochs=arm.keep_epochs if i == 0 else ())
                 if not (root / study.dataset / preset / checkpoints.METRICS).is_file():
                     break  # the time box ended inside this run
         if progress and finished(out, study, arm, seed):
             print(f"{study.name}: finished {arm.name} seed {seed}", flush=True)
     return status(study, out, seeds=seeds, arms=arms)
+
+
+def _start_from(study: Study, out, arm: Arm, seed: int) -> bool:
+    """Seed ``arm``'s resume.pt with the state its ``start_from`` arm kept, unless it has its own already;
+    True when it did. Without that state (not run yet, or run elsewhere) the arm trains from scratch."""
+    other, epoch = arm.start_from
+    own = run_dir(out, arm, seed) / study.dataset / arm.preset / "resume.pt"
+    kept = run_dir(out, study.arm(other), seed) / study.dataset / study.arm(other).preset / f"resume-epoch{epoch}.pt"
+    if own.is_file() or not kept.is_file():
+        return False
+    own.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(kept, own)
+    return True
 
 
 def _command(study: Study, arm: Arm, seed: int) -> str:

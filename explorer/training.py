@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -130,7 +131,8 @@ class TrainConfig:
 
     ``limit`` caps the training images (tests), ``config`` overrides config fields, ``stop_after`` ends this
     run after that many epochs, leaving resume.pt (time-boxed runs); so does ``deadline`` once that
-    wall-clock time (``time.time()``) has passed. ``bf16`` runs forward and loss under
+    wall-clock time (``time.time()``) has passed. ``keep_epochs`` keeps a copy of the state after those epochs
+    (``resume-epoch{n}.pt``): a run whose first epochs are the same can start from it as its resume.pt. ``bf16`` runs forward and loss under
     bfloat16 autocast (weights, optimiser and EMA stay float32): about twice the speed on CPUs with
     AVX512-BF16 and on GPUs; None: on for BF16_PRESETS where the device computes bfloat16 natively.
     ``init`` continues training from an existing checkpoint of the same preset and config (a name such as
@@ -153,6 +155,7 @@ class TrainConfig:
     command: str | None = None          # the card's rebuild command (default: the preset's)
     stop_after: int | None = None
     deadline: float | None = None       # time.time() after which no new epoch starts (resume.pt is kept)
+    keep_epochs: tuple = ()             # after these epochs, keep resume.pt's state as resume-epoch{n}.pt too
     bf16: bool | None = None
     init: str | os.PathLike | None = None
 
@@ -261,6 +264,8 @@ def run(cfg: TrainConfig) -> Path:
                         "rng": torch.get_rng_state(), "epoch": epoch + 1, "elapsed": elapsed,
                         "history": json.dumps(history), **({"ema": ema.state_dict()} if ema else {})},
                        resume_path)
+            if epoch + 1 in cfg.keep_epochs:  # e.g. the DAE's stage 1, which a longer stage 2 can start from
+                shutil.copyfile(resume_path, out_dir / f"resume-epoch{epoch + 1}.pt")
 
     model.eval()
     if ema is not None:  # ship the averaged weights: better samples than the last iterate

@@ -120,6 +120,31 @@ def test_a_run_another_process_holds_is_skipped(tmp_path):
     assert st["left"] == ["vae/seed0"] and not (root / "digits").exists()
 
 
+def test_a_longer_stage_2_starting_from_the_kept_stage_1_is_the_run_from_scratch(tmp_path, capsys):
+    """The sweep trains stage 1 once per (level, seed): the arm with the longer stage 2 starts from the state
+    the shorter one kept after stage 1. That must be exactly the weights of training it from scratch."""
+    from safetensors.torch import load_file
+
+    small = {**SMALL, "aux_channels": 2, "aux_hidden": 16}
+    arms = [a for a in studies.DAE_SWEEP.arms if a.group.get("level") == 0]          # l0 at both stage-2 lengths
+    short, long_ = [dataclasses.replace(a, epochs=e, ldm=None, config={**a.config, "stage1_fraction": 2 / e})
+                    for a, e in zip(arms, (4, 6))]
+    short = dataclasses.replace(short, keep_epochs=(2,))
+    long_ = dataclasses.replace(long_, start_from=(short.name, 2))
+    study = dataclasses.replace(studies.DAE_SWEEP, dataset="digits", seeds=(0,), arms=(short, long_))
+    studies.run(study, tmp_path / "shared", progress=False, limit=96, config=small)
+    assert "resuming digits/dae-16 at epoch 2/6" in capsys.readouterr().out     # stage 1 was not trained again
+    kept = tmp_path / "shared" / short.name / "seed0/digits/dae-16/resume-epoch2.pt"
+    assert torch.load(kept, weights_only=True)["epoch"] == 2
+    scratch = dataclasses.replace(study, arms=(dataclasses.replace(long_, start_from=None),))
+    studies.run(scratch, tmp_path / "scratch", progress=False, limit=96, config=small)
+    a = load_file(tmp_path / "shared" / long_.name / "seed0/digits/dae-16" / checkpoints.WEIGHTS)
+    b = load_file(tmp_path / "scratch" / long_.name / "seed0/digits/dae-16" / checkpoints.WEIGHTS)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    hist = json.loads((tmp_path / "shared" / long_.name / "seed0/digits/dae-16" / checkpoints.CONFIG).read_text())
+    assert [e["stage"] for e in hist["training"]["history"]] == [1, 1, 2, 2, 2, 2]
+
+
 # ---------------------------------------------------------------- reading back, verdicts, shipping
 def test_the_summary_is_mean_and_sd_of_what_the_checkpoints_say(gamix_runs, tmp_path, monkeypatch):
     study, out, _ = gamix_runs
