@@ -400,15 +400,15 @@ def chart(summary: dict):
 def ship(summary: dict, root=None, note: str = "") -> list[Path]:
     """Write the summary (``ablation.json`` / ``sweep.json``), its chart and a card section into each shipped
     checkpoint the study belongs to."""
-    study = STUDIES[summary["study"]]
+    study, dataset = STUDIES[summary["study"]], summary["dataset"]
     root = Path(root or checkpoints.ROOT)
     fig = chart(summary)
     written = []
     for name in study.ship_to:
-        dst = root / study.dataset / name
+        dst = root / dataset / name
         if not dst.is_dir():
-            raise checkpoints.CheckpointError(f"{study.dataset}/{name} is not in the zoo to ship the {study.title} "
-                                              f"into; build it with `{checkpoints.rebuild_command(f'{study.dataset}/{name}')}`")
+            raise checkpoints.CheckpointError(f"{dataset}/{name} is not in the zoo to ship the {study.title} "
+                                              f"into; build it with `{checkpoints.rebuild_command(f'{dataset}/{name}')}`")
         cards.write_atomic(dst / study.result_file, json.dumps({**summary, "note": note.strip()}, indent=1) + "\n")
         fig.savefig(dst / CHARTS[study.name], dpi=90, bbox_inches="tight")
         section = (f"{SECTIONS[study.name]}\n    python -m explorer.studies run {study.name} --hours 2\n"
@@ -418,13 +418,6 @@ def ship(summary: dict, root=None, note: str = "") -> list[Path]:
         cards.update_section(dst, SECTIONS[study.name], section)
         written.append(dst)
     return written
-
-
-def shipped(study_name: str, root=None) -> dict | None:
-    """The shipped summary of a study (what the panels show), or None."""
-    study = STUDIES[study_name]
-    path = Path(root or checkpoints.ROOT) / study.dataset / study.ship_to[0] / study.result_file
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def main(argv=None) -> None:
@@ -541,9 +534,9 @@ def where_decoupling_helps(summary: dict) -> str:
     for key in ("fid_gmm", "fid_ldm"):
         row = summary["table"].get(key)
         for s2 in DAE_STAGE2:
-            j = row[f"joint-s{s2}"] if row else {}
+            j = (row or {}).get(f"joint-s{s2}") or {}
             for i, (label, _) in enumerate(DAE_LEVELS):
-                d = row[f"dae-l{i}-s{s2}"] if row else {}
+                d = (row or {}).get(f"dae-l{i}-s{s2}") or {}
                 if d.get("mean") is None or j.get("mean") is None:
                     continue
                 compared += 1
@@ -554,7 +547,9 @@ def where_decoupling_helps(summary: dict) -> str:
                     wins.append(f"{row['label']}, {label} stage-1 decoder, stage 2 {s2} epochs: {d['mean']:.1f} "
                                 f"against {j['mean']:.1f} ({(1 - d['mean'] / j['mean']) * 100:.0f}% lower; {sure})")
     if not compared:
-        return "No point of the sweep has finished yet."
+        return ("No point of the sweep has finished yet." if not summary.get("runs_done") else
+                "The finished runs give no sample FID to compare yet (a DAE point and its joint baseline, both "
+                "scored with the dataset's classifier).")
     if not wins:
         return (f"**In none of the {compared} finished comparisons (FID of mixture and latent-diffusion samples) does "
                 "the DAE give better samples than the joint baseline with the same total epochs.**")

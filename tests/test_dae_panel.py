@@ -1,15 +1,17 @@
 """The "DAE vs baseline" panel: its logic, its endpoints through gradio_client, and a real browser."""
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 
 import gradio as gr
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import BROWSER_ARGS, assert_no_server_decode, launched_app
-from explorer import dae_study
+from conftest import BROWSER_ARGS, DAE_SMALL, assert_no_server_decode, launched_app
+from explorer import dae_study, studies
 from explorer.checkpoints import Zoo
 from explorer.ui.dae import LIVE, SHIPPED, DAEPanel
 from explorer.ui.point_map import unpack
@@ -99,9 +101,22 @@ def test_endpoints_show_the_table_and_a_live_run_fills_the_panel(dae_zoo):
             Client(url, verbose=False).predict(LIVE, 0, api_name="/dae_images")  # another session has none
 
 
-def test_browser_opens_the_tab_and_a_click_decodes_with_both_models_in_the_page(dae_zoo):
+def _tiny_sweep(zoo, out):
+    """Two arms of the DAE sweep (the weakest stage-1 decoder and its joint baseline) on digits, one seed,
+    summarised and shipped into ``zoo`` as ``python -m explorer.studies summary dae-sweep --ship`` does."""
+    keep = ("dae-l0-s5", "joint-s5")
+    study = dataclasses.replace(studies.DAE_SWEEP, dataset="digits", seeds=(0,), arms=tuple(
+        dataclasses.replace(a, epochs=2, ldm_epochs=1, config={**a.config, "stage1_fraction": 0.5})
+        for a in studies.DAE_SWEEP.arms if a.name in keep))
+    studies.run(study, out, progress=False, limit=200, config=DAE_SMALL)
+    return studies.ship(studies.summarise(study, out), root=zoo)
+
+
+def test_browser_opens_the_tab_and_a_click_decodes_with_both_models_in_the_page(dae_zoo, tmp_path):
     playwright = pytest.importorskip("playwright.sync_api")
-    with launched_app(dae_zoo) as (url, demo, store), playwright.sync_playwright() as p:
+    zoo = shutil.copytree(dae_zoo, tmp_path / "zoo")
+    _tiny_sweep(zoo, tmp_path / "sweep")
+    with launched_app(zoo) as (url, demo, store), playwright.sync_playwright() as p:
         pair = demo.panels["dae"].pair()
         store.decoders.warm(pair)  # the in-page (ONNX) decoders, as app.py's warm-up builds them
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
@@ -114,6 +129,13 @@ def test_browser_opens_the_tab_and_a_click_decodes_with_both_models_in_the_page(
             assert "mean ± sd over 2 seeds" in page.locator("#dae-table").inner_text()
             page.wait_for_function("() => ['dae-map-a', 'dae-map-b'].every(k => window.lsxMaps?.[k]?.pixel(0))"
                                    " && window.lsxDae?.models.length === 2", timeout=60_000)
+            # the sweep shipped with the DAE: its chart and the plain answer, below the maps
+            page.locator("#dae-sweep").scroll_into_view_if_needed()
+            page.wait_for_function("() => { const i = document.querySelector('#dae-sweep img');"
+                                   " return i && i.complete && i.naturalWidth > 1000; }", timeout=30_000)
+            text = page.locator("#dae-sweep-text").inner_text()
+            assert "2 of 2 runs finished" in text and "DAE, very weak stage-1 decoder" in text, text
+            assert "no sample FID to compare" in text  # digits has no classifier in this zoo
             requests = []
             page.on("request", lambda r: requests.append((r.method, r.url, r.post_data or "")))
             page.locator("#dae-map-b").scroll_into_view_if_needed()

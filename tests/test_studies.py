@@ -258,3 +258,30 @@ def test_sampling_compares_prior_and_aggregate_posterior_at_the_same_n(tiny_zoo,
     dst = studies.ship_sampling(result, root=tmp_path, name="gmm-vae-16")
     assert json.loads((dst / studies.SAMPLING_FILE).read_text())["n"] == 150
     assert studies.SAMPLING_SECTION in (dst / checkpoints.CARD).read_text()
+
+
+def test_the_model_zoo_shows_the_shipped_ablation_in_the_browser(gamix_runs, tiny_zoo, tmp_path, monkeypatch):
+    import shutil
+
+    playwright = pytest.importorskip("playwright.sync_api")
+    from conftest import BROWSER_ARGS, launched_app
+
+    study, out, _ = gamix_runs
+    monkeypatch.setitem(studies.STUDIES, "gamix", study)
+    zoo = shutil.copytree(tiny_zoo, tmp_path / "zoo")
+    shutil.copytree(zoo / "digits/gmm-vae-16", zoo / "digits/gamix-vae-16")   # a checkpoint to ship it into
+    studies.ship(studies.summarise(study, out), root=zoo)
+    with launched_app(zoo) as (url, demo, store), playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url)
+            page.get_by_role("tab", name="Model zoo").click()
+            page.get_by_text("GAMIX-VAE ablation: which of its parts helps").click()
+            page.locator("#zoo-ablation-chart").scroll_into_view_if_needed()
+            page.wait_for_function("() => { const i = document.querySelector('#zoo-ablation-chart img');"
+                                   " return i && i.complete && i.naturalWidth > 500; }", timeout=60_000)
+            text = page.locator("#zoo-ablation-text").inner_text()
+            assert "6 of 6 runs finished" in text and "plain VAE" in text and "smallest component sigma" in text
+        finally:
+            browser.close()

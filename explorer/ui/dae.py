@@ -107,7 +107,11 @@ class DAEPanel(Panel):
 
     def sweep(self) -> tuple:
         """The shipped sweep (``python -m explorer.studies ... dae-sweep``): its chart and what it says."""
-        pixels, text = study_view.view(self.store.zoo.root, "dae-sweep")
+        try:
+            dataset = self.store.dataset_of(self.pair()[0])
+        except (gr.Error, CheckpointError):
+            dataset = None  # no pair: the study's own dataset (the panel's status says how to build the pair)
+        pixels, text = study_view.view(self.store.zoo.root, "dae-sweep", dataset)
         return gr.Image(value=pixels, visible=pixels is not None), text
 
     # ---- the data each source shows ---------------------------------------------------------

@@ -11,10 +11,11 @@ import numpy as np
 from .. import plotting, studies
 
 
-def view(root, study_name: str) -> tuple[np.ndarray | None, str]:
-    """(the chart's pixels or None, markdown) for ``study_name`` ("gamix" or "dae-sweep") under zoo ``root``."""
+def view(root, study_name: str, dataset: str | None = None) -> tuple[np.ndarray | None, str]:
+    """(the chart's pixels or None, markdown) for ``study_name`` ("gamix" or "dae-sweep") as shipped with
+    ``dataset``'s checkpoint (default: the study's dataset) under zoo ``root``."""
     study = studies.STUDIES[study_name]
-    path = Path(root) / study.dataset / study.ship_to[0] / study.result_file
+    path = Path(root) / (dataset or study.dataset) / study.ship_to[0] / study.result_file
     try:
         mtime = path.stat().st_mtime_ns
     except OSError:

@@ -350,9 +350,10 @@ class ZooPanel(Panel):
             return
         yield from self.draw(dataset, seed)
 
-    def ablation(self) -> tuple:
-        """The shipped GAMIX-VAE ablation (``python -m explorer.studies ... gamix``): its table and sigma chart."""
-        pixels, text = study_view.view(self.store.zoo.root, "gamix")
+    def ablation(self, dataset=None) -> tuple:
+        """The GAMIX-VAE ablation shipped with ``dataset``'s gamix-vae-16 (``python -m explorer.studies ... gamix``):
+        its table and sigma chart."""
+        pixels, text = study_view.view(self.store.zoo.root, "gamix", dataset if dataset in self.datasets() else None)
         return gr.Image(value=pixels, visible=pixels is not None), text
 
     def warm(self) -> None:
@@ -406,5 +407,6 @@ def build(store: Store) -> ZooPanel:
     panel.components = dict(dataset=dataset, seed=seed, draw=draw, next=nxt, grid=grid, caption=caption,
                             table=table)
     panel.opens = [(panel.on_open, inputs, outputs, common),
-                   (panel.ablation, [], [ablation_img, ablation_text], {"show_progress": "hidden"})]
+                   (panel.ablation, [dataset], [ablation_img, ablation_text], {"show_progress": "hidden"})]
+    dataset.change(panel.ablation, [dataset], [ablation_img, ablation_text], api_name=False, show_progress="hidden")
     return panel
