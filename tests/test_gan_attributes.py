@@ -1,6 +1,8 @@
 """Attribute vectors on a generator (no encoder): prior samples sorted by a classifier, the DCGAN way."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import gradio as gr
 import numpy as np
 import pytest
@@ -99,3 +101,22 @@ def test_an_empty_group_is_named(planted, monkeypatch):
     store._generated.clear()
     with pytest.raises(gr.Error, match="no sample of planted/gan is in group 'light'"):
         panel.vector(name, "light", "dark")
+
+
+def test_a_late_result_for_the_model_a_session_left_is_not_drawn(planted, monkeypatch):
+    """The tab's first Apply and anomaly histogram (seconds, for the default model) can finish after the
+    student has switched models; they must not overwrite the new model's panel. Another session is untouched."""
+    panel, store, name = planted
+    monkeypatch.setitem(store._models, "planted/other-model", PlantedGenerator())
+    me, other = SimpleNamespace(session_hash="me"), SimpleNamespace(session_hash="other")
+    args = (name, "light", "dark", GENERATED_INPUT, 0, None, 1.0, 3)
+    panel.on_model(name, request=me)
+    fresh = panel.on_apply(*args, request=me)                   # the session's current model: drawn
+    assert isinstance(fresh[0], np.ndarray)
+    panel.on_model("planted/other-model", request=me)            # the student switches
+    skip = gr.skip()
+    assert panel.on_apply(*args, request=me) == (skip,) * 6       # the old model's late Apply draws nothing
+    assert panel.on_anomaly(name, "uniform noise", 95, GENERATED_INPUT, None, request=me) == (skip,) * 3
+    assert panel.on_live(*args, request=me) == skip
+    assert isinstance(panel.on_apply(*args, request=other)[0], np.ndarray)   # another student still on it
+    assert isinstance(panel.on_apply(*args)[0], np.ndarray)                  # scripts (no session) always are

@@ -10,9 +10,12 @@ for the scripted API (/attribute) and as the page's fallback.
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import gradio as gr
 import torch
+from cachetools import TTLCache
 
 from .. import data, latents, metrics, plotting
 from ..checkpoints import CheckpointError
@@ -99,6 +102,18 @@ class AttributePanel(Panel):
     def __init__(self, store: Store):
         self.store = store
         self._errors: dict = {}
+        # each browser session's model, as its last model change set it: a slower event for the model it
+        # had before (the tab's first Apply or anomaly histogram) must not overwrite the new model's results
+        self._current = TTLCache(maxsize=4096, ttl=3600)
+        self._current_lock = threading.Lock()
+
+    def _stale(self, name: str, request) -> bool:
+        """True when this event's session has switched to another model since the event began."""
+        session = getattr(request, "session_hash", None)
+        if session is None:
+            return False
+        with self._current_lock:
+            return self._current.get(session, name) != name
 
     def models(self) -> list[str]:
         """Encoder models (vae-16 first), then generators, whose vectors average sorted prior samples."""
@@ -249,9 +264,12 @@ class AttributePanel(Panel):
             text += f" (of {len(sset.codes):,} generated; a sample counts for a class at classifier p ≥ {sset.threshold:g})"
         return text + "."
 
-    def on_apply(self, name, group_a, group_b, source, index, upload, strength, k):
+    def on_apply(self, name, group_a, group_b, source, index, upload, strength, k, request: gr.Request = None):
         """Encode the chosen input, build the vector, decode at the slider's strength and draw the strip
-        (the /attribute endpoint: everything decoded and measured on the server)."""
+        (the /attribute endpoint: everything decoded and measured on the server). Nothing is drawn when the
+        session has moved to another model meanwhile."""
+        if self._stale(name, request):
+            return (gr.skip(),) * 6
         with page_errors():
             strength, k = number(strength, "strength"), number(k, "strip range")
             x, what, z, v = self.prepare(name, group_a, group_b, source, index, upload)
@@ -265,6 +283,8 @@ class AttributePanel(Panel):
             strip = self.strip(name, z, v, k, strength, group_a, group_b)
             counts = self.vector_note(name, group_a, group_b)
         note = f"{what}. {counts} |v| = {np.linalg.norm(v):.2f}, |z| = {np.linalg.norm(z):.2f}."
+        if self._stale(name, request):
+            return (gr.skip(),) * 6
         return shown, note, plotting.upscale(out, 8), strip, z.tolist(), v.tolist()
 
     def page_state(self, name, group_a, group_b, source, index, upload, strength, k) -> dict:
@@ -280,8 +300,10 @@ class AttributePanel(Panel):
                 "strip": STRIP, "range": list(STRENGTH), "a": group_a, "b": group_b, "what": what,
                 "decoder": spec, "seq": self._seq}
 
-    def on_live(self, name, group_a, group_b, source, index, upload, strength, k):
+    def on_live(self, name, group_a, group_b, source, index, upload, strength, k, request: gr.Request = None):
         """Apply, for the page: the live component's new value (z, v and the decoder spec)."""
+        if self._stale(name, request):
+            return gr.skip()
         return gr.HTML(value=self.page_state(name, group_a, group_b, source, index, upload, strength, k))
 
     def on_commit(self, evt: gr.SelectData):
@@ -305,9 +327,13 @@ class AttributePanel(Panel):
         a, b = table[preset]
         return gr.Dropdown(value=a), gr.Dropdown(value=b)
 
-    def on_model(self, name):
+    def on_model(self, name, request: gr.Request = None):
         """The model's groups and presets, and its kind of input: test images and uploads for an encoder,
         its own samples for a generator (whose sample set is made here the first time, 10-20 s)."""
+        session = getattr(request, "session_hash", None)
+        if session is not None:
+            with self._current_lock:
+                self._current[session] = name
         groups = self.groups(name)
         presets = list(self.presets(name))
         a, b = self.presets(name)[presets[0]]
@@ -368,7 +394,9 @@ class AttributePanel(Panel):
                                  label)
         return self._errors[key]
 
-    def on_anomaly(self, name, which, percentile, source, upload, k=8):
+    def on_anomaly(self, name, which, percentile, source, upload, k=8, request: gr.Request = None):
+        if self._stale(name, request):  # the session moved to another model: leave its results alone
+            return gr.skip(), gr.skip(), gr.skip()
         if self.is_generator(name):
             return None, (f"**{name} has no encoder**, so it cannot reconstruct an image and has no reconstruction "
                           "error to score it with. Pick an encoder model for anomaly detection."), []
@@ -399,6 +427,8 @@ class AttributePanel(Panel):
         images = self.store.dataset(self.store.dataset_of(name)).floats()[top, 0].numpy()
         gallery = [(plotting.upscale(im, 4), f"#{i} {view.classes[int(view.labels[i])]} · {e_in[i]:.4f}")
                    for im, i in zip(images, top)]
+        if self._stale(name, request):  # switched while the errors were being computed (seconds, the first time)
+            return gr.skip(), gr.skip(), gr.skip()
         return plotting.Raster.pixels_of(fig), text, gallery
 
 
