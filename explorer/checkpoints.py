@@ -29,6 +29,7 @@ from . import models
 
 ROOT = Path(__file__).resolve().parent.parent / "checkpoints"
 WEIGHTS, CONFIG, METRICS, CARD = "model.safetensors", "config.json", "metrics.json", "README.md"
+AGGREGATE_PRIOR = "aggregate_prior.json"  # a VAE's fitted aggregate posterior (latents.AggregatePrior), optional
 
 
 def _no_paths(err: Exception) -> str:
@@ -185,6 +186,21 @@ class Zoo:
     def load(self, name: str, device: str | torch.device | None = None) -> torch.nn.Module:
         """The model in eval mode, on CUDA when present unless ``device`` says otherwise."""
         return load_dir(self.path(name), device, name)
+
+    def aggregate_prior(self, name: str):
+        """The checkpoint's fitted aggregate posterior (:class:`explorer.latents.AggregatePrior`), or None when
+        it has none; CheckpointError, naming the command that rebuilds it, when its file is damaged."""
+        from .latents import AggregatePrior
+
+        path = self.path(name) / AGGREGATE_PRIOR
+        if not path.is_file():
+            return None
+        try:
+            latent_dim = read_config(self.path(name), name)["config"].get("latent_dim")
+            return AggregatePrior.from_dict(json.loads(path.read_text()), latent_dim)
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise CheckpointError(f"checkpoint {name!r}: its {AGGREGATE_PRIOR} is damaged ({type(err).__name__}). "
+                                  "Rebuild it with `python -m explorer.studies sampling --ship`.") from err
 
 
 zoo = Zoo()

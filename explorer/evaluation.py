@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from . import cards, checkpoints, data, metrics
+from . import cards, checkpoints, data, latents, metrics
 
 
 def hardware(device: str) -> str:
@@ -94,28 +94,21 @@ def recipe_fid(model, family: str, clf, test_x: torch.Tensor, train_x: torch.Ten
 
 
 def aggregate_posterior_fid(model, clf, test_x: torch.Tensor, train_x: torch.Tensor, n: int,
-                            components: int = 10) -> dict:
+                            components: int = 10) -> tuple[dict, latents.AggregatePrior]:
     """Sampling from the aggregate posterior instead of the prior: one draw z ~ q(z|x) per training image, a
-    ``components``-Gaussian mixture (full covariances) fitted to those codes, and N codes from it decoded. Its
-    classifier-FID is measured as :func:`recipe_fid` measures prior samples (same test images, floor, seed).
+    ``components``-Gaussian mixture (full covariances, :class:`explorer.latents.AggregatePrior`) fitted to those
+    codes, and N codes from it decoded. Its classifier-FID is measured as :func:`recipe_fid` measures prior
+    samples (same test images, floor, seed). Returns (the figures, the fitted prior).
     A VAE whose aggregate posterior leaves holes in N(0, I) decodes those holes into blur when sampled from
     the prior; sampling where the codes are closes that gap (as the DAE's and the AE's fitted priors do)."""
-    from sklearn.mixture import GaussianMixture
-
     n = min(n, len(test_x), len(train_x))
     g = torch.Generator().manual_seed(SAMPLE_SEED)
-    codes = torch.cat([model.posterior_sample(train_x[i:i + 1000], g).cpu() for i in range(0, len(train_x), 1000)])
-    gmm = GaussianMixture(components, covariance_type="full", reg_covar=1e-4, random_state=0).fit(codes.numpy())
-    # z = mu_k + L_k eps with k ~ weights: drawn here (seeded) rather than by gmm.sample, whose
-    # multivariate_normal warns on covariances that are symmetric only to float precision
-    k = torch.multinomial(torch.from_numpy(gmm.weights_).double(), n, replacement=True, generator=g)   # (n,)
-    chol = torch.linalg.cholesky(torch.from_numpy(gmm.covariances_).double())                           # (K, D, D)
-    eps = torch.randn(n, codes.shape[1], generator=g, dtype=torch.float64)                              # (n, D)
-    z = (torch.from_numpy(gmm.means_)[k] + (chol[k] @ eps.unsqueeze(-1)).squeeze(-1)).float()          # (n, D)
+    prior = latents.AggregatePrior.fit_model(model, train_x, g, components)
+    z = prior.sample(n, g)
     samples = torch.cat([model.decode(z[i:i + 500]).cpu() for i in range(0, n, 500)])
     out = metrics.fid_with_floor(clf, samples, test_x[:n], floor_images(train_x, n))
     return {"fid": out["fid"], "fid_floor": out["fid_floor"], "fid_n": n, "components": components,
-            "sample_sharpness": round(metrics.relative_sharpness(samples, test_x[:n]), 4)}
+            "sample_sharpness": round(metrics.relative_sharpness(samples, test_x[:n]), 4)}, prior
 
 
 def linear_probe(model, dataset: str, xt: torch.Tensor, yt: torch.Tensor) -> dict:

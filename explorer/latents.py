@@ -193,3 +193,59 @@ def along(z: np.ndarray, vector: np.ndarray, strengths: np.ndarray) -> np.ndarra
 def analogy(z_a: np.ndarray, z_b: np.ndarray, z_c: np.ndarray) -> np.ndarray:
     """A − B + C: what C becomes after the change that turns B into A."""
     return np.asarray(z_a, np.float64) - np.asarray(z_b, np.float64) + np.asarray(z_c, np.float64)
+
+
+class AggregatePrior:
+    """A Gaussian mixture over a VAE's aggregate posterior q(z) = E_x q(z|x): where its codes actually are.
+
+    Sampling a VAE from N(0, I) decodes the prior's regions that no training image's posterior covers into
+    blur; sampling from this mixture, fitted to one posterior draw per training image, stays where the
+    decoder was trained. ``fit(codes)`` (scikit-learn's ``GaussianMixture``, full covariances) sets
+    ``weights_`` (K,), ``means_`` (K, D) and ``cholesky_`` (K, D, D, lower factors of the covariances);
+    ``sample(n, generator)`` draws z = mu_k + L_k eps with k ~ weights. ``to_dict``/``from_dict`` keep it
+    as plain JSON beside the checkpoint (no pickled code).
+    """
+
+    def __init__(self, n_components: int = 10, random_state: int = 0):
+        self.n_components, self.random_state = n_components, random_state
+
+    def fit(self, codes) -> "AggregatePrior":
+        from sklearn.mixture import GaussianMixture
+
+        gmm = GaussianMixture(self.n_components, covariance_type="full", reg_covar=1e-4,
+                              random_state=self.random_state).fit(np.asarray(codes, dtype=np.float64))
+        self.weights_ = torch.from_numpy(gmm.weights_).double()
+        self.means_ = torch.from_numpy(gmm.means_).double()
+        self.cholesky_ = torch.linalg.cholesky(torch.from_numpy(gmm.covariances_).double())
+        return self
+
+    @classmethod
+    def fit_model(cls, model, x: torch.Tensor, generator: torch.Generator | None = None,
+                  n_components: int = 10) -> "AggregatePrior":
+        """Fit to one draw z ~ q(z|x) per image of ``x`` (the model's ``posterior_sample``)."""
+        codes = torch.cat([model.posterior_sample(x[i:i + 1000], generator).cpu() for i in range(0, len(x), 1000)])
+        return cls(n_components).fit(codes.numpy())
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(n, D) float32 codes."""
+        k = torch.multinomial(self.weights_, n, replacement=True, generator=generator)            # (n,)
+        eps = torch.randn(n, self.means_.shape[1], generator=generator, dtype=torch.float64)        # (n, D)
+        return (self.means_[k] + (self.cholesky_[k] @ eps.unsqueeze(-1)).squeeze(-1)).float()    # (n, D)
+
+    def to_dict(self) -> dict:
+        return {"n_components": self.n_components, "random_state": self.random_state,
+                "weights": self.weights_.tolist(), "means": self.means_.tolist(), "cholesky": self.cholesky_.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict, latent_dim: int | None = None) -> "AggregatePrior":
+        """Rebuild from :meth:`to_dict`; ValueError when the arrays disagree (or differ from ``latent_dim``)."""
+        prior = cls(int(d["n_components"]), int(d.get("random_state", 0)))
+        prior.weights_ = torch.tensor(d["weights"], dtype=torch.float64)
+        prior.means_ = torch.tensor(d["means"], dtype=torch.float64)
+        prior.cholesky_ = torch.tensor(d["cholesky"], dtype=torch.float64)
+        k, dim = prior.means_.shape
+        if (prior.weights_.shape != (k,) or prior.cholesky_.shape != (k, dim, dim) or k != prior.n_components
+                or (latent_dim is not None and dim != latent_dim) or not torch.isfinite(prior.cholesky_).all()
+                or (prior.weights_ < 0).any() or abs(float(prior.weights_.sum()) - 1) > 1e-6):
+            raise ValueError("the aggregate prior's arrays do not fit together")
+        return prior

@@ -439,10 +439,10 @@ def main(argv=None) -> None:
 
         torch.set_num_threads(a.threads)
     if a.command == "sampling":
-        result = sampling()
+        result, priors = sampling()
         print(sampling_markdown(result))
         if a.ship:
-            print(f"shipped {ship_sampling(result)}")
+            print(f"shipped {ship_sampling(result, priors)}")
         return
     if a.study is None:
         p.error(f"{a.command} needs a study: one of {sorted(STUDIES)}")
@@ -473,10 +473,11 @@ SAMPLING_SECTION = "## Sampling: the prior or the aggregate posterior"
 SAMPLING_FILE = "sampling.json"
 
 
-def sampling(root=None, dataset: str = DATASET, names=SAMPLING_MODELS, n: int = 5000, components: int = 10) -> dict:
-    """Classifier-FID of each 16-D VAE's samples two ways, at the same N: from the prior N(0, I) (what the app
-    and the card's ``fid`` do) and from a Gaussian mixture fitted to its aggregate posterior
-    (:func:`explorer.evaluation.aggregate_posterior_fid`)."""
+def sampling(root=None, dataset: str = DATASET, names=SAMPLING_MODELS, n: int = 5000, components: int = 10):
+    """Classifier-FID of each 16-D VAE's samples two ways, at the same N: from the prior N(0, I) (the card's
+    ``fid``) and from a Gaussian mixture fitted to its aggregate posterior
+    (:func:`explorer.evaluation.aggregate_posterior_fid`). Returns (the figures, {name: the fitted
+    :class:`explorer.latents.AggregatePrior`})."""
     from . import data, evaluation
 
     zoo = checkpoints.Zoo(root)
@@ -485,14 +486,14 @@ def sampling(root=None, dataset: str = DATASET, names=SAMPLING_MODELS, n: int = 
     if clf is None:
         raise checkpoints.CheckpointError(f"the FID needs {dataset}/classifier; build it with "
                                           f"`{checkpoints.rebuild_command(f'{dataset}/classifier')}`")
-    rows = {}
+    rows, priors = {}, {}
     for name in names:
         model = zoo.load(f"{dataset}/{name}", device="cpu")
         prior = evaluation.recipe_fid(model, "vae", clf, test, train, n)
-        agg = evaluation.aggregate_posterior_fid(model, clf, test, train, n, components)
+        agg, priors[name] = evaluation.aggregate_posterior_fid(model, clf, test, train, n, components)
         rows[name] = {"prior": {k: prior[k] for k in ("fid", "fid_floor", "fid_n", "sample_sharpness")}, "aggregate": agg}
     return {"dataset": dataset, "n": n, "components": components, "models": rows,
-            "hardware": evaluation.hardware("cpu")}
+            "hardware": evaluation.hardware("cpu")}, priors
 
 
 def sampling_markdown(result: dict) -> str:
@@ -515,14 +516,19 @@ def sampling_markdown(result: dict) -> str:
               f"({rows[best]['aggregate']['fid']:.1f}).\n")
 
 
-def ship_sampling(result: dict, root=None, name: str = "gamix-vae-16") -> Path:
-    """Write the sampling comparison into ``name``'s folder (sampling.json) and card."""
-    dst = Path(root or checkpoints.ROOT) / result["dataset"] / name
+def ship_sampling(result: dict, priors: dict, root=None, name: str = "gamix-vae-16") -> Path:
+    """Write the sampling comparison into ``name``'s folder (sampling.json) and card, and each model's fitted
+    aggregate prior beside its weights (``aggregate_prior.json``: what the Model zoo samples from on request)."""
+    root = Path(root or checkpoints.ROOT)
+    for model, prior in priors.items():
+        cards.write_atomic(root / result["dataset"] / model / checkpoints.AGGREGATE_PRIOR, json.dumps(prior.to_dict()) + "\n")
+    dst = root / result["dataset"] / name
     cards.write_atomic(dst / SAMPLING_FILE, json.dumps(result, indent=1) + "\n")
     cards.update_section(dst, SAMPLING_SECTION, f"{SAMPLING_SECTION}\n    python -m explorer.studies sampling --ship\n\n"
-                         "The app samples every VAE from its prior N(0, I). The mixture posterior does not make the "
-                         "aggregate posterior N(0, I) either, so here each model is also sampled from a Gaussian "
-                         "mixture fitted to one posterior draw per training image.\n\n" + sampling_markdown(result))
+                         "The cards' FID samples every VAE from its prior N(0, I). The mixture posterior does not make "
+                         "the aggregate posterior N(0, I) either, so here each model is also sampled from a Gaussian "
+                         "mixture fitted to one posterior draw per training image (shipped beside each model as "
+                         "`aggregate_prior.json`; the Model zoo samples from it on request).\n\n" + sampling_markdown(result))
     return dst
 
 

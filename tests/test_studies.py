@@ -247,17 +247,22 @@ def test_posterior_draws_have_the_posterior_moments():
 def test_sampling_compares_prior_and_aggregate_posterior_at_the_same_n(tiny_zoo, tmp_path):
     import shutil
 
-    result = studies.sampling(root=tiny_zoo, dataset="digits", names=("vae-2d", "gmm-vae-16"), n=150, components=3)
+    result, priors = studies.sampling(root=tiny_zoo, dataset="digits", names=("vae-2d", "gmm-vae-16"), n=150,
+                                      components=3)
     for row in result["models"].values():
         assert row["prior"]["fid_n"] == row["aggregate"]["fid_n"] == 150
         assert row["prior"]["fid_floor"] == pytest.approx(row["aggregate"]["fid_floor"])   # same references
         assert row["prior"]["fid"] != row["aggregate"]["fid"] and row["aggregate"]["fid"] > 0
     text = studies.sampling_markdown(result)
     assert "`vae-2d`" in text and "N = 150" in text and "3-Gaussian mixture" in text
-    shutil.copytree(tiny_zoo / "digits/gmm-vae-16", tmp_path / "digits/gmm-vae-16")
-    dst = studies.ship_sampling(result, root=tmp_path, name="gmm-vae-16")
+    for name in ("vae-2d", "gmm-vae-16"):
+        shutil.copytree(tiny_zoo / "digits" / name, tmp_path / "digits" / name)
+    dst = studies.ship_sampling(result, priors, root=tmp_path, name="gmm-vae-16")
     assert json.loads((dst / studies.SAMPLING_FILE).read_text())["n"] == 150
     assert studies.SAMPLING_SECTION in (dst / checkpoints.CARD).read_text()
+    for name, prior in priors.items():   # each model's fitted prior ships beside it, as the zoo reads it back
+        back = checkpoints.Zoo(tmp_path).aggregate_prior(f"digits/{name}")
+        assert torch.equal(back.sample(4, torch.Generator().manual_seed(0)), prior.sample(4, torch.Generator().manual_seed(0)))
 
 
 def test_the_model_zoo_shows_the_shipped_ablation_in_the_browser(gamix_runs, tiny_zoo, tmp_path, monkeypatch):
@@ -285,3 +290,25 @@ def test_the_model_zoo_shows_the_shipped_ablation_in_the_browser(gamix_runs, tin
             assert "6 of 6 runs finished" in text and "plain VAE" in text and "smallest component sigma" in text
         finally:
             browser.close()
+
+
+def test_the_aggregate_prior_fits_where_the_codes_are_and_survives_json():
+    from explorer.latents import AggregatePrior
+
+    g = torch.Generator().manual_seed(0)
+    left = torch.randn(3000, 2, generator=g) * 0.3 + torch.tensor([-4.0, 0.0])
+    right = torch.randn(1000, 2, generator=g) * torch.tensor([0.5, 2.0]) + torch.tensor([4.0, 1.0])
+    prior = AggregatePrior(2).fit(torch.cat([left, right]).numpy())
+    z = prior.sample(20000, torch.Generator().manual_seed(1))
+    near_right = z[:, 0] > 0
+    assert float(near_right.float().mean()) == pytest.approx(0.25, abs=0.02)          # the mixture's weights
+    assert torch.allclose(z[near_right].mean(0), torch.tensor([4.0, 1.0]), atol=0.1)
+    assert torch.allclose(z[near_right].std(0), torch.tensor([0.5, 2.0]), rtol=0.1)   # its covariance
+    assert not (z.abs()[:, 0] < 1.5).any()                                            # nothing in the hole
+    again = AggregatePrior.from_dict(json.loads(json.dumps(prior.to_dict())), latent_dim=2)
+    assert torch.equal(again.sample(5, torch.Generator().manual_seed(2)), prior.sample(5, torch.Generator().manual_seed(2)))
+    bad = prior.to_dict() | {"weights": [0.5, 0.6]}
+    with pytest.raises(ValueError, match="do not fit"):
+        AggregatePrior.from_dict(bad)
+    with pytest.raises(ValueError, match="do not fit"):
+        AggregatePrior.from_dict(prior.to_dict(), latent_dim=16)

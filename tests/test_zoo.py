@@ -4,6 +4,7 @@ import json
 import math
 import shutil
 
+import gradio as gr
 import numpy as np
 import pytest
 import torch
@@ -335,3 +336,34 @@ def test_browser_opens_the_zoo_tab(zoo_app):
             assert "Seed 0" in page.locator("#zoo-caption").inner_text()
         finally:
             browser.close()
+
+
+# ------------------------------------------------------------------------------------------- aggregate posterior
+def test_vae_rows_can_sample_from_their_shipped_aggregate_posterior(zoo_copy):
+    from explorer.latents import AggregatePrior
+    from explorer.ui.zoo import AGGREGATE
+
+    zoo = Zoo(zoo_copy)
+    vae = zoo.load("digits/vae-8", device="cpu")
+    x = data.load("digits", "train").floats()[:400]
+    prior = AggregatePrior.fit_model(vae, x, torch.Generator().manual_seed(0), n_components=3)
+    (zoo_copy / "digits/vae-8" / checkpoints.AGGREGATE_PRIOR).write_text(json.dumps(prior.to_dict()))
+    panel = _panel(zoo_copy)
+    plain, agg = panel.view("digits", 0), panel.view("digits", 0, AGGREGATE)
+    rows = {r.name: r for r in agg.rows}
+    base = {r.name: r for r in plain.rows}
+    g = torch.Generator().manual_seed(0)                      # the row's own draws: the seed's generator
+    want = vae.decode(zoo.aggregate_prior("digits/vae-8").sample(8, g)).numpy()[:, 0]
+    np.testing.assert_allclose(rows["digits/vae-8"].samples, want, atol=1e-6)
+    assert not np.allclose(rows["digits/vae-8"].samples, base["digits/vae-8"].samples)
+    for name in ("ae-8", "dae-8", "gan-8"):                   # the other families sample as before
+        np.testing.assert_array_equal(rows[f"digits/{name}"].samples, base[f"digits/{name}"].samples)
+    assert rows["digits/vae-8"].sampled_from == AGGREGATE and "aggregate posterior" in agg.caption
+    assert "aggregate posterior" not in plain.caption and panel.view("digits", 0) is plain   # each cached
+    with pytest.raises(gr.Error, match="Sample VAEs from one of"):
+        panel.view("digits", 0, "somewhere else")
+    (zoo_copy / "digits/vae-8" / checkpoints.AGGREGATE_PRIOR).write_text('{"n_components": 3, "weights": [1]}')
+    with pytest.raises(checkpoints.CheckpointError, match="explorer.studies sampling --ship") as err:
+        zoo.aggregate_prior("digits/vae-8")
+    assert str(zoo_copy) not in str(err.value)
+    assert zoo.aggregate_prior("digits/ae-8") is None

@@ -32,6 +32,11 @@ SAMPLE_ETA = 1.0     # the diffusion rows' samples: DDIM eta = 1 (the shipped pi
                      # carry blotchy high-noise errors at any step count); interpolations need eta = 0
 ENCODERS = ("ae", "vae", "gmm-vae", "dae")
 CACHE = 32           # rendered (dataset, seed) views kept
+# Where the VAE rows draw their samples: the prior N(0, I), or the mixture fitted to their aggregate posterior
+# (aggregate_prior.json beside the weights, `python -m explorer.studies sampling --ship`); the other families
+# sample as they always do (the AE and DAE from their own fitted priors).
+PRIOR, AGGREGATE = "prior N(0, I)", "aggregate posterior q(z)"
+SOURCES = (PRIOR, AGGREGATE)
 
 EXPLANATION = r"""
 ### What the latent is, family by family
@@ -79,6 +84,7 @@ class Row:
     error: str | None = None            # why the row is missing (names the rebuild command)
     seconds: float = 0.0
     pending: bool = False               # still being sampled (a placeholder in a partial view)
+    sampled_from: str = ""              # AGGREGATE when a VAE row's samples come from its aggregate posterior
 
 
 @dataclass
@@ -148,19 +154,19 @@ class ZooPanel(Panel):
         return i, j
 
     # ---- one model's row
-    def row(self, name: str, seed: int, pair: tuple[int, int]) -> Row:
+    def row(self, name: str, seed: int, pair: tuple[int, int], source: str = PRIOR) -> Row:
         """The model's samples and interpolation for this seed (cached), or its error."""
-        key = (name, seed, pair, self._stamp(name))
+        key = (name, seed, pair, self._stamp(name), source)
         if key in self._rows:
             self._rows.move_to_end(key)
             return self._rows[key]
-        row = self._compute_row(name, seed, pair)
+        row = self._compute_row(name, seed, pair, source)
         self._rows[key] = row
         while len(self._rows) > CACHE * 12:
             self._rows.popitem(last=False)
         return row
 
-    def _compute_row(self, name: str, seed: int, pair: tuple[int, int]) -> Row:
+    def _compute_row(self, name: str, seed: int, pair: tuple[int, int], source: str = PRIOR) -> Row:
         t0 = time.perf_counter()
         try:
             info = self.store.zoo.info(name)
@@ -186,7 +192,12 @@ class ZooPanel(Panel):
                 row.path_kind = "slerp between two starting noises x_T, deterministic DDIM"
                 row.path_tag = "slerp of x_T,\nDDIM eta = 0"
             elif family in ENCODERS or family == "gan":
-                row.samples = _images(model.sample(N_SAMPLES, generator=g))
+                prior = self.store.zoo.aggregate_prior(name) if source == AGGREGATE and model.is_variational else None
+                if prior is not None:
+                    row.samples = _images(model.decode(prior.sample(N_SAMPLES, g)))
+                    row.sampled_from = AGGREGATE
+                else:
+                    row.samples = _images(model.sample(N_SAMPLES, generator=g))
                 if not model.has_encoder:
                     ends = model.sample_latent(2, generator=g).cpu()
                     z = _slerp_path(ends[0], ends[1], N_PATH)
@@ -218,13 +229,15 @@ class ZooPanel(Panel):
             return False
         return info["family"] == "ddpm" and info["config"].get("space", "pixel") == "pixel"
 
-    def views(self, dataset: str, seed: int):
+    def views(self, dataset: str, seed: int, source: str = PRIOR):
         """Yield the grid for (dataset, seed): from the cache at once, else first with the quick rows (the
         pixel-space diffusion rows still being sampled), then complete. The complete view is cached."""
         if dataset not in self.datasets():
             raise gr.Error(f"No generative models of {dataset!r} in {self.store.zoo.root}.")
         names = self.models(dataset)
-        key = (dataset, seed, tuple((n, self._stamp(n)) for n in names))
+        if source not in SOURCES:
+            raise gr.Error(f"Sample VAEs from one of {list(SOURCES)}, not {source!r}.")
+        key = (dataset, seed, tuple((n, self._stamp(n)) for n in names), source)
         with self._lock:
             if key in self._views:
                 self._views.move_to_end(key)
@@ -235,13 +248,13 @@ class ZooPanel(Panel):
         slow = [n for n in names if self._slow(n)]
         pending = None
         with self._lock:  # one model at a time; the row cache makes a concurrent request for this seed reuse rows
-            if slow and not all((n, seed, pair, self._stamp(n)) in self._rows for n in slow):
-                quick = {n: self.row(n, seed, pair) for n in names if n not in slow}
+            if slow and not all((n, seed, pair, self._stamp(n), source) in self._rows for n in slow):
+                quick = {n: self.row(n, seed, pair, source) for n in names if n not in slow}
                 pending = [quick.get(n) or self._pending(n) for n in names]
         if pending is not None:  # never yield while holding the lock
             yield self._render(dataset, seed, pair, pending, time.perf_counter() - t0)
         with self._lock:
-            rows = [self.row(n, seed, pair) for n in names]
+            rows = [self.row(n, seed, pair, source) for n in names]
         view = self._render(dataset, seed, pair, rows, time.perf_counter() - t0)
         with self._lock:
             self._views[key] = view
@@ -249,10 +262,10 @@ class ZooPanel(Panel):
                 self._views.popitem(last=False)
         yield view
 
-    def view(self, dataset: str, seed: int) -> View:
-        """The complete grid for (dataset, seed); computed once, then served from the cache."""
+    def view(self, dataset: str, seed: int, source: str = PRIOR) -> View:
+        """The complete grid for (dataset, seed, where VAEs sample from); computed once, then cached."""
         view = None
-        for view in self.views(dataset, seed):
+        for view in self.views(dataset, seed, source):
             pass
         return view
 
@@ -269,7 +282,7 @@ class ZooPanel(Panel):
         notes = [f"sampling ({DDIM_STEPS['pixel']} DDIM steps per image)…" if r.pending else self._short_error(r)
                  for r in rows]
         fig = plotting.zoo_grid(
-            [f"{r.label}\n{r.name.split('/', 1)[-1]}" for r in rows],
+            [f"{r.label}\n{r.name.split('/', 1)[-1]}" + ("  · from q(z)" if r.sampled_from else "") for r in rows],
             [r.samples for r in rows], [r.path for r in rows],
             notes=notes, note_colors=["0.35" if r.pending else "firebrick" for r in rows],
             tags=[r.path_tag for r in rows],
@@ -312,6 +325,13 @@ class ZooPanel(Panel):
              f"**Sampling the pixel-space diffusion models** ({DDIM_STEPS['pixel']} DDIM steps per image, "
              f"about a second each on a CPU)…"),
         ]
+        aggregate = [r.name.split("/", 1)[-1] for r in view.rows if r.sampled_from]
+        if aggregate:
+            lines.insert(1, f"**Samples from the aggregate posterior** (rows marked \"from q(z)\"): {', '.join(aggregate)} "
+                            "decode codes drawn from a 10-Gaussian mixture fitted to where their training images' codes "
+                            "are, not from the prior N(0, I). Compare with the prior: the prior's regions that no "
+                            "image's posterior covers decode to blur (classifier-FID roughly halves; see the "
+                            "`gamix-vae-16` card).")
         for r in view.rows:
             if r.error:
                 lines.append(f"⚠️ **{r.name}**: {r.error}")
@@ -322,7 +342,7 @@ class ZooPanel(Panel):
         return zoo_table.markdown(zoo_table.table(self.store.zoo, dataset), dataset)
 
     # ---- handlers
-    def draw(self, dataset, seed):
+    def draw(self, dataset, seed, source=PRIOR):
         """Yield (grid pixels, caption, table) for the widgets' dataset and seed: at once from the cache, else
         the quick rows first and then the complete grid. Bad values give a gr.Error."""
         seed = valid_seed(seed)
@@ -332,7 +352,7 @@ class ZooPanel(Panel):
                 raise gr.Error(f"No generative checkpoints in {self.store.zoo.root}: train one with "
                                "`python -m explorer.training vae-16 --dataset fashion-mnist`.")
         table = self.table(str(dataset))
-        for view in self.views(str(dataset), seed):
+        for view in self.views(str(dataset), seed, source or PRIOR):
             yield view.pixels, view.caption, table
 
     def new_seed(self, seed):
@@ -342,13 +362,13 @@ class ZooPanel(Panel):
         except (TypeError, ValueError, OverflowError):
             return 0
 
-    def on_open(self, dataset, seed):
+    def on_open(self, dataset, seed, source=PRIOR):
         """The tab was opened: the grid (from the cache after the first time); nothing to do in an empty zoo,
         whose caption already says how to train a model."""
         if self.default_dataset() is None:
             yield gr.skip(), gr.skip(), gr.skip()
             return
-        yield from self.draw(dataset, seed)
+        yield from self.draw(dataset, seed, source)
 
     def ablation(self, dataset=None) -> tuple:
         """The GAMIX-VAE ablation shipped with ``dataset``'s gamix-vae-16 (``python -m explorer.studies ... gamix``):
@@ -375,6 +395,8 @@ def build(store: Store) -> ZooPanel:
                               elem_id="zoo-dataset", min_width=160)
         seed = gr.Number(0, label="Seed", precision=0, minimum=0, scale=2, min_width=100, elem_id="zoo-seed",
                          info="the same seed gives the same grid")
+        source = gr.Radio(list(SOURCES), value=PRIOR, label="VAEs sample from", scale=3, min_width=260,
+                          elem_id="zoo-source", info="the aggregate posterior: where the training codes are")
         with gr.Column(scale=1, min_width=140):
             draw = gr.Button("Redraw", variant="primary", size="md", elem_id="zoo-draw")
             nxt = gr.Button("Next seed", size="md", elem_id="zoo-next")
@@ -397,15 +419,16 @@ def build(store: Store) -> ZooPanel:
         gr.Markdown(EXPLANATION, latex_delimiters=[{"left": "$$", "right": "$$", "display": True},
                                                     {"left": "$", "right": "$", "display": False}])
 
-    inputs, outputs = [dataset, seed], [grid, caption, table]
+    inputs, outputs = [dataset, seed, source], [grid, caption, table]
     common = dict(concurrency_id="model", show_progress="minimal")
     draw.click(panel.draw, inputs, outputs, api_name="zoo_draw", **common)
     seed.submit(panel.draw, inputs, outputs, api_name=False, **common)
     dataset.change(panel.draw, inputs, outputs, api_name=False, **common)
+    source.input(panel.draw, inputs, outputs, api_name=False, **common)
     nxt.click(panel.new_seed, seed, seed, api_name=False, show_progress="hidden").then(
         panel.draw, inputs, outputs, api_name=False, **common)
-    panel.components = dict(dataset=dataset, seed=seed, draw=draw, next=nxt, grid=grid, caption=caption,
-                            table=table)
+    panel.components = dict(dataset=dataset, seed=seed, source=source, draw=draw, next=nxt, grid=grid,
+                            caption=caption, table=table)
     panel.opens = [(panel.on_open, inputs, outputs, common),
                    (panel.ablation, [dataset], [ablation_img, ablation_text], {"show_progress": "hidden"})]
     dataset.change(panel.ablation, [dataset], [ablation_img, ablation_text], api_name=False, show_progress="hidden")
