@@ -554,8 +554,8 @@ def where_decoupling_helps(summary: dict) -> str:
                                 f"against {j['mean']:.1f} ({(1 - d['mean'] / j['mean']) * 100:.0f}% lower; {sure})")
     if not compared:
         return ("No point of the sweep has finished yet." if not summary.get("runs_done") else
-                "The finished runs give no sample FID to compare yet (a DAE point and its joint baseline, both "
-                "scored with the dataset's classifier).")
+                "No DAE point can be compared yet: none has both its own sample FID and its joint baseline's "
+                "(the baseline with the same total epochs must finish too, scored with the dataset's classifier).")
     if not wins:
         return (f"**In none of the {compared} finished comparisons (FID of mixture and latent-diffusion samples) does "
                 "the DAE give better samples than the joint baseline with the same total epochs.**")
