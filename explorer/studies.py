@@ -88,6 +88,7 @@ GAMIX_ROWS = (
     ("sigma_min", "smallest component sigma", False),
     ("train_s", "training time (s)", True),
 )
+MIXTURE_ARMS = ("mixture", "mixture-noreg", "both", "both-noreg")  # each with and without the regulariser
 GAMIX = Study(
     name="gamix", title="GAMIX-VAE ablation", result_file="ablation.json",
     ship_to=("gamix-vae-16",), rows=GAMIX_ROWS,
@@ -320,7 +321,7 @@ def _gamix_verdict(summary: dict) -> list[str]:
             continue
         if key in ("pi_entropy", "components_used", "sigma_min"):
             parts = [f"{summary_label(summary, a)}: {_fmt(row[a]['mean'])}"
-                     for a in ("mixture", "mixture-noreg", "both", "both-noreg") if (row.get(a) or {}).get("mean") is not None]
+                     for a in MIXTURE_ARMS if (row.get(a) or {}).get("mean") is not None]
             reg = [f"{what} {c}" for what, c in (
                 ("without PatchGAN", _compare(row, "mixture", "mixture-noreg", ("higher", "lower"))),
                 ("with PatchGAN", _compare(row, "both", "both-noreg", ("higher", "lower")))) if c]
@@ -393,7 +394,7 @@ def chart(summary: dict):
     if summary["study"] == "gamix":
         arms = {a["name"]: a["label"] for a in summary["arms"]}
         return plotting.sigma_per_epoch({arms[name]: [r.get("sigma_history") for r in summary["runs"][name].values()]
-                                         for name in ("mixture", "mixture-noreg", "both", "both-noreg") if name in arms})
+                                         for name in MIXTURE_ARMS if name in arms})
     return plotting.sweep_chart(summary, [label for label, _ in DAE_LEVELS], DAE_STAGE2, DAE_STAGE1)
 
 
@@ -407,8 +408,9 @@ def ship(summary: dict, root=None, note: str = "") -> list[Path]:
     for name in study.ship_to:
         dst = root / dataset / name
         if not dst.is_dir():
+            command = checkpoints.rebuild_command(f"{dataset}/{name}")
             raise checkpoints.CheckpointError(f"{dataset}/{name} is not in the zoo to ship the {study.title} "
-                                              f"into; build it with `{checkpoints.rebuild_command(f'{dataset}/{name}')}`")
+                                              f"into; build it with `{command}`")
         cards.write_atomic(dst / study.result_file, json.dumps({**summary, "note": note.strip()}, indent=1) + "\n")
         fig.savefig(dst / CHARTS[study.name], dpi=90, bbox_inches="tight")
         section = (f"{SECTIONS[study.name]}\n    python -m explorer.studies run {study.name} --hours 2\n"

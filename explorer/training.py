@@ -132,8 +132,8 @@ class TrainConfig:
     ``limit`` caps the training images (tests), ``config`` overrides config fields, ``stop_after`` ends this
     run after that many epochs, leaving resume.pt (time-boxed runs); so does ``deadline`` once that
     wall-clock time (``time.time()``) has passed. ``keep_epochs`` keeps a copy of the state after those epochs
-    (``resume-epoch{n}.pt``): a run whose first epochs are the same can start from it as its resume.pt. ``bf16`` runs forward and loss under
-    bfloat16 autocast (weights, optimiser and EMA stay float32): about twice the speed on CPUs with
+    (``resume-epoch{n}.pt``): a run whose first epochs are the same can start from it as its resume.pt.
+    ``bf16`` runs forward and loss under bfloat16 autocast (weights, optimiser and EMA stay float32): about twice the speed on CPUs with
     AVX512-BF16 and on GPUs; None: on for BF16_PRESETS where the device computes bfloat16 natively.
     ``init`` continues training from an existing checkpoint of the same preset and config (a name such as
     ``fashion-mnist/ddpm-linear`` in the shipped zoo, or a folder): its weights start both the model and its
