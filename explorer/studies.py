@@ -371,7 +371,7 @@ def table_markdown(summary: dict) -> str:
     body = "".join(f"| {row['label']} | " + " | ".join(_cell(row[a["name"]]) for a in arms) + " |\n"
                    for row in summary["table"].values())
     seeds = "| seeds finished | " + " | ".join(str(len(a["seeds"])) for a in arms) + " |\n"
-    foot = (f"\n{summary['runs_done']} of {summary['runs_total']} runs finished (up to {n} seeds per arm), on "
+    foot = (f"\n{summary['runs_done']} of {summary['runs_total']} runs finished (up to {n} seed{'s' if n != 1 else ''} per arm), on "
             f"{summary['hardware']}. {summary['why']}")
     if summary.get("fid_n"):
         foot += (f" FID: in-project classifier-FID at N = {summary['fid_n']:,} (real-vs-real floor "
@@ -552,7 +552,7 @@ def where_decoupling_helps(summary: dict) -> str:
                     n = min(len(d["values"]), len(j["values"]))
                     sure = ("one seed" if n < 2 else "beyond 2 sd of the seeds"
                             if j["mean"] - d["mean"] > 2 * max(d["sd"], j["sd"]) else "not settled: within 2 sd")
-                    wins.append(f"{row['label']}, {label} stage-1 decoder, stage 2 {s2} epochs: {d['mean']:.1f} "
+                    wins.append(f"{row['label']}, stage-1 decoder {label}, stage 2 {s2} epochs: {d['mean']:.1f} "
                                 f"against {j['mean']:.1f} ({(1 - d['mean'] / j['mean']) * 100:.0f}% lower; {sure})")
     if not compared:
         return ("No point of the sweep has finished yet." if not summary.get("runs_done") else
@@ -567,7 +567,7 @@ def where_decoupling_helps(summary: dict) -> str:
 
 def sweep_table_markdown(summary: dict) -> str:
     """The sweep as one row per (stage-2 length, metric): the DAE at each stage-1 decoder, then the joint baseline."""
-    head = ("| stage 2 | metric (mean ± sd over seeds) | " + " | ".join(f"DAE, {label} stage-1 decoder"
+    head = ("| stage 2 | metric (mean ± sd over seeds) | " + " | ".join(f"DAE, stage-1 decoder: {label}"
                                                                     for label, _ in DAE_LEVELS)
             + " | joint, same total epochs |\n" + "|---" * (len(DAE_LEVELS) + 3) + "|\n")
     body = ""

@@ -134,7 +134,7 @@ def test_browser_opens_the_tab_and_a_click_decodes_with_both_models_in_the_page(
             page.wait_for_function("() => { const i = document.querySelector('#dae-sweep img');"
                                    " return i && i.complete && i.naturalWidth > 1000; }", timeout=30_000)
             text = page.locator("#dae-sweep-text").inner_text()
-            assert "2 of 2 runs finished" in text and "DAE, very weak stage-1 decoder" in text, text
+            assert "2 of 2 runs finished" in text and "DAE, stage-1 decoder: very weak" in text, text
             assert "No DAE point can be compared yet" in text  # digits has no classifier in this zoo
             requests = []
             page.on("request", lambda r: requests.append((r.method, r.url, r.post_data or "")))

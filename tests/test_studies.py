@@ -190,7 +190,7 @@ def test_the_sweep_says_where_the_dae_beats_the_baseline():
     table = {"fid_gmm": {"label": "FID, Gaussian-mixture samples", "lower_is_better": True, **row}}
     text = studies.where_decoupling_helps({"table": table})
     assert text.startswith("**The DAE gives better samples than the joint baseline with the same total epochs in 1 of 8")
-    assert "very weak stage-1 decoder, stage 2 15 epochs: 30.5 against 51.0 (40% lower; beyond 2 sd" in text
+    assert "stage-1 decoder very weak, stage 2 15 epochs: 30.5 against 51.0 (40% lower; beyond 2 sd" in text
     table["fid_gmm"]["dae-l0-s15"] = cell(60.0, 61.0)
     assert studies.where_decoupling_helps({"table": table}).startswith("**In none of the 8 finished comparisons")
     assert studies.where_decoupling_helps({"table": {}}) == "No point of the sweep has finished yet."
