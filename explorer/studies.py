@@ -567,14 +567,14 @@ def where_decoupling_helps(summary: dict) -> str:
 
 def sweep_table_markdown(summary: dict) -> str:
     """The sweep as one row per (stage-2 length, metric): the DAE at each stage-1 decoder, then the joint baseline."""
-    head = ("| stage 2 | metric (mean ± sd over seeds) | " + " | ".join(f"DAE, stage-1 decoder: {label}"
+    head = ("| stage-2 epochs | metric (mean ± sd over seeds) | " + " | ".join(f"DAE, stage-1 decoder: {label}"
                                                                     for label, _ in DAE_LEVELS)
             + " | joint, same total epochs |\n" + "|---" * (len(DAE_LEVELS) + 3) + "|\n")
     body = ""
     for s2 in DAE_STAGE2:
         for key, row in summary["table"].items():
             cells = [row.get(f"dae-l{i}-s{s2}") for i in range(len(DAE_LEVELS))] + [row.get(f"joint-s{s2}")]
-            body += (f"| {s2} epochs | {row['label']} | "
+            body += (f"| {s2} | {row['label']} | "
                      + " | ".join(_cell(c) if c else "–" for c in cells) + " |\n")
     foot = (f"\n{summary['runs_done']} of {summary['runs_total']} runs finished, on {summary['hardware']}. "
             f"{summary['why']}")
@@ -589,7 +589,8 @@ def summary_markdown(summary: dict) -> str:
     """What a panel shows beside the chart: progress, the plain answer, the table (the ablation's) and verdicts."""
     head = (f"**{summary['runs_done']} of {summary['runs_total']} runs finished**"
             + (f" (the rest continue with `python -m explorer.studies run {summary['study']} --hours 2`)"
-               if summary["runs_done"] < summary["runs_total"] else "") + ".\n\n")
+               if summary["runs_done"] < summary["runs_total"] else "") + ".\n\n"
+            + (f"{summary['note'].strip()}\n\n" if summary.get("note") else ""))  # what the shipper read in it
     if summary["study"] == "dae-sweep":
         return head + where_decoupling_helps(summary) + "\n\n" + sweep_table_markdown(summary)
     return head + table_markdown(summary)
