@@ -278,6 +278,16 @@ def summarise(study: Study, out) -> dict:
             "table": table, "runs": {a: {str(s): r for s, r in runs.items()} for a, runs in per_run.items()}}
 
 
+def _fid_note(summary: dict) -> str:
+    """The sentence that says how the study's FIDs were measured (N and floor), or "" without FIDs."""
+    if not summary.get("fid_n"):
+        return ""
+    ldm = (f"; latent diffusion samples DDIM-50 at N = {summary['fid_n_ldm']:,} (floor {summary['fid_floor_ldm']:.2f})"
+           if summary.get("fid_n_ldm") else "")
+    return (f" FID: in-project classifier-FID, samples at N = {summary['fid_n']:,} (real-vs-real floor "
+            f"{summary['fid_floor']:.2f}){ldm}.")
+
+
 def _fmt(v: float | None) -> str:
     return "–" if v is None else f"{v:.4g}"
 
@@ -373,12 +383,7 @@ def table_markdown(summary: dict) -> str:
     seeds = "| seeds finished | " + " | ".join(str(len(a["seeds"])) for a in arms) + " |\n"
     foot = (f"\n{summary['runs_done']} of {summary['runs_total']} runs finished (up to {n} seed{'s' if n != 1 else ''} per arm), on "
             f"{summary['hardware']}. {summary['why']}")
-    if summary.get("fid_n"):
-        foot += (f" FID: in-project classifier-FID at N = {summary['fid_n']:,} (real-vs-real floor "
-                 f"{summary['fid_floor']:.2f})")
-        foot += (f"; latent diffusion DDIM-50 at N = {summary['fid_n_ldm']:,} (floor {summary['fid_floor_ldm']:.2f})."
-                 if summary.get("fid_n_ldm") else ".")
-    return head + body + seeds + foot + "\n\n" + "\n".join(f"- {line}" for line in verdict(summary)) + "\n"
+    return head + body + seeds + foot + _fid_note(summary) + "\n\n" + "\n".join(f"- {line}" for line in verdict(summary)) + "\n"
 
 
 # ---------------------------------------------------------------- shipping
@@ -578,11 +583,7 @@ def sweep_table_markdown(summary: dict) -> str:
                      + " | ".join(_cell(c) if c else "–" for c in cells) + " |\n")
     foot = (f"\n{summary['runs_done']} of {summary['runs_total']} runs finished, on {summary['hardware']}. "
             f"{summary['why']}")
-    if summary.get("fid_n"):
-        foot += (f" FID: in-project classifier-FID, mixture samples at N = {summary['fid_n']:,} (floor "
-                 f"{summary['fid_floor']:.2f})" + (f", latent diffusion DDIM-50 at N = {summary['fid_n_ldm']:,} (floor "
-                                                  f"{summary['fid_floor_ldm']:.2f})" if summary.get("fid_n_ldm") else "") + ".")
-    return head + body + foot + "\n"
+    return head + body + foot + _fid_note(summary) + "\n"
 
 
 def summary_markdown(summary: dict) -> str:
