@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from pathlib import Path
 
 import torch
 
@@ -70,6 +71,58 @@ def recipe_samples(model, family: str, n: int, cfg: dict | None = None) -> tuple
     else:
         samples = torch.cat([model.sample(min(500, n - i), generator=g).cpu() for i in range(0, n, 500)])
     return samples, time.perf_counter() - t0
+
+
+GRID_FILE, GRID_SIDE = "samples.png", 8  # every generative checkpoint keeps an 8 x 8 grid of its samples
+
+
+def sample_grid(model, family: str, dataset: str, root=None) -> tuple[torch.Tensor, dict]:
+    """The first GRID_SIDE**2 samples of the FID recipe (:func:`recipe_samples`: the same seed and sampler;
+    diffusion models with labels 0, 1, ..., 9, 0, ... in reading order), not picked, and what the card says
+    about them. A class-conditional model's samples are also checked by this dataset's classifier:
+    ``off_class`` counts those whose requested class gets p < 0.5 (the "clutter" of benchmarks/x0_clipping.py)."""
+    n = GRID_SIDE ** 2
+    samples, _ = recipe_samples(model, family, n)
+    info = {"n": n, "seed": SAMPLE_SEED}
+    if family == "ddpm":
+        c = DIFFUSION_EVAL
+        info["sampler"] = f"{c['sampler']}-{c['steps']} eta={c['eta']} guidance={c['guidance']}"
+        clf = classifier(dataset, root, "cpu")
+        if clf is not None and model.config.classes:
+            labels = torch.arange(n) % model.config.classes
+            with torch.no_grad():
+                p = clf.predict_proba(samples)[torch.arange(n), labels]  # (n,) p of the requested class
+            info["off_class"] = int((p < 0.5).sum())
+    return samples, info
+
+
+def grid_png(samples: torch.Tensor, path, side: int = GRID_SIDE, pad: int = 2, scale: int = 2) -> None:
+    """Save ``side * side`` images (n, 1, 28, 28) in [0, 1] as one PNG: white gaps of ``pad`` pixels, every
+    pixel drawn ``scale`` x ``scale`` (nearest) so the grid reads on a projector."""
+    import numpy as np
+    from PIL import Image
+
+    x = samples[:side * side, 0].clamp(0, 1).cpu().numpy().reshape(side, side, *samples.shape[2:])  # (r, c, h, w)
+    mosaic = latents.tile(np.pad(x, ((0, 0), (0, 0), (pad, 0), (pad, 0)), constant_values=1.0))
+    mosaic = np.pad(mosaic, ((0, pad), (0, pad)), constant_values=1.0)  # the gap after the last row and column
+    image = Image.fromarray(np.round(mosaic * 255).astype(np.uint8))
+    image.resize((image.width * scale, image.height * scale), Image.NEAREST).save(path)
+
+
+def write_sample_grid(model, family: str, dataset: str, directory, root=None) -> dict:
+    """Draw :func:`sample_grid`, save it as ``samples.png`` in the checkpoint's folder and put a "## Sample grid"
+    section that shows it into the card (replaced, never appended twice). Returns the grid's info."""
+    samples, info = sample_grid(model, family, dataset, root)
+    grid_png(samples, Path(directory) / GRID_FILE)
+    how = (f"{info['sampler']}, labels 0-9 repeating in reading order" if family == "ddpm" else
+           "drawn as the model samples (`model.sample`)")
+    section = (f"## Sample grid\n![{info['n']} samples]({GRID_FILE})\n\n"
+               f"The first {info['n']} samples of the FID recipe (seed {info['seed']}; {how}), not picked.")
+    if "off_class" in info:
+        section += (f" The classifier gives the requested class p < 0.5 for {info['off_class']} of "
+                    f"{info['n']} (off-class samples, e.g. textured clutter).")
+    cards.update_section(directory, "## Sample grid", section + "\n")
+    return info
 
 
 def floor_images(train_x: torch.Tensor, n: int) -> torch.Tensor:

@@ -343,6 +343,8 @@ def _ship(model, cfg: TrainConfig, x: torch.Tensor, training: dict) -> None:
     results = evaluation.evaluate_checkpoint(model, cfg.family, cfg.dataset, cfg.out) if cfg.evaluate else {}
     cards.write_metrics(cfg.out_dir, results)
     cards.write_card(cfg.out_dir, cards.model_card(cfg.name, cfg.family, model.config_dict(), meta, results))
+    if cfg.evaluate and model.generates:  # the card shows 64 samples: look before shipping
+        evaluation.write_sample_grid(model, cfg.family, cfg.dataset, cfg.out_dir, cfg.out)
 
 
 def _warm_start(model: torch.nn.Module, init, family: str, config: dict) -> dict:
@@ -415,6 +417,8 @@ def main(argv=None) -> None:
                         f"default: on for {sorted(BF16_PRESETS)} where the device has native bfloat16")
     p.add_argument("--evaluate-only", action="store_true",
                    help="recompute an existing checkpoint's metrics.json and card, no training")
+    p.add_argument("--samples-only", action="store_true",
+                   help="draw an existing checkpoint's 8x8 sample grid (samples.png) into its card, no training")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -427,6 +431,15 @@ def main(argv=None) -> None:
     if a.evaluate_only:
         for dataset, preset in jobs:
             print(f"{dataset}/{preset}", evaluation.reevaluate(f"{dataset}/{preset}", a.out))
+        return
+    if a.samples_only:
+        zoo = checkpoints.Zoo(a.out or checkpoints.ROOT)
+        for dataset, preset in jobs:
+            name = f"{dataset}/{preset}"
+            model = zoo.load(name, device=a.device or "cpu")
+            if model.generates:
+                info = evaluation.write_sample_grid(model, zoo.info(name)["family"], dataset, zoo.path(name), a.out)
+                print(name, info)
         return
     for dataset, preset in jobs:
         out = train(preset, dataset, a.epochs, a.out, a.seed, a.batch_size, a.lr, a.limit, a.resume,

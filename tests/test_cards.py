@@ -78,7 +78,7 @@ def test_every_family_declares_its_capabilities(family):
     m = models.build(family, FAMILY_CONFIGS[family])
     expected = {"has_encoder": family in ("ae", "vae", "gmm-vae", "dae"),
                 "is_variational": family in ("vae", "gmm-vae"), "staged": family == "dae",
-                "fits_prior": family in ("ae", "dae")}
+                "fits_prior": family in ("ae", "dae"), "generates": family != "classifier"}
     assert {k: getattr(m, k) for k in expected} == expected
     assert m.stage_bounds(10)[0] == 0 and m.stage_bounds(10)[-1] == 10
     opt = m.configure_optimizers(1e-3)

@@ -176,6 +176,71 @@ def test_reevaluate_keeps_the_zoo_block_and_the_sections_other_tools_added(tiny_
     assert "scored at N = 100" in card and "recon_sharpness" in card
 
 
+# ---- the card's 8 x 8 sample grid (evaluation.write_sample_grid)
+def _tiles(path, side=8, pad=2, scale=2) -> torch.Tensor:
+    """The (side*side, 28, 28) images of a grid PNG, in [0, 1]."""
+    import numpy as np
+    from PIL import Image
+
+    a = np.asarray(Image.open(path))[::scale, ::scale] / 255.0  # undo the nearest-neighbour scale
+    step = 28 + pad
+    return torch.tensor(np.stack([a[pad + r * step:pad + r * step + 28, pad + c * step:pad + c * step + 28]
+                                  for r in range(side) for c in range(side)]), dtype=torch.float32)
+
+
+def test_training_ships_a_grid_of_the_recipe_samples_shown_in_the_card(tiny_zoo, tmp_path):
+    zoo = Zoo(tiny_zoo)
+    d = zoo.path("digits/vae-2d")
+    from PIL import Image
+
+    assert Image.open(d / "samples.png").size == (2 * (8 * 30 + 2),) * 2
+    expected, _ = evaluation.recipe_samples(zoo.load("digits/vae-2d"), "vae", 64)
+    assert (_tiles(d / "samples.png") - expected[:, 0]).abs().max() <= 0.5 / 255 + 1e-6  # the same 64, in order
+    card = (d / "README.md").read_text()
+    assert card.count("## Sample grid") == 1 and "![64 samples](samples.png)" in card
+    assert not (zoo.path("digits/classifier") / "samples.png").exists()
+    assert "## Sample grid" not in (zoo.path("digits/classifier") / "README.md").read_text()
+    # the CLI redraws it into a copy: same pixels, still one section, after the sections other tools added
+    root = tmp_path / "ck"
+    shutil.copytree(tiny_zoo, root)
+    card_path = root / "digits" / "vae-2d" / "README.md"
+    card_path.write_text(card_path.read_text() + "\n## Zoo comparison\nz\n\n## Samples and trade-off\nby eye\n")
+    training.main(["vae-2d", "--dataset", "digits", "--out", str(root), "--samples-only"])
+    training.main(["classifier", "--dataset", "digits", "--out", str(root), "--samples-only"])
+    assert (root / "digits" / "vae-2d" / "samples.png").read_bytes() == (d / "samples.png").read_bytes()
+    card = card_path.read_text()
+    assert card.count("## Sample grid") == 1 and card.count("## Zoo comparison") == 1 and "by eye" in card
+    assert not (root / "digits" / "classifier" / "samples.png").exists()
+
+
+class _PlantedDiffusion(torch.nn.Module):
+    """Samples like a class-conditional diffusion model: real test digits, of the requested class for even
+    positions of a batch and of the next class for odd ones."""
+
+    def __init__(self, x, y):
+        super().__init__()
+        self.x, self.y = x, y
+        self.config = type("C", (), {"classes": 10})()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def sample(self, n, labels, generator, **kw):
+        want = labels + torch.arange(n) % 2  # odd positions: the next class, i.e. off-class
+        return torch.stack([self.x[(self.y == k % 10).nonzero()[i % 5, 0]] for i, k in enumerate(want.tolist())])
+
+
+def test_grid_counts_the_samples_off_their_requested_class(tmp_path):
+    from explorer import data
+
+    training.train("classifier", "digits", epochs=6, out=tmp_path, progress=False, config={"channels": 8, "features": 32})
+    accuracy = Zoo(tmp_path).info("digits/classifier")["metrics"]["test_accuracy"]
+    assert accuracy > 0.8
+    test = data.load("digits", "test")
+    model = _PlantedDiffusion(test.floats(), test.labels)
+    samples, info = evaluation.sample_grid(model, "ddpm", "digits", tmp_path)
+    assert samples.shape == (64, 1, 28, 28) and info["sampler"].startswith("ddim-50")
+    assert abs(info["off_class"] - 32) <= 64 * (1 - accuracy) + 4  # the 32 planted ones, give or take errors
+
+
 # ---- float16 weights (checkpoints.SHIP_DTYPE)
 PIXEL_BOUND = 2e-3  # max |pixel change| float16 storage may cause: half a grey level of an 8-bit image
 

@@ -48,6 +48,7 @@ class ConfigModule(nn.Module):
     is_variational = False        # an ELBO and an importance-weighted NLL are defined
     staged = False                # trains in stages (stage_bounds); the loop restarts its cosine decay at each
     fits_prior = False            # after training, fit_prior(training codes) fits the distribution it samples
+    generates = True              # sample(n) draws images (every family but the classifier)
     adam_betas = (0.9, 0.999)     # the loop's Adam (configure_optimizers)
 
     def __init__(self, config):

@@ -20,6 +20,7 @@ class ClassifierConfig:
 
 class Classifier(ConfigModule):
     Config = ClassifierConfig
+    generates = False
 
     def __init__(self, config: ClassifierConfig):
         super().__init__(config)
