@@ -6,6 +6,8 @@ for each diffusion checkpoint; writes each model's tradeoff.json, which the Diff
 
 Every point uses the same N, seed, class-balanced labels and guidance 1 (the plain conditional
 model) as evaluation.evaluate_diffusion, and the real-vs-real floor at that N is stored beside them.
+Each point also records ``off_class``: the share of samples whose requested class the in-project
+classifier gives p < 0.5 (the eta = 0 "clutter" of benchmarks/x0_clipping.py counts the same way).
 DDPM over fewer than T steps is the respaced chain, which equals DDIM with eta=1 step for step (a
 test checks this), so the eta=1 curve is the DDPM curve and its 1000-step point is DDPM proper.
 Cost grows with N x total steps: the full grid (N=2000, both etas, 1430 steps each) is about
@@ -70,10 +72,13 @@ def main(argv=None):
                                             generator=g).cpu() for y in labels.split(a.batch)])
                 seconds = time.perf_counter() - t0
                 fid = metrics.frechet_distance(*metrics.feature_stats(clf, x), *ref)
+                with torch.no_grad():  # samples whose requested class gets p < 0.5: off-class, e.g. clutter
+                    p = torch.cat([clf.predict_proba(xb.to(device)).cpu() for xb in x.split(a.batch)])
+                off = float((p[torch.arange(n), labels] < 0.5).float().mean())
                 rows.append({"sampler": "ddim", "eta": eta, "steps": steps, "fid": round(fid, 3),
-                             "ms_per_image": round(1000 * seconds / n, 3)})
+                             "off_class": round(off, 4), "ms_per_image": round(1000 * seconds / n, 3)})
                 print(f"{name}  eta={eta:g}  steps={steps:5d}  FID {fid:8.2f}  (floor {floor:.2f}, N={n})  "
-                      f"{1000 * seconds / n:.1f} ms/image", flush=True)
+                      f"off-class {100 * off:.1f}%  {1000 * seconds / n:.1f} ms/image", flush=True)
         result = {"model": name, "fid_n": n, "fid_floor": round(floor, 3), "guidance": 1.0,
                   "labels": "class-balanced", "seed": 1234, "device": evaluation.hardware(str(device)),
                   "precision": str(model.sampling_dtype(device)).replace("torch.", ""),

@@ -1,0 +1,112 @@
+"""explorer.gpu_job: the prepared GPU run, rehearsed on the CPU with tiny checkpoints, and the packing around it."""
+import json
+import shutil
+import subprocess
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+
+from explorer import checkpoints, data, gpu_job, training
+
+TINY_DDPM = {"channels": 8, "mults": [1, 2], "timesteps": 50, "attention": False}
+
+
+@pytest.fixture()
+def tiny_root(tmp_path):
+    root = tmp_path / "ck"
+    training.train("classifier", "digits", epochs=4, out=root, progress=False, config={"channels": 8, "features": 32})
+    training.train("ddpm-cosine", "digits", epochs=1, out=root, limit=256, progress=False, config=TINY_DDPM,
+                   evaluate=False, command="the first run")
+    return root
+
+
+def test_the_run_rehearsed_on_the_cpu_trains_on_measures_and_brings_back_one_tar(tiny_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("EXPLORER_DATA", str(tmp_path / "no-data"))  # run() points it at --data; restored after
+    before = checkpoints.load_dir(tiny_root / "digits" / "ddpm-cosine", "cpu").state_dict()
+    out = tmp_path / "out"
+    gpu_job.main(["run", "--tiny", "--root", str(tiny_root), "--data", str(tmp_path / "data"), "--out", str(out),
+                  "--dataset", "digits", "--presets", "ddpm-cosine", "--no-tests", "--tradeoff-n", "64",
+                  "--device", "cpu", "--minutes", "10"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["models"]["digits/ddpm-cosine"]["finished"] and summary["models"]["digits/ddpm-cosine"]["epochs"] == 1
+    assert "fid" in summary["models"]["digits/ddpm-cosine"]["metrics"]
+    with tarfile.open(out / "results.tar") as tar:
+        assert sorted(tar.getnames()) == sorted(f"digits/ddpm-cosine/{f}" for f in gpu_job.RESULT_FILES)
+    fresh = tmp_path / "fresh"
+    assert gpu_job.unpack(out / "results.tar", fresh) == ["digits/ddpm-cosine"]
+    d = fresh / "digits" / "ddpm-cosine"
+    after = checkpoints.load_dir(d, "cpu").state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # it trained on from the first run's weights
+    card = (d / "README.md").read_text()
+    assert "--init digits/ddpm-cosine --epochs 1" in card and "Continued from a checkpoint trained for 1 epochs" in card
+    assert "## Sample grid" in card
+    rows = json.loads((d / "tradeoff.json").read_text())["rows"]
+    assert {(r["eta"], r["steps"]) for r in rows} == {(0.0, 5), (0.0, 10), (1.0, 5), (1.0, 10)}
+    assert all(0 <= r["off_class"] <= 1 for r in rows)
+
+
+def test_unpack_refuses_anything_but_the_trained_checkpoints_files(tmp_path):
+    bad = tmp_path / "src" / "run.sh"
+    bad.parent.mkdir()
+    bad.write_text("echo hi")
+    for arcname in ("fashion-mnist/ddpm-cosine/run.sh", "../ddpm-cosine/model.safetensors",
+                    "fashion-mnist/vae-16/model.safetensors"):
+        with tarfile.open(tmp_path / "r.tar", "w") as tar:
+            tar.add(bad, arcname=arcname)
+        with pytest.raises(ValueError, match="unexpected member"):
+            gpu_job.unpack(tmp_path / "r.tar", tmp_path / "root")
+        assert not (tmp_path / "root").exists() or not any((tmp_path / "root").rglob("*"))
+
+
+def test_pack_copies_the_idx_files_and_the_named_checkpoints(tmp_path, monkeypatch):
+    images = np.zeros((3, 28, 28), np.uint8)
+    (tmp_path / "data" / "mnist").mkdir(parents=True)
+    for split, (img, lab) in data.FILES.items():
+        data.write_idx(tmp_path / "data" / "mnist" / f"{img}.gz", images)
+        data.write_idx(tmp_path / "data" / "mnist" / f"{lab}.gz", np.arange(3, dtype=np.uint8))
+    monkeypatch.setenv("EXPLORER_DATA", str(tmp_path / "data"))
+    root = tmp_path / "ck"
+    training.train("classifier", "digits", epochs=1, out=root, limit=64, progress=False, evaluate=False,
+                   config={"channels": 4, "features": 8})
+    shutil.copytree(root / "digits" / "classifier", root / "mnist" / "classifier")
+    size = gpu_job.pack(tmp_path / "pack", "mnist", ("classifier",), root)
+    files = sorted(str(f.relative_to(tmp_path / "pack")) for f in (tmp_path / "pack").rglob("*") if f.is_file())
+    assert "checkpoints/mnist/classifier/model.safetensors" in files
+    assert {f"data/mnist/{stem}.gz" for pair in data.FILES.values() for stem in pair} <= set(files)
+    assert size == sum(f.stat().st_size for f in (tmp_path / "pack").rglob("*") if f.is_file())
+
+
+def _git(repo, *args):
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout
+
+
+def test_slim_takes_the_heavy_folders_out_of_the_index_and_unslim_puts_them_back(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    for rel in ("checkpoints/a/config.json", "assets/t.npz", "explorer/ui/web/vendor/ort.wasm", "explorer/x.py"):
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(rel * 100)
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x")
+    exclude = repo / ".git" / "info" / "exclude"
+    exclude_before = exclude.read_text()
+    monkeypatch.setattr(gpu_job, "REPO", repo)
+    monkeypatch.setattr(gpu_job, "PACK", repo / ".gpu")
+    full = gpu_job.travelling_bytes()
+    gpu_job.slim()
+    assert _git(repo, "ls-files").split() == ["explorer/x.py"]
+    assert "??" not in _git(repo, "status", "--porcelain")  # the folders are ignored: nothing would travel
+    assert gpu_job.travelling_bytes() == len("explorer/x.py" * 100) < full
+    assert (repo / "checkpoints" / "a" / "config.json").is_file()  # the files themselves stay
+    gpu_job.slim()  # a second slim changes nothing
+    gpu_job.unslim()
+    assert _git(repo, "status", "--porcelain") == "" and len(_git(repo, "ls-files").split()) == 4
+    assert exclude.read_text() == exclude_before
+    gpu_job.unslim()  # idempotent
+    assert _git(repo, "status", "--porcelain") == ""
+    (repo / "explorer" / "x.py").write_text("changed")
+    _git(repo, "add", "explorer/x.py")
+    with pytest.raises(SystemExit, match="staged changes"):
+        gpu_job.slim()
