@@ -246,7 +246,7 @@ def main(argv=None):
             c = crowd(browser, url, a.crowd, a.crowd_seconds)
             rows.append((f"{a.crowd} pages dragging at once for {a.crowd_seconds:.0f} s: server process CPU "
                          "(server + this script's driver)", f"{c['cpu']:.1f} s over {c['wall']:.0f} s"))
-            rows.append((f"  requests received / page errors / median frames/s per page",
+            rows.append(("  requests received / page errors / median frames/s per page",
                          f"{c['requests']} / {c['errors']} / {c['fps']:.1f}"))
         browser.close()
     demo.close()

@@ -27,7 +27,6 @@ call routes. Loopback only; every phase is bounded in time and the server is sto
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import shlex

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from types import SimpleNamespace
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

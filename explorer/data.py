@@ -311,8 +311,6 @@ MAX_PIXELS = 50 * 10 ** 6  # larger uploads are refused before decoding (JPEGs c
 
 def _to_grey(img) -> np.ndarray:
     """A PIL image (any mode, first frame) -> float64 (H, W) in [0, 1], transparency composited away."""
-    from PIL import Image
-
     if getattr(img, "n_frames", 1) > 1:
         img.seek(0)  # animated GIF / WebP / multi-page TIFF: the first frame
     if max(img.size) > MAX_SIDE:

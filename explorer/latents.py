@@ -81,7 +81,6 @@ def decode_grid(model, plane: LatentPlane, n: int, span: float, base: np.ndarray
 
     Returns float images (n, n, 28, 28) in [0, 1].
     """
-    k = len(plane.components_)
     lo, hi = plane.bounds(span)
     coords = np.tile(plane.center_, (n * n, 1))
     if base is not None:

@@ -98,12 +98,12 @@ def test_loss_decreases_with_training(tmp_path):
 
 def test_resume_gives_the_same_weights(tmp_path):
     kw = dict(epochs=2, limit=256, progress=False, evaluate=False, config={"channels": 8, "hidden": 32})
-    a = training.train("vae-2d", "digits", out=tmp_path / "a", **kw)
+    training.train("vae-2d", "digits", out=tmp_path / "a", **kw)
     b_dir = tmp_path / "b"
     training.train("vae-2d", "digits", out=b_dir, stop_after=1, **kw)
     assert (b_dir / "digits" / "vae-2d" / "resume.pt").exists()
     assert not (b_dir / "digits" / "vae-2d" / "model.safetensors").exists()
-    b = training.train("vae-2d", "digits", out=b_dir, resume=True, **kw)
+    training.train("vae-2d", "digits", out=b_dir, resume=True, **kw)
     za, zb = Zoo(tmp_path / "a").load("digits/vae-2d", "cpu"), Zoo(b_dir).load("digits/vae-2d", "cpu")
     for (k, va), vb in zip(za.state_dict().items(), zb.state_dict().values()):
         torch.testing.assert_close(va, vb, msg=k)

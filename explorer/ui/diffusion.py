@@ -420,7 +420,6 @@ def build(store: Store) -> DiffusionPanel:
     with gr.Accordion("The equations: forward marginal, posterior, DDIM update, guidance", open=True):
         gr.Markdown(EXPLANATION, latex_delimiters=latex)
 
-    common = dict(concurrency_id="model")
     # Sampling runs (a DDIM-20 run of 4 images is ~1.3 s of CPU) get their own slots, half the cores: the
     # other half always serves the light events (a pick, an upload, a model change) of everyone else.
     runs = dict(concurrency_id="diffusion", concurrency_limit=RUN_SLOTS)
