@@ -6,8 +6,8 @@ git does not ignore, and carried folders), reaches no package registry and runs 
 tracked files are ~53 MiB, mostly weights, and Fashion-MNIST's IDX files are ~31 MB. So, here:
 
     python -m explorer.gpu_job pack       # .gpu/ (git-ignored): the IDX files and the checkpoints the job needs
-    python -m explorer.gpu_job slim       # checkpoints/, assets/ and the page's vendor/ leave git's index for
-                                          # the call (their files stay on disk); commit nothing until unslim
+    python -m explorer.gpu_job slim       # checkpoints/ and the page's vendor/ leave git's index for the
+                                          # call (their files stay on disk); commit nothing until unslim
     device run, carry [".gpu"], timeout_s 600:
         PYTHONUNBUFFERED=1 python3 -m explorer.gpu_job run --minutes 9 --out $OUT 2>&1 | tee $OUT/job.log
     python -m explorer.gpu_job unslim     # git's index as it was
@@ -38,8 +38,9 @@ from . import checkpoints, data
 
 REPO = Path(__file__).resolve().parent.parent
 PACK = REPO / ".gpu"
-# What leaves git's index for a device call: the weights, the test subsets and the page's 14 MB wasm.
-SLIM_PATHS = ("checkpoints", "assets", "explorer/ui/web/vendor")
+# What leaves git's index for a device call: the weights and the page's 14 MB wasm (assets/, 4 MB, stays
+# for the tests).
+SLIM_PATHS = ("checkpoints", "explorer/ui/web/vendor")
 SLIM_BEGIN, SLIM_END = "# explorer.gpu_job slim: begin", "# explorer.gpu_job slim: end"
 # The checkpoints the job trains, and those that travel for the device tests and the FID classifier.
 PRESETS = ("ddpm-cosine", "ddpm-linear")
@@ -203,11 +204,13 @@ def _run_tests(out: Path, seconds: float) -> str:
 
 
 def run(out, minutes: float = 9.0, root=None, data_dir=None, presets=PRESETS, dataset: str = "fashion-mnist",
-        lr: float = 5e-4, batch: int = 128, tests: bool = True, tradeoff_n: int = 2000, tiny: bool = False,
+        lr: float = 5e-4, batch: int | None = None, tests: bool = True, tradeoff_n: int = 2000, tiny: bool = False,
         device: str | None = None) -> dict:
     """Tests, then each preset warm-started from its checkpoint in ``root`` and trained for as many epochs
     as fit its share of ``minutes`` (measured by :func:`probe_epoch_seconds`), then the trade-off grid;
-    results.tar and summary.json into ``out``. ``tiny``: one epoch on 512 images (a CPU rehearsal)."""
+    results.tar and summary.json into ``out``. ``batch``: default 512 on a GPU (at 128 this small UNet's steps
+    are too small to keep a GPU busy), 128 on a CPU. ``tiny``: one epoch on 512 images
+    (a CPU rehearsal)."""
     from . import evaluation, training
 
     t_end = time.time() + 60 * minutes
@@ -217,13 +220,14 @@ def run(out, minutes: float = 9.0, root=None, data_dir=None, presets=PRESETS, da
     if data_dir or (PACK / "data").is_dir():
         os.environ["EXPLORER_DATA"] = str(data_dir or PACK / "data")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    batch = batch or (512 if device.startswith("cuda") else 128)
     if device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     summary = {"device": evaluation.hardware(device), "torch": torch.__version__, "minutes": minutes,
                "models": {}}
     print(json.dumps({k: summary[k] for k in ("device", "torch")}), flush=True)
     if tests:
-        summary["tests"] = _run_tests(out, min(180.0, 0.2 * (t_end - time.time())))
+        summary["tests"] = _run_tests(out, min(90.0, 0.2 * (t_end - time.time())))
         print("tests:", summary["tests"], flush=True)
     reserve = 0 if tiny else 100 * len(presets)  # the trade-off grid, ~1-2 min per model on a GPU
     for i, preset in enumerate(presets):
@@ -250,7 +254,7 @@ def run(out, minutes: float = 9.0, root=None, data_dir=None, presets=PRESETS, da
         steps = ["5", "10"] if tiny else ["10", "20", "50", "100", "250", "1000"]
         cmd = [sys.executable, str(REPO / "benchmarks" / "diffusion_tradeoff.py"), "--checkpoints", str(root),
                "--models", *[f"{dataset}/{p}" for p in presets], "--n", str(tradeoff_n), "--device", device,
-               "--batch", "1000" if device == "cuda" else "250", "--steps", *steps]
+               "--batch", "1000" if device.startswith("cuda") else "250", "--steps", *steps]
         try:
             proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=left)
             summary["tradeoff"] = proc.stdout.splitlines()[-12:] + proc.stderr.splitlines()[-3:]
@@ -284,7 +288,7 @@ def main(argv=None) -> None:
     r.add_argument("--presets", nargs="*", default=list(PRESETS), choices=PRESETS)
     r.add_argument("--dataset", default="fashion-mnist", choices=data.NAMES)
     r.add_argument("--lr", type=float, default=5e-4)
-    r.add_argument("--batch-size", type=int, default=128)
+    r.add_argument("--batch-size", type=int, help="default: 512 on a GPU, 128 on a CPU")
     r.add_argument("--tradeoff-n", type=int, default=2000)
     r.add_argument("--no-tests", action="store_true")
     r.add_argument("--tiny", action="store_true", help="one epoch on 512 images: rehearse on the CPU")

@@ -96,9 +96,9 @@ def test_slim_takes_the_heavy_folders_out_of_the_index_and_unslim_puts_them_back
     monkeypatch.setattr(gpu_job, "PACK", repo / ".gpu")
     full = gpu_job.travelling_bytes()
     gpu_job.slim()
-    assert _git(repo, "ls-files").split() == ["explorer/x.py"]
+    assert _git(repo, "ls-files").split() == ["assets/t.npz", "explorer/x.py"]
     assert "??" not in _git(repo, "status", "--porcelain")  # the folders are ignored: nothing would travel
-    assert gpu_job.travelling_bytes() == len("explorer/x.py" * 100) < full
+    assert gpu_job.travelling_bytes() == len("assets/t.npz" * 100) + len("explorer/x.py" * 100) < full
     assert (repo / "checkpoints" / "a" / "config.json").is_file()  # the files themselves stay
     gpu_job.slim()  # a second slim changes nothing
     gpu_job.unslim()
