@@ -80,7 +80,8 @@ def sample_grid(model, family: str, dataset: str, root=None) -> tuple[torch.Tens
     """The first GRID_SIDE**2 samples of the FID recipe (:func:`recipe_samples`: the same seed and sampler;
     diffusion models with labels 0, 1, ..., 9, 0, ... in reading order), not picked, and what the card says
     about them. A class-conditional model's samples are also checked by this dataset's classifier:
-    ``off_class`` counts those whose requested class gets p < 0.5 (the "clutter" of benchmarks/x0_clipping.py)."""
+    ``off_class`` counts those whose requested class gets p < 0.5: a neighbouring class or textured clutter (the
+    share benchmarks/x0_clipping.py calls "clutter")."""
     n = GRID_SIDE ** 2
     samples, _ = recipe_samples(model, family, n)
     info = {"n": n, "seed": SAMPLE_SEED}
@@ -119,8 +120,8 @@ def write_sample_grid(model, family: str, dataset: str, directory, root=None) ->
     section = (f"## Sample grid\n![{info['n']} samples]({GRID_FILE})\n\n"
                f"The first {info['n']} samples of the FID recipe (seed {info['seed']}; {how}), not picked.")
     if "off_class" in info:
-        section += (f" The classifier gives the requested class p < 0.5 for {info['off_class']} of "
-                    f"{info['n']} (off-class samples, e.g. textured clutter).")
+        section += (f" The classifier gives the requested class p < 0.5 for {info['off_class']} of {info['n']}: "
+                    "off-class samples, a neighbouring class (a shirt asked to be a T-shirt) or textured clutter.")
     cards.update_section(directory, "## Sample grid", section + "\n")
     return info
 
