@@ -100,9 +100,10 @@ GAMIX = Study(
         Arm("mixture-noreg", "+ mixture, no regulariser", "gmm-vae-16", {"var_reg": 0.0}, GAMIX_EPOCHS),
         Arm("both-noreg", "+ mixture + PatchGAN, no regulariser", "gamix-vae-16", {"var_reg": 0.0}, GAMIX_EPOCHS),
     ),
-    why=f"{GAMIX_EPOCHS} epochs per arm on all 60,000 training images: six arms x three seeds fit about five "
-        "hours of the 2-core machine (the PatchGAN arms cost 2-4x a plain epoch), half the 12-hour budget of "
-        "both studies; the PatchGAN term starts at epoch 2 as in the shipped presets.",
+    why=f"{GAMIX_EPOCHS} epochs per arm on all 60,000 training images; the PatchGAN term starts at epoch 2 as in "
+        "the shipped presets. Measured at one torch thread per run, beside one other run: a plain-VAE run takes "
+        "10 min with its evaluation, the PatchGAN and mixture arms 15-30 min, about 1.9 h per seed and ~6 "
+        "core-hours for three seeds; with the sweep, about the issue's 12 CPU-hours.",
 )
 
 # ---------------------------------------------------------------- where decoupling helps
@@ -147,7 +148,8 @@ DAE_SWEEP = Study(
     ship_to=("dae-16",), rows=DAE_ROWS, arms=_dae_arms(),
     why=f"stage 1 {DAE_STAGE1} epochs (as the shipped study), stage 2 {' or '.join(map(str, DAE_STAGE2))}; the "
         f"joint baseline gets the same total epochs; latent diffusion {DAE_LDM_EPOCHS} epochs on each latent "
-        "(half the shipped 20) so that ten runs per seed fit about seven hours of the 2-core machine.",
+        "(half the shipped 20). Measured at one torch thread per run, beside one other run: a seed's five 5 + 5 "
+        "arms take 48 min and its five 5 + 15 arms ~1.5 h, ~7 core-hours for three seeds.",
 )
 
 STUDIES = {s.name: s for s in (GAMIX, DAE_SWEEP)}
