@@ -72,9 +72,7 @@ def main(argv=None):
                                             generator=g).cpu() for y in labels.split(a.batch)])
                 seconds = time.perf_counter() - t0
                 fid = metrics.frechet_distance(*metrics.feature_stats(clf, x), *ref)
-                with torch.no_grad():  # samples whose requested class gets p < 0.5: off-class, e.g. clutter
-                    p = torch.cat([clf.predict_proba(xb.to(device)).cpu() for xb in x.split(a.batch)])
-                off = float((p[torch.arange(n), labels] < 0.5).float().mean())
+                off = float(metrics.off_class(clf, x, labels).float().mean())  # p < 0.5: a neighbour or clutter
                 rows.append({"sampler": "ddim", "eta": eta, "steps": steps, "fid": round(fid, 3),
                              "off_class": round(off, 4), "ms_per_image": round(1000 * seconds / n, 3)})
                 print(f"{name}  eta={eta:g}  steps={steps:5d}  FID {fid:8.2f}  (floor {floor:.2f}, N={n})  "

@@ -31,19 +31,6 @@ import _common as C  # noqa: E402
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 
 
-def grid_png(images, path, cols=8, pad=2):
-    import numpy as np
-    from PIL import Image
-
-    x = (images[:cols * cols, 0].clamp(0, 1).numpy() * 255).astype(np.uint8)
-    rows = (len(x) + cols - 1) // cols
-    canvas = np.full((rows * (28 + pad) + pad, cols * (28 + pad) + pad), 255, np.uint8)
-    for i, im in enumerate(x):
-        r, c = divmod(i, cols)
-        canvas[pad + r * (28 + pad):pad + r * (28 + pad) + 28, pad + c * (28 + pad):pad + c * (28 + pad) + 28] = im
-    Image.fromarray(canvas).resize((canvas.shape[1] * 3, canvas.shape[0] * 3), Image.NEAREST).save(path)
-
-
 def main(argv=None):
     p = C.parser(__doc__.splitlines()[0])
     p.add_argument("--models", nargs="*", default=["fashion-mnist/ddpm-cosine", "fashion-mnist/ddpm-linear"])
@@ -103,11 +90,9 @@ def main(argv=None):
             seconds = time.perf_counter() - t0
             x = torch.cat(xs)
             fid = metrics.frechet_distance(*metrics.feature_stats(clf, x), *ref)
-            with torch.no_grad():
-                prob = clf.predict_proba(x)
-            clutter = prob[torch.arange(n), labels] < 0.5
+            clutter = metrics.off_class(clf, x, labels)
             tag = "" if (a.eta, a.guidance) == (0.0, 1.0) else f"_eta{a.eta:g}_w{a.guidance:g}"
-            grid_png(x, os.path.join(OUT, f"x0_{name.replace('/', '_')}_{rule_name}{tag}.png"))
+            evaluation.grid_png(x, os.path.join(OUT, f"x0_{name.replace('/', '_')}_{rule_name}{tag}.png"), scale=3)
             rows.append([rule_name, f"{fid:.2f}", f"{floor:.2f}", f"{int(clutter[:64].sum())} / 64",
                          f"{100 * clutter.float().mean():.1f}%", f"{seconds:.0f}"])
             studies[rule_name] = (torch.cat(out_b), torch.cat(used_b), clutter)

@@ -90,10 +90,7 @@ def sample_grid(model, family: str, dataset: str, root=None) -> tuple[torch.Tens
         info["sampler"] = f"{c['sampler']}-{c['steps']} eta={c['eta']} guidance={c['guidance']}"
         clf = classifier(dataset, root, "cpu")
         if clf is not None and model.config.classes:
-            labels = torch.arange(n) % model.config.classes
-            with torch.no_grad():
-                p = clf.predict_proba(samples)[torch.arange(n), labels]  # (n,) p of the requested class
-            info["off_class"] = int((p < 0.5).sum())
+            info["off_class"] = int(metrics.off_class(clf, samples, torch.arange(n) % model.config.classes).sum())
     return samples, info
 
 

@@ -17,6 +17,15 @@ def _batched(fn, x: torch.Tensor, batch: int = 500) -> torch.Tensor:
     return torch.cat([fn(x[i:i + batch]).cpu() for i in range(0, len(x), batch)])
 
 
+def off_class(classifier, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(N,) bool: the samples ``x`` whose requested class ``labels`` the classifier gives p < 0.5, i.e. a
+    neighbouring class or (diffusion at eta = 0) textured clutter."""
+    device = next(classifier.parameters()).device
+    with torch.no_grad():
+        p = _batched(lambda xb: classifier.predict_proba(xb.to(device)), x)  # (N, classes)
+    return p[torch.arange(len(x)), labels.cpu()] < 0.5
+
+
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^{1/2})  (Dowson & Landau 1982), in float64."""
     from scipy import linalg
