@@ -20,7 +20,7 @@ from cachetools import TTLCache
 from .. import data, latents, metrics, plotting
 from ..checkpoints import CheckpointError
 from .store import GeneratedSet, Store
-from .panel import Panel
+from .panel import Panel, explanation
 from .validate import number, page_errors, whole
 
 QUANTILE = 0.2
@@ -499,9 +499,7 @@ def build(store: Store) -> AttributePanel:
         hist = gr.Image(show_label=False, interactive=False, scale=3, elem_id="attr-hist", buttons=["download"])
     gr.Markdown("**Most anomalous test images** (highest reconstruction error)")
     worst = gr.Gallery(show_label=False, columns=8, height=170, elem_id="attr-worst", allow_preview=False)
-    with gr.Accordion("The formulas", open=False):
-        gr.Markdown(EXPLANATION, latex_delimiters=[{"left": "$$", "right": "$$", "display": True},
-                                                   {"left": "$", "right": "$", "display": False}])
+    explanation("The formulas", EXPLANATION, open=False)
 
     common = dict(concurrency_id="model")
     apply_in = [model, group_a, group_b, source, index, upload, strength, k]

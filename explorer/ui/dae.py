@@ -17,7 +17,7 @@ from .point_map import payload, point_map
 from .projection import map_latent, map_value, pick_view
 from . import study_view
 from .store import Store
-from .panel import Panel
+from .panel import Panel, explanation
 from .validate import number, page_errors, valid_seed
 
 SHIPPED, LIVE = "Shipped checkpoints", "Live run"
@@ -408,9 +408,7 @@ def build(store: Store) -> DAEPanel:
         sweep_img = gr.Image(label="DAE sweep", show_label=False, interactive=False, elem_id="dae-sweep",
                              buttons=["download", "fullscreen"])
         sweep_text = gr.Markdown(elem_id="dae-sweep-text")
-    with gr.Accordion("The two stages, and why a weaker decoder can give a better latent", open=True):
-        gr.Markdown(EXPLANATION, latex_delimiters=[{"left": "$$", "right": "$$", "display": True},
-                                                   {"left": "$", "right": "$", "display": False}])
+    explanation("The two stages, and why a weaker decoder can give a better latent", EXPLANATION, open=True)
 
     common = dict(concurrency_id="model")
     outputs = [recon, samples, table, curves, map_a, stats_a, map_b, stats_b, picked, picked_text]

@@ -19,7 +19,7 @@ import torch
 from .. import data, diffusion, plotting, schedules
 from ..checkpoints import CheckpointError
 from .store import Store
-from .panel import Panel
+from .panel import LATEX, Panel, explanation
 from .validate import number, page_errors, valid_seed, whole
 
 T_FORWARD = 1000                 # the forward-process view uses both schedules at T = 1000
@@ -348,10 +348,9 @@ def build(store: Store) -> DiffusionPanel:
     dataset = panel._dataset(names[0] if names else None)
     classes = data.class_names(dataset)
     n_images = len(panel.images(dataset))
-    latex = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
 
     gr.Markdown("## Forward process: noising an image\nPick a test image and a step t; the same noise "
-                "$\\varepsilon$ is added under both schedules.", latex_delimiters=latex)
+                "$\\varepsilon$ is added under both schedules.", latex_delimiters=LATEX)
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=240):
             f_index = gr.Slider(0, n_images - 1, value=0, step=1, label="Test image #", elem_id="diff-image")
@@ -417,8 +416,7 @@ def build(store: Store) -> DiffusionPanel:
                                 elem_id="diff-tradeoff")
         tradeoff_text = gr.Markdown(elem_id="diff-tradeoff-text")
 
-    with gr.Accordion("The equations: forward marginal, posterior, DDIM update, guidance", open=True):
-        gr.Markdown(EXPLANATION, latex_delimiters=latex)
+    explanation("The equations: forward marginal, posterior, DDIM update, guidance", EXPLANATION, open=True)
 
     # Sampling runs (a DDIM-20 run of 4 images is ~1.3 s of CPU) get their own slots, half the cores: the
     # other half always serves the light events (a pick, an upload, a model change) of everyone else.

@@ -15,7 +15,7 @@ import torch
 from .. import latents, plotting
 from .inpage import pack
 from .store import MAP_RANGE, Store
-from .panel import Panel
+from .panel import Panel, explanation
 from .validate import number, page_errors, valid_seed, whole
 
 N_SLIDERS = 6
@@ -313,9 +313,7 @@ def build(store: Store) -> LatentGridPanel:
                        runtime=runtime_path(), point={})
     page_file = gr.File(label="A standalone page: open it in any browser, offline (map, decoder and runtime inside)",
                         visible=False, elem_id="lg-page")
-    with gr.Accordion("The ELBO and the reparameterization trick", open=True):
-        gr.Markdown(EXPLANATION, latex_delimiters=[{"left": "$$", "right": "$$", "display": True},
-                                                   {"left": "$", "right": "$", "display": False}])
+    explanation("The ELBO and the reparameterization trick", EXPLANATION, open=True)
     # Scripting and test endpoints: the same decode on the server.
     decoded = gr.Image(visible=False, format="png", elem_id="lg-decoded-api")
     info = gr.Markdown(visible=False)

@@ -11,6 +11,11 @@ Each event is ``(fn, inputs, outputs, options)``; options are passed to Gradio's
 """
 from __future__ import annotations
 
+import gradio as gr
+
+# KaTeX delimiters for every panel's Markdown: $$...$$ on a line of its own, $...$ inline.
+LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
+
 
 class Panel:
     opens: list = []
@@ -28,3 +33,9 @@ def chain(trigger, events) -> None:
     event = trigger(fn, inputs, outputs, api_name=False, **opts)
     for fn, inputs, outputs, opts in events[1:]:
         event = event.then(fn, inputs, outputs, api_name=False, **opts)
+
+
+def explanation(title: str, text: str, open: bool = False) -> gr.Markdown:
+    """The panel's accordion of formulas and reading notes (``text`` is Markdown with LaTeX)."""
+    with gr.Accordion(title, open=open):
+        return gr.Markdown(text, latex_delimiters=LATEX)

@@ -17,7 +17,7 @@ from ..checkpoints import CheckpointError
 from .inpage import runtime_path, script, server_functions
 from .point_map import latent_prop, payload, point_map
 from .store import Store
-from .panel import Panel
+from .panel import Panel, explanation
 from .validate import page_errors, whole
 
 NONE = "(none)"
@@ -318,9 +318,7 @@ def build(store: Store) -> ProjectionPanel:
             view = pick_view("proj-view", "proj", "projection", store, "Click a point on the map.")
             export_file = gr.File(label="Projector export (tensors.tsv, metadata.tsv, sprite.png, config)",
                                   visible=False, elem_id="proj-export")
-    with gr.Accordion("What the map shows, and the formulas", open=False):
-        gr.Markdown(EXPLANATION, latex_delimiters=[{"left": "$$", "right": "$$", "display": True},
-                                                   {"left": "$", "right": "$", "display": False}])
+    explanation("What the map shows, and the formulas", EXPLANATION, open=False)
     # The scripted /pick endpoint's outputs: the server's own decode of a pick (not shown in the page)
     row = gr.Image(visible=False, format="png", elem_id="proj-detail")
     code = gr.Markdown(visible=False, elem_id="proj-code")

@@ -22,7 +22,7 @@ from .. import diffusion, latents, plotting, zoo_table
 from ..checkpoints import CONFIG, WEIGHTS, CheckpointError
 from . import study_view
 from .store import Store
-from .panel import Panel
+from .panel import Panel, explanation
 from .validate import valid_seed
 
 N_SAMPLES = 8        # samples per model row
@@ -415,9 +415,7 @@ def build(store: Store) -> ZooPanel:
         ablation_text = gr.Markdown(elem_id="zoo-ablation-text")
         ablation_img = gr.Image(label="Component sigma per epoch", show_label=False, interactive=False,
                                 elem_id="zoo-ablation-chart", buttons=["download", "fullscreen"])
-    with gr.Accordion("What each family's latent is, and how to read the table", open=False):
-        gr.Markdown(EXPLANATION, latex_delimiters=[{"left": "$$", "right": "$$", "display": True},
-                                                    {"left": "$", "right": "$", "display": False}])
+    explanation("What each family's latent is, and how to read the table", EXPLANATION, open=False)
 
     inputs, outputs = [dataset, seed, source], [grid, caption, table]
     common = dict(concurrency_id="model", show_progress="minimal")
