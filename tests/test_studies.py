@@ -283,9 +283,13 @@ def test_the_model_zoo_shows_the_shipped_ablation_in_the_browser(gamix_runs, tin
             page.goto(url)
             page.get_by_role("tab", name="Model zoo").click()
             page.get_by_text("GAMIX-VAE ablation: which of its parts helps").click()
-            page.locator("#zoo-ablation-chart").scroll_into_view_if_needed()
+            # Gradio's <img loading="lazy"> loads only near the viewport: scroll to the image once it exists
+            # (the chart sits ~2,500 px down; waiting for it unscrolled timed out)
+            chart = page.locator("#zoo-ablation-chart img")
+            chart.wait_for(state="attached", timeout=60_000)
+            chart.scroll_into_view_if_needed()
             page.wait_for_function("() => { const i = document.querySelector('#zoo-ablation-chart img');"
-                                   " return i && i.complete && i.naturalWidth > 500; }", timeout=60_000, polling=500)
+                                   " return i && i.complete && i.naturalWidth > 500; }", timeout=60_000)
             text = page.locator("#zoo-ablation-text").inner_text()
             assert "6 of 6 runs finished" in text and "plain VAE" in text and "smallest component sigma" in text
         finally:
