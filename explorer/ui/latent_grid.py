@@ -16,6 +16,7 @@ from .. import latents, plotting
 from .inpage import pack
 from .store import MAP_RANGE, Store
 from .panel import Panel, explanation
+from .standalone import write_page
 from .validate import number, page_errors, valid_seed, whole
 
 N_SLIDERS = 6
@@ -247,15 +248,13 @@ class LatentGridPanel(Panel):
 
     def standalone(self, name, request: gr.Request = None) -> str:
         """Write this model's map, decoder and the runtime into one HTML file that works from disk."""
-        from .standalone import write_page
-
         model = self.page_model(name, None)
         point = self._point(request)
         if point is not None and point[0] == name:
             model["point"] = {"name": name, "values": list(point[1][:model["k"]]),
                               "residual": list(point[2]) if point[2] is not None else None, "seq": 0}
         with page_errors():
-            return str(write_page(self.store, model))
+            return str(write_page(self.store, model, CSS))
 
 CSS = """
 .lsxg { display: flex; gap: 18px; flex-wrap: wrap; align-items: flex-start; }

@@ -51,8 +51,9 @@ def _embed(text: str) -> str:
     return text.replace("</", "<\\/")
 
 
-def write_page(store, model: dict, out: str | Path | None = None) -> Path:
-    """Write the standalone page for ``model`` (LatentGridPanel.page_model's dict); returns its path."""
+def write_page(store, model: dict, css: str, out: str | Path | None = None) -> Path:
+    """Write the standalone page for ``model`` (LatentGridPanel.page_model's dict) styled by the panel's ``css``;
+    returns its path."""
     name = model["name"]
     zoo = store.zoo
     path = export.cached(zoo, name) or export.build(zoo, name)
@@ -65,7 +66,7 @@ def write_page(store, model: dict, out: str | Path | None = None) -> Path:
     wasm = base64.b64encode((RUNTIME_DIR / "ort-wasm-simd-threaded.wasm").read_bytes()).decode()
     # lsx.js first, then the inlined runtime is handed to it, then the panel's code asks for a decoder
     lsx, panel = script(), (WEB_DIR / "latent_grid.js").read_text()
-    page = (PAGE.replace("@@CSS@@", _latent_css())
+    page = (PAGE.replace("@@CSS@@", css)
                 .replace("@@TITLE@@", html.escape(name))
                 .replace("@@SHA@@", sha[:16] + "…")
                 .replace("@@ORTV@@", html.escape(vendor["version"]))
@@ -79,9 +80,3 @@ def write_page(store, model: dict, out: str | Path | None = None) -> Path:
     out = Path(out)
     out.write_text(page)
     return out
-
-
-def _latent_css() -> str:
-    from .latent_grid import CSS
-
-    return CSS
