@@ -12,6 +12,11 @@ skipping finished ones and resuming an interrupted one from its ``resume.pt``; w
 no new epoch after that time, so it can run in the background and continue in a later session. Two
 processes may share a study: each run is locked (``flock``) while one trains it.
 
+``runs/`` is not shipped, but the study's result file is (``sweep.json``, ``ablation.json``) and it holds every
+finished run's figures. The command line takes that record as finished runs (``--fresh`` ignores it), so a
+fresh checkout continues a study where it shipped: ``status`` counts, ``run`` skips and ``summary`` includes
+the recorded runs, except an arm whose definition (preset, config, epochs, latent diffusion) has changed since.
+
 ``summary`` reads the finished runs back from their ``config.json`` and ``metrics.json``, gives mean and
 sample standard deviation over seeds per arm and metric, a plain verdict per metric, and a chart; with
 ``--ship`` it writes them into the shipped checkpoints' folders (``ablation.json`` beside
@@ -20,6 +25,7 @@ sample standard deviation over seeds per arm and metric, a plain verdict per met
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import fcntl
 import json
 import shutil
@@ -160,21 +166,53 @@ def run_dir(out, arm: Arm, seed: int) -> Path:
     return Path(out) / arm.name / f"seed{seed}"
 
 
+def shipped_record(study: Study, root=None) -> Path:
+    """Where the study's result file ships: beside its first shipped checkpoint."""
+    return Path(root or checkpoints.ROOT) / study.dataset / study.ship_to[0] / study.result_file
+
+
+def _definition(arm: dict) -> dict:
+    """What makes two runs of an arm comparable, as the result file records it."""
+    return json.loads(json.dumps({k: arm.get(k) for k in ("preset", "config", "epochs", "ldm", "ldm_epochs")}))
+
+
+def recorded_runs(study: Study, record) -> dict[tuple[str, int], dict]:
+    """{(arm, seed): that run's figures} from a result file ``summary`` wrote (``None`` or a missing file:
+    none). An arm whose recorded definition differs from the study's now is left out: it has to run again."""
+    if record is None or not Path(record).is_file():
+        return {}
+    try:
+        data = json.loads(Path(record).read_text())
+        arms, runs = {a["name"]: a for a in data["arms"]}, data["runs"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{record} is not a study result file ({type(err).__name__}: {err}); "
+                         f"restore it with `git checkout -- {record}` or pass --fresh to ignore it") from None
+    if data.get("study") != study.name or data.get("dataset") != study.dataset:
+        return {}
+    same = [a for a in study.arms if a.name in arms
+            and _definition(arms[a.name]) == _definition(dataclasses.asdict(a))]
+    return {(a.name, int(s)): row for a in same for s, row in runs.get(a.name, {}).items() if int(s) in study.seeds}
+
+
 def finished(out, study: Study, arm: Arm, seed: int) -> bool:
     root = run_dir(out, arm, seed) / study.dataset
     return all((root / preset / checkpoints.METRICS).is_file() for preset, _, _ in arm.steps())
 
 
 def run(study: Study, out, hours: float | None = None, progress: bool = True, limit: int | None = None,
-        config: dict | None = None, seeds=None, arms=None) -> dict:
-    """Train and evaluate the study's runs in order, skipping finished ones and any another process holds;
-    returns {"done": [...], "left": [...]} (run keys). ``limit`` and ``config`` (overrides for every
-    autoencoder) make tiny runs for tests; ``seeds`` and ``arms`` restrict the runs."""
+        config: dict | None = None, seeds=None, arms=None, record=None) -> dict:
+    """Train and evaluate the study's runs in order, skipping finished ones, the ones ``record`` (a result
+    file) holds, and any another process holds; returns {"done": [...], "left": [...]} (run keys). ``limit``
+    and ``config`` (overrides for every autoencoder) make tiny runs for tests; ``seeds`` and ``arms`` restrict
+    the runs."""
     from . import training
 
     deadline = time.time() + hours * 3600 if hours else None
     out = Path(out)
+    recorded = recorded_runs(study, record)
     for arm, seed in study.runs():
+        if (arm.name, seed) in recorded:
+            continue
         if (seeds is not None and seed not in seeds) or (arms is not None and arm.name not in arms):
             continue
         if deadline is not None and time.time() >= deadline:
@@ -201,7 +239,7 @@ def run(study: Study, out, hours: float | None = None, progress: bool = True, li
                     break  # the time box ended inside this run
         if progress and finished(out, study, arm, seed):
             print(f"{study.name}: finished {arm.name} seed {seed}", flush=True)
-    return status(study, out, seeds=seeds, arms=arms)
+    return status(study, out, seeds=seeds, arms=arms, record=record)
 
 
 def _start_from(study: Study, out, arm: Arm, seed: int) -> bool:
@@ -221,9 +259,10 @@ def _command(study: Study, arm: Arm, seed: int) -> str:
     return f"python -m explorer.studies run {study.name} --arms {arm.name} --seeds {seed}"
 
 
-def status(study: Study, out, seeds=None, arms=None) -> dict:
+def status(study: Study, out, seeds=None, arms=None, record=None) -> dict:
+    recorded = recorded_runs(study, record)
     runs = [(a, s) for a, s in study.runs() if (seeds is None or s in seeds) and (arms is None or a.name in arms)]
-    done = [f"{a.name}/seed{s}" for a, s in runs if finished(out, study, a, s)]
+    done = [f"{a.name}/seed{s}" for a, s in runs if (a.name, s) in recorded or finished(out, study, a, s)]
     return {"done": done, "left": [f"{a.name}/seed{s}" for a, s in runs if f"{a.name}/seed{s}" not in done]}
 
 
@@ -254,9 +293,12 @@ def run_results(study: Study, out, arm: Arm, seed: int) -> dict:
     return {k: v for k, v in row.items() if v is not None}
 
 
-def summarise(study: Study, out) -> dict:
-    """Mean and sample sd over the finished seeds, per arm and metric, with every run's own figures."""
-    per_run = {a.name: {s: run_results(study, out, a, s) for s in study.seeds if finished(out, study, a, s)}
+def summarise(study: Study, out, record=None) -> dict:
+    """Mean and sample sd over the finished seeds, per arm and metric, with every run's own figures: the runs
+    finished under ``out`` and those ``record`` (a result file) holds; a run in both is read from ``out``."""
+    recorded = recorded_runs(study, record)
+    per_run = {a.name: {s: run_results(study, out, a, s) if finished(out, study, a, s) else recorded[a.name, s]
+                        for s in study.seeds if finished(out, study, a, s) or (a.name, s) in recorded}
                for a in study.arms}
     if not any(per_run.values()):
         raise FileNotFoundError(f"no finished run under {out}; run `python -m explorer.studies run {study.name}` first")
@@ -269,7 +311,7 @@ def summarise(study: Study, out) -> dict:
                            "sd": statistics.stdev(vals) if len(vals) > 1 else 0.0, "values": vals}
         table[key] = row
     any_run = next(r for runs in per_run.values() for r in runs.values())
-    left = status(study, out)["left"]
+    left = status(study, out, record=record)["left"]
     return {"study": study.name, "title": study.title, "dataset": study.dataset, "why": study.why,
             "arms": [{"name": a.name, "label": a.label, "preset": a.preset, "config": a.config, "epochs": a.epochs,
                       "ldm": a.ldm, "ldm_epochs": a.ldm_epochs, "group": a.group,
@@ -442,6 +484,8 @@ def main(argv=None) -> None:
     p.add_argument("--arms", nargs="+")
     p.add_argument("--ship", action="store_true", help="write the results into the shipped checkpoints' folders")
     p.add_argument("--note", help="with --ship: a text file whose paragraph (what the table says) joins the cards")
+    p.add_argument("--fresh", action="store_true",
+                   help="ignore the runs the shipped result file records (default: count them as finished)")
     a = p.parse_args(argv)
     if a.threads:
         import torch
@@ -457,16 +501,18 @@ def main(argv=None) -> None:
         p.error(f"{a.command} needs a study: one of {sorted(STUDIES)}")
     study = STUDIES[a.study]
     out = Path(a.out or f"runs/{study.name}")
+    record = None if a.fresh else shipped_record(study)
     if a.arms and (bad := set(a.arms) - {x.name for x in study.arms}):
         p.error(f"unknown arm(s) {sorted(bad)}; {study.name} has {[x.name for x in study.arms]}")
     if a.command == "run":
-        print(json.dumps(run(study, out, a.hours, seeds=a.seeds, arms=a.arms)))
+        print(json.dumps(run(study, out, a.hours, seeds=a.seeds, arms=a.arms, record=record)))
     elif a.command == "status":
-        st = status(study, out)
+        st = status(study, out, record=record)
         print(f"{len(st['done'])} of {len(st['done']) + len(st['left'])} runs finished\n"
               f"done: {' '.join(st['done']) or '-'}\nleft: {' '.join(st['left']) or '-'}")
     else:
-        summary = summarise(study, out)
+        summary = summarise(study, out, record=record)
+        out.mkdir(parents=True, exist_ok=True)
         cards.write_atomic(out / study.result_file, json.dumps(summary, indent=1) + "\n")
         print(table_markdown(summary))
         if a.ship:

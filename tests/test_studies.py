@@ -180,6 +180,43 @@ def test_the_summary_is_mean_and_sd_of_what_the_checkpoints_say(gamix_runs, tmp_
     assert pixels.ndim == 3 and pixels.shape[2] == 3 and "6 of 6 runs finished" in md
 
 
+def test_a_fresh_checkout_continues_a_study_from_its_shipped_record(gamix_runs, tmp_path, monkeypatch, capsys):
+    """runs/ does not ship, the result file does: a clean clone counts its runs as finished, trains none of
+    them again, and summarises to the same table; an arm redefined since, or a damaged record, is not trusted."""
+    study, out, _ = gamix_runs
+    summary = studies.summarise(study, out)
+    record = tmp_path / "ablation.json"
+    record.write_text(json.dumps({**summary, "note": "shipped"}))
+    fresh = tmp_path / "fresh"
+    assert studies.status(study, fresh, record=record) == studies.status(study, out)
+    assert studies.run(study, fresh, progress=False, limit=128, config=SMALL, record=record)["left"] == []
+    assert not fresh.exists()                                   # nothing trained again
+    again = studies.summarise(study, fresh, record=record)
+    assert again["table"] == summary["table"] and again["runs_done"] == 6 and again["hardware"] == summary["hardware"]
+
+    edited = json.loads(record.read_text())                     # a run finished here beats the record's copy
+    edited["runs"]["mixture"]["0"]["test_mse"] = 123.0
+    record.write_text(json.dumps(edited))
+    assert studies.summarise(study, out, record=record)["table"]["test_mse"]["mixture"]["values"] == \
+        summary["table"]["test_mse"]["mixture"]["values"]
+    assert 123.0 in studies.summarise(study, fresh, record=record)["table"]["test_mse"]["mixture"]["values"]
+
+    longer = dataclasses.replace(study, arms=tuple(dataclasses.replace(a, epochs=3) if a.name == "vae" else a
+                                                   for a in study.arms))
+    assert studies.status(longer, fresh, record=record)["left"] == ["vae/seed0", "vae/seed1"]
+
+    monkeypatch.setitem(studies.STUDIES, "gamix", study)        # the command line reads the shipped record
+    monkeypatch.setattr(studies, "shipped_record", lambda st, root=None: record)
+    studies.main(["status", "gamix", "--out", str(fresh)])
+    assert capsys.readouterr().out.startswith("6 of 6 runs finished")
+    studies.main(["status", "gamix", "--out", str(fresh), "--fresh"])
+    assert capsys.readouterr().out.startswith("0 of 6 runs finished")
+
+    record.write_text("{not json")
+    with pytest.raises(ValueError, match="not a study result file.*--fresh"):
+        studies.status(study, fresh, record=record)
+
+
 def test_the_sweep_says_where_the_dae_beats_the_baseline():
     def cell(*vals):
         return {"mean": float(np.mean(vals)), "sd": float(np.std(vals, ddof=1)), "values": list(vals)}
