@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from explorer import checkpoints, evaluation, models, training
+from explorer import checkpoints, evaluation, models, training, zoo_table
 from explorer.checkpoints import CheckpointError, Zoo
 
 
@@ -126,6 +126,10 @@ def test_warm_start_continues_from_a_checkpoint_and_counts_its_training(tmp_path
     assert "In total: 5 epochs" in card
     third = training.train("ae-16", "digits", epochs=1, out=tmp_path / "c", init=again, command="third", **kw)
     assert json.loads((third / "config.json").read_text())["training"]["continued_from"]["epochs"] == 5
+    row = next(r for r in zoo_table.table(Zoo(tmp_path / "c"), "digits") if r["name"] == "digits/ae-16")
+    total = json.loads((third / "config.json").read_text())["training"]
+    assert row["epochs"] == 6                                     # the zoo's training column counts all of it
+    assert row["wall_time_s"] == pytest.approx(total["wall_time_s"] + total["continued_from"]["wall_time_s"])
     with pytest.raises(ValueError, match="a warm start needs the same model"):
         training.train("ae-16", "digits", epochs=1, out=tmp_path / "d", init=first,
                        **{**kw, "config": {"channels": 16, "hidden": 32}})
