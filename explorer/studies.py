@@ -239,7 +239,7 @@ def run(study: Study, out, hours: float | None = None, progress: bool = True, li
                     break  # the time box ended inside this run
         if progress and finished(out, study, arm, seed):
             print(f"{study.name}: finished {arm.name} seed {seed}", flush=True)
-    return status(study, out, seeds=seeds, arms=arms, record=record)
+    return _status(study, out, recorded, seeds, arms)
 
 
 def _start_from(study: Study, out, arm: Arm, seed: int) -> bool:
@@ -260,7 +260,11 @@ def _command(study: Study, arm: Arm, seed: int) -> str:
 
 
 def status(study: Study, out, seeds=None, arms=None, record=None) -> dict:
-    recorded = recorded_runs(study, record)
+    return _status(study, out, recorded_runs(study, record), seeds, arms)
+
+
+def _status(study: Study, out, recorded: dict, seeds=None, arms=None) -> dict:
+    """:func:`status` with the record already read (``recorded_runs``)."""
     runs = [(a, s) for a, s in study.runs() if (seeds is None or s in seeds) and (arms is None or a.name in arms)]
     done = [f"{a.name}/seed{s}" for a, s in runs if (a.name, s) in recorded or finished(out, study, a, s)]
     return {"done": done, "left": [f"{a.name}/seed{s}" for a, s in runs if f"{a.name}/seed{s}" not in done]}
@@ -297,9 +301,14 @@ def summarise(study: Study, out, record=None) -> dict:
     """Mean and sample sd over the finished seeds, per arm and metric, with every run's own figures: the runs
     finished under ``out`` and those ``record`` (a result file) holds; a run in both is read from ``out``."""
     recorded = recorded_runs(study, record)
-    per_run = {a.name: {s: run_results(study, out, a, s) if finished(out, study, a, s) else recorded[a.name, s]
-                        for s in study.seeds if finished(out, study, a, s) or (a.name, s) in recorded}
-               for a in study.arms}
+    per_run = {}
+    for a in study.arms:
+        per_run[a.name] = {}
+        for s in study.seeds:
+            if finished(out, study, a, s):
+                per_run[a.name][s] = run_results(study, out, a, s)
+            elif (a.name, s) in recorded:
+                per_run[a.name][s] = recorded[a.name, s]
     if not any(per_run.values()):
         raise FileNotFoundError(f"no finished run under {out}; run `python -m explorer.studies run {study.name}` first")
     table = {}
@@ -311,7 +320,7 @@ def summarise(study: Study, out, record=None) -> dict:
                            "sd": statistics.stdev(vals) if len(vals) > 1 else 0.0, "values": vals}
         table[key] = row
     any_run = next(r for runs in per_run.values() for r in runs.values())
-    left = status(study, out, record=record)["left"]
+    left = _status(study, out, recorded)["left"]
     return {"study": study.name, "title": study.title, "dataset": study.dataset, "why": study.why,
             "arms": [{"name": a.name, "label": a.label, "preset": a.preset, "config": a.config, "epochs": a.epochs,
                       "ldm": a.ldm, "ldm_epochs": a.ldm_epochs, "group": a.group,
