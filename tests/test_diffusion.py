@@ -361,6 +361,37 @@ def test_resumed_training_gives_the_same_ema_weights(tmp_path):
         torch.testing.assert_close(va, vb, msg=k)
 
 
+def test_the_pixel_unet_trains_channels_last_with_the_same_loss_and_gradients(tmp_path):
+    config = {**TINY_UNET, "attention": True, "timesteps": 50}
+    a = models.build("ddpm", config)
+    assert a.memory_format == torch.channels_last
+    b = models.build("ddpm", config)
+    b.load_state_dict(a.state_dict())
+    b.to(memory_format=torch.channels_last)
+    x, y = torch.rand(16, 1, 28, 28), torch.arange(16) % 10
+    losses = []
+    for model, xb in ((a, x), (b, x.contiguous(memory_format=torch.channels_last))):
+        torch.manual_seed(0)  # the same t, noise and label dropout in both layouts
+        loss, _ = model((xb, y))
+        loss.backward()
+        losses.append(loss.item())
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    for (k, pa), pb in zip(a.named_parameters(), b.parameters()):
+        torch.testing.assert_close(pa.grad, pb.grad.contiguous(), rtol=1e-4, atol=1e-6, msg=k)
+    # the loop trains in that layout (resume.pt holds channels-last convolutions, the EMA too) ...
+    kw = dict(epochs=2, limit=64, batch_size=32, progress=False, evaluate=False, bf16=False, config=config)
+    training.train("ddpm-linear", "digits", out=tmp_path, stop_after=1, **kw)
+    state = torch.load(tmp_path / "digits" / "ddpm-linear" / "resume.pt", weights_only=True)
+    conv = [k for k, v in state["model"].items() if v.ndim == 4 and v.shape[1] > 1 and v.shape[2] > 1]
+    assert conv and all(state["model"][k].is_contiguous(memory_format=torch.channels_last)
+                        and not state["model"][k].is_contiguous() for k in conv)
+    assert all(state["ema"]["shadow"][k].is_contiguous(memory_format=torch.channels_last) for k in conv)
+    # ... and the latent model, which has no image layout, keeps the default
+    latent = models.build("ddpm", {"space": "latent", "vae_config": {"latent_dim": 16, "channels": 8, "hidden": 32},
+                                   "latent_dim": 16, "hidden": 32, "blocks": 1})
+    assert latent.memory_format == torch.contiguous_format
+
+
 @pytest.mark.parametrize("name", schedules.NAMES)
 @pytest.mark.parametrize("sampler,eta,steps", [("ddim", 0.0, 250), ("ddim", 1.0, 200), ("ddpm", 0.0, None)])
 def test_samplers_with_the_exact_eps_recover_gaussian_data(name, sampler, eta, steps):

@@ -70,6 +70,12 @@ class ConfigModule(nn.Module):
         """Decay of the weights' moving average the loop keeps and ships (0: none)."""
         return float(getattr(self.config, "ema_decay", 0.0) or 0.0)
 
+    @property
+    def memory_format(self) -> torch.memory_format:
+        """The layout the training loop keeps the weights and image batches in while it trains (the checkpoint
+        is written and evaluated in the default layout either way)."""
+        return torch.contiguous_format
+
     def configure_optimizers(self, lr: float) -> torch.optim.Optimizer:
         """The loop's optimiser over every parameter (a GAN's discriminator takes its own steps in ``loss``)."""
         return torch.optim.Adam(self.parameters(), lr=lr, betas=self.adam_betas)

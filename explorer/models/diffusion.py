@@ -173,6 +173,13 @@ class DDPM(ConfigModule):
         return (codes - self.code_mean.cpu()) / self.code_std.cpu()
 
     # ---- training
+    @property
+    def memory_format(self) -> torch.memory_format:
+        """The pixel UNet trains channels-last: ``benchmarks/train_step.py`` timed a float32 step of batch 128 at
+        1.32 s against 1.48 s (ratio 0.89, one thread, 2-core EPYC, 2026-12-06, beside two training runs);
+        the latent MLP has no image layout."""
+        return torch.channels_last if self.config.space == "pixel" else torch.contiguous_format
+
     def loss(self, batch):
         x, y = batch
         x0 = x if self.config.space == "latent" and x.ndim == 2 else self.to_model_space(x)  # codes pre-encoded
