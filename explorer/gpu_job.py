@@ -162,9 +162,8 @@ def probe_epoch_seconds(config: dict, device: str, batch: int = 128, steps: int 
     from .models.diffusion import bf16_native
 
     model = models.build("ddpm", config).to(device)
-    model.to(memory_format=model.memory_format)  # as the training loop lays it out
     opt = model.configure_optimizers(1e-4)
-    x = torch.rand(batch, 1, 28, 28, device=device).contiguous(memory_format=model.memory_format)
+    x = torch.rand(batch, 1, 28, 28, device=device).contiguous(memory_format=model.memory_format)  # as the loop
     y = torch.randint(0, 10, (batch,), device=device)
     bf16 = bf16_native(device)
     dtype = torch.device(device).type

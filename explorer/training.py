@@ -204,7 +204,6 @@ def run(cfg: TrainConfig) -> Path:
     torch.manual_seed(cfg.seed)  # the CLI owns the process: seeding it globally is fine here
     model, x, y = _build(cfg, device)
     layout = model.memory_format  # e.g. channels-last for the pixel UNet (faster convolutions on CPU)
-    model.to(memory_format=layout)  # before the EMA copies the weights, so they share the layout
     ema = EMA(model, model.ema_decay) if model.ema_decay else None
     earlier = None
     if cfg.init is not None:  # warm start: the model and its moving average begin at the checkpoint's weights
@@ -271,7 +270,6 @@ def run(cfg: TrainConfig) -> Path:
                 shutil.copyfile(resume_path, out_dir / f"resume-epoch{epoch + 1}.pt")
 
     model.eval()
-    model.to(memory_format=torch.contiguous_format)  # evaluate and write in the default layout
     if ema is not None:  # ship the averaged weights: better samples than the last iterate
         ema.copy_to(model)
     if rank != 0:

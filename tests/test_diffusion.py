@@ -361,13 +361,17 @@ def test_resumed_training_gives_the_same_ema_weights(tmp_path):
         torch.testing.assert_close(va, vb, msg=k)
 
 
-def test_the_pixel_unet_trains_channels_last_with_the_same_loss_and_gradients(tmp_path):
+def test_the_pixel_unet_runs_channels_last_with_the_same_loss_gradients_and_samples(tmp_path):
     config = {**TINY_UNET, "attention": True, "timesteps": 50}
+    b = models.build("ddpm", config)  # as built, loaded and trained: channels-last
+    assert b.memory_format == torch.channels_last
+    conv = [k for k, v in b.net.state_dict().items() if v.ndim == 4 and v.shape[1] > 1 and v.shape[2] > 1]
+    assert conv and all(b.net.state_dict()[k].is_contiguous(memory_format=torch.channels_last)
+                        and not b.net.state_dict()[k].is_contiguous() for k in conv)
     a = models.build("ddpm", config)
-    assert a.memory_format == torch.channels_last
-    b = models.build("ddpm", config)
-    b.load_state_dict(a.state_dict())
-    b.to(memory_format=torch.channels_last)
+    a.load_state_dict(b.state_dict())
+    a.net.to(memory_format=torch.contiguous_format)  # the same weights in the default layout
+    _randomised(a.net), _randomised(b.net)  # the same perturbation: the zero-initialised output layer too
     x, y = torch.rand(16, 1, 28, 28), torch.arange(16) % 10
     losses = []
     for model, xb in ((a, x), (b, x.contiguous(memory_format=torch.channels_last))):
@@ -378,14 +382,24 @@ def test_the_pixel_unet_trains_channels_last_with_the_same_loss_and_gradients(tm
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
     for (k, pa), pb in zip(a.named_parameters(), b.parameters()):
         torch.testing.assert_close(pa.grad, pb.grad.contiguous(), rtol=1e-4, atol=1e-6, msg=k)
-    # the loop trains in that layout (resume.pt holds channels-last convolutions, the EMA too) ...
+    a.eval(), b.eval()
+    a.precision = b.precision = "float32"
+    xa, xb = (m.sample(8, steps=10, labels=3, generator=torch.Generator().manual_seed(1)) for m in (a, b))
+    torch.testing.assert_close(xa, xb, rtol=1e-4, atol=1e-4)
+    # the loop trains in that layout (resume.pt holds channels-last convolutions, the EMA too); the
+    # checkpoint stores the default layout and loads back channels-last
     kw = dict(epochs=2, limit=64, batch_size=32, progress=False, evaluate=False, bf16=False, config=config)
     training.train("ddpm-linear", "digits", out=tmp_path, stop_after=1, **kw)
     state = torch.load(tmp_path / "digits" / "ddpm-linear" / "resume.pt", weights_only=True)
-    conv = [k for k, v in state["model"].items() if v.ndim == 4 and v.shape[1] > 1 and v.shape[2] > 1]
-    assert conv and all(state["model"][k].is_contiguous(memory_format=torch.channels_last)
-                        and not state["model"][k].is_contiguous() for k in conv)
-    assert all(state["ema"]["shadow"][k].is_contiguous(memory_format=torch.channels_last) for k in conv)
+    assert all(state["model"]["net." + k].is_contiguous(memory_format=torch.channels_last) for k in conv)
+    assert all(state["ema"]["shadow"]["net." + k].is_contiguous(memory_format=torch.channels_last) for k in conv)
+    training.train("ddpm-linear", "digits", out=tmp_path, resume=True, **kw)
+    from safetensors.torch import load_file
+
+    stored = load_file(str(tmp_path / "digits" / "ddpm-linear" / "model.safetensors"))
+    assert all(stored["net." + k].is_contiguous() for k in conv)
+    loaded = Zoo(tmp_path).load("digits/ddpm-linear", "cpu")
+    assert all(loaded.net.state_dict()[k].is_contiguous(memory_format=torch.channels_last) for k in conv)
     # ... and the latent model, which has no image layout, keeps the default
     latent = models.build("ddpm", {"space": "latent", "vae_config": {"latent_dim": 16, "channels": 8, "hidden": 32},
                                    "latent_dim": 16, "hidden": 32, "blocks": 1})

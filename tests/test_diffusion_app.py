@@ -160,7 +160,9 @@ def test_browser_run_animates_and_the_scrubber_moves(diffusion_app, tmp_path):
         page.wait_for_timeout(2000)
         status = page.locator("#diff-status").inner_text()
         assert "done" not in status and "/100" in status
-        assert 3 <= int(page.locator("#diff-scrub input[type=number]").input_value()) < 100
+        # "step k/100" shown means k frames kept, so the scrubber's last index is at least k - 1 >= 2 (under load
+        # Stop can land before another frame arrives)
+        assert 2 <= int(page.locator("#diff-scrub input[type=number]").input_value()) < 100
         page.screenshot(path=str(tmp_path / "diffusion.png"), full_page=True)
         browser.close()
 

@@ -72,8 +72,8 @@ class ConfigModule(nn.Module):
 
     @property
     def memory_format(self) -> torch.memory_format:
-        """The layout the training loop keeps the weights and image batches in while it trains (the checkpoint
-        is written and evaluated in the default layout either way)."""
+        """The layout a family holds its 4-D weights in (set when it is built; checkpoints store the default
+        layout either way); the training loop lays image batches out the same way."""
         return torch.contiguous_format
 
     def configure_optimizers(self, lr: float) -> torch.optim.Optimizer:
