@@ -3,8 +3,8 @@
     python benchmarks/unet_layout.py [--preset ddpm-linear] [--batch 128] [--sample-batch 16] [--runs 5]
         [--threads 1] [--bf16]
 
-Pixel DDPMs hold their UNet's weights channels-last (``model.memory_format``, set when the model is built),
-and the training loop lays its batches out the same way. This measures what that buys against the default
+Pixel DDPMs hold their UNet's weights channels-last (``model.memory_format``, set when the model is built;
+the convolutions' outputs follow the weights). This measures what that buys against the default
 layout on the machine it runs on, for the two things the project does with the UNet: a training step
 (forward, loss, backward, Adam on a batch of ``--batch``) and ``model.sample`` (DDIM-50, eta = 0, for
 ``--sample-batch`` images, what the Diffusion panel's Run does). The layouts alternate within each run so

@@ -79,6 +79,14 @@ def extra_sections(card: str) -> str:
 
 
 
+def total_training(training: dict) -> tuple[int, float]:
+    """(epochs, wall-time seconds) of a checkpoint's whole training: its own run plus, after a warm start
+    (``continued_from``), the training it continued from."""
+    before = training.get("continued_from") or {}
+    return ((training.get("epochs") or 0) + (before.get("epochs") or 0),
+            (training.get("wall_time_s") or 0) + (before.get("wall_time_s") or 0))
+
+
 def model_card(name: str, family: str, config: dict, meta: dict, results: dict) -> str:
     t = meta["training"]
     rows = "\n".join(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
@@ -115,7 +123,7 @@ def model_card(name: str, family: str, config: dict, meta: dict, results: dict) 
         ema += (f"\n\nContinued from a checkpoint trained for {before['epochs']} epochs ({before['wall_time_s']:.0f} s on "
                 f"{before['hardware']}, Adam lr {before['lr']}) by\n\n    {before['command']}\n\n"
                 f"The warm start begins the model and its moving average at those weights. In total: "
-                f"{before['epochs'] + t['epochs']} epochs, {before['wall_time_s'] + t['wall_time_s']:.0f} s of training.")
+                "{} epochs, {:.0f} s of training.".format(*total_training(t)))
     return f"""# {name}
 
 Family `{family}`, config `{json.dumps(config)}`, {t['parameters']:,} parameters.

@@ -203,7 +203,6 @@ def run(cfg: TrainConfig) -> Path:
 
     torch.manual_seed(cfg.seed)  # the CLI owns the process: seeding it globally is fine here
     model, x, y = _build(cfg, device)
-    layout = model.memory_format  # e.g. channels-last for the pixel UNet (faster convolutions on CPU)
     ema = EMA(model, model.ema_decay) if model.ema_decay else None
     earlier = None
     if cfg.init is not None:  # warm start: the model and its moving average begin at the checkpoint's weights
@@ -243,8 +242,7 @@ def run(cfg: TrainConfig) -> Path:
                    leave=False, dynamic_ncols=True)
         for step, (xb, yb) in enumerate(bar, 1):
             with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
-                xb = xb.to(device)
-                loss, logs = train_model((xb.contiguous(memory_format=layout) if xb.ndim == 4 else xb, yb.to(device)))
+                loss, logs = train_model((xb.to(device), yb.to(device)))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -361,9 +359,8 @@ def _warm_start(model: torch.nn.Module, init, family: str, config: dict) -> dict
                          f"({info['family']} {json.dumps(info['config'])}); a warm start needs the same model")
     model.load_state_dict(checkpoints.load_dir(path, "cpu", str(init)).state_dict())
     t = info.get("training", {})
-    before = t.get("continued_from") or {}
-    return {"command": info.get("command"), "epochs": t.get("epochs", 0) + before.get("epochs", 0),
-            "wall_time_s": round(t.get("wall_time_s", 0) + before.get("wall_time_s", 0), 1),
+    epochs, wall_time_s = cards.total_training(t)
+    return {"command": info.get("command"), "epochs": epochs, "wall_time_s": round(wall_time_s, 1),
             "hardware": t.get("hardware"), "lr": t.get("lr")}
 
 

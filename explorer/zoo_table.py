@@ -155,9 +155,8 @@ def table(zoo: Zoo, dataset: str) -> list[dict]:
                    test_mse=metrics.get("test_mse"), parameters=training.get("parameters"),
                    wall_time_s=training.get("wall_time_s"), hardware=training.get("hardware"),
                    epochs=training.get("epochs"))
-        if before := training.get("continued_from"):  # a warm start: the column shows the whole training
-            row.update(wall_time_s=(training.get("wall_time_s") or 0) + (before.get("wall_time_s") or 0),
-                       epochs=(training.get("epochs") or 0) + (before.get("epochs") or 0))
+        if training.get("continued_from"):  # a warm start: the column shows the whole training
+            row["epochs"], row["wall_time_s"] = cards.total_training(training)
         if "fid" in block:
             row.update(fid=block["fid"], fid_n=block.get("fid_n"), fid_floor=block.get("fid_floor"),
                        sample_sharpness=block.get("sample_sharpness"))

@@ -72,8 +72,9 @@ class ConfigModule(nn.Module):
 
     @property
     def memory_format(self) -> torch.memory_format:
-        """The layout a family holds its 4-D weights in (set when it is built; checkpoints store the default
-        layout either way); the training loop lays image batches out the same way."""
+        """The layout a family holds its 4-D weights in, set when it is built (checkpoints store the default
+        layout either way). The convolutions' outputs follow the weights; a 1-channel image batch is already
+        valid in both layouts, so inputs need no conversion."""
         return torch.contiguous_format
 
     def configure_optimizers(self, lr: float) -> torch.optim.Optimizer:
