@@ -2,7 +2,7 @@
 for each diffusion checkpoint; writes each model's tradeoff.json, which the Diffusion panel charts.
 
     python benchmarks/diffusion_tradeoff.py [--checkpoints DIR] [--models NAME ...]
-        [--steps 10 20 50 100 250 1000] [--n 2000] [--device cuda]
+        [--steps 10 20 50 100 250 1000] [--n 2000] [--device cuda] [--file targets.json]
 
 Every point uses the same N, seed, class-balanced labels and guidance 1 (the plain conditional
 model) as evaluation.evaluate_diffusion, and the real-vs-real floor at that N is stored beside them.
@@ -13,7 +13,9 @@ test checks this), so the eta=1 curve is the DDPM curve and its 1000-step point 
 Cost grows with N x total steps: the full grid (N=2000, both etas, 1430 steps each) is about
 5.7 M UNet image-steps per model, hours on a 2-core CPU and minutes on a GPU. On the CPU the shipped
 charts use N=500 with eta=0 up to 250 steps and eta=1 (DDPM) up to 1000
-(``--n 500 --skip 0:1000``: about 40 min per pixel model on one bfloat16 thread).
+(``--n 500 --skip 0:1000``: about 40 min per pixel model on one bfloat16 thread). ``--file`` writes
+another name beside the checkpoint instead, so that a few points at a larger N (the issue's N = 2,000
+targets: ``--n 2000 --steps 50 1000 --etas 1 --file targets.json``) do not replace the charted grid.
 """
 from __future__ import annotations
 
@@ -37,7 +39,11 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--skip", nargs="*", default=[], metavar="ETA:STEPS",
                    help="grid points to leave out, e.g. 0:1000 (DDIM eta=0 over all T steps)")
+    p.add_argument("--file", default="tradeoff.json",
+                   help="JSON file written beside each checkpoint (default tradeoff.json, which the panel charts)")
     a = p.parse_args(argv)
+    if os.path.basename(a.file) != a.file or not a.file.endswith(".json"):
+        p.error(f"--file takes a bare .json file name, not {a.file!r}")
     import torch
 
     from explorer import data, evaluation, metrics
@@ -81,7 +87,7 @@ def main(argv=None):
                   "labels": "class-balanced", "seed": 1234, "device": evaluation.hardware(str(device)),
                   "precision": str(model.sampling_dtype(device)).replace("torch.", ""),
                   "note": "eta=1 is the (respaced) DDPM ancestral sampler; eta=1 at T steps is DDPM", "rows": rows}
-        path = zoo.path(name) / "tradeoff.json"
+        path = zoo.path(name) / a.file
         path.write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {path}")
 

@@ -110,3 +110,21 @@ def test_slim_takes_the_heavy_folders_out_of_the_index_and_unslim_puts_them_back
     _git(repo, "add", "explorer/x.py")
     with pytest.raises(SystemExit, match="staged changes"):
         gpu_job.slim()
+
+
+def test_the_tradeoff_benchmark_writes_extra_points_beside_the_charted_grid_and_refuses_paths(tiny_root):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("diffusion_tradeoff",
+                                                  gpu_job.REPO / "benchmarks" / "diffusion_tradeoff.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    d = tiny_root / "digits" / "ddpm-cosine"
+    bench.main(["--checkpoints", str(tiny_root), "--models", "digits/ddpm-cosine", "--n", "40", "--steps", "5",
+                "--etas", "1", "--batch", "20", "--file", "targets.json"])
+    result = json.loads((d / "targets.json").read_text())
+    assert result["fid_n"] == 40 and [(r["eta"], r["steps"]) for r in result["rows"]] == [(1.0, 5)]
+    assert not (d / "tradeoff.json").exists()  # the charted grid is left as it was
+    for bad in ("../targets.json", "sub/targets.json", "targets.txt"):
+        with pytest.raises(SystemExit):
+            bench.main(["--checkpoints", str(tiny_root), "--file", bad])
+    assert not (tiny_root / "digits" / "targets.json").exists()
