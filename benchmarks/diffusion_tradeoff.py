@@ -15,7 +15,7 @@ Cost grows with N x total steps: the full grid (N=2000, both etas, 1430 steps ea
 charts use N=500 with eta=0 up to 250 steps and eta=1 (DDPM) up to 1000
 (``--n 500 --skip 0:1000``: about 40 min per pixel model on one bfloat16 thread). ``--file`` writes
 another name beside the checkpoint instead, so that a few points at a larger N (the issue's N = 2,000
-targets: ``--n 2000 --steps 50 1000 --etas 1 --file targets.json``) do not replace the charted grid.
+targets: ``--n 2000 --steps 50 1000 --etas 0 1 --skip 0:1000 --file targets.json``) do not replace the charted grid.
 """
 from __future__ import annotations
 
