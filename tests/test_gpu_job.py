@@ -35,8 +35,11 @@ def test_the_run_rehearsed_on_the_cpu_trains_on_measures_and_brings_back_one_tar
     with tarfile.open(out / "results.tar") as tar:
         assert sorted(tar.getnames()) == sorted(f"digits/ddpm-cosine/{f}" for f in gpu_job.RESULT_FILES)
     fresh = tmp_path / "fresh"
+    (fresh / "digits" / "ddpm-cosine").mkdir(parents=True)
+    (fresh / "digits" / "ddpm-cosine" / "targets.json").write_text("{}")  # measured on the weights replaced
     assert gpu_job.unpack(out / "results.tar", fresh) == ["digits/ddpm-cosine"]
     d = fresh / "digits" / "ddpm-cosine"
+    assert not (d / "targets.json").exists()
     after = checkpoints.load_dir(d, "cpu").state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)  # it trained on from the first run's weights
     card = (d / "README.md").read_text()
