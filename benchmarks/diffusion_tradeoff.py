@@ -16,13 +16,21 @@ charts use N=500 with eta=0 up to 250 steps and eta=1 (DDPM) up to 1000
 (``--n 500 --skip 0:1000``: about 40 min per pixel model on one bfloat16 thread). ``--file`` writes
 another name beside the checkpoint instead, so that a few points at a larger N (the issue's N = 2,000
 targets: ``--n 2000 --steps 50 1000 --etas 0 1 --skip 0:1000 --file targets.json``) do not replace the charted grid.
+
+A long point can be spread over several sessions: ``--partial DIR`` saves every finished batch (the samples
+so far, the random generator's state and the seconds spent) in DIR, and ``--max-batches K`` stops after K
+batches; the same command run again goes on from there, so the result equals one uninterrupted run. Saved
+batches are used only with the same weights (their SHA-256), N, batch and seed, and are removed once the
+JSON is written.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
 import time
+from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
@@ -41,13 +49,19 @@ def main(argv=None):
                    help="grid points to leave out, e.g. 0:1000 (DDIM eta=0 over all T steps)")
     p.add_argument("--file", default="tradeoff.json",
                    help="JSON file written beside each checkpoint (default tradeoff.json, which the panel charts)")
+    p.add_argument("--partial", default=None, metavar="DIR",
+                   help="keep each finished batch in DIR, so that a stopped run goes on where it stopped")
+    p.add_argument("--max-batches", type=int, default=None, metavar="K",
+                   help="stop after sampling K batches (needs --partial); run the same command again to go on")
     a = p.parse_args(argv)
     if os.path.basename(a.file) != a.file or not a.file.endswith(".json"):
         p.error(f"--file takes a bare .json file name, not {a.file!r}")
+    if a.max_batches is not None and (a.partial is None or a.max_batches < 1):
+        p.error("--max-batches takes a positive count and needs --partial DIR to keep the batches in")
     import torch
 
     from explorer import data, evaluation, metrics
-    from explorer.checkpoints import Zoo
+    from explorer.checkpoints import WEIGHTS, Zoo
 
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -56,6 +70,7 @@ def main(argv=None):
     if not names:
         sys.exit(f"no diffusion checkpoints in {zoo.root}")
     print("\n".join(C.machine_lines()))
+    budget = _Budget(a.max_batches)
     for name in names:
         model = zoo.load(name, device=a.device)
         dataset = zoo.info(name)["dataset"]
@@ -66,17 +81,25 @@ def main(argv=None):
         ref = metrics.feature_stats(clf, test[:n])
         floor = metrics.frechet_distance(*metrics.feature_stats(clf, evaluation.floor_images(train, n)), *ref)
         labels = torch.arange(n) % model.config.classes
-        rows = []
+        rows, saved = [], []
+        weights = hashlib.sha256((zoo.path(name) / WEIGHTS).read_bytes()).hexdigest()
+        precision = str(model.sampling_dtype(device)).replace("torch.", "")
         skip = {(float(e), int(k)) for e, k in (item.split(":") for item in a.skip)}
         for eta in a.etas:
             for steps in a.steps:
                 if steps > model.config.timesteps or (eta, steps) in skip:
                     continue
-                g = torch.Generator().manual_seed(1234)
-                t0 = time.perf_counter()
-                x = torch.cat([model.sample(len(y), steps=steps, sampler="ddim", eta=eta, guidance=1.0, labels=y,
-                                            generator=g).cpu() for y in labels.split(a.batch)])
-                seconds = time.perf_counter() - t0
+                key = {"weights": weights, "precision": precision, "device": device.type, "eta": eta, "steps": steps,
+                       "n": n, "batch": a.batch, "seed": 1234}
+                where = (Path(a.partial) / name.replace("/", "--") / f"eta{eta:g}-steps{steps}-n{n}-batch{a.batch}.pt"
+                         if a.partial else None)
+                sampled = _sample_point(model, labels, a.batch, key, where, budget)
+                if sampled is None:
+                    print(f"stopped after {a.max_batches} batch(es); the batches so far are in {a.partial}: "
+                          "run the same command again to go on", flush=True)
+                    return
+                x, seconds = sampled
+                saved.append(where)
                 fid = metrics.frechet_distance(*metrics.feature_stats(clf, x), *ref)
                 off = float(metrics.off_class(clf, x, labels).float().mean())  # p < 0.5: a neighbour or clutter
                 rows.append({"sampler": "ddim", "eta": eta, "steps": steps, "fid": round(fid, 3),
@@ -85,11 +108,59 @@ def main(argv=None):
                       f"off-class {100 * off:.1f}%  {1000 * seconds / n:.1f} ms/image", flush=True)
         result = {"model": name, "fid_n": n, "fid_floor": round(floor, 3), "guidance": 1.0,
                   "labels": "class-balanced", "seed": 1234, "device": evaluation.hardware(str(device)),
-                  "precision": str(model.sampling_dtype(device)).replace("torch.", ""),
+                  "precision": precision,
                   "note": "eta=1 is the (respaced) DDPM ancestral sampler; eta=1 at T steps is DDPM", "rows": rows}
         path = zoo.path(name) / a.file
         path.write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {path}")
+        for where in saved:
+            if where is not None and where.exists():
+                where.unlink()
+
+
+class _Budget:
+    """How many more batches this run may sample (None: no limit)."""
+
+    def __init__(self, batches):
+        self.left = batches
+
+    def take(self) -> bool:
+        if self.left is None:
+            return True
+        if self.left <= 0:
+            return False
+        self.left -= 1
+        return True
+
+
+def _sample_point(model, labels, batch, key, where, budget):
+    """All N samples of one grid point and the seconds they took, batch by batch from one generator
+    (seed 1234), going on from the batches saved in ``where``; None when ``budget`` ran out first."""
+    import torch
+
+    g = torch.Generator().manual_seed(key["seed"])
+    done, seconds = [], 0.0
+    if where is not None and where.exists():
+        state = torch.load(where, weights_only=True)  # tensors and plain values only: no pickled code runs
+        if state["key"] == key:
+            done, seconds = list(state["samples"].split(batch)), float(state["seconds"])
+            g.set_state(state["generator"])
+            print(f"going on from {len(done)} saved batch(es) in {where}", flush=True)
+        else:
+            print(f"ignoring {where}: saved for other weights or settings", flush=True)
+    for y in list(labels.split(batch))[len(done):]:
+        if not budget.take():
+            return None
+        t0 = time.perf_counter()
+        done.append(model.sample(len(y), steps=key["steps"], sampler="ddim", eta=key["eta"], guidance=1.0,
+                                 labels=y, generator=g).cpu())
+        seconds += time.perf_counter() - t0
+        if where is not None:
+            where.parent.mkdir(parents=True, exist_ok=True)
+            tmp = where.with_suffix(".tmp")
+            torch.save({"key": key, "samples": torch.cat(done), "generator": g.get_state(), "seconds": seconds}, tmp)
+            os.replace(tmp, where)  # a run killed mid-write leaves the previous batches intact
+    return torch.cat(done), seconds
 
 
 if __name__ == "__main__":

@@ -131,3 +131,39 @@ def test_the_tradeoff_benchmark_writes_extra_points_beside_the_charted_grid_and_
         with pytest.raises(SystemExit):
             bench.main(["--checkpoints", str(tiny_root), "--file", bad])
     assert not (tiny_root / "digits" / "targets.json").exists()
+
+
+def test_a_stopped_tradeoff_point_goes_on_from_its_saved_batches_and_equals_one_uninterrupted_run(tiny_root, tmp_path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("diffusion_tradeoff",
+                                                  gpu_job.REPO / "benchmarks" / "diffusion_tradeoff.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    d, partial = tiny_root / "digits" / "ddpm-cosine", tmp_path / "partial"
+    # eta = 1 draws fresh noise at every step, so the second batch matches only if the generator's state is restored
+    args = ["--checkpoints", str(tiny_root), "--models", "digits/ddpm-cosine", "--n", "40", "--steps", "5",
+            "--etas", "1", "--batch", "20"]
+    bench.main(args + ["--file", "straight.json"])
+    straight = json.loads((d / "straight.json").read_text())["rows"]
+
+    bench.main(args + ["--file", "resumed.json", "--partial", str(partial), "--max-batches", "1"])
+    assert not (d / "resumed.json").exists()  # stopped half way: no result yet
+    kept = list(partial.rglob("*.pt"))
+    assert len(kept) == 1 and torch.load(kept[0], weights_only=True)["samples"].shape[0] == 20
+    bench.main(args + ["--file", "resumed.json", "--partial", str(partial)])
+    resumed = json.loads((d / "resumed.json").read_text())["rows"]
+    assert [(r["eta"], r["steps"], r["fid"], r["off_class"]) for r in resumed] == \
+        [(r["eta"], r["steps"], r["fid"], r["off_class"]) for r in straight]
+    assert not list(partial.rglob("*.pt"))  # the saved batches go once the result is written
+
+    # batches saved for other weights are not mixed in: the point starts afresh
+    bench.main(args + ["--file", "other.json", "--partial", str(partial), "--max-batches", "1"])
+    (kept,) = partial.rglob("*.pt")
+    state = torch.load(kept, weights_only=True)
+    torch.save({**state, "key": {**state["key"], "weights": "0" * 64}}, kept)
+    bench.main(args + ["--file", "other.json", "--partial", str(partial), "--max-batches", "1"])
+    state = torch.load(kept, weights_only=True)
+    assert state["key"]["weights"] != "0" * 64 and state["samples"].shape[0] == 20  # one batch, not two
+    assert not (d / "other.json").exists()
+    with pytest.raises(SystemExit):
+        bench.main(args + ["--max-batches", "1"])  # nowhere to keep the batches
