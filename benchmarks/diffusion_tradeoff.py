@@ -25,7 +25,6 @@ JSON is written.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -60,8 +59,8 @@ def main(argv=None):
         p.error("--max-batches takes a positive count and needs --partial DIR to keep the batches in")
     import torch
 
-    from explorer import data, evaluation, metrics
-    from explorer.checkpoints import WEIGHTS, Zoo
+    from explorer import cards, data, evaluation, export, metrics
+    from explorer.checkpoints import Zoo
 
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -82,7 +81,7 @@ def main(argv=None):
         floor = metrics.frechet_distance(*metrics.feature_stats(clf, evaluation.floor_images(train, n)), *ref)
         labels = torch.arange(n) % model.config.classes
         rows, saved = [], []
-        weights = hashlib.sha256((zoo.path(name) / WEIGHTS).read_bytes()).hexdigest()
+        weights = export.weights_sha256(zoo, name)
         precision = str(model.sampling_dtype(device)).replace("torch.", "")
         skip = {(float(e), int(k)) for e, k in (item.split(":") for item in a.skip)}
         for eta in a.etas:
@@ -107,7 +106,9 @@ def main(argv=None):
                 print(f"{name}  eta={eta:g}  steps={steps:5d}  FID {fid:8.2f}  (floor {floor:.2f}, N={n})  "
                       f"off-class {100 * off:.1f}%  {1000 * seconds / n:.1f} ms/image", flush=True)
         result = {"model": name, "fid_n": n, "fid_floor": round(floor, 3), "guidance": 1.0,
-                  "labels": "class-balanced", "seed": 1234, "device": evaluation.hardware(str(device)),
+                  "labels": "class-balanced", "seed": 1234, "weights_sha256": weights,
+                  "epochs": cards.total_training(zoo.info(name).get("training") or {})[0],
+                  "device": evaluation.hardware(str(device)),
                   "precision": precision,
                   "note": "eta=1 is the (respaced) DDPM ancestral sampler; eta=1 at T steps is DDPM", "rows": rows}
         path = zoo.path(name) / a.file

@@ -119,6 +119,18 @@ def test_tradeoff_chart_reads_the_shipped_measurements(diffusion_app, diffusion_
     try:
         pixels, text = panel.tradeoff()
         assert pixels.ndim == 3 and "N = 100" in text and "floor 2.00" in text
+        assert "weights" not in text  # an older file that does not say which weights it measured
+        from explorer import export
+
+        sha = export.weights_sha256(panel.store.zoo, "digits/ddpm-tiny")
+        for recorded, stale in ((sha, False), ("0" * 64, True)):
+            (diffusion_zoo / "digits" / "ddpm-tiny" / "tradeoff.json").write_text(json.dumps(
+                {"model": "digits/ddpm-tiny", "fid_n": 100, "fid_floor": 2.0, "rows": rows, "epochs": 33,
+                 "weights_sha256": recorded}))
+            _, text = panel.tradeoff()
+            assert "(33-epoch weights)" in text
+            assert ("measured on other weights" in text) == stale
+            assert ("diffusion_tradeoff.py --models digits/ddpm-tiny" in text) == stale
     finally:
         (diffusion_zoo / "digits" / "ddpm-tiny" / "tradeoff.json").unlink()
 

@@ -16,7 +16,7 @@ import gradio as gr
 import numpy as np
 import torch
 
-from .. import data, diffusion, plotting, schedules
+from .. import data, diffusion, export, plotting, schedules
 from ..checkpoints import CheckpointError
 from .store import Store
 from .panel import LATEX, Panel, explanation
@@ -311,12 +311,25 @@ class DiffusionPanel(Panel):
                           "computes them (minutes on a GPU, hours on a CPU).")
         pixels = self.store.raster(("diffusion-tradeoff", tuple(r["model"] for r in results)),
                                    lambda: plotting.fid_vs_steps(results)).pixels
-        lines = [f"- **{r['model']}**: N = {r['fid_n']}, floor {r['fid_floor']:.2f}; " +
+        lines = [f"- **{r['model']}**{self._weights_note(r)}: N = {r['fid_n']}, floor {r['fid_floor']:.2f}; " +
                  ", ".join(f"{row['steps']} steps eta={row['eta']:g}: {row['fid']:.1f}" for row in r["rows"]
                            if row["steps"] in (10, 50, 1000)) for r in results]
         return pixels, ("Classifier-FID of class-balanced samples (guidance 1, fixed seed) against the test set, "
                         "with the real-vs-real floor at the same N. eta=1 over fewer steps is the respaced DDPM "
                         "chain; at 1000 steps it is DDPM.\n" + "\n".join(lines))
+
+    def _weights_note(self, result: dict) -> str:
+        """Which weights a tradeoff.json was measured on, and a warning when they are not the shipped ones."""
+        note = f" ({result['epochs']}-epoch weights)" if result.get("epochs") else ""
+        sha = result.get("weights_sha256")
+        try:
+            current = export.weights_sha256(self.store.zoo, result["model"]) if sha else sha
+        except OSError:
+            current = None
+        if sha and sha != current:
+            note += (" - **measured on other weights than these**: `python benchmarks/diffusion_tradeoff.py "
+                     f"--models {result['model']}` re-measures them")
+        return note
 
     def on_open(self, index, t, seed):
         """The tab was opened: the forward view and the trade-off chart."""
