@@ -12,8 +12,8 @@ DDPM over fewer than T steps is the respaced chain, which equals DDIM with eta=1
 test checks this), so the eta=1 curve is the DDPM curve and its 1000-step point is DDPM proper.
 Cost grows with N x total steps: the full grid (N=2000, both etas, 1430 steps each) is about
 5.7 M UNet image-steps per model, hours on a 2-core CPU and minutes on a GPU. On the CPU the shipped
-charts use N=500 with eta=0 up to 250 steps and eta=1 (DDPM) up to 1000
-(``--n 500 --skip 0:1000``: about 40 min per pixel model on one bfloat16 thread). ``--file`` writes
+charts use N=500 with every point (``--n 500 --threads 1``: 83-91 min per pixel model on one bfloat16
+thread, 3.4-3.8 ms per image-step; ``--skip 0:1000`` saves a third of it). ``--file`` writes
 another name beside the checkpoint instead, so that a few points at a larger N (the issue's N = 2,000
 targets: ``--n 2000 --steps 50 1000 --etas 0 1 --skip 0:1000 --file targets.json``) do not replace the charted grid.
 

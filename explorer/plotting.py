@@ -280,6 +280,14 @@ def fid_vs_steps(results: list, title: str | None = None):
     if shared_floor:
         ax.axhline(results[0]["fid_floor"], color="0.35", lw=1.0, ls=":", label="floor (real vs real)")
     ax.set_xscale("log"); ax.set_yscale("log")
+    # plain numbers on both log axes (a lecture hall reads "20", not "2 x 10^1"); x ticks at the measured steps
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    steps = sorted({row["steps"] for r in results for row in r["rows"]})
+    if steps:
+        ax.set_xticks(steps)
+    ax.xaxis.set_major_formatter(plain); ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_major_formatter(plain); ax.yaxis.set_minor_formatter(plain)
     ns = sorted({r["fid_n"] for r in results})
     ax.set_xlabel("sampling steps")
     ax.set_ylabel(f"classifier-FID (N={ns[0]})" if len(ns) == 1 else "classifier-FID (N per model: see caption)")

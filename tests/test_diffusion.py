@@ -443,3 +443,15 @@ def test_save_animation_refuses_unknown_formats_and_empty_runs(tmp_path):
         frames = [f.to_ndarray(format="gray") for f in video.decode(video=0)]
     assert len(frames) == 1 + 3 and frames[0].shape == (6, 8)
     assert frames[0][:5, :7].mean() < 30 and frames[-1][:5, :7].mean() > 170
+
+
+def test_the_tradeoff_chart_labels_its_log_axes_with_plain_numbers_at_the_measured_steps():
+    from explorer import plotting
+
+    rows = [{"eta": eta, "steps": s, "fid": 100.0 / s ** 0.5} for eta in (0.0, 1.0) for s in (10, 20, 50, 250)]
+    fig = plotting.fid_vs_steps([{"model": "d/ddpm", "fid_n": 500, "fid_floor": 4.0, "rows": rows}])
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["10", "20", "50", "250"]
+    y = [t.get_text() for t in ax.get_yticklabels() + ax.get_yticklabels(minor=True) if t.get_text()]
+    assert y and all(label.replace(".", "").isdigit() for label in y)  # "20", not "2 x 10^1"
