@@ -298,7 +298,7 @@ class DiffusionPanel(Panel):
 
     def tradeoff(self):
         """(chart pixels or None, caption) from the tradeoff.json files shipped beside the checkpoints."""
-        results = []
+        results, names = [], []
         for name in self.model_names():
             path = self.store.zoo.path(name) / "tradeoff.json"
             if path.is_file():
@@ -306,29 +306,32 @@ class DiffusionPanel(Panel):
                     results.append(json.loads(path.read_text()))
                 except ValueError:
                     continue
+                names.append(name)
         if not results:
             return None, ("No trade-off measurements shipped yet: `python benchmarks/diffusion_tradeoff.py` "
                           "computes them (minutes on a GPU, hours on a CPU).")
-        pixels = self.store.raster(("diffusion-tradeoff", tuple(r["model"] for r in results)),
+        # keyed by the measurements themselves: a re-measured file is charted afresh without a restart
+        pixels = self.store.raster(("diffusion-tradeoff", json.dumps(results, sort_keys=True)),
                                    lambda: plotting.fid_vs_steps(results)).pixels
-        lines = [f"- **{r['model']}**{self._weights_note(r)}: N = {r['fid_n']}, floor {r['fid_floor']:.2f}; " +
+        lines = [f"- **{r['model']}**{self._weights_note(name, r)}: N = {r['fid_n']}, floor {r['fid_floor']:.2f}; " +
                  ", ".join(f"{row['steps']} steps eta={row['eta']:g}: {row['fid']:.1f}" for row in r["rows"]
-                           if row["steps"] in (10, 50, 1000)) for r in results]
+                           if row["steps"] in (10, 50, 1000)) for name, r in zip(names, results)]
         return pixels, ("Classifier-FID of class-balanced samples (guidance 1, fixed seed) against the test set, "
                         "with the real-vs-real floor at the same N. eta=1 over fewer steps is the respaced DDPM "
                         "chain; at 1000 steps it is DDPM.\n" + "\n".join(lines))
 
-    def _weights_note(self, result: dict) -> str:
-        """Which weights a tradeoff.json was measured on, and a warning when they are not the shipped ones."""
+    def _weights_note(self, name: str, result: dict) -> str:
+        """Which weights checkpoint ``name``'s tradeoff.json was measured on, and a warning when they are not
+        the shipped ones."""
         note = f" ({result['epochs']}-epoch weights)" if result.get("epochs") else ""
         sha = result.get("weights_sha256")
         try:
-            current = export.weights_sha256(self.store.zoo, result["model"]) if sha else sha
-        except OSError:
+            current = export.weights_sha256(self.store.zoo, name) if sha else sha
+        except OSError:  # weights missing: the model itself reports that when chosen
             current = None
         if sha and sha != current:
             note += (" - **measured on other weights than these**: `python benchmarks/diffusion_tradeoff.py "
-                     f"--models {result['model']}` re-measures them")
+                     f"--models {name}` re-measures them")
         return note
 
     def on_open(self, index, t, seed):
