@@ -48,6 +48,8 @@ def main(argv=None):
                    help="grid points to leave out, e.g. 0:1000 (DDIM eta=0 over all T steps)")
     p.add_argument("--file", default="tradeoff.json",
                    help="JSON file written beside each checkpoint (default tradeoff.json, which the panel charts)")
+    p.add_argument("--spacing", default="leading", choices=["leading", "trailing"],
+                   help="timesteps of a chain shorter than T (diffusion.timesteps; the app's default: leading)")
     p.add_argument("--partial", default=None, metavar="DIR",
                    help="keep each finished batch in DIR, so that a stopped run goes on where it stopped")
     p.add_argument("--max-batches", type=int, default=None, metavar="K",
@@ -89,8 +91,9 @@ def main(argv=None):
                 if steps > model.config.timesteps or (eta, steps) in skip:
                     continue
                 key = {"weights": weights, "precision": precision, "device": device.type, "eta": eta, "steps": steps,
-                       "n": n, "batch": a.batch, "seed": 1234}
-                where = (Path(a.partial) / name.replace("/", "--") / f"eta{eta:g}-steps{steps}-n{n}-batch{a.batch}.pt"
+                       "spacing": a.spacing, "n": n, "batch": a.batch, "seed": 1234}
+                spaced = "-trailing" if a.spacing == "trailing" else ""  # leading keeps the names saved before
+                where = (Path(a.partial) / name.replace("/", "--") / f"eta{eta:g}-steps{steps}{spaced}-n{n}-batch{a.batch}.pt"
                          if a.partial else None)
                 sampled = _sample_point(model, labels, a.batch, key, where, budget)
                 if sampled is None:
@@ -106,7 +109,7 @@ def main(argv=None):
                 print(f"{name}  eta={eta:g}  steps={steps:5d}  FID {fid:8.2f}  (floor {floor:.2f}, N={n})  "
                       f"off-class {100 * off:.1f}%  {1000 * seconds / n:.1f} ms/image", flush=True)
         result = {"model": name, "fid_n": n, "fid_floor": round(floor, 3), "guidance": 1.0,
-                  "labels": "class-balanced", "seed": 1234, "weights_sha256": weights,
+                  "labels": "class-balanced", "seed": 1234, "spacing": a.spacing, "weights_sha256": weights,
                   "epochs": cards.total_training(zoo.info(name).get("training") or {})[0],
                   "device": evaluation.hardware(str(device)),
                   "precision": precision,
@@ -143,7 +146,8 @@ def _sample_point(model, labels, batch, key, where, budget):
     done, seconds = [], 0.0
     if where is not None and where.exists():
         state = torch.load(where, weights_only=True)  # tensors and plain values only: no pickled code runs
-        if state["key"] == key:
+        kept = {"spacing": "leading", **state["key"]}  # batches saved before --spacing existed: leading
+        if kept == key:
             done, seconds = list(state["samples"].split(batch)), float(state["seconds"])
             g.set_state(state["generator"])
             print(f"going on from {len(done)} saved batch(es) in {where}", flush=True)
@@ -154,7 +158,7 @@ def _sample_point(model, labels, batch, key, where, budget):
             return None
         t0 = time.perf_counter()
         done.append(model.sample(len(y), steps=key["steps"], sampler="ddim", eta=key["eta"], guidance=1.0,
-                                 labels=y, generator=g).cpu())
+                                 labels=y, generator=g, spacing=key["spacing"]).cpu())
         seconds += time.perf_counter() - t0
         if where is not None:
             where.parent.mkdir(parents=True, exist_ok=True)

@@ -61,9 +61,9 @@ def payload(kind: str, rng: random.Random) -> tuple[str, list]:
         return "attribute", ["fashion-mnist/vae-16", "Sneaker", "Ankle boot", "Test image", rng.randrange(5000),
                              None, 1.0, 2.0]
     if kind == "diffusion":
-        # model, sampler, steps, eta, class, guidance, seed, batch
+        # model, sampler, steps, eta, class, guidance, seed, batch, timestep spacing
         return "diffusion_run", ["fashion-mnist/ddpm-cosine", "DDIM", 20, 0.0, "each class in turn", 1.0,
-                                 rng.randrange(10 ** 6), 4]
+                                 rng.randrange(10 ** 6), 4, "leading"]
     raise ValueError(f"unknown endpoint {kind!r}")
 
 

@@ -186,30 +186,50 @@ def guided_eps(eps_uncond: torch.Tensor, eps_cond: torch.Tensor, w: float) -> to
 
 
 # ------------------------------------------------------------------ samplers
-def timesteps(T: int, steps: int | None = None) -> list[int]:
-    """``steps`` evenly strided timesteps, descending: t_i = floor(i T / steps) for i = steps-1 .. 0
-    (all T when ``steps`` is None or T). Like the DDIM paper's and improved-diffusion's uniform skip,
-    the chain ends at t = 0 and starts one stride below T: for the cosine schedule alpha_bar at t = T-1
-    is ~2e-9, and a DDIM jump from there turns the tiniest eps error into a huge x0 estimate
-    (measured: latent samples 1.6x too spread at 10 steps starting from T-1, 0.9x starting from T-T/steps)."""
+SPACINGS = ("leading", "trailing")
+
+
+def timesteps(T: int, steps: int | None = None, spacing: str = "leading") -> list[int]:
+    """``steps`` evenly strided timesteps, descending (all T when ``steps`` is None or T, whatever the spacing).
+
+    ``"leading"`` (the default): t_i = floor(i T / steps) for i = steps-1 .. 0. Like the DDIM paper's and
+    improved-diffusion's uniform skip, the chain ends at t = 0 and starts one stride below T: for the
+    cosine schedule alpha_bar at t = T-1 is ~2e-9, and a DDIM jump from there turns the tiniest eps error
+    into a huge x0 estimate (measured: latent samples 1.6x too spread at 10 steps starting from T-1, 0.9x
+    starting from T-T/steps).
+
+    ``"trailing"`` (Lin et al. 2024, "Common Diffusion Noise Schedules and Sample Steps are Flawed"):
+    t_i = T - 1 - floor(i T / steps) for i = 0 .. steps-1, so the chain starts at T-1, where x_T ~ N(0, I)
+    is what the forward process gives, and its last step jumps from one stride above 0 to x_0. With few
+    steps the leading chain starts where the cosine schedule still keeps signal (alpha_bar(900) = 0.024 at
+    10 steps) from noise that has none. Where the sampler clamps x0 to the data range (the pixel models),
+    the T-1 jump is harmless; measured on `ddpm-cosine` (N = 500, DDIM eta = 0): classifier-FID 73.1 -> 27.7
+    at 10 steps, 34.8 -> 23.2 at 20, 24.5 -> 22.2 at 50; `ddpm-linear`, whose alpha_bar is ~0 from t = 900
+    on, is unchanged (31.3 -> 31.7 at 10, 24.8 -> 24.5 at 50)."""
     steps = T if steps is None else int(steps)
     if not 1 <= steps <= T:
         raise ValueError(f"steps must be between 1 and T={T}, not {steps}")
-    return [i * T // steps for i in range(steps)][::-1]  # unique: the stride T/steps >= 1
+    if spacing not in SPACINGS:
+        raise ValueError(f"spacing must be one of {SPACINGS}, not {spacing!r}")
+    if spacing == "trailing":
+        return [T - 1 - i * T // steps for i in range(steps)]  # unique: the stride T/steps >= 1
+    return [i * T // steps for i in range(steps)][::-1]
 
 
 def sample_progressive(eps_fn: EpsFn, s: Schedule, shape, steps: int | None = None, sampler: str = "ddim",
                        eta: float = 0.0, generator: torch.Generator | None = None, clip: float | None = None,
-                       x_T: torch.Tensor | None = None, device=None) -> Iterator[SamplerStep]:
+                       x_T: torch.Tensor | None = None, device=None, spacing: str = "leading"
+                       ) -> Iterator[SamplerStep]:
     """Run the reverse chain from x_T ~ N(0, I), yielding every step (x_t, predicted x_0, x_{t_prev}).
 
     ``sampler="ddpm"`` is ancestral sampling (over ``steps`` < T: the respaced chain);
     ``"ddim"`` the DDIM update with ``eta``. Exactly ``steps`` items are yielded; the last one's
-    ``prev_sample`` is the sample."""
+    ``prev_sample`` is the sample. ``spacing``: which timesteps a chain of fewer than T steps visits
+    (:func:`timesteps`)."""
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, not {sampler!r}")
+    ts = timesteps(s.T, steps, spacing)  # checked before any noise is drawn
     x = randn(shape, generator, device) if x_T is None else x_T
-    ts = timesteps(s.T, steps)
     for i, t in enumerate(ts):
         t_prev = ts[i + 1] if i + 1 < len(ts) else -1
         eps = eps_fn(x, t)

@@ -205,6 +205,32 @@ def test_timesteps_are_evenly_strided_and_end_at_zero():
             diffusion.timesteps(1000, bad)
 
 
+def test_trailing_timesteps_start_at_T_minus_one_and_shift_the_leading_ones():
+    assert diffusion.timesteps(1000, 10, "trailing") == list(range(999, 0, -100))  # 999, 899, ..., 99
+    assert diffusion.timesteps(1000, 1000, "trailing") == diffusion.timesteps(1000, 1000)  # all T: no choice
+    for steps in (1, 3, 10, 50, 999):
+        lead, trail = diffusion.timesteps(1000, steps), diffusion.timesteps(1000, steps, "trailing")
+        assert len(set(trail)) == steps and trail[0] == 999
+        assert all(a > b for a, b in zip(trail, trail[1:]))
+        # the same strides, mirrored: trailing t_i = T - 1 - (the leading chain's i-th from the end)
+        assert trail == [999 - t for t in lead[::-1]]
+    with pytest.raises(ValueError, match="spacing must be one of"):
+        diffusion.timesteps(1000, 10, "linspace")
+
+
+def test_spacing_reaches_the_model_sampler_and_changes_only_a_respaced_chain():
+    m = _tiny_ddpm()
+    T = m.config.timesteps
+    steps = list(m.sample_progressive(2, steps=5, generator=_gen(0), spacing="trailing"))
+    assert [s.t for s in steps] == diffusion.timesteps(T, 5, "trailing") and steps[0].t == T - 1
+    lead, trail = (m.sample(2, steps=5, generator=_gen(0), spacing=sp) for sp in diffusion.SPACINGS)
+    assert not torch.allclose(lead, trail)
+    full = [m.sample(2, steps=None, sampler="ddpm", generator=_gen(0), spacing=sp) for sp in diffusion.SPACINGS]
+    assert torch.equal(full[0], full[1])  # over all T steps both spacings are the same chain
+    with pytest.raises(ValueError, match="spacing must be one of"):
+        m.sample(1, steps=5, spacing="middle")
+
+
 @pytest.mark.parametrize("sampler,steps", [("ddpm", None), ("ddpm", 7), ("ddim", 1), ("ddim", 10), ("ddim", 40)])
 def test_sampler_iterators_yield_every_step(sampler, steps):
     m = _tiny_ddpm()

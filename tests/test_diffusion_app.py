@@ -105,6 +105,24 @@ def test_same_seed_same_samples_and_pixel_vs_latent(diffusion_app):
         panel.compare("digits/ddpm-tiny", "digits/ldm-tiny", 5, -0.1, "each class in turn", 0, 4)
 
 
+def test_the_timestep_spacing_control_changes_the_chain_and_says_so(diffusion_app):
+    from explorer import diffusion
+
+    _, demo = diffusion_app
+    panel = demo.panels["diffusion"]
+    args = ("digits/ddpm-tiny", "DDIM", 4, 0.0, "each class in turn", 1.0, 3, 2)
+    lead, trail = (list(panel.frames(*args, spacing)) for spacing in ("leading", "trailing"))
+    T = panel.store.zoo.info("digits/ddpm-tiny")["config"]["timesteps"]
+    assert [t for *_, t in trail[:-1]] == diffusion.timesteps(T, 4, "trailing")  # starts at T-1
+    assert [t for *_, t in lead[:-1]] == diffusion.timesteps(T, 4)
+    assert not np.array_equal(lead[-1][0], trail[-1][0])
+    assert "trailing timesteps" in trail[-1][1] and "leading timesteps" in lead[-1][1]
+    full = list(panel.frames("digits/ddpm-tiny", "DDIM", T, 0.0, "each class in turn", 1.0, 3, 1, "trailing"))
+    assert "timesteps" not in full[-1][1]  # all T steps: nothing to choose
+    with pytest.raises(Exception, match="Timesteps must be one of leading, trailing"):
+        list(panel.frames(*args, "middle"))
+
+
 def test_tradeoff_chart_reads_the_shipped_measurements(diffusion_app, diffusion_zoo):
     import json
 

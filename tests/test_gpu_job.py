@@ -150,6 +150,8 @@ def test_a_stopped_tradeoff_point_goes_on_from_its_saved_batches_and_equals_one_
     assert not (d / "resumed.json").exists()  # stopped half way: no result yet
     kept = list(partial.rglob("*.pt"))
     assert len(kept) == 1 and torch.load(kept[0], weights_only=True)["samples"].shape[0] == 20
+    state = torch.load(kept[0], weights_only=True)  # as saved before --spacing existed: read as leading
+    torch.save({**state, "key": {k: v for k, v in state["key"].items() if k != "spacing"}}, kept[0])
     bench.main(args + ["--file", "resumed.json", "--partial", str(partial)])
     resumed = json.loads((d / "resumed.json").read_text())["rows"]
     assert [(r["eta"], r["steps"], r["fid"], r["off_class"]) for r in resumed] == \
@@ -167,3 +169,22 @@ def test_a_stopped_tradeoff_point_goes_on_from_its_saved_batches_and_equals_one_
     assert not (d / "other.json").exists()
     with pytest.raises(SystemExit):
         bench.main(args + ["--max-batches", "1"])  # nowhere to keep the batches
+
+
+def test_the_tradeoff_benchmark_records_its_timestep_spacing(tiny_root):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("diffusion_tradeoff",
+                                                  gpu_job.REPO / "benchmarks" / "diffusion_tradeoff.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    d = tiny_root / "digits" / "ddpm-cosine"
+    fids = {}
+    for spacing in ("leading", "trailing"):
+        bench.main(["--checkpoints", str(tiny_root), "--models", "digits/ddpm-cosine", "--n", "40", "--steps", "5",
+                    "--etas", "0", "--batch", "40", "--spacing", spacing, "--file", f"{spacing}.json"])
+        result = json.loads((d / f"{spacing}.json").read_text())
+        assert result["spacing"] == spacing
+        fids[spacing] = result["rows"][0]["fid"]
+    assert fids["leading"] != fids["trailing"]  # the same seeds, another chain
+    with pytest.raises(SystemExit):
+        bench.main(["--checkpoints", str(tiny_root), "--spacing", "middle"])

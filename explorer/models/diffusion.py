@@ -229,8 +229,8 @@ class DDPM(ConfigModule):
     @torch.no_grad()
     def sample_progressive(self, n: int, steps: int | None = 50, sampler: str = "ddim", eta: float = 0.0,
                            guidance: float = 1.0, labels=None, generator: torch.Generator | None = None,
-                           decode: bool = False, clip=..., x_T: torch.Tensor | None = None
-                           ) -> Iterator[diffusion.SamplerStep]:
+                           decode: bool = False, clip=..., x_T: torch.Tensor | None = None,
+                           spacing: str = "leading") -> Iterator[diffusion.SamplerStep]:
         """Yield every reverse step: ``SamplerStep(index, t, x_t, pred_x0, prev_sample)``.
 
         States are in model space (pixels in [-1, 1] or standardised codes) unless ``decode``, which
@@ -239,7 +239,8 @@ class DDPM(ConfigModule):
         ``steps=None`` means all T. ``clip``: the rule for predicted x_0 (default: the model's ``clip``;
         None: none; a number: clamp; a callable such as ``diffusion.dynamic_threshold()``). ``x_T``: the
         starting noise (n, *sample_shape) in model space, else drawn from ``generator``; drawing it yourself
-        with ``diffusion.randn((n, *sample_shape), generator)`` gives the same chain."""
+        with ``diffusion.randn((n, *sample_shape), generator)`` gives the same chain. ``spacing``: the
+        timesteps a chain of fewer than T steps visits, ``"leading"`` or ``"trailing"`` (``diffusion.timesteps``)."""
         device = self._device()
         y = _labels(labels, n, self.null_label, device)
         if x_T is not None:
@@ -248,7 +249,7 @@ class DDPM(ConfigModule):
             x_T = x_T.to(device, torch.float32)
         it = diffusion.sample_progressive(self.eps_fn(y, guidance), self.schedule.to(device), (n, *self.sample_shape),
                                           steps, sampler, eta, generator, self.clip if clip is ... else clip,
-                                          x_T=x_T, device=device)
+                                          x_T=x_T, device=device, spacing=spacing)
         for step in it:
             if decode:
                 step = step._replace(x_t=self.to_image(step.x_t), pred_x0=self.to_image(step.pred_x0),
@@ -258,15 +259,15 @@ class DDPM(ConfigModule):
     @torch.no_grad()
     def sample(self, n: int, steps: int | None = 50, sampler: str = "ddim", eta: float = 0.0,
                guidance: float = 1.0, labels=None, generator: torch.Generator | None = None,
-               clip=..., x_T: torch.Tensor | None = None) -> torch.Tensor:
+               clip=..., x_T: torch.Tensor | None = None, spacing: str = "leading") -> torch.Tensor:
         """n images (N, 1, 28, 28) in [0, 1]; pass a seeded ``torch.Generator`` to repeat them.
-        ``clip`` and ``x_T``: as in :meth:`sample_progressive`."""
+        ``clip``, ``x_T`` and ``spacing``: as in :meth:`sample_progressive`."""
         x = None
         # one autocast region around the whole chain (the per-step regions nest inside it), so the
         # bfloat16 copies of the weights are made once per call, not once per step
         with self._autocast(self._device()):
             for step in self.sample_progressive(n, steps, sampler, eta, guidance, labels, generator, clip=clip,
-                                                x_T=x_T):
+                                                x_T=x_T, spacing=spacing):
                 x = step.prev_sample
         return self.to_image(x)
 

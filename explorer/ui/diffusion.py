@@ -200,10 +200,14 @@ class DiffusionPanel(Panel):
         batch = whole(batch, "Batch", 1, MAX_BATCH)
         return steps, batch, seed
 
-    def frames(self, name, sampler, steps, eta, label, guidance, seed, batch):
-        """Generator of (frame, caption, step) while sampling; the building block of :meth:`run`."""
+    def frames(self, name, sampler, steps, eta, label, guidance, seed, batch, spacing="leading"):
+        """Generator of (frame, caption, step) while sampling; the building block of :meth:`run`.
+        ``spacing``: the timesteps a chain of fewer than T steps visits (``diffusion.timesteps``)."""
         model = self._model(name)
         steps, batch, seed = self._check(steps, batch, seed, model)
+        spacing = str(spacing or "leading").lower()
+        if spacing not in diffusion.SPACINGS:
+            raise gr.Error(f"Timesteps must be one of {', '.join(diffusion.SPACINGS)}, not {spacing!r}.")
         eta, guidance = number(eta, "eta", 0, 1), number(guidance, "The guidance scale", 0, MAX_GUIDANCE)
         sampler = "ddpm" if str(sampler).lower().startswith("ddpm") else "ddim"
         classes = self.images(self._dataset(name)).classes
@@ -212,7 +216,7 @@ class DiffusionPanel(Panel):
         t0 = time.perf_counter()
         last = None
         for step in model.sample_progressive(batch, steps=steps, sampler=sampler, eta=eta,
-                                             guidance=guidance, labels=labels, generator=g):
+                                             guidance=guidance, labels=labels, generator=g, spacing=spacing):
             frame = _frame(_uint8(model.to_image(step.x_t)), _uint8(model.to_image(step.pred_x0)))
             elapsed = time.perf_counter() - t0
             last = step
@@ -222,14 +226,17 @@ class DiffusionPanel(Panel):
         elapsed = time.perf_counter() - t0
         yield _frame(final, final), (f"**done**: {steps} {sampler.upper()} steps"
                                      + (f", eta = {eta:g}" if sampler == "ddim" else "")
+                                     + (f", {spacing} timesteps" if steps < model.config.timesteps else "")
                                      + f", guidance {guidance:g}, {elapsed:.2f} s for {batch} image(s) "
                                        f"({1000 * elapsed / batch:.0f} ms per image)"), -1
 
-    def run(self, name, sampler, steps, eta, label, guidance, seed, batch, request: gr.Request = None):
+    def run(self, name, sampler, steps, eta, label, guidance, seed, batch, spacing="leading",
+            request: gr.Request = None):
         """The Run button: streams (frame, caption, scrubber) and keeps the frames for the scrubber."""
         stride = max(1, int(np.ceil(int(steps) / MAX_FRAMES)))
         run = Run(name, [], [], "")
-        for i, (frame, caption, t) in enumerate(self.frames(name, sampler, steps, eta, label, guidance, seed, batch)):
+        for i, (frame, caption, t) in enumerate(self.frames(name, sampler, steps, eta, label, guidance, seed, batch,
+                                                            spacing)):
             if i % stride == 0 or t == -1:  # kept as they come, so a stopped run can be scrubbed too
                 run.steps.append(t)
                 run.frames.append(frame)
@@ -393,6 +400,10 @@ def build(store: Store) -> DiffusionPanel:
                             info="0: deterministic, the same seed gives the same image; 1: cleanest samples at 50+ steps")
             label = gr.Dropdown([EACH_CLASS, UNCONDITIONAL, *classes], value=EACH_CLASS, label="Class")
             guidance = gr.Slider(0.0, MAX_GUIDANCE, value=1.0, step=0.25, label="Guidance scale w (0 = ignore class, 1 = conditional)")
+            spacing = gr.Radio(list(diffusion.SPACINGS), value="leading", label="Timesteps (fewer steps than T)",
+                               elem_id="diff-spacing",
+                               info="leading: start one stride below T; trailing: start at T-1, where x_T is pure "
+                                    "noise (Lin et al. 2024). Try the cosine model at 10 steps.")
             with gr.Row():
                 seed = gr.Number(0, label="Seed", precision=0, minimum=0, min_width=80)
                 batch = gr.Slider(1, MAX_BATCH, value=16, step=1, label="Batch", min_width=120)
@@ -448,7 +459,7 @@ def build(store: Store) -> DiffusionPanel:
     api_fwd.click(panel.forward, forward_inputs, forward_outputs, api_name="diffusion_forward")
 
     model.change(panel.on_model, [model, steps], steps, api_name=False, show_progress="hidden")
-    run_inputs = [model, sampler, steps, eta, label, guidance, seed, batch]
+    run_inputs = [model, sampler, steps, eta, label, guidance, seed, batch, spacing]
     run_event = run_btn.click(panel.run, run_inputs, [frame, status, scrub], api_name="diffusion_run",
                               show_progress="hidden", **runs)
     stop_btn.click(panel.scrub_range, None, scrub, cancels=[run_event], api_name=False, show_progress="hidden")
