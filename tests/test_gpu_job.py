@@ -115,12 +115,18 @@ def test_slim_takes_the_heavy_folders_out_of_the_index_and_unslim_puts_them_back
         gpu_job.slim()
 
 
-def test_the_tradeoff_benchmark_writes_extra_points_beside_the_charted_grid_and_refuses_paths(tiny_root):
+def _tradeoff_benchmark():
+    """benchmarks/diffusion_tradeoff.py as a module (benchmarks/ is not a package)."""
     import importlib.util
     spec = importlib.util.spec_from_file_location("diffusion_tradeoff",
                                                   gpu_job.REPO / "benchmarks" / "diffusion_tradeoff.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_the_tradeoff_benchmark_writes_extra_points_beside_the_charted_grid_and_refuses_paths(tiny_root):
+    bench = _tradeoff_benchmark()
     d = tiny_root / "digits" / "ddpm-cosine"
     bench.main(["--checkpoints", str(tiny_root), "--models", "digits/ddpm-cosine", "--n", "40", "--steps", "5",
                 "--etas", "1", "--batch", "20", "--file", "targets.json"])
@@ -134,11 +140,7 @@ def test_the_tradeoff_benchmark_writes_extra_points_beside_the_charted_grid_and_
 
 
 def test_a_stopped_tradeoff_point_goes_on_from_its_saved_batches_and_equals_one_uninterrupted_run(tiny_root, tmp_path):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("diffusion_tradeoff",
-                                                  gpu_job.REPO / "benchmarks" / "diffusion_tradeoff.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _tradeoff_benchmark()
     d, partial = tiny_root / "digits" / "ddpm-cosine", tmp_path / "partial"
     # eta = 1 draws fresh noise at every step, so the second batch matches only if the generator's state is restored
     args = ["--checkpoints", str(tiny_root), "--models", "digits/ddpm-cosine", "--n", "40", "--steps", "5",
@@ -172,11 +174,7 @@ def test_a_stopped_tradeoff_point_goes_on_from_its_saved_batches_and_equals_one_
 
 
 def test_the_tradeoff_benchmark_records_its_timestep_spacing(tiny_root):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("diffusion_tradeoff",
-                                                  gpu_job.REPO / "benchmarks" / "diffusion_tradeoff.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _tradeoff_benchmark()
     d = tiny_root / "digits" / "ddpm-cosine"
     fids = {}
     for spacing in ("leading", "trailing"):
