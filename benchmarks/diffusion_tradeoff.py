@@ -33,6 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
+from explorer.diffusion import DEFAULT_SPACING, SPACINGS  # noqa: E402  (_common puts the repository on the path)
 
 
 def main(argv=None):
@@ -48,7 +49,7 @@ def main(argv=None):
                    help="grid points to leave out, e.g. 0:1000 (DDIM eta=0 over all T steps)")
     p.add_argument("--file", default="tradeoff.json",
                    help="JSON file written beside each checkpoint (default tradeoff.json, which the panel charts)")
-    p.add_argument("--spacing", default="leading", choices=["leading", "trailing"],
+    p.add_argument("--spacing", default=DEFAULT_SPACING, choices=SPACINGS,
                    help="timesteps of a chain shorter than T (diffusion.timesteps; the app's default: leading)")
     p.add_argument("--partial", default=None, metavar="DIR",
                    help="keep each finished batch in DIR, so that a stopped run goes on where it stopped")
@@ -74,7 +75,8 @@ def main(argv=None):
     budget = _Budget(a.max_batches)
     for name in names:
         model = zoo.load(name, device=a.device)
-        dataset = zoo.info(name)["dataset"]
+        info = zoo.info(name)
+        dataset = info["dataset"]
         device = next(model.parameters()).device
         clf = evaluation.classifier(dataset, a.checkpoints, device)
         test, train = data.load(dataset, "test").floats(), data.load(dataset, "train").floats()
@@ -93,8 +95,8 @@ def main(argv=None):
                 key = {"weights": weights, "precision": precision, "device": device.type, "eta": eta, "steps": steps,
                        "spacing": a.spacing, "n": n, "batch": a.batch, "seed": 1234}
                 spaced = "-trailing" if a.spacing == "trailing" else ""  # leading keeps the names saved before
-                where = (Path(a.partial) / name.replace("/", "--") / f"eta{eta:g}-steps{steps}{spaced}-n{n}-batch{a.batch}.pt"
-                         if a.partial else None)
+                where = (Path(a.partial) / name.replace("/", "--") /
+                         f"eta{eta:g}-steps{steps}{spaced}-n{n}-batch{a.batch}.pt" if a.partial else None)
                 sampled = _sample_point(model, labels, a.batch, key, where, budget)
                 if sampled is None:
                     print(f"stopped after {a.max_batches} batch(es); the batches so far are in {a.partial}: "
@@ -110,7 +112,7 @@ def main(argv=None):
                       f"off-class {100 * off:.1f}%  {1000 * seconds / n:.1f} ms/image", flush=True)
         result = {"model": name, "fid_n": n, "fid_floor": round(floor, 3), "guidance": 1.0,
                   "labels": "class-balanced", "seed": 1234, "spacing": a.spacing, "weights_sha256": weights,
-                  "epochs": cards.total_training(zoo.info(name).get("training") or {})[0],
+                  "epochs": cards.total_training(info.get("training") or {})[0],
                   "device": evaluation.hardware(str(device)),
                   "precision": precision,
                   "note": "eta=1 is the (respaced) DDPM ancestral sampler; eta=1 at T steps is DDPM", "rows": rows}

@@ -187,9 +187,10 @@ def guided_eps(eps_uncond: torch.Tensor, eps_cond: torch.Tensor, w: float) -> to
 
 # ------------------------------------------------------------------ samplers
 SPACINGS = ("leading", "trailing")
+DEFAULT_SPACING = "leading"  # every sampler's default, in one place (see timesteps)
 
 
-def timesteps(T: int, steps: int | None = None, spacing: str = "leading") -> list[int]:
+def timesteps(T: int, steps: int | None = None, spacing: str = DEFAULT_SPACING) -> list[int]:
     """``steps`` evenly strided timesteps, descending (all T when ``steps`` is None or T, whatever the spacing).
 
     ``"leading"`` (the default): t_i = floor(i T / steps) for i = steps-1 .. 0. Like the DDIM paper's and
@@ -218,7 +219,7 @@ def timesteps(T: int, steps: int | None = None, spacing: str = "leading") -> lis
 
 def sample_progressive(eps_fn: EpsFn, s: Schedule, shape, steps: int | None = None, sampler: str = "ddim",
                        eta: float = 0.0, generator: torch.Generator | None = None, clip: float | None = None,
-                       x_T: torch.Tensor | None = None, device=None, spacing: str = "leading"
+                       x_T: torch.Tensor | None = None, device=None, spacing: str = DEFAULT_SPACING
                        ) -> Iterator[SamplerStep]:
     """Run the reverse chain from x_T ~ N(0, I), yielding every step (x_t, predicted x_0, x_{t_prev}).
 

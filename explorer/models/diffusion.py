@@ -233,7 +233,7 @@ class DDPM(ConfigModule):
     def sample_progressive(self, n: int, steps: int | None = 50, sampler: str = "ddim", eta: float = 0.0,
                            guidance: float = 1.0, labels=None, generator: torch.Generator | None = None,
                            decode: bool = False, clip=..., x_T: torch.Tensor | None = None,
-                           spacing: str = "leading") -> Iterator[diffusion.SamplerStep]:
+                           spacing: str = diffusion.DEFAULT_SPACING) -> Iterator[diffusion.SamplerStep]:
         """Yield every reverse step: ``SamplerStep(index, t, x_t, pred_x0, prev_sample)``.
 
         States are in model space (pixels in [-1, 1] or standardised codes) unless ``decode``, which
@@ -262,7 +262,8 @@ class DDPM(ConfigModule):
     @torch.no_grad()
     def sample(self, n: int, steps: int | None = 50, sampler: str = "ddim", eta: float = 0.0,
                guidance: float = 1.0, labels=None, generator: torch.Generator | None = None,
-               clip=..., x_T: torch.Tensor | None = None, spacing: str = "leading") -> torch.Tensor:
+               clip=..., x_T: torch.Tensor | None = None,
+               spacing: str = diffusion.DEFAULT_SPACING) -> torch.Tensor:
         """n images (N, 1, 28, 28) in [0, 1]; pass a seeded ``torch.Generator`` to repeat them.
         ``clip``, ``x_T`` and ``spacing``: as in :meth:`sample_progressive`."""
         x = None

@@ -200,12 +200,12 @@ class DiffusionPanel(Panel):
         batch = whole(batch, "Batch", 1, MAX_BATCH)
         return steps, batch, seed
 
-    def frames(self, name, sampler, steps, eta, label, guidance, seed, batch, spacing="leading"):
+    def frames(self, name, sampler, steps, eta, label, guidance, seed, batch, spacing=diffusion.DEFAULT_SPACING):
         """Generator of (frame, caption, step) while sampling; the building block of :meth:`run`.
         ``spacing``: the timesteps a chain of fewer than T steps visits (``diffusion.timesteps``)."""
         model = self._model(name)
         steps, batch, seed = self._check(steps, batch, seed, model)
-        spacing = str(spacing or "leading").lower()
+        spacing = str(spacing or diffusion.DEFAULT_SPACING).lower()
         if spacing not in diffusion.SPACINGS:
             raise gr.Error(f"Timesteps must be one of {', '.join(diffusion.SPACINGS)}, not {spacing!r}.")
         eta, guidance = number(eta, "eta", 0, 1), number(guidance, "The guidance scale", 0, MAX_GUIDANCE)
@@ -230,7 +230,7 @@ class DiffusionPanel(Panel):
                                      + f", guidance {guidance:g}, {elapsed:.2f} s for {batch} image(s) "
                                        f"({1000 * elapsed / batch:.0f} ms per image)"), -1
 
-    def run(self, name, sampler, steps, eta, label, guidance, seed, batch, spacing="leading",
+    def run(self, name, sampler, steps, eta, label, guidance, seed, batch, spacing=diffusion.DEFAULT_SPACING,
             request: gr.Request = None):
         """The Run button: streams (frame, caption, scrubber) and keeps the frames for the scrubber."""
         stride = max(1, int(np.ceil(int(steps) / MAX_FRAMES)))
@@ -400,7 +400,8 @@ def build(store: Store) -> DiffusionPanel:
                             info="0: deterministic, the same seed gives the same image; 1: cleanest samples at 50+ steps")
             label = gr.Dropdown([EACH_CLASS, UNCONDITIONAL, *classes], value=EACH_CLASS, label="Class")
             guidance = gr.Slider(0.0, MAX_GUIDANCE, value=1.0, step=0.25, label="Guidance scale w (0 = ignore class, 1 = conditional)")
-            spacing = gr.Radio(list(diffusion.SPACINGS), value="leading", label="Timesteps (fewer steps than T)",
+            spacing = gr.Radio(list(diffusion.SPACINGS), value=diffusion.DEFAULT_SPACING,
+                               label="Timesteps (fewer steps than T)",
                                elem_id="diff-spacing",
                                info="leading: start one stride below T; trailing: start at T-1, where x_T is pure "
                                     "noise (Lin et al. 2024). Try the cosine model at 10 steps.")
