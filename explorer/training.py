@@ -203,6 +203,7 @@ def run(cfg: TrainConfig) -> Path:
 
     torch.manual_seed(cfg.seed)  # the CLI owns the process: seeding it globally is fine here
     model, x, y = _build(cfg, device)
+    model.to(memory_format=model.memory_format_for(torch.bfloat16 if bf16 else torch.float32))  # e.g. the UNet's
     ema = EMA(model, model.ema_decay) if model.ema_decay else None
     earlier = None
     if cfg.init is not None:  # warm start: the model and its moving average begin at the checkpoint's weights

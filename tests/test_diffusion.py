@@ -387,16 +387,22 @@ def test_resumed_training_gives_the_same_ema_weights(tmp_path):
         torch.testing.assert_close(va, vb, msg=k)
 
 
-def test_the_pixel_unet_runs_channels_last_with_the_same_loss_gradients_and_samples(tmp_path):
+def test_the_pixel_unet_runs_channels_last_in_float32_with_the_same_loss_gradients_and_samples(tmp_path):
     config = {**TINY_UNET, "attention": True, "timesteps": 50}
-    b = models.build("ddpm", config)  # as built, loaded and trained: channels-last
-    assert b.memory_format == torch.channels_last
+    b = models.build("ddpm", config)
+    assert b.memory_format_for(torch.float32) == torch.channels_last
+    assert b.memory_format_for(torch.bfloat16) == torch.contiguous_format  # slower channels-last under bf16
+    assert b.memory_format == b.memory_format_for(b.sampling_dtype())  # as built: its sampling precision's
     conv = [k for k, v in b.net.state_dict().items() if v.ndim == 4 and v.shape[1] > 1 and v.shape[2] > 1]
+    b.precision = "float32"
+    b.sample(1, steps=2)  # sampling puts the weights in its precision's layout
     assert conv and all(b.net.state_dict()[k].is_contiguous(memory_format=torch.channels_last)
                         and not b.net.state_dict()[k].is_contiguous() for k in conv)
     a = models.build("ddpm", config)
     a.load_state_dict(b.state_dict())
-    a.net.to(memory_format=torch.contiguous_format)  # the same weights in the default layout
+    a.precision = "bfloat16"
+    a.sample(1, steps=2)  # ... and back: the default layout under bfloat16
+    assert all(a.net.state_dict()[k].is_contiguous() for k in conv)
     _randomised(a.net), _randomised(b.net)  # the same perturbation: the zero-initialised output layer too
     x, y = torch.rand(16, 1, 28, 28), torch.arange(16) % 10
     losses = []
@@ -409,11 +415,14 @@ def test_the_pixel_unet_runs_channels_last_with_the_same_loss_gradients_and_samp
     for (k, pa), pb in zip(a.named_parameters(), b.parameters()):
         torch.testing.assert_close(pa.grad, pb.grad.contiguous(), rtol=1e-4, atol=1e-6, msg=k)
     a.eval(), b.eval()
-    a.precision = b.precision = "float32"
-    xa, xb = (m.sample(8, steps=10, labels=3, generator=torch.Generator().manual_seed(1)) for m in (a, b))
+    a.precision = b.precision = "float32"  # the same float32 chain through each layout (sample() would switch a's)
+    xa, xb = (diffusion.sample(m.eps_fn(torch.full((8,), 3)), m.schedule, (8, 1, 28, 28), steps=10,
+                               generator=torch.Generator().manual_seed(1)) for m in (a, b))
+    assert all(a.net.state_dict()[k].is_contiguous() for k in conv)
     torch.testing.assert_close(xa, xb, rtol=1e-4, atol=1e-4)
-    # the loop trains in that layout (resume.pt holds channels-last convolutions, the EMA too); the
-    # checkpoint stores the default layout and loads back channels-last
+    # the float32 loop trains channels-last (resume.pt holds channels-last convolutions, the EMA too), the
+    # bfloat16 one in the default layout; the checkpoint stores the default layout either way and loads
+    # back in the layout of the sampling precision
     kw = dict(epochs=2, limit=64, batch_size=32, progress=False, evaluate=False, bf16=False, config=config)
     training.train("ddpm-linear", "digits", out=tmp_path, stop_after=1, **kw)
     state = torch.load(tmp_path / "digits" / "ddpm-linear" / "resume.pt", weights_only=True)
@@ -425,7 +434,12 @@ def test_the_pixel_unet_runs_channels_last_with_the_same_loss_gradients_and_samp
     stored = load_file(str(tmp_path / "digits" / "ddpm-linear" / "model.safetensors"))
     assert all(stored["net." + k].is_contiguous() for k in conv)
     loaded = Zoo(tmp_path).load("digits/ddpm-linear", "cpu")
-    assert all(loaded.net.state_dict()[k].is_contiguous(memory_format=torch.channels_last) for k in conv)
+    assert all(loaded.net.state_dict()[k].is_contiguous(memory_format=loaded.memory_format) for k in conv)
+    kw["bf16"] = True
+    training.train("ddpm-linear", "digits", out=tmp_path / "bf16", stop_after=1, **kw)
+    state = torch.load(tmp_path / "bf16" / "digits" / "ddpm-linear" / "resume.pt", weights_only=True)
+    assert all(state["model"]["net." + k].is_contiguous() and state["ema"]["shadow"]["net." + k].is_contiguous()
+               for k in conv)
     # ... and the latent model, which has no image layout, keeps the default
     latent = models.build("ddpm", {"space": "latent", "vae_config": {"latent_dim": 16, "channels": 8, "hidden": 32},
                                    "latent_dim": 16, "hidden": 32, "blocks": 1})

@@ -70,11 +70,10 @@ class ConfigModule(nn.Module):
         """Decay of the weights' moving average the loop keeps and ships (0: none)."""
         return float(getattr(self.config, "ema_decay", 0.0) or 0.0)
 
-    @property
-    def memory_format(self) -> torch.memory_format:
-        """The layout a family holds its 4-D weights in, set when it is built (checkpoints store the default
-        layout either way). The convolutions' outputs follow the weights; a 1-channel image batch is already
-        valid in both layouts, so inputs need no conversion."""
+    def memory_format_for(self, dtype: torch.dtype) -> torch.memory_format:
+        """The layout a family holds its 4-D weights in while it computes in ``dtype`` (the training loop sets
+        it; checkpoints store the default layout either way). The convolutions' outputs follow the weights; a
+        1-channel image batch is already valid in both layouts, so inputs need no conversion."""
         return torch.contiguous_format
 
     def configure_optimizers(self, lr: float) -> torch.optim.Optimizer:

@@ -99,13 +99,14 @@ class DDPM(ConfigModule):
 
     def __init__(self, config: DDPMConfig):
         super().__init__(config)
+        self.precision = "auto"  # sampling: "auto" (bfloat16 where native), "bfloat16" or "float32"
         if config.space not in SPACES:
             raise ValueError(f"space must be one of {SPACES}, not {config.space!r}")
         self.schedule = make_schedule(config.schedule, config.timesteps)  # rebuilt from the config, not stored
         if config.space == "pixel":
             self.net = UNet(UNetConfig(1, config.channels, tuple(config.mults), config.res_blocks,
                                        config.attention, config.classes, config.dropout))
-            self.net.to(memory_format=self.memory_format)  # channels-last: faster training and sampling on CPU
+            self.net.to(memory_format=self.memory_format)  # the faster layout for its precision on this host
         else:
             if not config.vae_config:
                 raise ValueError("a latent diffusion model needs vae_config (the VAE whose codes it models)")
@@ -113,7 +114,6 @@ class DDPM(ConfigModule):
             self.net = MLPDenoiser(config.latent_dim, config.hidden, config.blocks, config.classes)
             self.register_buffer("code_mean", torch.zeros(config.latent_dim))
             self.register_buffer("code_std", torch.ones(config.latent_dim))
-        self.precision = "auto"  # sampling: "auto" (bfloat16 where native), "bfloat16" or "float32"
 
     def sampling_dtype(self, device: torch.device | str | None = None) -> torch.dtype:
         """The dtype the network runs in when sampling on ``device`` (default: the model's)."""
@@ -174,16 +174,25 @@ class DDPM(ConfigModule):
         return (codes - self.code_mean.cpu()) / self.code_std.cpu()
 
     # ---- training
+    def memory_format_for(self, dtype: torch.dtype) -> torch.memory_format:
+        """The pixel UNet's layout when it computes in ``dtype``: channels-last in float32, the default layout
+        under bfloat16 autocast. ``benchmarks/unet_layout.py`` on one thread of the 2-core EPYC (2026-12-06,
+        nothing else running): in float32 channels-last takes 1.46 s per training step of batch 128 against
+        1.64 s and 3.04 s for DDIM-50 x 16 against 3.18 s; under bfloat16 (``--bf16``, AVX512-BF16) it is the
+        slower one, 1.17 s against 0.87 s per step and 2.67 s against 1.99 s for DDIM-50 x 16 (README,
+        "Speed"). The latent MLP has no image layout."""
+        return torch.channels_last if self.config.space == "pixel" and dtype == torch.float32 \
+            else torch.contiguous_format
+
     @property
     def memory_format(self) -> torch.memory_format:
-        """The pixel UNet holds its weights channels-last (its convolutions' outputs follow), for training and
-        sampling alike. ``benchmarks/unet_layout.py`` on one thread of the 2-core EPYC (2026-12-06, nothing else
-        running), float32: a training step of batch 128 takes 1.46 s against 1.64 s in the default layout,
-        DDIM-50 for 16 images 3.04 s against 3.18 s. Under bfloat16 autocast (the default where the CPU has
-        AVX512-BF16) the same benchmark's ``--bf16`` finds channels-last slower (2.67 s against 1.99 s for
-        DDIM-50 x 16, 1.17 s against 0.87 s per training step): README, "Speed". The latent MLP has no image
-        layout."""
-        return torch.channels_last if self.config.space == "pixel" else torch.contiguous_format
+        """The layout for sampling on the model's device at its ``precision`` (which sampling switches to)."""
+        return self.memory_format_for(self.sampling_dtype())
+
+    def _follow_layout(self) -> None:
+        """Put the UNet's weights in the layout of the current precision and device (no copy when they are)."""
+        if self.config.space == "pixel":
+            self.net.to(memory_format=self.memory_format)
 
     def loss(self, batch):
         x, y = batch
@@ -245,6 +254,7 @@ class DDPM(ConfigModule):
         with ``diffusion.randn((n, *sample_shape), generator)`` gives the same chain. ``spacing``: the
         timesteps a chain of fewer than T steps visits, ``"leading"`` or ``"trailing"`` (``diffusion.timesteps``)."""
         device = self._device()
+        self._follow_layout()
         y = _labels(labels, n, self.null_label, device)
         if x_T is not None:
             if tuple(x_T.shape) != (n, *self.sample_shape):
