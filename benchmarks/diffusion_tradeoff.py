@@ -16,6 +16,10 @@ charts use N=500 with every point (``--n 500 --threads 1``: 83-91 min per pixel 
 thread, 3.4-3.8 ms per image-step; ``--skip 0:1000`` saves a third of it). ``--file`` writes
 another name beside the checkpoint instead, so that a few points at a larger N (the issue's N = 2,000
 targets: ``--n 2000 --steps 50 1000 --etas 0 1 --skip 0:1000 --file targets.json``) do not replace the charted grid.
+``--merge`` keeps the points of the file already there that this run does not measure again, when they were
+measured on the same weights, N and seed and either with the same ``--spacing`` or over all T steps (where
+every spacing visits every t, so the chain is the same): a grid re-measured under another spacing keeps its
+costly 1000-step points.
 
 A long point can be spread over several sessions: ``--partial DIR`` saves every finished batch (the samples
 so far, the random generator's state and the seconds spent) in DIR, and ``--max-batches K`` stops after K
@@ -51,6 +55,8 @@ def main(argv=None):
                    help="JSON file written beside each checkpoint (default tradeoff.json, which the panel charts)")
     p.add_argument("--spacing", default=DEFAULT_SPACING, choices=SPACINGS,
                    help="timesteps of a chain shorter than T (diffusion.timesteps; the app's default: leading)")
+    p.add_argument("--merge", action="store_true",
+                   help="keep the file's other points (same weights, N and seed; same spacing, or all T steps)")
     p.add_argument("--partial", default=None, metavar="DIR",
                    help="keep each finished batch in DIR, so that a stopped run goes on where it stopped")
     p.add_argument("--max-batches", type=int, default=None, metavar="K",
@@ -106,7 +112,7 @@ def main(argv=None):
                 saved.append(where)
                 fid = metrics.frechet_distance(*metrics.feature_stats(clf, x), *ref)
                 off = float(metrics.off_class(clf, x, labels).float().mean())  # p < 0.5: a neighbour or clutter
-                rows.append({"sampler": "ddim", "eta": eta, "steps": steps, "fid": round(fid, 3),
+                rows.append({"sampler": "ddim", "eta": eta, "steps": steps, "spacing": a.spacing, "fid": round(fid, 3),
                              "off_class": round(off, 4), "ms_per_image": round(1000 * seconds / n, 3)})
                 print(f"{name}  eta={eta:g}  steps={steps:5d}  FID {fid:8.2f}  (floor {floor:.2f}, N={n})  "
                       f"off-class {100 * off:.1f}%  {1000 * seconds / n:.1f} ms/image", flush=True)
@@ -117,11 +123,26 @@ def main(argv=None):
                   "precision": precision,
                   "note": "eta=1 is the (respaced) DDPM ancestral sampler; eta=1 at T steps is DDPM", "rows": rows}
         path = zoo.path(name) / a.file
+        if a.merge and path.exists():
+            result["rows"] = _merged(json.loads(path.read_text()), result, model.config.timesteps)
         path.write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {path}")
         for where in saved:
             if where is not None and where.exists():
                 where.unlink()
+
+
+def _merged(old: dict, new: dict, T: int) -> list[dict]:
+    """``new``'s rows and those of ``old`` it does not re-measure and may keep (see ``--merge``), by (eta, steps)."""
+    same = all(old.get(k) == new[k] for k in ("weights_sha256", "fid_n", "seed"))
+    if not same:
+        print(f"not merging {new['model']}'s earlier points: other weights, N or seed", flush=True)
+        return new["rows"]
+    measured = {(r["eta"], r["steps"]) for r in new["rows"]}
+    earlier = old.get("spacing", "leading")  # files written before --spacing existed: leading
+    kept = [{**r, "spacing": r.get("spacing", earlier)} for r in old["rows"] if (r["eta"], r["steps"]) not in measured
+            and (r.get("spacing", earlier) == new["spacing"] or r["steps"] == T)]
+    return sorted(new["rows"] + kept, key=lambda r: (r["eta"], r["steps"]))
 
 
 class _Budget:

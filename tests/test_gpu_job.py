@@ -184,5 +184,21 @@ def test_the_tradeoff_benchmark_records_its_timestep_spacing(tiny_root):
         assert result["spacing"] == spacing
         fids[spacing] = result["rows"][0]["fid"]
     assert fids["leading"] != fids["trailing"]  # the same seeds, another chain
+    # --merge: a grid re-measured under another spacing keeps the earlier points at all T steps (the same
+    # chain either way) and those it does not measure again, and drops the other-spacing ones it cannot keep
+    T = TINY_DDPM["timesteps"]
+    common = ["--checkpoints", str(tiny_root), "--models", "digits/ddpm-cosine", "--n", "40", "--batch", "40",
+              "--file", "grid.json"]
+    bench.main(common + ["--steps", "4", "5", str(T), "--etas", "0"])
+    before = {(r["eta"], r["steps"]): r for r in json.loads((d / "grid.json").read_text())["rows"]}
+    bench.main(common + ["--steps", "5", "--etas", "0", "--spacing", "trailing", "--merge"])
+    merged = json.loads((d / "grid.json").read_text())
+    assert merged["spacing"] == "trailing"
+    assert [(r["steps"], r["spacing"]) for r in merged["rows"]] == [(5, "trailing"), (T, "leading")]
+    assert merged["rows"][0]["fid"] == fids["trailing"] and merged["rows"][1] == before[0.0, T]
+    bench.main(common + ["--steps", "4", "--etas", "0", "--spacing", "trailing", "--merge"])  # adds a point
+    assert [r["steps"] for r in json.loads((d / "grid.json").read_text())["rows"]] == [4, 5, T]
+    bench.main(common + ["--steps", "4", "--etas", "0", "--spacing", "trailing", "--merge", "--n", "20"])
+    assert [r["steps"] for r in json.loads((d / "grid.json").read_text())["rows"]] == [4]  # another N: not mixed
     with pytest.raises(SystemExit):
         bench.main(["--checkpoints", str(tiny_root), "--spacing", "middle"])
