@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
-from explorer.diffusion import DEFAULT_SPACING, SPACINGS  # noqa: E402  (_common puts the repository on the path)
+from explorer.diffusion import SPACINGS  # noqa: E402  (_common puts the repository on the path)
 
 
 def main(argv=None):
@@ -53,8 +53,9 @@ def main(argv=None):
                    help="grid points to leave out, e.g. 0:1000 (DDIM eta=0 over all T steps)")
     p.add_argument("--file", default="tradeoff.json",
                    help="JSON file written beside each checkpoint (default tradeoff.json, which the panel charts)")
-    p.add_argument("--spacing", default=DEFAULT_SPACING, choices=SPACINGS,
-                   help="timesteps of a chain shorter than T (diffusion.timesteps; the app's default: leading)")
+    p.add_argument("--spacing", default=None, choices=SPACINGS,
+                   help="timesteps of a chain shorter than T (diffusion.timesteps); default: each model's own, "
+                        "config.sampling_spacing (trailing for pixel models, leading for latent ones)")
     p.add_argument("--merge", action="store_true",
                    help="keep the file's other points (same weights, N and seed; same spacing, or all T steps)")
     p.add_argument("--partial", default=None, metavar="DIR",
@@ -93,14 +94,15 @@ def main(argv=None):
         rows, saved = [], []
         weights = export.weights_sha256(zoo, name)
         precision = str(model.sampling_dtype(device)).replace("torch.", "")
+        spacing = a.spacing or model.config.sampling_spacing
         skip = {(float(e), int(k)) for e, k in (item.split(":") for item in a.skip)}
         for eta in a.etas:
             for steps in a.steps:
                 if steps > model.config.timesteps or (eta, steps) in skip:
                     continue
                 key = {"weights": weights, "precision": precision, "device": device.type, "eta": eta, "steps": steps,
-                       "spacing": a.spacing, "n": n, "batch": a.batch, "seed": 1234}
-                spaced = "-trailing" if a.spacing == "trailing" else ""  # leading keeps the names saved before
+                       "spacing": spacing, "n": n, "batch": a.batch, "seed": 1234}
+                spaced = "-trailing" if spacing == "trailing" else ""  # leading keeps the names saved before
                 where = (Path(a.partial) / name.replace("/", "--") /
                          f"eta{eta:g}-steps{steps}{spaced}-n{n}-batch{a.batch}.pt" if a.partial else None)
                 sampled = _sample_point(model, labels, a.batch, key, where, budget)
@@ -112,12 +114,12 @@ def main(argv=None):
                 saved.append(where)
                 fid = metrics.frechet_distance(*metrics.feature_stats(clf, x), *ref)
                 off = float(metrics.off_class(clf, x, labels).float().mean())  # p < 0.5: a neighbour or clutter
-                rows.append({"sampler": "ddim", "eta": eta, "steps": steps, "spacing": a.spacing, "fid": round(fid, 3),
+                rows.append({"sampler": "ddim", "eta": eta, "steps": steps, "spacing": spacing, "fid": round(fid, 3),
                              "off_class": round(off, 4), "ms_per_image": round(1000 * seconds / n, 3)})
                 print(f"{name}  eta={eta:g}  steps={steps:5d}  FID {fid:8.2f}  (floor {floor:.2f}, N={n})  "
                       f"off-class {100 * off:.1f}%  {1000 * seconds / n:.1f} ms/image", flush=True)
         result = {"model": name, "fid_n": n, "fid_floor": round(floor, 3), "guidance": 1.0,
-                  "labels": "class-balanced", "seed": 1234, "spacing": a.spacing, "weights_sha256": weights,
+                  "labels": "class-balanced", "seed": 1234, "spacing": spacing, "weights_sha256": weights,
                   "epochs": cards.total_training(info.get("training") or {})[0],
                   "device": evaluation.hardware(str(device)),
                   "precision": precision,

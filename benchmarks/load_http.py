@@ -63,7 +63,7 @@ def payload(kind: str, rng: random.Random) -> tuple[str, list]:
     if kind == "diffusion":
         # model, sampler, steps, eta, class, guidance, seed, batch, timestep spacing
         return "diffusion_run", ["fashion-mnist/ddpm-cosine", "DDIM", 20, 0.0, "each class in turn", 1.0,
-                                 rng.randrange(10 ** 6), 4, "leading"]
+                                 rng.randrange(10 ** 6), 4, "trailing"]
     raise ValueError(f"unknown endpoint {kind!r}")
 
 

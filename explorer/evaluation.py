@@ -140,7 +140,8 @@ def recipe_fid(model, family: str, clf, test_x: torch.Tensor, train_x: torch.Ten
                 "sample_hardware": hardware(str(next(model.parameters()).device))})
     if family == "ddpm":
         c = cfg or DIFFUSION_EVAL
-        out["fid_sampler"] = f"{c['sampler']}-{c['steps']} eta={c['eta']} guidance={c['guidance']}"
+        out["fid_sampler"] = (f"{c['sampler']}-{c['steps']} eta={c['eta']} guidance={c['guidance']}"
+                              + (f" {model.config.sampling_spacing}" if c["steps"] < model.config.timesteps else ""))
     return out
 
 

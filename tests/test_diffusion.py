@@ -220,6 +220,7 @@ def test_trailing_timesteps_start_at_T_minus_one_and_shift_the_leading_ones():
 
 def test_spacing_reaches_the_model_sampler_and_changes_only_a_respaced_chain():
     m = _tiny_ddpm()
+    m.precision = "float32"  # bit-for-bit repeatable chains (oneDNN's bfloat16 kernels need not be)
     T = m.config.timesteps
     steps = list(m.sample_progressive(2, steps=5, generator=_gen(0), spacing="trailing"))
     assert [s.t for s in steps] == diffusion.timesteps(T, 5, "trailing") and steps[0].t == T - 1
@@ -229,6 +230,18 @@ def test_spacing_reaches_the_model_sampler_and_changes_only_a_respaced_chain():
     assert torch.equal(full[0], full[1])  # over all T steps both spacings are the same chain
     with pytest.raises(ValueError, match="spacing must be one of"):
         m.sample(1, steps=5, spacing="middle")
+    # unset, a model samples with its own spacing: trailing for pixels (x_0 clamped to the data range),
+    # leading for codes, or what its config says
+    assert m.config.sampling_spacing == "trailing"
+    assert torch.equal(m.sample(2, steps=5, generator=_gen(0)), trail)
+    assert models.build("ddpm", {"space": "latent", "vae_config": {"latent_dim": 16, "channels": 8, "hidden": 32},
+                                 "latent_dim": 16, "hidden": 32, "blocks": 1}).config.sampling_spacing == "leading"
+    lead_model = models.build("ddpm", {**m.config_dict(), "spacing": "leading"})
+    lead_model.load_state_dict(m.state_dict())
+    lead_model.precision = "float32"
+    assert torch.equal(lead_model.sample(2, steps=5, generator=_gen(0)), lead)
+    with pytest.raises(ValueError, match="spacing must be one of"):
+        models.build("ddpm", {**m.config_dict(), "spacing": "middle"})
 
 
 @pytest.mark.parametrize("sampler,steps", [("ddpm", None), ("ddpm", 7), ("ddim", 1), ("ddim", 10), ("ddim", 40)])
@@ -237,7 +250,7 @@ def test_sampler_iterators_yield_every_step(sampler, steps):
     out = list(m.sample_progressive(2, steps=steps, sampler=sampler, eta=0.5, generator=_gen(0)))
     assert len(out) == (steps or 40)
     assert [o.index for o in out] == list(range(len(out)))
-    assert [o.t for o in out] == diffusion.timesteps(40, steps)
+    assert [o.t for o in out] == diffusion.timesteps(40, steps, m.config.sampling_spacing)  # its own: trailing
     for a, b in zip(out, out[1:]):
         torch.testing.assert_close(b.x_t, a.prev_sample)  # each step starts where the last ended
     assert all(o.x_t.shape == o.pred_x0.shape == (2, 1, 28, 28) for o in out)
@@ -364,6 +377,7 @@ def test_diffusion_evaluation_is_bounded_and_reports_fid_with_floor(tiny_vae_roo
     m.fit_codes(Zoo(tiny_vae_root).load("digits/vae-2d", device="cpu"), torch.rand(64, 1, 28, 28))
     r = evaluation.evaluate_diffusion(m.eval(), "digits", tiny_vae_root, n=100, steps=5)
     assert r["fid_n"] == 100 and r["fid"] > r["fid_floor"] >= 0 and "ddim-5" in r["fid_sampler"]
+    assert r["fid_sampler"].endswith(" leading")  # the latent model's own spacing, named
     assert r["test_eps_mse"] > 0 and r["sample_ms_per_image"] > 0
 
 

@@ -66,7 +66,8 @@ def test_run_streams_every_step_then_scrubs_and_exports_a_gif_and_an_mp4(diffusi
     final = job.result()
     assert "ms per image" in final[1]
     frame, text = client.predict(0, api_name="/diffusion_scrub")
-    assert "frame 1/6" in text and f"t = {diffusion.timesteps(100, 5)[0] + 1}" in text
+    # the spacing left out: the control's value, the pixel model's own (trailing: the chain starts at T)
+    assert "frame 1/6" in text and f"t = {diffusion.timesteps(100, 5, 'trailing')[0] + 1}" in text
     last, text = client.predict(5, api_name="/diffusion_scrub")
     assert "final sample" in text and not np.array_equal(_img(frame), _img(last))
     gif = Image.open(client.predict(api_name="/diffusion_gif"))
@@ -121,6 +122,12 @@ def test_the_timestep_spacing_control_changes_the_chain_and_says_so(diffusion_ap
     assert "timesteps" not in full[-1][1]  # all T steps: nothing to choose
     with pytest.raises(Exception, match="Timesteps must be one of leading, trailing"):
         list(panel.frames(*args, "middle"))
+    # unset: the model's own spacing, which choosing the model also puts in the control
+    assert [t for *_, t in list(panel.frames(*args))[:-1]] == diffusion.timesteps(T, 4, "trailing")  # pixels
+    T_ldm = panel.store.zoo.info("digits/ldm-tiny")["config"]["timesteps"]
+    assert [t for *_, t in list(panel.frames("digits/ldm-tiny", *args[1:]))[:-1]] == diffusion.timesteps(T_ldm, 4)
+    assert [u.get("value") for u in (panel.on_model("digits/ddpm-tiny", 4)[1], panel.on_model("digits/ldm-tiny", 4)[1])] \
+        == ["trailing", "leading"]
 
 
 def test_tradeoff_chart_reads_the_shipped_measurements(diffusion_app, diffusion_zoo):

@@ -184,12 +184,16 @@ def test_the_tradeoff_benchmark_records_its_timestep_spacing(tiny_root):
         assert result["spacing"] == spacing
         fids[spacing] = result["rows"][0]["fid"]
     assert fids["leading"] != fids["trailing"]  # the same seeds, another chain
+    bench.main(["--checkpoints", str(tiny_root), "--models", "digits/ddpm-cosine", "--n", "40", "--steps", "5",
+                "--etas", "0", "--batch", "40", "--file", "own.json"])
+    own = json.loads((d / "own.json").read_text())
+    assert own["spacing"] == "trailing" and own["rows"][0]["fid"] == fids["trailing"]  # unset: the model's own
     # --merge: a grid re-measured under another spacing keeps the earlier points at all T steps (the same
     # chain either way) and those it does not measure again, and drops the other-spacing ones it cannot keep
     T = TINY_DDPM["timesteps"]
     common = ["--checkpoints", str(tiny_root), "--models", "digits/ddpm-cosine", "--n", "40", "--batch", "40",
               "--file", "grid.json"]
-    bench.main(common + ["--steps", "4", "5", str(T), "--etas", "0"])
+    bench.main(common + ["--steps", "4", "5", str(T), "--etas", "0", "--spacing", "leading"])
     before = {(r["eta"], r["steps"]): r for r in json.loads((d / "grid.json").read_text())["rows"]}
     bench.main(common + ["--steps", "5", "--etas", "0", "--spacing", "trailing", "--merge"])
     merged = json.loads((d / "grid.json").read_text())

@@ -64,6 +64,19 @@ class DDPMConfig:
     label_dropout: float = 0.1        # P(label -> null) in training, for classifier-free guidance
     ema_decay: float = 0.999          # training keeps an EMA of the weights and ships it
     clip_x0: float | None = None      # sampling clamps predicted x_0 to +-this; None: 1 for pixels, 5 for codes
+    spacing: str | None = None        # timesteps of chains shorter than T; None: trailing for pixels, leading for codes
+
+    @property
+    def sampling_spacing(self) -> str:
+        """The timestep spacing sampling uses unless told otherwise (``diffusion.timesteps``): "trailing" for
+        pixels, whose x_0 estimate is clamped to the data range, so the chain may start at T - 1 where x_T is
+        pure noise (ddpm-cosine, N = 500, DDIM eta = 0: classifier-FID 73.1 -> 27.7 at 10 steps, 24.5 -> 22.2
+        at 50; ddpm-linear unchanged within noise); "leading" for codes, whose clamp at 5 standard deviations
+        is loose (from T - 1 their 10-step samples came out 1.6x too spread)."""
+        spacing = self.spacing or ("trailing" if self.space == "pixel" else "leading")
+        if spacing not in diffusion.SPACINGS:
+            raise ValueError(f"spacing must be one of {diffusion.SPACINGS}, not {spacing!r}")
+        return spacing
     # pixel space: the UNet
     channels: int = 32
     mults: tuple = (1, 2, 2)
@@ -102,6 +115,7 @@ class DDPM(ConfigModule):
         self.precision = "auto"  # sampling: "auto" (bfloat16 where native), "bfloat16" or "float32"
         if config.space not in SPACES:
             raise ValueError(f"space must be one of {SPACES}, not {config.space!r}")
+        config.sampling_spacing  # noqa: B018  (raises on an unknown spacing now, not at the first sample)
         self.schedule = make_schedule(config.schedule, config.timesteps)  # rebuilt from the config, not stored
         if config.space == "pixel":
             self.net = UNet(UNetConfig(1, config.channels, tuple(config.mults), config.res_blocks,
@@ -242,7 +256,7 @@ class DDPM(ConfigModule):
     def sample_progressive(self, n: int, steps: int | None = 50, sampler: str = "ddim", eta: float = 0.0,
                            guidance: float = 1.0, labels=None, generator: torch.Generator | None = None,
                            decode: bool = False, clip=..., x_T: torch.Tensor | None = None,
-                           spacing: str = diffusion.DEFAULT_SPACING) -> Iterator[diffusion.SamplerStep]:
+                           spacing: str | None = None) -> Iterator[diffusion.SamplerStep]:
         """Yield every reverse step: ``SamplerStep(index, t, x_t, pred_x0, prev_sample)``.
 
         States are in model space (pixels in [-1, 1] or standardised codes) unless ``decode``, which
@@ -252,7 +266,8 @@ class DDPM(ConfigModule):
         None: none; a number: clamp; a callable such as ``diffusion.dynamic_threshold()``). ``x_T``: the
         starting noise (n, *sample_shape) in model space, else drawn from ``generator``; drawing it yourself
         with ``diffusion.randn((n, *sample_shape), generator)`` gives the same chain. ``spacing``: the
-        timesteps a chain of fewer than T steps visits, ``"leading"`` or ``"trailing"`` (``diffusion.timesteps``)."""
+        timesteps a chain of fewer than T steps visits, ``"leading"`` or ``"trailing"`` (``diffusion.timesteps``;
+        default: the model's, ``config.sampling_spacing``)."""
         device = self._device()
         self._follow_layout()
         y = _labels(labels, n, self.null_label, device)
@@ -262,7 +277,7 @@ class DDPM(ConfigModule):
             x_T = x_T.to(device, torch.float32)
         it = diffusion.sample_progressive(self.eps_fn(y, guidance), self.schedule.to(device), (n, *self.sample_shape),
                                           steps, sampler, eta, generator, self.clip if clip is ... else clip,
-                                          x_T=x_T, device=device, spacing=spacing)
+                                          x_T=x_T, device=device, spacing=spacing or self.config.sampling_spacing)
         for step in it:
             if decode:
                 step = step._replace(x_t=self.to_image(step.x_t), pred_x0=self.to_image(step.pred_x0),
@@ -273,7 +288,7 @@ class DDPM(ConfigModule):
     def sample(self, n: int, steps: int | None = 50, sampler: str = "ddim", eta: float = 0.0,
                guidance: float = 1.0, labels=None, generator: torch.Generator | None = None,
                clip=..., x_T: torch.Tensor | None = None,
-               spacing: str = diffusion.DEFAULT_SPACING) -> torch.Tensor:
+               spacing: str | None = None) -> torch.Tensor:
         """n images (N, 1, 28, 28) in [0, 1]; pass a seeded ``torch.Generator`` to repeat them.
         ``clip``, ``x_T`` and ``spacing``: as in :meth:`sample_progressive`."""
         x = None

@@ -18,6 +18,7 @@ import torch
 
 from .. import data, diffusion, export, plotting, schedules
 from ..checkpoints import CheckpointError
+from ..models.diffusion import DDPMConfig
 from .store import Store
 from .panel import LATEX, Panel, explanation
 from .validate import number, page_errors, valid_seed, whole
@@ -200,12 +201,13 @@ class DiffusionPanel(Panel):
         batch = whole(batch, "Batch", 1, MAX_BATCH)
         return steps, batch, seed
 
-    def frames(self, name, sampler, steps, eta, label, guidance, seed, batch, spacing=diffusion.DEFAULT_SPACING):
+    def frames(self, name, sampler, steps, eta, label, guidance, seed, batch, spacing=None):
         """Generator of (frame, caption, step) while sampling; the building block of :meth:`run`.
-        ``spacing``: the timesteps a chain of fewer than T steps visits (``diffusion.timesteps``)."""
+        ``spacing``: the timesteps a chain of fewer than T steps visits (``diffusion.timesteps``; None: the
+        model's own, ``config.sampling_spacing``)."""
         model = self._model(name)
         steps, batch, seed = self._check(steps, batch, seed, model)
-        spacing = str(spacing or diffusion.DEFAULT_SPACING).lower()
+        spacing = str(spacing or model.config.sampling_spacing).lower()
         if spacing not in diffusion.SPACINGS:
             raise gr.Error(f"Timesteps must be one of {', '.join(diffusion.SPACINGS)}, not {spacing!r}.")
         eta, guidance = number(eta, "eta", 0, 1), number(guidance, "The guidance scale", 0, MAX_GUIDANCE)
@@ -230,7 +232,7 @@ class DiffusionPanel(Panel):
                                      + f", guidance {guidance:g}, {elapsed:.2f} s for {batch} image(s) "
                                        f"({1000 * elapsed / batch:.0f} ms per image)"), -1
 
-    def run(self, name, sampler, steps, eta, label, guidance, seed, batch, spacing=diffusion.DEFAULT_SPACING,
+    def run(self, name, sampler, steps, eta, label, guidance, seed, batch, spacing=None,
             request: gr.Request = None):
         """The Run button: streams (frame, caption, scrubber) and keeps the frames for the scrubber."""
         stride = max(1, int(np.ceil(int(steps) / MAX_FRAMES)))
@@ -296,12 +298,14 @@ class DiffusionPanel(Panel):
         return self.export("mp4", request)
 
     def on_model(self, name, steps):
-        """Model chosen: the steps slider spans 1..T of that model."""
+        """Model chosen: the steps slider spans 1..T of that model, and the timestep spacing is its own."""
         try:
-            T = int(self.store.zoo.info(name)["config"].get("timesteps", 1000))
+            config = self.store.zoo.info(name)["config"]
+            T = int(config.get("timesteps", 1000))
+            spacing = DDPMConfig(**config).sampling_spacing
         except (CheckpointError, TypeError, ValueError):
-            return gr.update(maximum=1000)
-        return gr.update(maximum=T, value=min(int(steps), T), label=f"Steps (<= T = {T})")
+            return gr.update(maximum=1000), gr.update()
+        return gr.update(maximum=T, value=min(int(steps), T), label=f"Steps (<= T = {T})"), gr.update(value=spacing)
 
     def tradeoff(self):
         """(chart pixels or None, caption) from the tradeoff.json files shipped beside the checkpoints."""
@@ -394,17 +398,20 @@ def build(store: Store) -> DiffusionPanel:
             model = gr.Dropdown(names, value=names[0] if names else None, label="Model", elem_id="diff-model",
                                 info="pixel-space UNet (linear / cosine schedule) or latent diffusion over VAE codes")
             sampler = gr.Radio(["DDIM", "DDPM"], value="DDIM", label="Sampler")
-            T = panel.on_model(names[0], 50)["maximum"] if names else 1000
+            first_steps, first_spacing = panel.on_model(names[0], 50) if names else ({}, {})
+            T = first_steps.get("maximum", 1000)
             steps = gr.Slider(1, T, value=min(50, T), step=1, label=f"Steps (<= T = {T})", elem_id="diff-steps")
             eta = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="eta (DDIM; 0 = deterministic, 1 = DDPM-like)",
                             info="0: deterministic, the same seed gives the same image; 1: cleanest samples at 50+ steps")
             label = gr.Dropdown([EACH_CLASS, UNCONDITIONAL, *classes], value=EACH_CLASS, label="Class")
             guidance = gr.Slider(0.0, MAX_GUIDANCE, value=1.0, step=0.25, label="Guidance scale w (0 = ignore class, 1 = conditional)")
-            spacing = gr.Radio(list(diffusion.SPACINGS), value=diffusion.DEFAULT_SPACING,
+            spacing = gr.Radio(list(diffusion.SPACINGS),
+                               value=first_spacing.get("value", diffusion.DEFAULT_SPACING),
                                label="Timesteps (fewer steps than T)",
                                elem_id="diff-spacing",
-                               info="leading: start one stride below T; trailing: start at T-1, where x_T is pure "
-                                    "noise (Lin et al. 2024). Try the cosine model at 10 steps.")
+                               info="trailing: start at T-1, where x_T is pure noise (Lin et al. 2024; the pixel "
+                                    "models' default); leading: start one stride below T (the latent models'). "
+                                    "Try the cosine model at 10 steps with each.")
             with gr.Row():
                 seed = gr.Number(0, label="Seed", precision=0, minimum=0, min_width=80)
                 batch = gr.Slider(1, MAX_BATCH, value=16, step=1, label="Batch", min_width=120)
@@ -459,7 +466,7 @@ def build(store: Store) -> DiffusionPanel:
     api_fwd = gr.Button(visible=False)
     api_fwd.click(panel.forward, forward_inputs, forward_outputs, api_name="diffusion_forward")
 
-    model.change(panel.on_model, [model, steps], steps, api_name=False, show_progress="hidden")
+    model.change(panel.on_model, [model, steps], [steps, spacing], api_name=False, show_progress="hidden")
     run_inputs = [model, sampler, steps, eta, label, guidance, seed, batch, spacing]
     run_event = run_btn.click(panel.run, run_inputs, [frame, status, scrub], api_name="diffusion_run",
                               show_progress="hidden", **runs)
