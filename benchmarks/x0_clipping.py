@@ -2,6 +2,7 @@
 
     python benchmarks/x0_clipping.py [--models fashion-mnist/ddpm-cosine ...] [--n 256] [--steps 50] [--eta 0]
                                      [--rules none,clip,dynamic] [--percentile 0.995] [--guidance 1] [--threads N]
+                                     [--spacing leading|trailing]
 
 For each pixel diffusion checkpoint and each rule for x_0_hat = (x_t - sqrt(1 - a_t) eps_hat) / sqrt(a_t):
 
@@ -9,7 +10,8 @@ For each pixel diffusion checkpoint and each rule for x_0_hat = (x_t - sqrt(1 - 
 - ``clip``: clamped to the data range [-1, 1], what the shipped sampler does (``DDPM.clip``);
 - ``dynamic``: Imagen's dynamic thresholding (``diffusion.dynamic_threshold``, percentile --percentile),
 
-it draws the same N class-balanced samples (seed 1234, guidance --guidance, DDIM --steps with --eta) and prints the
+it draws the same N class-balanced samples (seed 1234, guidance --guidance, DDIM --steps with --eta, timesteps
+--spacing, default the model's own) and prints the
 classifier-FID against the first N test images with the real-vs-real floor at that N, and the share of
 "clutter": samples whose requested class gets probability < 0.5 from the in-project classifier. It writes
 an 8x8 grid of the first 64 samples per model and rule to benchmarks/out/.
@@ -42,6 +44,8 @@ def main(argv=None):
     p.add_argument("--percentile", type=float, default=0.995)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--spacing", default=None, choices=["leading", "trailing"],
+                   help="timesteps of the chain (default: the model's own; the README's x_0 rows used leading)")
     a = p.parse_args(argv)
     import torch
 
@@ -84,7 +88,7 @@ def main(argv=None):
                 outside.clear()
                 used.clear()
                 xs.append(model.sample(len(y), steps=a.steps, eta=a.eta, guidance=a.guidance, labels=y,
-                                       generator=g, clip=rule))
+                                       generator=g, clip=rule, spacing=a.spacing))
                 out_b.append(torch.stack(outside, 1))
                 used_b.append(torch.stack(used, 1))
             seconds = time.perf_counter() - t0
