@@ -145,6 +145,7 @@ def test_tradeoff_chart_reads_the_shipped_measurements(diffusion_app, diffusion_
         pixels, text = panel.tradeoff()
         assert pixels.ndim == 3 and "N = 100" in text and "floor 2.00" in text
         assert "weights" not in text  # an older file that does not say which weights it measured
+        assert "leading timesteps" in text  # ... nor its spacing: those were leading
         from explorer import export
 
         sha = export.weights_sha256(panel.store.zoo, "digits/ddpm-tiny")
@@ -153,13 +154,14 @@ def test_tradeoff_chart_reads_the_shipped_measurements(diffusion_app, diffusion_
                 {"model": "digits/ddpm-tiny", "fid_n": 100, "fid_floor": 2.0, "rows": rows, "epochs": 33,
                  "weights_sha256": recorded}))
             again, text = panel.tradeoff()
-            assert "(33-epoch weights)" in text
+            assert "(33-epoch weights)" in text and "leading timesteps" in text
             assert ("measured on other weights" in text) == stale
             assert ("diffusion_tradeoff.py --models digits/ddpm-tiny" in text) == stale
         rows[0]["fid"] *= 3  # re-measured while the server runs: charted afresh, not from the cache
         (diffusion_zoo / "digits" / "ddpm-tiny" / "tradeoff.json").write_text(json.dumps(
-            {"model": "digits/ddpm-tiny", "fid_n": 100, "fid_floor": 2.0, "rows": rows}))
-        assert not np.array_equal(panel.tradeoff()[0], again)
+            {"model": "digits/ddpm-tiny", "fid_n": 100, "fid_floor": 2.0, "rows": rows, "spacing": "trailing"}))
+        pixels, text = panel.tradeoff()
+        assert not np.array_equal(pixels, again) and "trailing timesteps (chains shorter than T)" in text
     finally:
         (diffusion_zoo / "digits" / "ddpm-tiny" / "tradeoff.json").unlink()
 

@@ -324,7 +324,8 @@ class DiffusionPanel(Panel):
         # keyed by the measurements themselves: a re-measured file is charted afresh without a restart
         pixels = self.store.raster(("diffusion-tradeoff", json.dumps(results, sort_keys=True)),
                                    lambda: plotting.fid_vs_steps(results)).pixels
-        lines = [f"- **{r['model']}**{self._weights_note(name, r)}: N = {r['fid_n']}, floor {r['fid_floor']:.2f}; " +
+        lines = [f"- **{r['model']}**{self._weights_note(name, r)}: N = {r['fid_n']}, floor {r['fid_floor']:.2f}, "
+                 f"{r.get('spacing', 'leading')} timesteps (chains shorter than T); " +
                  ", ".join(f"{row['steps']} steps eta={row['eta']:g}: {row['fid']:.1f}" for row in r["rows"]
                            if row["steps"] in (10, 50, 1000)) for name, r in zip(names, results)]
         return pixels, ("Classifier-FID of class-balanced samples (guidance 1, fixed seed) against the test set, "
