@@ -187,7 +187,7 @@ def guided_eps(eps_uncond: torch.Tensor, eps_cond: torch.Tensor, w: float) -> to
 
 # ------------------------------------------------------------------ samplers
 SPACINGS = ("leading", "trailing")
-DEFAULT_SPACING = "leading"  # every sampler's default, in one place (see timesteps)
+DEFAULT_SPACING = "leading"  # these functions' default (a model's own: DDPMConfig.sampling_spacing)
 
 
 def timesteps(T: int, steps: int | None = None, spacing: str = DEFAULT_SPACING) -> list[int]:
