@@ -94,6 +94,7 @@ def test_same_seed_same_samples_and_pixel_vs_latent(diffusion_app):
     assert not np.array_equal(runs[0][-1][0], runs[2][-1][0])
     a, a_text, b, b_text = panel.compare("digits/ddpm-tiny", "digits/ldm-tiny", 5, 0.0, "each class in turn", 0, 4)
     assert a.shape == b.shape and "ms per image" in a_text and "ldm-tiny" in b_text
+    assert "trailing timesteps" in a_text and "leading timesteps" in b_text  # each model's own, named
     with pytest.raises(Exception, match="Steps must be between"):
         list(panel.frames("digits/ddpm-tiny", "DDIM", 101, 0.0, "each class in turn", 1.0, 0, 2))
     for eta, guidance, message in ((float("nan"), 1.0, "eta must be between 0 and 1"),

@@ -362,7 +362,8 @@ class DiffusionPanel(Panel):
             x = model.sample(n, steps=n_steps, sampler="ddim", eta=eta, labels=labels,
                              generator=torch.Generator().manual_seed(s))
             dt = time.perf_counter() - t0
-            out += [_mosaic(_uint8(x)), f"**{name}**: {n_steps} DDIM steps (eta = {eta:g}), {dt:.2f} s, "
+            spaced = f", {model.config.sampling_spacing} timesteps" if n_steps < model.config.timesteps else ""
+            out += [_mosaic(_uint8(x)), f"**{name}**: {n_steps} DDIM steps (eta = {eta:g}{spaced}), {dt:.2f} s, "
                                         f"{1000 * dt / n:.0f} ms per image"]
         return tuple(out)
 
