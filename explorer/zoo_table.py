@@ -354,7 +354,9 @@ def refresh(zoo: Zoo, dataset: str, n: int = ZOO_N, device: str | None = "cpu", 
             block = {"fid": m["fid"], "fid_floor": m["fid_floor"], "fid_n": n_eff,
                      "sample_ms_per_image": m.get("sample_ms_per_image"),
                      "sample_hardware": m.get("sample_hardware"),
-                     "source": "Reused from the training evaluation (same recipe, same N)"}
+                     "source": "Reused from the training evaluation (same recipe, same N)",
+                     # the same samples' sharpness, when the evaluation measured it: not sampled again
+                     **({"sample_sharpness": m["sample_sharpness"]} if "sample_sharpness" in m else {})}
             log(f"{name}: reusing the training FID at N = {n_eff} ({m['fid']:.2f})")
         else:
             try:

@@ -175,6 +175,11 @@ def test_refresh_scores_every_model_at_one_n_and_writes_the_cards(zoo_copy):
     # its T = 40 cannot take the recipe's 50 steps: no sharpness, a log line, and the rest of the block kept
     assert "sample_sharpness" not in _json(path)["zoo"]
     assert any("ldm-vae-8: sharpness not measured" in line and "T=40" in line for line in logs)
+    # ... unless the evaluation measured it on those very samples: then it is reused too, nothing is sampled
+    path.write_text(json.dumps({**{k: v for k, v in _json(path).items() if k != "zoo"}, "sample_sharpness": 0.777}))
+    logs = []
+    zoo_table.refresh(zoo, "digits", n=40, log=logs.append)
+    assert _json(path)["zoo"]["sample_sharpness"] == 0.777 and not any("ldm-vae-8: sharpness" in x for x in logs)
 
     # a second run keeps the blocks (already at N) and replaces the card section instead of appending one;
     # a block from before the sharpness column gets it from the same seeded samples, the rest untouched
