@@ -76,6 +76,13 @@ def recipe_samples(model, family: str, n: int, cfg: dict | None = None) -> tuple
 GRID_FILE, GRID_SIDE = "samples.png", 8  # every generative checkpoint keeps an 8 x 8 grid of its samples
 
 
+def sampler_name(model, cfg: dict) -> str:
+    """How a diffusion model's recipe samples, for cards: e.g. "ddim-50 eta=0.0 guidance=1.0 trailing" (the
+    timestep spacing is named when the chain is shorter than T)."""
+    spaced = f" {model.config.sampling_spacing}" if cfg["steps"] < model.config.timesteps else ""
+    return f"{cfg['sampler']}-{cfg['steps']} eta={cfg['eta']} guidance={cfg['guidance']}{spaced}"
+
+
 def sample_grid(model, family: str, dataset: str, root=None) -> tuple[torch.Tensor, dict]:
     """The first GRID_SIDE**2 samples of the FID recipe (:func:`recipe_samples`: the same seed and sampler;
     diffusion models with labels 0, 1, ..., 9, 0, ... in reading order), not picked, and what the card says
@@ -87,7 +94,7 @@ def sample_grid(model, family: str, dataset: str, root=None) -> tuple[torch.Tens
     info = {"n": n, "seed": SAMPLE_SEED}
     if family == "ddpm":
         c = DIFFUSION_EVAL
-        info["sampler"] = f"{c['sampler']}-{c['steps']} eta={c['eta']} guidance={c['guidance']}"
+        info["sampler"] = sampler_name(model, c)
         clf = classifier(dataset, root, "cpu")
         if clf is not None and model.config.classes:
             info["off_class"] = int(metrics.off_class(clf, samples, torch.arange(n) % model.config.classes).sum())
@@ -140,8 +147,7 @@ def recipe_fid(model, family: str, clf, test_x: torch.Tensor, train_x: torch.Ten
                 "sample_hardware": hardware(str(next(model.parameters()).device))})
     if family == "ddpm":
         c = cfg or DIFFUSION_EVAL
-        out["fid_sampler"] = (f"{c['sampler']}-{c['steps']} eta={c['eta']} guidance={c['guidance']}"
-                              + (f" {model.config.sampling_spacing}" if c["steps"] < model.config.timesteps else ""))
+        out["fid_sampler"] = sampler_name(model, c)
     return out
 
 
