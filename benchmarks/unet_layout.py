@@ -64,7 +64,7 @@ def main(argv=None):
 
     def sample(model):  # model.sample's chain, without its switch to the precision's layout
         model.eval()
-        with torch.no_grad(), model._autocast(torch.device("cpu")):
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
             diffusion.sample(model.eps_fn(torch.arange(a.sample_batch) % 10), model.schedule, (a.sample_batch, 1, 28, 28),
                              steps=a.steps, sampler="ddim", eta=0.0, clip=model.clip,
                              generator=torch.Generator().manual_seed(0))

@@ -300,9 +300,8 @@ class DiffusionPanel(Panel):
     def on_model(self, name, steps):
         """Model chosen: the steps slider spans 1..T of that model, and the timestep spacing is its own."""
         try:
-            config = self.store.zoo.info(name)["config"]
-            T = int(config.get("timesteps", 1000))
-            spacing = DDPMConfig(**config).sampling_spacing
+            config = DDPMConfig(**self.store.zoo.info(name)["config"])
+            T, spacing = int(config.timesteps), config.sampling_spacing
         except (CheckpointError, TypeError, ValueError):
             return gr.update(maximum=1000), gr.update()
         return gr.update(maximum=T, value=min(int(steps), T), label=f"Steps (<= T = {T})"), gr.update(value=spacing)
