@@ -78,8 +78,8 @@ def tail(path, n=8):
 
 def encoder_models(checkpoints):
     """Encoder checkpoints the app would offer (checked in a child process: keeps this one light)."""
-    code = ("import sys; from explorer.checkpoints import Zoo; from explorer.ui.store import ENCODER_FAMILIES;"
-            "z = Zoo(sys.argv[1] or None); print(sum(len(z.available(f)) for f in ENCODER_FAMILIES))")
+    code = ("import sys; from explorer.checkpoints import Zoo;"
+            "z = Zoo(sys.argv[1] or None); print(len(z.with_capability('has_encoder')))")
     try:
         out = subprocess.run([sys.executable, "-c", code, os.path.abspath(checkpoints) if checkpoints else ""],
                              cwd=str(C.ROOT), capture_output=True, text=True, timeout=120)

@@ -89,8 +89,11 @@ def total_training(training: dict) -> tuple[int, float]:
 
 def model_card(name: str, family: str, config: dict, meta: dict, results: dict) -> str:
     t = meta["training"]
+    flat = {}
+    for k, v in results.items():  # a dict of results (a factor classifier's per-factor accuracy) gets a row each
+        flat.update({f"{k}: {kk}": vv for kk, vv in v.items()} if isinstance(v, dict) else {k: v})
     rows = "\n".join(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
-                     for k, v in results.items())
+                     for k, v in flat.items())
     notes = {
         "fid": f"classifier-FID of {results.get('fid_n')} samples ({results.get('fid_sampler')}, class-balanced "
                "labels) against the test set, on this dataset's in-project classifier's penultimate features; "
@@ -109,6 +112,8 @@ def model_card(name: str, family: str, config: dict, meta: dict, results: dict) 
     notes["prior_loglik_per_dim"] = ("held-out log-likelihood per latent dimension of the test codes under the "
                                      "Gaussian mixture fitted to the standardised training codes (nats; N(0, I) "
                                      "scores -1.419, higher = a simpler latent distribution)")
+    notes["factor_accuracy"] = ("test accuracy of each factor head (one softmax head per labelled factor on the "
+                                "shared features), against the factors the faces were drawn from")
     notes["stage1_test_mse"] = "test reconstruction MSE of the weak stage-1 decoder on the same codes"
     notes["recon_sharpness"] = ("fine detail of the reconstructions of the first 2,000 test images relative to the "
                                 "images themselves: the mean squared 3x3 Laplacian response, ratio (1 = as sharp, "

@@ -18,9 +18,12 @@ A checkpoint is a folder ``<root>/<dataset>/<preset>/`` holding
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -147,11 +150,95 @@ def load_dir(directory: str | os.PathLike, device: str | torch.device | None = N
     return model.to(device)
 
 
+@dataclass(frozen=True)
+class Handle:
+    """One checkpoint as read from its config.json, once: where it is, its family, config and dataset, what
+    the family can do, and (computed when first asked, then remembered) the SHA-256 of its weights."""
+
+    name: str
+    path: Path
+    family: str
+    config: dict
+    dataset: str
+    meta: dict
+    caps: "models.Capabilities"
+
+    @property
+    def image_shape(self) -> tuple:
+        cfg = self.config
+        if cfg.get("space") == "latent":
+            cfg = cfg.get("vae_config", {})
+        return tuple(int(v) for v in cfg.get("image_shape", (1, 28, 28)))
+
+    @property
+    def label(self) -> str:
+        return self.caps.label
+
+    @property
+    def sha256(self) -> str:
+        return weights_sha256(self.path / WEIGHTS)
+
+
+_memo_lock = threading.Lock()
+_sha_memo: dict[tuple, str] = {}
+_handle_memo: dict[tuple, Handle] = {}
+
+
+def weights_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of a weights file, remembered per (path, inode, mtime, size)."""
+    path = Path(path)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_ino, st.st_mtime_ns, st.st_size)
+    with _memo_lock:
+        if key in _sha_memo:
+            return _sha_memo[key]
+    with open(path, "rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    with _memo_lock:
+        _sha_memo[key] = digest
+    return digest
+
+
 class Zoo:
     """The registry of trained checkpoints under one root folder."""
 
     def __init__(self, root: str | os.PathLike | None = None):
         self.root = Path(root or os.environ.get("EXPLORER_CHECKPOINTS") or ROOT)
+
+    def handle(self, name: str) -> Handle:
+        """The checkpoint's :class:`Handle`, read from config.json once per version of that file."""
+        directory = self.path(name)
+        try:
+            st = (directory / CONFIG).stat()
+            key = (str(directory.resolve()), st.st_mtime_ns, st.st_size)
+        except OSError:
+            key = None
+        with _memo_lock:
+            if key in _handle_memo:
+                return _handle_memo[key]
+        info = read_config(directory, name)
+        try:
+            caps = models.capabilities(info["family"], info["config"])
+        except ValueError as err:
+            raise CheckpointError(f"checkpoint {name!r}: {err}. Rebuild it with `{rebuild_command(name)}`.") from err
+        h = Handle(name, directory, info["family"], info["config"], info.get("dataset") or directory.parent.name,
+                   {k: v for k, v in info.items() if k not in ("family", "config")}, caps)
+        if key is not None:
+            with _memo_lock:
+                _handle_memo[key] = h
+        return h
+
+    def with_capability(self, what: str) -> list[str]:
+        """Names of the checkpoints whose family can ``what`` ("has_encoder", "exports_decoder", "generates",
+        "is_variational"), sorted; damaged ones are left out."""
+        out = []
+        for n in self.available():
+            try:
+                if getattr(self.handle(n).caps, what):
+                    out.append(n)
+            except CheckpointError:
+                pass
+        return out
 
     def path(self, name: str) -> Path:
         dataset, sep, preset = name.partition("/")
@@ -171,8 +258,8 @@ class Zoo:
     @staticmethod
     def _family(cfg: Path) -> str | None:
         try:
-            return json.loads(cfg.read_text()).get("family")
-        except ValueError:
+            return Zoo(cfg.parent.parent.parent).handle(f"{cfg.parent.parent.name}/{cfg.parent.name}").family
+        except (CheckpointError, ValueError):
             return None
 
     def info(self, name: str) -> dict:

@@ -32,9 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-DIGIT_CLASSES = [str(i) for i in range(10)]
+from . import datasets
+from .datasets import DIGIT_CLASSES, FASHION_CLASSES
 
 FILES = {  # split -> (images, labels)
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -64,7 +63,6 @@ SOURCES = {
         "classes": DIGIT_CLASSES,
     },
 }
-NAMES = ["fashion-mnist", "mnist", "mnist-5k", "digits"]
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 
@@ -72,32 +70,59 @@ class DatasetNotFound(FileNotFoundError):
     """The dataset is neither on disk nor downloadable right now."""
 
 
+def __getattr__(name):  # data.NAMES: the registered datasets, read when asked (a test may register one)
+    if name == "NAMES":
+        return datasets.names()
+    raise AttributeError(name)
+
+
 @dataclass
 class Dataset:
-    """Images as uint8 (N, 28, 28), labels as int64 (N,), and the class names."""
+    """Images as uint8 (N, H, W) for one channel or (N, H, W, C) for colour, labels int64 (N,), the class names,
+    and the labelled factors int64 (N, F) where the dataset has them (its registry entry names them)."""
 
     name: str
     split: str
     images: torch.Tensor
     labels: torch.Tensor
     classes: list[str]
+    factors: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def spec(self) -> datasets.DatasetSpec:
+        return datasets.get(self.name)
+
     def floats(self) -> torch.Tensor:
-        """Images as float32 (N, 1, 28, 28) in [0, 1], the models' input."""
+        """Images as float32 (N, C, H, W) in [0, 1], the models' input."""
         return to_float(self.images)
+
+    def factor(self, name: str) -> torch.Tensor:
+        """One labelled factor's codes (N,)."""
+        names = list(self.spec.factors)
+        if self.factors is None or name not in names:
+            raise ValueError(f"{self.name} has no factor {name!r}; its factors: {names or 'none'}")
+        return self.factors[:, names.index(name)]
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) in [0, 1]."""
-    return images.unsqueeze(1).float().div_(255.0)  # (N, 1, 28, 28)
+    """uint8 (N, H, W) or (N, H, W, C) -> float32 (N, C, H, W) in [0, 1]."""
+    if images.ndim == 3:
+        return images.unsqueeze(1).float().div_(255.0)  # (N, 1, H, W)
+    return images.permute(0, 3, 1, 2).float().div_(255.0).contiguous()  # (N, H, W, C) -> (N, C, H, W)
+
+
+def to_uint8_layout(x: torch.Tensor) -> torch.Tensor:
+    """float (N, C, H, W) in [0, 1] -> uint8 in the datasets' layout: (N, H, W) for C = 1, else (N, H, W, C)."""
+    u = (x.clamp(0, 1) * 255).round().to(torch.uint8)
+    return u[:, 0] if u.shape[1] == 1 else u.permute(0, 2, 3, 1).contiguous()
 
 
 def class_names(name: str) -> list[str]:
     """Class names of a dataset, index = label."""
-    return FASHION_CLASSES if name.startswith("fashion") else DIGIT_CLASSES
+    return datasets.get(name).classes
 
 
 # ---------------------------------------------------------------- IDX format
@@ -216,32 +241,63 @@ def _not_found(name: str, err: Exception | None) -> DatasetNotFound:
 
 
 def load(name: str, split: str = "train", download_if_missing: bool = True) -> Dataset:
-    """Load ``split`` ("train" | "test") of dataset ``name`` (see the module doc)."""
+    """Load ``split`` ("train" | "test") of dataset ``name`` (its registry entry says how)."""
     if split not in FILES:
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
-    if name == "mnist-5k":
-        images, labels = _fixed_split(*_mnist_5k(), 4000, split)
-    elif name == "digits":
-        images, labels = _fixed_split(*_digits(), 1500, split)
-    elif name in SOURCES:
-        directory = find_idx(name)
-        if directory is None:
-            if not download_if_missing:
-                raise _not_found(name, RuntimeError("download disabled"))
-            try:
-                directory = download(name)
-            except Exception as err:  # offline, DNS, checksum...
-                raise _not_found(name, err) from err
-        img_stem, lbl_stem = FILES[split]
-        images = read_idx(_find(directory, img_stem))
-        labels = read_idx(_find(directory, lbl_stem))
+    spec = datasets.get(name)
+    if not download_if_missing and name in SOURCES:
+        images, labels, factors = _idx(name, split, False)
     else:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {NAMES}")
-    if images.ndim != 3 or images.shape[1:] != (28, 28) or len(images) != len(labels):
-        raise ValueError(f"{name}/{split}: expected (N, 28, 28) images with N labels, "
-                         f"got {images.shape} and {labels.shape}")
-    return Dataset(name, split, torch.from_numpy(np.array(images, dtype=np.uint8)),
-                   torch.from_numpy(np.array(labels, dtype=np.int64)), class_names(name))
+        images, labels, factors = spec.load(split)
+    return _checked(spec, split, images, labels, factors)
+
+
+def _checked(spec, split, images, labels, factors) -> Dataset:
+    """A Dataset after checking the loader's arrays against the registry's shape."""
+    images, labels = np.asarray(images), np.asarray(labels)
+    c, h, w = spec.shape
+    want = (h, w) if c == 1 else (h, w, c)
+    if images.dtype != np.uint8 or images.shape[1:] != want or len(images) != len(labels):
+        raise ValueError(f"{spec.name}/{split}: expected uint8 images (N, {', '.join(map(str, want))}) with N "
+                         f"labels, got {images.dtype} {images.shape} and {labels.shape}")
+    if factors is not None:
+        factors = np.asarray(factors)
+        if factors.shape != (len(labels), len(spec.factors)):
+            raise ValueError(f"{spec.name}/{split}: expected factors ({len(labels)}, {len(spec.factors)}), "
+                             f"got {factors.shape}")
+        factors = torch.from_numpy(np.array(factors, dtype=np.int64))
+    return Dataset(spec.name, split, torch.from_numpy(np.array(images, dtype=np.uint8)),
+                   torch.from_numpy(np.array(labels, dtype=np.int64)), list(spec.classes), factors)
+
+
+def _idx(name: str, split: str, download_if_missing: bool = True):
+    directory = find_idx(name)
+    if directory is None:
+        if not download_if_missing:
+            raise _not_found(name, RuntimeError("download disabled"))
+        try:
+            directory = download(name)
+        except Exception as err:  # offline, DNS, checksum...
+            raise _not_found(name, err) from err
+    img_stem, lbl_stem = FILES[split]
+    return read_idx(_find(directory, img_stem)), read_idx(_find(directory, lbl_stem)), None
+
+
+# The registry's loaders (explorer/datasets.py names them).
+def idx_loader_fashion(split: str):
+    return _idx("fashion-mnist", split)
+
+
+def idx_loader_mnist(split: str):
+    return _idx("mnist", split)
+
+
+def mnist_5k_loader(split: str):
+    return _fixed_split(*_mnist_5k(), 4000, split)
+
+
+def digits_loader(split: str):
+    return _fixed_split(*_digits(), 1500, split)
 
 
 def _fixed_split(images, labels, n_train: int, split: str):
@@ -277,15 +333,18 @@ def _digits() -> tuple[np.ndarray, np.ndarray]:
 
 # ---------------------------------------------------------------- shipped subset
 def load_assets(name: str) -> Dataset:
-    """The test subset shipped in assets/ (what the app shows; works with no dataset installed)."""
+    """The test subset the app shows (shipped in assets/ or generated; works with no dataset installed)."""
+    spec = datasets.get(name)
     path = ASSETS / f"{name}-test.npz"
-    if not path.is_file():
-        if name in ("digits", "mnist-5k") or find_idx(name):  # available locally without a download
-            return load(name, "test", download_if_missing=False)
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as z:
+            return _checked(spec, "test", z["images"], z["labels"].astype(np.int64),
+                            z["factors"] if "factors" in z.files else None)
+    if spec.test_subset is None and name in SOURCES and not find_idx(name):
         raise DatasetNotFound(f"{path} is missing; rebuild it with `python -m explorer.training assets`")
-    with np.load(path, allow_pickle=False) as z:
-        return Dataset(name, "test", torch.from_numpy(z["images"]), torch.from_numpy(z["labels"]).long(),
-                       class_names(name))
+    if spec.test_subset is None and name in SOURCES:
+        return load(name, "test", download_if_missing=False)
+    return _checked(spec, "test", *spec.load_test_subset())
 
 
 def write_assets(name: str, n: int = 5000, seed: int = 0) -> Path:

@@ -37,7 +37,12 @@ def evaluate_checkpoint(model, family: str, dataset: str, root=None, n_fid: int 
     if family == "ddpm":
         return evaluate_diffusion(model, dataset, root)
     if family == "classifier":
-        return {"test_accuracy": metrics.classifier_accuracy(model, xt, yt), "test_images": len(xt)}
+        out = {"test_accuracy": metrics.classifier_accuracy(model, xt, yt), "test_images": len(xt)}
+        if getattr(model, "factor_heads", None) and test.factors is not None:  # a factor classifier: each head
+            probs = [torch.cat(p) for p in zip(*(model.predict_factors(xt[i:i + 500]) for i in range(0, len(xt), 500)))]
+            out["factor_accuracy"] = {name: round(float((p.argmax(-1).cpu() == test.factors[:, j]).float().mean()), 4)
+                                      for j, (name, p) in enumerate(zip(test.spec.factors, probs))}
+        return out
     out = {"test_images": len(xt)}
     if model.has_encoder:  # a GAN only decodes
         out["test_mse"] = metrics.reconstruction_mse(model, xt)
@@ -58,7 +63,7 @@ SAMPLE_SEED, FLOOR_SEED = 1234, 4321  # every model's FID samples, and the floor
 
 
 def recipe_samples(model, family: str, n: int, cfg: dict | None = None) -> tuple[torch.Tensor, float]:
-    """(n samples (n, 1, 28, 28) on the CPU, seconds): how every checkpoint is scored. Diffusion models use
+    """(n samples (n, C, H, W) on the CPU, seconds): how every checkpoint is scored. Diffusion models use
     ``cfg`` (default DIFFUSION_EVAL) with class-balanced labels; the others ``sample`` in batches of 500."""
     g = torch.Generator().manual_seed(SAMPLE_SEED)
     t0 = time.perf_counter()
@@ -102,14 +107,16 @@ def sample_grid(model, family: str, dataset: str, root=None) -> tuple[torch.Tens
 
 
 def grid_png(samples: torch.Tensor, path, side: int = GRID_SIDE, pad: int = 2, scale: int = 2) -> None:
-    """Save ``side * side`` images (n, 1, 28, 28) in [0, 1] as one PNG: white gaps of ``pad`` pixels, every
+    """Save ``side * side`` images (n, C, H, W) in [0, 1] as one PNG: white gaps of ``pad`` pixels, every
     pixel drawn ``scale`` x ``scale`` (nearest) so the grid reads on a projector."""
     import numpy as np
     from PIL import Image
 
-    x = samples[:side * side, 0].clamp(0, 1).cpu().numpy().reshape(side, side, *samples.shape[2:])  # (r, c, h, w)
-    mosaic = latents.tile(np.pad(x, ((0, 0), (0, 0), (pad, 0), (pad, 0)), constant_values=1.0))
-    mosaic = np.pad(mosaic, ((0, pad), (0, pad)), constant_values=1.0)  # the gap after the last row and column
+    x = latents.display(samples[:side * side].clamp(0, 1))
+    x = x.reshape(side, side, *x.shape[1:])  # (r, c, h, w[, 3])
+    rest = ((0, 0),) * (x.ndim - 4)
+    mosaic = latents.tile(np.pad(x, ((0, 0), (0, 0), (pad, 0), (pad, 0)) + rest, constant_values=1.0))
+    mosaic = np.pad(mosaic, ((0, pad), (0, pad)) + rest, constant_values=1.0)  # the gap after the last row and column
     image = Image.fromarray(np.round(mosaic * 255).astype(np.uint8))
     image.resize((image.width * scale, image.height * scale), Image.NEAREST).save(path)
 

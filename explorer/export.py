@@ -4,7 +4,8 @@ Every checkpoint that maps codes to images gets its decoder as one ONNX file: th
 ae, vae, gmm-vae, dae and gan (the DCGAN generator). The graph is exactly ``model.decode``:
 
     input  "z"  float32 (batch, D)            batch is dynamic
-    output "x"  float32 (batch, 1, 28, 28)    in [0, 1] (the sigmoid is inside the graph)
+    output "x"  float32 (batch, C, H, W)      in [0, 1] (the sigmoid is inside the graph); (C, H, W) is the
+                                              model's image_shape, e.g. (1, 28, 28) or (3, 64, 64)
 
 Diffusion checkpoints (pixel or latent) and classifiers are not exported: they do not decode a
 code in one pass.
@@ -12,7 +13,7 @@ code in one pass.
 Files are built at first use into the user cache, never committed:
 ``$XDG_CACHE_HOME/latent-space-explorer/onnx/<dataset>/<preset>-<sha256[:16]>.onnx``, keyed by
 the SHA-256 of the checkpoint's ``model.safetensors``. Each file records that full SHA-256 in
-its ``metadata_props`` ("weights_sha256"), with "checkpoint", "family", "latent_dim",
+its ``metadata_props`` ("weights_sha256"), with "checkpoint", "family", "latent_dim", "image_shape",
 "exporter", "opset" and the check's "max_abs_diff", so a file built from other weights is
 recognised as stale. A build keeps one file per checkpoint name: the previous one is removed.
 
@@ -41,8 +42,10 @@ from pathlib import Path
 
 import torch
 
-# Families whose checkpoints decode a code in one pass (model.decode: z -> images in [0, 1]).
-EXPORTABLE_FAMILIES = ("ae", "vae", "gmm-vae", "dae", "gan")
+from . import models
+# Families whose checkpoints decode a code in one pass (model.decode: z -> images in [0, 1]): the families'
+# own answer (models.capabilities(...).exports_decoder).
+EXPORTABLE_FAMILIES = tuple(f for f in models.FAMILIES if models.capabilities(f).exports_decoder)
 # The legacy TorchScript exporter (torch.onnx.export(..., dynamo=False)) at opset 17: the path checked
 # on our ConvDecoder and DCGAN generator (NOTES.md, "Decoding in the page"). The dynamo exporter, the
 # default since torch 2.9, has open ConvTranspose bias issues; one pinned path, tested for parity.
@@ -73,28 +76,17 @@ def cache_dir() -> Path:
 
 def exportable(zoo, name: str) -> bool:
     """Whether checkpoint ``name``'s family has a decoder to export (reads config.json only)."""
-    return zoo.info(name)["family"] in EXPORTABLE_FAMILIES
+    return zoo.handle(name).caps.exports_decoder
 
 
 _sha_lock = threading.Lock()
-_sha_memo: dict[tuple, str] = {}
 
 
 def weights_sha256(zoo, name: str) -> str:
-    """SHA-256 (hex) of the checkpoint's model.safetensors, remembered per (path, inode, mtime, size)."""
-    from .checkpoints import WEIGHTS
+    """SHA-256 (hex) of the checkpoint's model.safetensors (remembered per file version by checkpoints.py)."""
+    from .checkpoints import WEIGHTS, weights_sha256 as sha256_of
 
-    path = zoo.path(name) / WEIGHTS
-    st = path.stat()
-    key = (str(path.resolve()), st.st_ino, st.st_mtime_ns, st.st_size)
-    with _sha_lock:
-        if key in _sha_memo:
-            return _sha_memo[key]
-    with open(path, "rb") as f:
-        digest = hashlib.file_digest(f, "sha256").hexdigest()
-    with _sha_lock:
-        _sha_memo[key] = digest
-    return digest
+    return sha256_of(zoo.path(name) / WEIGHTS)
 
 
 def path_for(zoo, name: str, sha: str | None = None) -> Path:
@@ -167,7 +159,7 @@ class _Decode(torch.nn.Module):
         self.model = model
 
     def forward(self, z):
-        return self.model.decode(z)  # (N, D) -> (N, 1, 28, 28) in [0, 1]
+        return self.model.decode(z)  # (N, D) -> (N, C, H, W) in [0, 1]
 
 
 def _export_bytes(model) -> bytes:
@@ -213,10 +205,10 @@ def build(zoo, name: str, check: bool = True, force: bool = False) -> Path:
 
     from .checkpoints import WEIGHTS
 
-    info = zoo.info(name)
-    if info["family"] not in EXPORTABLE_FAMILIES:
-        what = "a diffusion model: it decodes by iterating a denoiser" if info["family"] == "ddpm" \
-            else f"a {info['family']} checkpoint: it has no decoder"
+    info = zoo.handle(name)
+    if not info.caps.exports_decoder:
+        what = "a diffusion model: it decodes by iterating a denoiser" if info.family == "ddpm" \
+            else f"a {info.family} checkpoint: it has no decoder"
         raise NotExportable(f"{name} is {what}, so it is not exported to ONNX "
                             f"(exportable families: {', '.join(EXPORTABLE_FAMILIES)})")
     with _lock(zoo, name):
@@ -241,7 +233,8 @@ def build(zoo, name: str, check: bool = True, force: bool = False) -> Path:
                     raise ExportError(f"{name}: the ONNX decoder differs from torch by up to {d:.3g} per pixel on "
                                       f"{CHECK_CODES} random codes (tolerance {TOLERANCE:g}); nothing was written")
                 diff = f"{d:.3g}"
-        props = {SHA_KEY: sha, "checkpoint": name, "family": info["family"], "latent_dim": str(model.latent_dim),
+        props = {SHA_KEY: sha, "checkpoint": name, "family": info.family, "latent_dim": str(model.latent_dim),
+                 "image_shape": ",".join(map(str, model.image_shape)),
                  "exporter": EXPORTER, "opset": str(OPSET), "max_abs_diff": diff}
         onnx.helper.set_model_props(proto, props)
         path = path_for(zoo, name, sha)

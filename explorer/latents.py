@@ -79,7 +79,7 @@ def decode_grid(model, plane: LatentPlane, n: int, span: float, base: np.ndarray
     """Decode an n x n grid over the plane's first two axes, +-``span`` codes' standard
     deviations around the codes' centre. Other coordinates come from ``base`` (default: the mean).
 
-    Returns float images (n, n, 28, 28) in [0, 1].
+    Returns float images (n, n, H, W) in [0, 1], or (n, n, H, W, 3) for colour models.
     """
     lo, hi = plane.bounds(span)
     coords = np.tile(plane.center_, (n * n, 1))
@@ -87,17 +87,25 @@ def decode_grid(model, plane: LatentPlane, n: int, span: float, base: np.ndarray
         coords[:] = base
     coords[:, :2] = grid_coords(n, lo, hi)
     z = torch.as_tensor(plane.inverse_transform(coords), dtype=torch.float32)
-    x = model.decode(z).cpu().numpy()[:, 0]  # (n*n, 28, 28)
+    x = display(model.decode(z))  # (n*n, H, W[, 3])
     return x.reshape(n, n, *x.shape[1:])
 
 
+def display(x) -> np.ndarray:
+    """Model images (N, C, H, W) in [0, 1] (a tensor or array) -> numpy in the plotting layout: (N, H, W) for
+    one channel, (N, H, W, 3) for colour."""
+    x = x.detach().float().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, np.float32)
+    return x[:, 0] if x.shape[1] == 1 else x.transpose(0, 2, 3, 1)  # (N, H, W) | (N, C, H, W) -> (N, H, W, C)
+
+
 def tile(images: np.ndarray, pad: int = 0) -> np.ndarray:
-    """(r, c, h, w) -> one (r*h, c*w) mosaic."""
-    r, c, h, w = images.shape
+    """(r, c, h, w) -> one (r*h, c*w) mosaic; (r, c, h, w, 3) -> (r*h, c*w, 3)."""
+    r, c, h, w = images.shape[:4]
+    rest = images.shape[4:]
     if pad:
-        images = np.pad(images, ((0, 0), (0, 0), (0, pad), (0, pad)), constant_values=1.0)
+        images = np.pad(images, ((0, 0), (0, 0), (0, pad), (0, pad)) + ((0, 0),) * len(rest), constant_values=1.0)
         h, w = h + pad, w + pad
-    return images.transpose(0, 2, 1, 3).reshape(r * h, c * w)  # (r, h, c, w) -> (r*h, c*w)
+    return images.swapaxes(1, 2).reshape(r * h, c * w, *rest)  # (r, h, c, w[, 3]) -> (r*h, c*w[, 3])
 
 
 # --- interpolation -------------------------------------------------------------------------

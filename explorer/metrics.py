@@ -46,7 +46,7 @@ def feature_stats(classifier, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
 
 
 def classifier_fid(classifier, x_a: torch.Tensor, x_b: torch.Tensor) -> float:
-    """Classifier-FID between two image sets (N, 1, 28, 28) in [0, 1]."""
+    """Classifier-FID between two image sets (N, C, H, W) in [0, 1]."""
     return frechet_distance(*feature_stats(classifier, x_a), *feature_stats(classifier, x_b))
 
 
@@ -69,12 +69,13 @@ LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 
 
 def sharpness(x: torch.Tensor) -> float:
-    """Mean squared response of the discrete Laplacian over the interior pixels of (N, 1, 28, 28) images:
-    the energy of their finest detail. Zero for constant or linear ramps; blurring lowers it."""
+    """Mean squared response of the discrete Laplacian over the interior pixels of (N, C, H, W) images, each
+    channel alone: the energy of their finest detail. Zero for constant or linear ramps; blurring lowers it."""
     from torch.nn import functional as F
 
     x = x.float().cpu()
-    return float(F.conv2d(x, LAPLACIAN.view(1, 1, 3, 3)).pow(2).mean())
+    c = x.shape[1]
+    return float(F.conv2d(x, LAPLACIAN.view(1, 1, 3, 3).repeat(c, 1, 1, 1), groups=c).pow(2).mean())
 
 
 def relative_sharpness(x: torch.Tensor, real: torch.Tensor) -> float:

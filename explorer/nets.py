@@ -1,5 +1,6 @@
-"""Shared building blocks: a small conv encoder and decoder for 28x28 images, and the diffusion
-denoisers (a small UNet for pixels, a residual MLP for latent codes)."""
+"""Shared building blocks: a small conv encoder and decoder for images of any (C, H, W) whose sides their
+strides allow (28x28x1, 32x32x3, 64x64x3, ...), and the diffusion denoisers (a small UNet for pixels, a
+residual MLP for latent codes)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,20 +8,42 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+IMAGE_SHAPE = (1, 28, 28)  # the default (C, H, W): what configs written before image_shape existed mean
+
+
+def conv_levels(image_shape) -> tuple[int, int, int]:
+    """(stride-2 levels, H, W at the bottom) of the conv encoder/decoder for ``image_shape`` (C, H, W): two
+    levels, and one more while the bottom is larger than 8x8 and halves evenly (28 -> 7, 32 -> 8, 64 -> 8).
+    Raises ValueError for sides the strides cannot take."""
+    c, h, w = (int(s) for s in image_shape)
+    if c < 1 or h % 4 or w % 4 or min(h, w) < 8:
+        raise ValueError(f"image shape {tuple(image_shape)}: height and width must be multiples of 4 and >= 8 "
+                         "(two stride-2 levels)")
+    levels = 2
+    while max(h, w) >> levels > 8 and h % (2 << levels) == 0 and w % (2 << levels) == 0:
+        levels += 1
+    return levels, h >> levels, w >> levels
+
 
 class ConvEncoder(nn.Module):
-    """(N, 1, 28, 28) -> (N, out_features) through two stride-2 convs and an MLP."""
+    """(N, C, H, W) -> (N, out_features) through stride-2 convs (two for 28x28, three for 64x64) and an MLP."""
 
-    def __init__(self, out_features: int, channels: int = 32, hidden: int = 256, dropout: float = 0.0):
+    def __init__(self, out_features: int, channels: int = 32, hidden: int = 256, dropout: float = 0.0,
+                 image_shape=IMAGE_SHAPE):
         super().__init__()
         c = channels
+        levels, h, w = conv_levels(image_shape)
+        extra = []
+        for _ in range(levels - 2):  # beyond 28x28: more stride-2 convs at width 2c
+            extra += [nn.Conv2d(2 * c, 2 * c, 4, stride=2, padding=1), nn.SiLU()]
         self.net = nn.Sequential(
-            nn.Conv2d(1, c, 3, padding=1), nn.SiLU(),
-            nn.Conv2d(c, c, 4, stride=2, padding=1), nn.SiLU(),           # (N, c, 14, 14)
-            nn.Conv2d(c, 2 * c, 4, stride=2, padding=1), nn.SiLU(),       # (N, 2c, 7, 7)
-            nn.Flatten(),                                                 # (N, 2c*49)
+            nn.Conv2d(int(image_shape[0]), c, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(c, c, 4, stride=2, padding=1), nn.SiLU(),           # (N, c, H/2, W/2)
+            nn.Conv2d(c, 2 * c, 4, stride=2, padding=1), nn.SiLU(),       # (N, 2c, H/4, W/4)
+            *extra,                                                       # (N, 2c, h, w)
+            nn.Flatten(),                                                 # (N, 2c*h*w)
             nn.Dropout(dropout),
-            nn.Linear(2 * c * 49, hidden), nn.SiLU(),
+            nn.Linear(2 * c * h * w, hidden), nn.SiLU(),
             nn.Linear(hidden, out_features),
         )
 
@@ -29,23 +52,29 @@ class ConvEncoder(nn.Module):
 
 
 class ConvDecoder(nn.Module):
-    """(N, in_features) -> logits (N, 1, 28, 28); apply sigmoid for pixels in [0, 1]. ``dropout`` on the
-    7x7 features makes a deliberately weak decoder (the Decoupled Autoencoder's stage 1)."""
+    """(N, in_features) -> logits (N, C, H, W); apply sigmoid for pixels in [0, 1]. ``dropout`` on the
+    bottom features makes a deliberately weak decoder (the Decoupled Autoencoder's stage 1)."""
 
-    def __init__(self, in_features: int, channels: int = 32, hidden: int = 256, dropout: float = 0.0):
+    def __init__(self, in_features: int, channels: int = 32, hidden: int = 256, dropout: float = 0.0,
+                 image_shape=IMAGE_SHAPE):
         super().__init__()
         c = channels
         self.c = c
+        levels, self.h, self.w = conv_levels(image_shape)
+        extra = []
+        for _ in range(levels - 2):  # beyond 28x28: more stride-2 transposed convs at width 2c
+            extra += [nn.ConvTranspose2d(2 * c, 2 * c, 4, stride=2, padding=1), nn.SiLU()]
         self.fc = nn.Sequential(nn.Linear(in_features, hidden), nn.SiLU(),
-                                nn.Linear(hidden, 2 * c * 49), nn.SiLU(), nn.Dropout(dropout))
+                                nn.Linear(hidden, 2 * c * self.h * self.w), nn.SiLU(), nn.Dropout(dropout))
         self.net = nn.Sequential(
-            nn.ConvTranspose2d(2 * c, c, 4, stride=2, padding=1), nn.SiLU(),  # (N, c, 14, 14)
-            nn.ConvTranspose2d(c, c, 4, stride=2, padding=1), nn.SiLU(),      # (N, c, 28, 28)
-            nn.Conv2d(c, 1, 3, padding=1),                                    # (N, 1, 28, 28)
+            *extra,                                                           # (N, 2c, H/4, W/4)
+            nn.ConvTranspose2d(2 * c, c, 4, stride=2, padding=1), nn.SiLU(),  # (N, c, H/2, W/2)
+            nn.ConvTranspose2d(c, c, 4, stride=2, padding=1), nn.SiLU(),      # (N, c, H, W)
+            nn.Conv2d(c, int(image_shape[0]), 3, padding=1),                  # (N, C, H, W)
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.fc(z).view(-1, 2 * self.c, 7, 7)  # (N, 2c, 7, 7)
+        h = self.fc(z).view(-1, 2 * self.c, self.h, self.w)  # (N, 2c, h, w)
         return self.net(h)
 
 

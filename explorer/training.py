@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from . import cards, checkpoints, data, evaluation, models
+from . import cards, checkpoints, data, datasets, evaluation, models
 
 # preset -> family, config, epochs, learning rate. Sized for minutes on 2 CPU cores.
 PRESETS = {
@@ -54,6 +54,13 @@ PRESETS = {
     "ldm-dae-16": ("ddpm", {"space": "latent", "vae": "dae-16", "schedule": "cosine"}, 20, 1e-3),
     "ldm-dae-16-joint": ("ddpm", {"space": "latent", "vae": "dae-16-joint", "schedule": "cosine"}, 20, 1e-3),
     "dcgan": ("gan", {}, 15, 2e-4),
+    # Faces in colour (64x64x3, explorer/faces.py): wider nets and 64-D codes. beta < 1 keeps the mouth's detail
+    # in the codes (the smile vector is only as good as the decoder at the mouth); latent diffusion then
+    # models the codes the prior N(0, I) no longer fits.
+    "vae-64": ("vae", {"latent_dim": 64, "channels": 32, "hidden": 512, "beta": 0.1}, 8, 2e-3),
+    "gamix-vae-64": ("gmm-vae", {"latent_dim": 64, "components": 3, "channels": 32, "hidden": 512, "beta": 0.1,
+                                 "adv_weight": 0.5, "adv_start": 2}, 4, 2e-3),
+    "ldm-vae-64": ("ddpm", {"space": "latent", "vae": "vae-64", "schedule": "cosine", "hidden": 512}, 40, 1e-3),
 }
 # Presets trained under bfloat16 autocast where the hardware has it, unless --no-bf16 (the shipped pixel DDPMs were)
 BF16_PRESETS = {"ddpm-linear", "ddpm-cosine", "dcgan"}
@@ -62,9 +69,8 @@ SHIPPED = [("fashion-mnist", p) for p in ("classifier", "vae-2d", "ae-16", "vae-
                                                  "gmm-vae-16", "gamix-vae-16", "ldm-vae-16",
                                                  "ddpm-cosine", "ddpm-linear", "dae-16", "dae-16-joint",
                                                  "ldm-dae-16", "ldm-dae-16-joint", "dcgan")] + \
-          [("mnist-5k", "classifier"), ("mnist-5k", "vae-2d")]
-# The small MNIST subset needs more passes for the same number of steps.
-EPOCH_SCALE = {"mnist-5k": 6, "digits": 4}
+          [("mnist-5k", "classifier"), ("mnist-5k", "vae-2d")] + \
+          [("faces", p) for p in ("classifier", "vae-64", "gamix-vae-64", "ldm-vae-64")]
 
 
 def _dist():
@@ -120,7 +126,8 @@ def _latent_source(config: dict, dataset: str, out) -> tuple[dict, torch.nn.Modu
     for zoo in ([checkpoints.Zoo(out)] if out else []) + [checkpoints.Zoo()]:
         if name in zoo.available():
             vae, info = zoo.load(name, device="cpu"), zoo.info(name)
-            return {**config, "vae": name, "vae_family": info["family"], "vae_config": info["config"]}, vae
+            return {**config, "vae": name, "vae_family": info["family"], "vae_config": info["config"],
+                    "latent_dim": int(info["config"]["latent_dim"])}, vae
     raise checkpoints.CheckpointError(f"latent diffusion needs the checkpoint {name!r}; build it first with "
                                       f"`{checkpoints.rebuild_command(name)}`")
 
@@ -141,7 +148,7 @@ class TrainConfig:
 
     preset: str
     dataset: str = "fashion-mnist"
-    epochs: int | None = None           # None: the preset's (times EPOCH_SCALE for small datasets)
+    epochs: int | None = None           # None: the preset's (times the dataset's epoch_scale)
     out: str | os.PathLike | None = None  # checkpoint root (default: the shipped checkpoints/)
     seed: int = 0
     batch_size: int = 128
@@ -163,7 +170,7 @@ class TrainConfig:
         if self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; choose from {sorted(PRESETS)} or 'all'")
         family, _, default_epochs, default_lr = PRESETS[self.preset]
-        self.epochs = self.epochs or default_epochs * EPOCH_SCALE.get(self.dataset, 1)
+        self.epochs = self.epochs or default_epochs * datasets.get(self.dataset).epoch_scale
         self.lr = self.lr or default_lr
         self.command = self.command or checkpoints.rebuild_command(self.name)
 
@@ -241,9 +248,9 @@ def run(cfg: TrainConfig) -> Path:
         running: dict[str, float] = {}
         bar = tqdm(loader, desc=f"{name} {epoch + 1}/{epochs}", disable=not cfg.progress or rank != 0,
                    leave=False, dynamic_ncols=True)
-        for step, (xb, yb) in enumerate(bar, 1):
+        for step, batch in enumerate(bar, 1):  # (x, y) or, for a factor classifier, (x, y, factors)
             with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
-                loss, logs = train_model((xb.to(device), yb.to(device)))
+                loss, logs = train_model(tuple(b.to(device) for b in batch))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -285,15 +292,31 @@ def run(cfg: TrainConfig) -> Path:
     return out_dir
 
 
+def dataset_config(family: str, dataset: str) -> dict:
+    """What a model of ``family`` takes from the dataset's registry entry: the image shape, the number of
+    classes, and for the classifier one head per labelled factor."""
+    spec = datasets.get(dataset)
+    fields = models.FAMILIES[family].Config.__dataclass_fields__
+    out = {"image_shape": list(spec.shape)} if "image_shape" in fields else {}
+    if "classes" in fields:
+        out["classes"] = len(spec.classes)
+    if "factor_sizes" in fields and spec.factors:
+        out["factor_sizes"] = [len(v) for v in spec.factors.values()]
+    return out
+
+
 def _build(cfg: TrainConfig, device: str) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
     """(the model on ``device``, its training inputs, labels): a latent model's inputs are its autoencoder's
-    standardised codes, encoded once."""
+    standardised codes, encoded once. A factor classifier's labels are (N, 1 + F): the class, then the factors."""
     _, base_config, _, _ = PRESETS[cfg.preset]
     train_ds = data.load(cfg.dataset, "train")
     x, y = train_ds.floats(), train_ds.labels
+    base = {**dataset_config(cfg.family, cfg.dataset), **base_config, **(cfg.config or {})}
+    if base.get("factor_sizes") and train_ds.factors is not None:
+        y = torch.cat([y[:, None], train_ds.factors], 1)  # (N, 1 + F)
     if cfg.limit:
         x, y = x[:cfg.limit], y[:cfg.limit]
-    model_config, vae = _latent_source({**base_config, **(cfg.config or {})}, cfg.dataset, cfg.out)
+    model_config, vae = _latent_source(base, cfg.dataset, cfg.out)
     model = models.build(cfg.family, model_config).to(device)
     if vae is not None:
         x = model.fit_codes(vae, x)
@@ -327,7 +350,8 @@ def _loader(model, x, y, cfg: TrainConfig, device: str, rank: int, world: int):
     shuffle = torch.Generator()
     if sampler is None:
         sampler = torch.utils.data.RandomSampler(TensorDataset(x, y), generator=shuffle)
-    loader = DataLoader(TensorDataset(x, y), batch_size=cfg.batch_size, sampler=sampler,
+    tensors = (x, y) if y.ndim == 1 else (x, y[:, 0], y[:, 1:])  # labels (N,) or (N, 1 + F): class, factors
+    loader = DataLoader(TensorDataset(*tensors), batch_size=cfg.batch_size, sampler=sampler,
                         drop_last=len(x) > cfg.batch_size)
     return train_model, loader, sampler, shuffle
 

@@ -62,14 +62,14 @@ def adaptive_weight(rec: torch.Tensor, adv: torch.Tensor, last: torch.Tensor, ca
 
 
 class PatchDiscriminator(nn.Module):
-    """(N, 1, 28, 28) in [0, 1] -> real/fake logits per patch (N, 7, 7): two stride-2 convs and a 3x3
+    """(N, C, H, W) in [0, 1] -> real/fake logits per patch (N, H/4, W/4): two stride-2 convs and a 3x3
     head (pix2pix's PatchGAN scaled to 28x28). Each logit sees an 18x18 window, so the discriminator
     judges local texture and edges, not the whole garment; the loss averages over patches."""
 
-    def __init__(self, c: int = 32):
+    def __init__(self, c: int = 32, in_channels: int = 1):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(1, c, 4, stride=2, padding=1), nn.LeakyReLU(0.2),                           # (N, c, 14, 14)
+            nn.Conv2d(in_channels, c, 4, stride=2, padding=1), nn.LeakyReLU(0.2),                           # (N, c, 14, 14)
             nn.Conv2d(c, 2 * c, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(2 * c),
             nn.LeakyReLU(0.2),                                                                    # (N, 2c, 7, 7)
             nn.Conv2d(2 * c, 1, 3, padding=1),                                                    # (N, 1, 7, 7)
@@ -92,7 +92,8 @@ class TextureTerm:
     def _init_texture(self) -> None:
         self.adv_on = False  # whether the term is on in this epoch (begin_epoch)
         if self.config.adv_weight > 0:
-            self.discriminator = PatchDiscriminator(self.config.disc_channels)
+            self.discriminator = PatchDiscriminator(self.config.disc_channels,
+                                                    int(getattr(self.config, "image_shape", (1,))[0]))
 
     def begin_epoch(self, epoch: int, epochs: int) -> None:
         self.adv_on = self.config.adv_weight > 0 and epoch >= self.config.adv_start

@@ -14,17 +14,19 @@ class AEConfig:
     latent_dim: int = 16
     channels: int = 16
     hidden: int = 256
+    image_shape: tuple = (1, 28, 28)  # (C, H, W) of the dataset it was built for
 
 
 class AE(LatentModel):
+    label = "Autoencoder"
     Config = AEConfig
     fits_prior = True  # samples from a Gaussian fitted to its training codes
 
     def __init__(self, config: AEConfig):
         super().__init__(config)
         d = config.latent_dim
-        self.encoder = ConvEncoder(d, config.channels, config.hidden)
-        self.decoder = ConvDecoder(d, config.channels, config.hidden)
+        self.encoder = ConvEncoder(d, config.channels, config.hidden, image_shape=config.image_shape)
+        self.decoder = ConvDecoder(d, config.channels, config.hidden, image_shape=config.image_shape)
         # A Gaussian over the training codes, fitted after training (fit_prior): lets sample() work.
         self.register_buffer("code_mean", torch.zeros(d))
         self.register_buffer("code_chol", torch.eye(d))

@@ -49,11 +49,27 @@ class ConfigModule(nn.Module):
     staged = False                # trains in stages (stage_bounds); the loop restarts its cosine decay at each
     fits_prior = False            # after training, fit_prior(training codes) fits the distribution it samples
     generates = True              # sample(n) draws images (every family but the classifier)
+    exports_decoder = False       # decode(z) is one pass, exported to ONNX for the page (the LatentModel families)
+    label = ""                    # the family's name in the UI (describe() refines it from a config)
     adam_betas = (0.9, 0.999)     # the loop's Adam (configure_optimizers)
 
     def __init__(self, config):
         super().__init__()
         self.config = config
+
+    @property
+    def image_shape(self) -> tuple:
+        """(C, H, W) of the images the model reads or makes (its config's; (1, 28, 28) for older configs). A
+        latent diffusion model's is its autoencoder's."""
+        cfg = self.config
+        if getattr(cfg, "space", "pixel") == "latent":
+            return tuple(int(v) for v in cfg.vae_config.get("image_shape", (1, 28, 28)))
+        return tuple(int(v) for v in getattr(cfg, "image_shape", (1, 28, 28)))
+
+    @classmethod
+    def describe(cls, config: dict) -> str:
+        """The family's label for a config (e.g. "VAE + PatchGAN" when the texture term is on)."""
+        return cls.label
 
     def config_dict(self) -> dict:
         return dataclasses.asdict(self.config)
@@ -99,10 +115,11 @@ class ConfigModule(nn.Module):
 class LatentModel(ConfigModule):
     """Base of the AE family. Subclasses set ``Config`` and implement the hooks.
 
-    Inputs are float (N, 1, 28, 28) in [0, 1]; ``forward(batch)`` returns ``(loss, logs)``.
+    Inputs are float (N, C, H, W) in [0, 1] (``image_shape``); ``forward(batch)`` returns ``(loss, logs)``.
     """
 
     has_encoder = True
+    exports_decoder = True
 
     @property
     def latent_dim(self) -> int:
@@ -111,12 +128,12 @@ class LatentModel(ConfigModule):
     # ---- the public API (DESIGN.md) ----
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """x (N,1,28,28) in [0,1] -> z (N, D): the posterior mean (the code for AEs)."""
+        """x (N,C,H,W) in [0,1] -> z (N, D): the posterior mean (the code for AEs)."""
         return self._encode_mean(x.to(self._device()))
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """z (N, D) -> x (N,1,28,28) in [0,1]."""
+        """z (N, D) -> x (N,C,H,W) in [0,1]."""
         return torch.sigmoid(self.decoder(z.to(self._device(), torch.float32)))
 
     @torch.no_grad()

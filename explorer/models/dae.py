@@ -36,9 +36,11 @@ class DAEConfig:
     aux_hidden: int = 64        # ... a narrower MLP ...
     aux_dropout: float = 0.25   # ... and dropout on its features
     prior_components: int = 10  # Gaussian mixture fitted to the codes after training
+    image_shape: tuple = (1, 28, 28)  # (C, H, W) of the dataset it was built for
 
 
 class DAE(LatentModel):
+    label = "Decoupled autoencoder"
     Config = DAEConfig
     staged = True      # stage 1 (weak decoder), stage 2 (the real decoder on frozen codes)
     fits_prior = True  # samples from a Gaussian mixture fitted to its standardised training codes
@@ -50,10 +52,11 @@ class DAE(LatentModel):
             raise ValueError(f"stage1_fraction must be strictly between 0 and 1, not {config.stage1_fraction}")
         super().__init__(config)
         d, k = config.latent_dim, config.prior_components
-        self.encoder = ConvEncoder(d, config.channels, config.hidden)
-        self.decoder = ConvDecoder(d, config.channels, config.hidden)
+        self.encoder = ConvEncoder(d, config.channels, config.hidden, image_shape=config.image_shape)
+        self.decoder = ConvDecoder(d, config.channels, config.hidden, image_shape=config.image_shape)
         if config.mode == "decoupled":
-            self.aux_decoder = ConvDecoder(d, config.aux_channels, config.aux_hidden, dropout=config.aux_dropout)
+            self.aux_decoder = ConvDecoder(d, config.aux_channels, config.aux_hidden, dropout=config.aux_dropout,
+                                           image_shape=config.image_shape)
         self.stage = 1 if config.mode == "decoupled" else 0  # 0: joint training
         # Gaussian mixture over standardised codes, fitted after training (fit_prior)
         self.register_buffer("code_mean", torch.zeros(d))

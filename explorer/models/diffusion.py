@@ -59,7 +59,7 @@ def _bf16_native(name: str) -> bool:
 class DDPMConfig:
     schedule: str = "cosine"          # "linear" (Ho et al. 2020) | "cosine" (Nichol & Dhariwal 2021)
     timesteps: int = 1000             # T
-    space: str = "pixel"              # "pixel": the UNet on 28x28 images scaled to [-1, 1]; "latent": VAE codes
+    space: str = "pixel"              # "pixel": the UNet on images scaled to [-1, 1]; "latent": VAE codes
     classes: int = 10                 # label `classes` is the null label (unconditional)
     label_dropout: float = 0.1        # P(label -> null) in training, for classifier-free guidance
     ema_decay: float = 0.999          # training keeps an EMA of the weights and ships it
@@ -78,6 +78,7 @@ class DDPMConfig:
     latent_dim: int = 16
     hidden: int = 256
     blocks: int = 3
+    image_shape: tuple = (1, 28, 28)  # (C, H, W) of the dataset it was built for
 
     @property
     def sampling_spacing(self) -> str:
@@ -109,6 +110,11 @@ def _labels(labels, n: int, null: int, device) -> torch.Tensor:
 
 class DDPM(ConfigModule):
     Config = DDPMConfig
+    label = "Diffusion"
+
+    @classmethod
+    def describe(cls, config: dict) -> str:
+        return "Latent diffusion" if config.get("space") == "latent" else "Pixel diffusion"
 
     def __init__(self, config: DDPMConfig):
         super().__init__(config)
@@ -118,7 +124,7 @@ class DDPM(ConfigModule):
         config.sampling_spacing  # noqa: B018  (raises on an unknown spacing now, not at the first sample)
         self.schedule = make_schedule(config.schedule, config.timesteps)  # rebuilt from the config, not stored
         if config.space == "pixel":
-            self.net = UNet(UNetConfig(1, config.channels, tuple(config.mults), config.res_blocks,
+            self.net = UNet(UNetConfig(int(config.image_shape[0]), config.channels, tuple(config.mults), config.res_blocks,
                                        config.attention, config.classes, config.dropout))
             self.net.to(memory_format=self.memory_format)  # the faster layout for its precision on this host
         else:
@@ -147,7 +153,8 @@ class DDPM(ConfigModule):
 
     @property
     def sample_shape(self) -> tuple:
-        return (1, 28, 28) if self.config.space == "pixel" else (self.config.latent_dim,)
+        return tuple(int(v) for v in self.config.image_shape) if self.config.space == "pixel" \
+            else (self.config.latent_dim,)
 
     @property
     def clip(self) -> float | None:
@@ -162,7 +169,7 @@ class DDPM(ConfigModule):
 
     @torch.no_grad()
     def to_model_space(self, x: torch.Tensor) -> torch.Tensor:
-        """Images (N, 1, 28, 28) in [0, 1] -> what the model diffuses: pixels in [-1, 1] or standardised codes."""
+        """Images (N, C, H, W) in [0, 1] -> what the model diffuses: pixels in [-1, 1] or standardised codes."""
         x = x.to(self._device())
         if self.config.space == "pixel":
             return x * 2 - 1
@@ -170,7 +177,7 @@ class DDPM(ConfigModule):
 
     @torch.no_grad()
     def to_image(self, x: torch.Tensor) -> torch.Tensor:
-        """A model-space state (x_t, a predicted x_0, a sample) -> images (N, 1, 28, 28) in [0, 1]
+        """A model-space state (x_t, a predicted x_0, a sample) -> images (N, C, H, W) in [0, 1]
         (latent: the VAE decodes the de-standardised code, so noisy codes decode to something too)."""
         if self.config.space == "pixel":
             return ((x + 1) / 2).clamp(0, 1)

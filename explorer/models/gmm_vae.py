@@ -43,6 +43,7 @@ class GMMVAEConfig:
     adv_start: int = 0       # the epoch (from 0) at which the term and the discriminator start
     disc_channels: int = 32
     d_lr: float = 2e-4       # the discriminator's own Adam
+    image_shape: tuple = (1, 28, 28)  # (C, H, W) of the dataset it was built for
 
 
 def mixture_log_prob(z, log_pi, mu, logvar):
@@ -70,12 +71,17 @@ def mixture_kl_stratified(log_pi, mu, logvar, samples: int = 1, generator=None):
 class GMMVAE(adversarial.TextureTerm, LatentModel):
     Config = GMMVAEConfig
     is_variational = True
+    label = "Gaussian-mixture VAE"
+
+    @classmethod
+    def describe(cls, config: dict) -> str:
+        return "GAMIX-VAE" if config.get("adv_weight", 0) > 0 else "Gaussian-mixture VAE"
 
     def __init__(self, config: GMMVAEConfig):
         super().__init__(config)
         d, k = config.latent_dim, config.components
-        self.encoder = ConvEncoder(k * (2 * d + 1), config.channels, config.hidden)
-        self.decoder = ConvDecoder(d, config.channels, config.hidden)
+        self.encoder = ConvEncoder(k * (2 * d + 1), config.channels, config.hidden, image_shape=config.image_shape)
+        self.decoder = ConvDecoder(d, config.channels, config.hidden, image_shape=config.image_shape)
         self._init_texture()
 
     def posterior(self, x):

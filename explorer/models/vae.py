@@ -30,17 +30,23 @@ class VAEConfig:
     adv_start: int = 0          # the epoch (from 0) at which the term and the discriminator start
     disc_channels: int = 32
     d_lr: float = 2e-4          # the discriminator's own Adam
+    image_shape: tuple = (1, 28, 28)  # (C, H, W) of the dataset it was built for
 
 
 class VAE(adversarial.TextureTerm, LatentModel):
     Config = VAEConfig
     is_variational = True
+    label = "VAE"
+
+    @classmethod
+    def describe(cls, config: dict) -> str:
+        return "VAE + PatchGAN" if config.get("adv_weight", 0) > 0 else "VAE"
 
     def __init__(self, config: VAEConfig):
         super().__init__(config)
         d = config.latent_dim
-        self.encoder = ConvEncoder(2 * d, config.channels, config.hidden)
-        self.decoder = ConvDecoder(d, config.channels, config.hidden)
+        self.encoder = ConvEncoder(2 * d, config.channels, config.hidden, image_shape=config.image_shape)
+        self.decoder = ConvDecoder(d, config.channels, config.hidden, image_shape=config.image_shape)
         self._init_texture()
 
     def posterior(self, x):

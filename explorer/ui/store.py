@@ -15,7 +15,6 @@ from .. import data, latents, plotting, projection
 from ..checkpoints import CheckpointError, Zoo
 
 
-ENCODER_FAMILIES = ("ae", "vae", "gmm-vae", "dae")
 MAP_RANGE = 4.0  # maps and sliders span the codes' centre +- this many standard deviations
 
 
@@ -102,7 +101,7 @@ class Store:
 
     def encoder_models(self) -> list[str]:
         """Names of the checkpoints with an encoder, 2-D models first."""
-        names = [n for f in ENCODER_FAMILIES for n in self.zoo.available(f)]
+        names = self.zoo.with_capability("has_encoder")
         dims = {}
         for n in names:
             try:

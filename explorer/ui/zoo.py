@@ -30,7 +30,6 @@ N_PATH = 8           # interpolation frames per row, both ends included
 DDIM_STEPS = {"pixel": 25, "latent": 50}  # pixel DDPM: ~2.4 ms per image-step on 2 CPU cores
 SAMPLE_ETA = 1.0     # the diffusion rows' samples: DDIM eta = 1 (the shipped pixel models' eta = 0 samples
                      # carry blotchy high-noise errors at any step count); interpolations need eta = 0
-ENCODERS = ("ae", "vae", "gmm-vae", "dae")
 CACHE = 32           # rendered (dataset, seed) views kept
 # Where the VAE rows draw their samples: the prior N(0, I), or the mixture fitted to their aggregate posterior
 # (aggregate_prior.json beside the weights, `python -m explorer.studies sampling --ship`); the other families
@@ -191,7 +190,7 @@ class ZooPanel(Panel):
                 row.path = _images(model.sample(N_PATH, steps=steps, sampler="ddim", eta=0.0, x_T=x_T))  # uncond.
                 row.path_kind = "slerp between two starting noises x_T, deterministic DDIM"
                 row.path_tag = "slerp of x_T,\nDDIM eta = 0"
-            elif family in ENCODERS or family == "gan":
+            elif model.exports_decoder:  # the autoencoders and the GAN: codes decoded in one pass
                 prior = self.store.zoo.aggregate_prior(name) if source == AGGREGATE and model.is_variational else None
                 if prior is not None:
                     row.samples = _images(model.decode(prior.sample(N_SAMPLES, g)))
@@ -204,7 +203,7 @@ class ZooPanel(Panel):
                     row.path_kind = "slerp between two prior codes"
                     row.path_tag = "slerp of\nprior codes"
                 else:
-                    x = self.store.dataset(info["dataset"]).floats()[list(pair)]  # (2, 1, 28, 28)
+                    x = self.store.dataset(info["dataset"]).floats()[list(pair)]  # (2, C, H, W)
                     codes = model.encode(x).cpu().double().numpy()                 # (2, D)
                     z = torch.from_numpy(latents.lerp(codes[0], codes[1], ts)).float()
                     row.path_kind = "lerp between the codes of test images A and B"
