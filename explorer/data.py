@@ -406,18 +406,89 @@ def _no_paths(err: Exception, image) -> str:
     return text.replace("'the file'", "the file").replace("the file the file", "the file").strip() or type(err).__name__
 
 
+def _open_rgb(image):
+    """A path, PIL image or array -> float64 (H, W, 3) in [0, 1], transparency composited on white."""
+    from PIL import Image
+
+    if isinstance(image, (str, os.PathLike)):
+        with Image.open(image) as img:
+            w, h = img.size
+            if img.format == "JPEG":
+                img.draft("RGB", (MAX_SIDE, MAX_SIDE))
+            if img.size[0] * img.size[1] > MAX_PIXELS:
+                raise ImageError(f"the image is {w}×{h} pixels, more than the {MAX_PIXELS // 10 ** 6} megapixels "
+                                 "this app decodes; shrink it first")
+            img.load()
+            return _open_rgb(img)
+    if isinstance(image, Image.Image):
+        img = image
+        if getattr(img, "n_frames", 1) > 1:
+            img.seek(0)
+        if max(img.size) > MAX_SIDE:
+            img = img.copy()
+            img.thumbnail((MAX_SIDE, MAX_SIDE))
+        if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+            g = _to_grey(img)
+            return np.repeat(g[..., None], 3, -1)
+        rgba = np.asarray(img.convert("RGBA"), np.float64) / 255
+        return rgba[..., :3] * rgba[..., 3:] + (1 - rgba[..., 3:])  # on white
+    a = np.asarray(image)
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, -1)
+    if a.ndim != 3 or a.shape[-1] not in (3, 4) or a.size == 0:
+        raise ImageError(f"expected a 2-D grey or (H, W, 3/4) colour image, got shape {np.shape(image)}")
+    return a[..., :3].astype(np.float64) / (255.0 if a.dtype == np.uint8 or a.max() > 1 else 1.0)
+
+
+def prepare_picture(image, shape) -> tuple[np.ndarray, list[str]]:
+    """A user's image as a picture of ``shape`` (C, H, W): centre-cropped to the frame's aspect, resized
+    (Lanczos), colours kept (or luma for one channel). Returns float32 (H, W, 3) or (H, W) in [0, 1] and notes."""
+    from PIL import Image, UnidentifiedImageError
+
+    c, h, w = shape
+    try:
+        rgb = _open_rgb(image)
+    except ImageError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise ImageError(f"could not read the image ({type(err).__name__}: {_no_paths(err, image)}); "
+                         "upload a PNG, JPEG, WebP, GIF, BMP or TIFF file") from err
+    except Image.DecompressionBombError as err:
+        raise ImageError(f"the image is too large to decode safely ({_no_paths(err, image)})") from err
+    if not np.isfinite(rgb).all():
+        raise ImageError("the image contains NaN or infinite values")
+    H, W = rgb.shape[:2]
+    notes = [f"read {W}×{H}"]
+    side_h, side_w = (H, round(H * w / h)) if W * h >= H * w else (round(W * h / w), W)  # the largest box of the aspect
+    top, left = (H - side_h) // 2, (W - side_w) // 2
+    crop = rgb[top:top + side_h, left:left + side_w]
+    if (side_h, side_w) != (H, W):
+        notes.append(f"centre-cropped to {side_w}×{side_h}")
+    small = np.asarray(Image.fromarray(np.round(crop * 255).astype(np.uint8)).resize((w, h), Image.LANCZOS),
+                       np.float32) / 255
+    notes.append(f"resized to {w}×{h}")
+    if c == 1:
+        return (0.299 * small[..., 0] + 0.587 * small[..., 1] + 0.114 * small[..., 2]).astype(np.float32), \
+            notes + ["made grey"]
+    return small, notes
+
+
 def prepare_image(image, dataset: str = "fashion-mnist") -> tuple[np.ndarray, list[str]]:
-    """Turn a user's image into what a model of ``dataset`` expects: (28, 28) float32 in [0, 1],
-    grey, light object on a dark background, cropped to the object, scaled and centred the way
-    the dataset was made. Returns (image, notes saying what was done).
+    """Turn a user's image into what a model of ``dataset`` expects, the way its registry entry says
+    (``upload``). Returns (image, notes saying what was done): float32 (H, W) for one channel, (H, W, 3) for colour.
 
     ``image``: a path, a PIL image or an array (H, W[, C]) of uint8 or floats in [0, 1].
-    Fashion-MNIST: the product's longest side is scaled to 28 px and it is centred.
-    MNIST and digits: the digit is fitted into a 20x20 box and centred by its centre of mass.
-    Raises :class:`ImageError` with a readable message for anything unusable.
+    "picture" (the faces): centre-cropped and resized, colours kept (:func:`prepare_picture`).
+    "object" (Fashion-MNIST): grey, light object on a dark background, cropped to the object, its longest
+    side scaled to the frame and centred. "digit" (MNIST): the same, fitted into a 20/28 box and centred by
+    its centre of mass. Raises :class:`ImageError` with a readable message for anything unusable.
     """
     from PIL import Image, UnidentifiedImageError
 
+    spec = datasets.get(dataset)
+    if spec.upload == "picture":
+        return prepare_picture(image, spec.shape)
+    frame = spec.size[0]
     notes = []
     try:
         if isinstance(image, (str, os.PathLike)):
@@ -462,25 +533,26 @@ def prepare_image(image, dataset: str = "fashion-mnist") -> tuple[np.ndarray, li
     ink = x > 0.1 * x.max() if x.max() > 0 else np.zeros_like(x, bool)
     if x.max() < 0.05 or ink.sum() == 0:
         notes.append("no object found: the image is blank or has no contrast")
-        return np.zeros((28, 28), np.float32), notes
+        return np.zeros((frame, frame), np.float32), notes
     rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
     x = x[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]  # crop to the object
-    box = 20 if dataset in ("mnist", "mnist-5k", "digits") else 28
+    digit = spec.upload == "digit"
+    box = round(frame * 20 / 28) if digit else frame
     scale = box / max(x.shape)
     size = (max(1, round(x.shape[1] * scale)), max(1, round(x.shape[0] * scale)))  # PIL: (W, H)
     small = np.asarray(Image.fromarray((x * 255).astype(np.uint8)).resize(size, Image.LANCZOS), np.float64) / 255
-    out = np.zeros((28, 28))
-    top, left = (28 - small.shape[0]) // 2, (28 - small.shape[1]) // 2
+    out = np.zeros((frame, frame))
+    top, left = (frame - small.shape[0]) // 2, (frame - small.shape[1]) // 2
     out[top:top + small.shape[0], left:left + small.shape[1]] = small
-    if box == 20:  # MNIST convention: shift the centre of mass to the centre of the 28x28 frame
+    if digit:  # MNIST convention: shift the centre of mass to the centre of the frame
         total = out.sum()
         if total > 0:
-            cy = (out.sum(1) * np.arange(28)).sum() / total
-            cx = (out.sum(0) * np.arange(28)).sum() / total
-            dy, dx = int(round(13.5 - cy)), int(round(13.5 - cx))
+            cy = (out.sum(1) * np.arange(frame)).sum() / total
+            cx = (out.sum(0) * np.arange(frame)).sum() / total
+            dy, dx = int(round((frame - 1) / 2 - cy)), int(round((frame - 1) / 2 - cx))
             out = np.roll(np.roll(out, dy, 0), dx, 1)
-        notes.append("fitted into 20×20, centred by mass")
+        notes.append(f"fitted into {box}×{box}, centred by mass")
     else:
-        notes.append("longest side scaled to 28 px, centred")
+        notes.append(f"longest side scaled to {frame} px, centred")
     out = np.clip(out / max(out.max(), 1e-6), 0, 1)
     return out.astype(np.float32), notes

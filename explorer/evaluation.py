@@ -51,8 +51,9 @@ def evaluate_checkpoint(model, family: str, dataset: str, root=None, n_fid: int 
         out["recon_sharpness"] = round(metrics.relative_sharpness(rec, xt[:k]), 4)
         out.update(linear_probe(model, dataset, xt, yt))
     out.update(model.extra_metrics(xt))
-    if model.is_variational:
-        out.update(metrics.elbo_and_iwae(model, xt[:iw_images], k=iw_samples))
+    if model.is_variational:  # k decodes per image: fewer images for larger ones (a 64x64x3 decode is ~16x a 28x28)
+        n_iw = iw_images if xt[0].numel() <= 784 else max(100, iw_images // 5)
+        out.update(metrics.elbo_and_iwae(model, xt[:n_iw], k=iw_samples))
     clf = classifier(dataset, root, next(model.parameters()).device)
     if clf is not None:
         out.update(recipe_fid(model, family, clf, xt, data.load(dataset, "train").floats(), n_fid))

@@ -150,23 +150,26 @@ class FaceSet:
     factors: np.ndarray  # int64 (N, F)
 
 
-def cache_path(seed: int = 0, size: int = SIZE) -> Path:
+def cache_path(seed: int = 0, size: int = SIZE, split: str = "train") -> Path:
+    """One file per split (the app reads only the 4,000 test faces: 49 MB, not the whole set)."""
     from .data import cache_dir
 
-    return cache_dir() / "faces" / f"faces-v{VERSION}-seed{seed}-{size}px-{N_TRAIN + N_TEST}.npz"
+    n = N_TRAIN if split == "train" else N_TEST
+    return cache_dir() / "faces" / f"faces-v{VERSION}-seed{seed}-{size}px-{split}-{n}.npz"
 
 
 def build(seed: int = 0, size: int = SIZE, n: int | None = None, path: Path | None = None,
           progress: bool = True, workers: int | None = None) -> Path:
-    """Generate the set (train then test faces) into ``path`` (default: the user cache), with a progress bar.
-    Written to a temporary file and renamed at the end: an interrupted build leaves nothing half-written."""
+    """Generate faces 0..n-1 (default: the whole set) into ``path`` (default: the user cache, train and test
+    files), with a progress bar. Each file is written to a temporary name and renamed at the end: an interrupted
+    build leaves nothing half-written. Returns the (last) file written."""
     from concurrent.futures import ProcessPoolExecutor
 
     from tqdm.auto import tqdm
 
     n = n or N_TRAIN + N_TEST
-    path = Path(path or cache_path(seed, size))
-    path.parent.mkdir(parents=True, exist_ok=True)
+    cache_dir_path = Path(path or cache_path(seed, size)).parent
+    cache_dir_path.mkdir(parents=True, exist_ok=True)
     chunk = 500
     jobs = [(seed, a, min(a + chunk, n), size) for a in range(0, n, chunk)]
     workers = workers or max(1, min(len(jobs), os.cpu_count() or 1))
@@ -183,24 +186,34 @@ def build(seed: int = 0, size: int = SIZE, n: int | None = None, path: Path | No
             bar.update(len(fa))
         if workers != 1:
             pool.shutdown()
+    images, factors = np.concatenate(images), np.concatenate(factors)
+    if path is not None:
+        parts = [(Path(path), slice(0, n))]
+    else:  # the cache: train and test files (test last: its presence means the set is complete)
+        parts = [(cache_path(seed, size, "train"), slice(0, N_TRAIN)), (cache_path(seed, size, "test"), slice(N_TRAIN, n))]
+    for dest, sl in parts:
+        _write(dest, images[sl], factors[sl])
+    return parts[-1][0]
+
+
+def _write(path: Path, images: np.ndarray, factors: np.ndarray) -> None:
     tmp = path.with_name(path.name + f".{os.getpid()}.part.npz")
     try:
-        np.savez(tmp, images=np.concatenate(images), factors=np.concatenate(factors))
+        np.savez(tmp, images=images, factors=factors)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    return path
 
 
 def load(split: str, seed: int = 0, size: int = SIZE, progress: bool = True) -> FaceSet:
-    """The train (first ``N_TRAIN``) or test (last ``N_TEST``) faces, generated into the cache at first use."""
-    path = cache_path(seed, size)
-    if not path.is_file():
+    """The train (faces 0..N_TRAIN-1) or test (the next N_TEST) faces, generated into the cache at first use."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+    path = cache_path(seed, size, split)
+    if not (path.is_file() and cache_path(seed, size, "test").is_file()):
         build(seed, size, progress=progress)
     with np.load(path, allow_pickle=False) as z:
-        images, factors = z["images"], z["factors"]
-    sl = slice(0, N_TRAIN) if split == "train" else slice(N_TRAIN, N_TRAIN + N_TEST)
-    return FaceSet(images[sl], factors[sl])
+        return FaceSet(z["images"], z["factors"])
 
 
 def digest(images: np.ndarray) -> str:

@@ -98,6 +98,32 @@ def display(x) -> np.ndarray:
     return x[:, 0] if x.shape[1] == 1 else x.transpose(0, 2, 3, 1)  # (N, H, W) | (N, C, H, W) -> (N, H, W, C)
 
 
+def from_display(x) -> torch.Tensor:
+    """Images in the plotting layout, (N, H, W) or (N, H, W, 3) (or one image without N), -> float32 (N, C, H, W)."""
+    t = torch.as_tensor(np.asarray(x), dtype=torch.float32)
+    if t.ndim == 2:                      # one grey image (H, W)
+        return t[None, None]
+    if t.ndim == 3 and t.shape[-1] == 3:  # one colour image (H, W, 3)
+        return t.permute(2, 0, 1)[None].contiguous()
+    if t.ndim == 3:                      # (N, H, W)
+        return t[:, None]
+    return t.permute(0, 3, 1, 2).contiguous()  # (N, H, W, 3) -> (N, 3, H, W)
+
+
+def to_shape(x: torch.Tensor, shape) -> torch.Tensor:
+    """Images (N, C, H, W) made into ``shape`` (C', H', W'): bilinear resize, grey <-> colour (luma / repeat).
+    For anomaly detection with another dataset's images."""
+    from torch.nn import functional as F
+
+    c, h, w = (int(v) for v in shape)
+    if x.shape[-2:] != (h, w):
+        x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False).clamp(0, 1)
+    if x.shape[1] != c:
+        x = x.repeat(1, c, 1, 1) if x.shape[1] == 1 else \
+            (0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])  # ITU-R 601 luma
+    return x
+
+
 def tile(images: np.ndarray, pad: int = 0) -> np.ndarray:
     """(r, c, h, w) -> one (r*h, c*w) mosaic; (r, c, h, w, 3) -> (r*h, c*w, 3)."""
     r, c, h, w = images.shape[:4]

@@ -66,6 +66,8 @@ def image_grid(mosaic: np.ndarray, extent, ax=None, axis_names=("z1", "z2"), tit
 def upscale(x: np.ndarray, scale: int) -> np.ndarray:
     """Float image(s) in [0, 1] -> uint8, each pixel a ``scale`` x ``scale`` block (stays sharp on a projector)."""
     u8 = (np.clip(x, 0, 1) * 255).round().astype(np.uint8)
+    if u8.ndim >= 3 and u8.shape[-1] == 3:  # colour (..., H, W, 3): repeat rows and columns, keep the channels
+        return u8.repeat(scale, axis=-3).repeat(scale, axis=-2)
     return np.kron(u8, np.ones((scale, scale), np.uint8))
 
 
@@ -123,9 +125,9 @@ class Raster:
 
 
 def _strip(ax, images: np.ndarray, gap: int = 2):
-    """Draw (T, 28, 28) images side by side on ``ax`` (white gaps), returning the centres' x."""
-    t, h, w = images.shape
-    canvas = np.ones((h, t * (w + gap) - gap))
+    """Draw (T, H, W) or (T, H, W, 3) images side by side on ``ax`` (white gaps), returning the centres' x."""
+    t, h, w = images.shape[:3]
+    canvas = np.ones((h, t * (w + gap) - gap, *images.shape[3:]))
     for i, im in enumerate(images):
         canvas[:, i * (w + gap):i * (w + gap) + w] = im
     ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
@@ -373,11 +375,12 @@ def training_curves(curves: dict, xlabel: str = "epoch", ylabel: str = "train MS
 
 def _tile_canvas(rows: list, n: int, gap: int = 2, row_gap: int = 8, blank: float = 1.0,
                  missing: float = 0.93) -> tuple[np.ndarray, list[float]]:
-    """Stack rows of up to ``n`` (28, 28) tiles into one float canvas: white gaps, a light grey band for a
-    row that is None, and the y centre of every row (in canvas pixels)."""
-    h = w = 28
+    """Stack rows of up to ``n`` (H, W) or (H, W, 3) tiles into one float canvas: white gaps, a light grey band
+    for a row that is None, and the y centre of every row (in canvas pixels)."""
+    first = next(np.asarray(im) for images in rows if images is not None for im in images if im is not None)
+    h, w = first.shape[:2]
     width = n * (w + gap) - gap
-    canvas = np.full((len(rows) * (h + row_gap) - row_gap, width), blank)
+    canvas = np.full((len(rows) * (h + row_gap) - row_gap, width, *first.shape[2:]), blank)
     centres = []
     for r, images in enumerate(rows):
         top = r * (h + row_gap)

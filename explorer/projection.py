@@ -236,20 +236,35 @@ if __name__ == "__main__":
 SPRITE_MAX = 8192  # the projector's limit on the sprite's side, in pixels
 
 
-def sprite(images: np.ndarray) -> np.ndarray:
-    """(N, h, w) uint8 thumbnails -> one square (s*h, s*w) uint8 mosaic, row-major, s = ceil(sqrt N);
-    thumbnails are shrunk (integer steps) until the side fits in SPRITE_MAX."""
-    images = np.asarray(images)
-    n, h, w = images.shape
+THUMB_MAX = 32  # sprite thumbnails larger than this are shrunk (a 64x64 face to 32x32: the hover shows 84 px)
+
+
+def sprite_step(n: int, h: int, w: int, thumb_max: int | None = THUMB_MAX) -> int:
+    """The integer shrink of :func:`sprite` for n thumbnails of h x w."""
     side = int(np.ceil(np.sqrt(n)))
-    step = 1
-    while side * h // step > SPRITE_MAX or side * w // step > SPRITE_MAX:
+    step = max(1, -(-max(h, w) // thumb_max)) if thumb_max else 1
+    while -(-side * h // step) > SPRITE_MAX or -(-side * w // step) > SPRITE_MAX:
         step += 1
-    images = images[:, ::step, ::step]
-    h, w = images.shape[1:]
-    padded = np.zeros((side * side, h, w), images.dtype)
+    return step
+
+
+def sprite(images: np.ndarray, thumb_max: int | None = THUMB_MAX) -> np.ndarray:
+    """(N, h, w) or (N, h, w, 3) uint8 thumbnails -> one square (s*h', s*w'[, 3]) uint8 mosaic, row-major,
+    s = ceil(sqrt N); thumbnails are shrunk (integer steps) to at most ``thumb_max`` pixels a side and until
+    the mosaic's side fits in SPRITE_MAX."""
+    images = np.asarray(images)
+    n, h, w = images.shape[:3]
+    rest = images.shape[3:]
+    side = int(np.ceil(np.sqrt(n)))
+    step = sprite_step(n, h, w, thumb_max)
+    if step > 1:  # a box filter, not decimation: a shrunk face keeps its thin lines
+        hh, ww = h // step * step, w // step * step
+        images = images[:, :hh, :ww].reshape(n, hh // step, step, ww // step, step, *rest).mean((2, 4))
+        images = np.round(images).astype(np.uint8)
+    h, w = images.shape[1:3]
+    padded = np.zeros((side * side, h, w, *rest), images.dtype)
     padded[:n] = images
-    return padded.reshape(side, side, h, w).transpose(0, 2, 1, 3).reshape(side * h, side * w)  # (s*h, s*w)
+    return padded.reshape(side, side, h, w, *rest).swapaxes(1, 2).reshape(side * h, side * w, *rest)  # (s*h, s*w[, 3])
 
 
 def export_projector(path, codes: np.ndarray, labels: np.ndarray, classes: list[str], images: np.ndarray,

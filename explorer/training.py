@@ -57,9 +57,9 @@ PRESETS = {
     # Faces in colour (64x64x3, explorer/faces.py): wider nets and 64-D codes. beta < 1 keeps the mouth's detail
     # in the codes (the smile vector is only as good as the decoder at the mouth); latent diffusion then
     # models the codes the prior N(0, I) no longer fits.
-    "vae-64": ("vae", {"latent_dim": 64, "channels": 32, "hidden": 512, "beta": 0.1}, 8, 2e-3),
-    "gamix-vae-64": ("gmm-vae", {"latent_dim": 64, "components": 3, "channels": 32, "hidden": 512, "beta": 0.1,
-                                 "adv_weight": 0.5, "adv_start": 2}, 4, 2e-3),
+    "vae-64": ("vae", {"latent_dim": 64, "channels": 16, "hidden": 512, "beta": 0.1}, 6, 2e-3),
+    "gamix-vae-64": ("gmm-vae", {"latent_dim": 64, "components": 3, "channels": 16, "hidden": 512, "beta": 0.1,
+                                 "adv_weight": 0.5, "adv_start": 1}, 3, 2e-3),
     "ldm-vae-64": ("ddpm", {"space": "latent", "vae": "vae-64", "schedule": "cosine", "hidden": 512}, 40, 1e-3),
 }
 # Presets trained under bfloat16 autocast where the hardware has it, unless --no-bf16 (the shipped pixel DDPMs were)

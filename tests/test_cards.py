@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from explorer import cards, checkpoints, models, training
+from explorer import cards, checkpoints, datasets, models, training
 
 
 def test_a_section_is_replaced_in_place_and_appended_once():
@@ -60,7 +60,7 @@ def test_rewrite_card_keeps_the_sections_other_tools_added(tmp_path):
 def test_a_training_config_takes_the_presets_defaults():
     cfg = training.TrainConfig("vae-2d", "digits")
     family, _, epochs, lr = training.PRESETS["vae-2d"]
-    assert (cfg.family, cfg.epochs, cfg.lr) == (family, epochs * training.EPOCH_SCALE["digits"], lr)
+    assert (cfg.family, cfg.epochs, cfg.lr) == (family, epochs * datasets.get("digits").epoch_scale, lr)
     assert cfg.name == "digits/vae-2d" and cfg.command == checkpoints.rebuild_command("digits/vae-2d")
     assert cfg.out_dir == checkpoints.ROOT / "digits" / "vae-2d"
     assert training.TrainConfig("vae-2d", "digits", 3, "/x", lr=0.1).epochs == 3

@@ -43,7 +43,12 @@ def build_app(store: Store, title: str = "Latent Space Explorer") -> gr.Blocks:
         os.environ.setdefault(var, value)
     lazy_session_configs()  # a new session (each scripted API call is one) costs ~0.1 ms, not ~40 (sessions.py)
     with gr.Blocks(title=title, delete_cache=(300, 900)) as demo:
-        gr.Markdown(f"# {title}\nSee how autoencoders, VAEs and their relatives organise their latent space.")
+        shown = dataset_names(store)
+        with gr.Row(equal_height=True):
+            gr.Markdown(f"# {title}\nSee how autoencoders, VAEs and their relatives organise their latent space.")
+            dataset = gr.Dropdown(shown, value=shown[0] if shown else None, label="Dataset", scale=0, min_width=220,
+                                  elem_id="dataset-menu", visible=len(shown) > 1,
+                                  info="every panel shows this dataset's models")
         panels = {}
         with gr.Tabs():
             for key, label, tab_id, module in PANELS:
@@ -51,6 +56,7 @@ def build_app(store: Store, title: str = "Latent Space Explorer") -> gr.Blocks:
                     panels[key] = panel = module.build(store)
                 chain(tab.select, panel.opens)   # fill the panel when its tab is opened
                 chain(demo.load, panel.loads)    # what the first page shows at once
+        wire_dataset_menu(store, dataset, panels)
         def closed(request: gr.Request):  # Gradio injects the request only into an annotated parameter
             store.sessions.drop(store.sessions.key_of(request))
         demo.unload(closed)  # a closed tab frees what it left in the session cache
@@ -58,6 +64,44 @@ def build_app(store: Store, title: str = "Latent Space Explorer") -> gr.Blocks:
     # plain routes beside Gradio's API (app.py hands them to launch: app_kwargs={"routes": demo.routes})
     demo.routes = http_api.routes(store, panels["latent_grid"])
     return demo
+
+
+def dataset_names(store: Store) -> list[str]:
+    """Datasets with checkpoints in the zoo, in the registry's order (Fashion-MNIST first)."""
+    from .. import datasets
+
+    have = {n.split("/", 1)[0] for n in store.zoo.available()}
+    return [d for d in datasets.names() if d in have] + sorted(have - set(datasets.names()))
+
+
+def filter_models(names: list[str], dataset: str) -> list[str]:
+    return [n for n in names if n.split("/", 1)[0] == dataset]
+
+
+def wire_dataset_menu(store: Store, menu: gr.Dropdown, panels: dict) -> None:
+    """The one control that switches the app to a dataset: every panel's model menu keeps that dataset's models
+    (and picks its first, which fills the panel), the zoo's dataset follows. Panels declare their menus as
+    ``model_choices`` [(dropdown, names_fn)] and the zoo its ``dataset_menu``."""
+    targets = [(c, fn) for p in panels.values() for c, fn in getattr(p, "model_choices", [])]
+    zoo_menu = [p.dataset_menu for p in panels.values() if getattr(p, "dataset_menu", None) is not None]
+
+    def switch(dataset):
+        out = []
+        for _, fn in targets:
+            names = filter_models(fn(), dataset)
+            out.append(gr.Dropdown(choices=names, value=names[0] if names else None, allow_custom_value=True))
+        return out + [gr.Dropdown(value=dataset) for _ in zoo_menu]
+
+    menu.change(switch, [menu], [c for c, _ in targets] + zoo_menu, api_name="switch_dataset",
+                show_progress="hidden")
+    first = menu.value
+    if first:  # the menus start on the first dataset's models only; scripts may still name any model
+        for c, fn in targets:
+            c.allow_custom_value = True
+            names = filter_models(fn(), first)
+            c.choices = [(n, n) for n in names]
+            if c.value not in names:
+                c.value = names[0] if names else None
 
 
 __all__ = ["Store", "build_app", "CSS"]

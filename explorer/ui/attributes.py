@@ -17,7 +17,7 @@ import gradio as gr
 import torch
 from cachetools import TTLCache
 
-from .. import data, latents, metrics, plotting
+from .. import data, datasets, latents, metrics, plotting
 from ..checkpoints import CheckpointError
 from .store import GeneratedSet, Store
 from .panel import Panel, explanation
@@ -31,15 +31,9 @@ PROPERTY_GROUPS = {f"{side} {int(QUANTILE * 100)}% {prop}": (prop, side == "top"
                    for prop in latents.PROPERTIES for side in ("top", "bottom")}
 _PCT = int(QUANTILE * 100)
 _MORE = {"ink": "more ink", "width": "wider", "height": "taller", "brightness": "brighter"}
-PRESETS = {  # name -> (group A, group B): the vector mean(A) - mean(B) turns B-like into A-like
-    "fashion-mnist": {"Sneaker → Ankle boot": ("Ankle boot", "Sneaker"),
-                      "T-shirt/top → Shirt": ("Shirt", "T-shirt/top"),
-                      "Pullover → Coat": ("Coat", "Pullover"),
-                      "Sandal → Sneaker": ("Sneaker", "Sandal")},
-    "digits": {"1 → 7": ("7", "1"), "3 → 8": ("8", "3"), "4 → 9": ("9", "4"), "0 → 6": ("6", "0")},
-}
-for _table in PRESETS.values():
-    _table.update({_MORE[p]: (f"top {_PCT}% {p}", f"bottom {_PCT}% {p}") for p in latents.PROPERTIES})
+# Pixel-property presets, offered for one-channel datasets (their objects are light ink on black); each dataset's
+# own presets (classes, factors, yes/no attributes) come from its registry entry (explorer/datasets.py).
+PROPERTY_PRESETS = {_MORE[p]: (f"top {_PCT}% {p}", f"bottom {_PCT}% {p}") for p in latents.PROPERTIES}
 OOD_SETS = ["the other dataset", "uniform noise", "inverted test images"]
 GENERATED_INPUT = "Generated sample"  # a generator's input: one of its own prior samples
 
@@ -92,10 +86,6 @@ CSS = """
 """
 
 
-def _style(dataset: str) -> str:
-    return "digits" if dataset in ("mnist", "mnist-5k", "digits") else "fashion-mnist"
-
-
 class AttributePanel(Panel):
     """The panel's logic, callable without widgets (tests use it directly)."""
 
@@ -143,31 +133,63 @@ class AttributePanel(Panel):
     def group_size(self, name: str, group: str) -> int:
         return int(np.count_nonzero(self._mask(name, group)))
 
+    def spec(self, name: str) -> datasets.DatasetSpec:
+        with page_errors():
+            return datasets.get(self.store.dataset_of(name))
+
     def groups(self, name: str) -> list[str]:
-        return data.class_names(self.store.dataset_of(name)) + list(PROPERTY_GROUPS)
+        """Classes; for a dataset with labelled factors (and a model with an encoder) "factor: value" and
+        yes/no attributes; for one-channel datasets the pixel-property quantiles."""
+        spec = self.spec(name)
+        out = list(spec.classes)
+        if spec.factors and not self.is_generator(name):
+            out = spec.groups()
+        return out + (list(PROPERTY_GROUPS) if not spec.colour else [])
 
     def presets(self, name: str) -> dict:
-        classes = data.class_names(self.store.dataset_of(name))
-        table = PRESETS[_style(self.store.dataset_of(name))]
-        return {k: v for k, v in table.items() if all(g in classes or g in PROPERTY_GROUPS for g in v)}
+        spec = self.spec(name)
+        groups = set(self.groups(name))
+        table = {**spec.attribute_presets, **(PROPERTY_PRESETS if not spec.colour else {})}
+        return {k: v for k, v in table.items() if all(g in groups for g in v)}
+
+    def _factor_group(self, spec, group: str):
+        """(factor index, codes of its values that count, negated) of a factor or yes/no group, else None."""
+        names = list(spec.factors)
+        negated = group.startswith("not ") and group[4:] in spec.binary
+        key = group[4:] if negated else group
+        if key in spec.binary:
+            factor, yes = spec.binary[key]
+            values = spec.factors[factor]
+            return names.index(factor), [values.index(v) for v in yes], negated
+        factor, sep, value = group.partition(": ")
+        if sep and factor in spec.factors and value in spec.factors[factor]:
+            return names.index(factor), [spec.factors[factor].index(value)], False
+        return None
 
     def _mask(self, name: str, group: str) -> np.ndarray:
         sset = self.samples(name)
         if group in sset.classes:
             return sset.labels == sset.classes.index(group)
-        if group in PROPERTY_GROUPS:
+        spec = self.spec(name)
+        fg = self._factor_group(spec, group) if spec.factors else None
+        if fg is not None and not isinstance(sset, GeneratedSet):
+            j, codes, negated = fg
+            factors = self.store.dataset(spec.name).factors
+            mask = np.isin(factors[:, j].numpy(), codes)
+            return ~mask if negated else mask
+        if group in PROPERTY_GROUPS and not spec.colour:
             prop, top = PROPERTY_GROUPS[group]
-            images = self._images(name)[:, None]
+            images = self._images(name)
             hi, lo = latents.quantile_masks(latents.pixel_property(images, prop), QUANTILE)
             return hi if top else lo
-        raise gr.Error(f"unknown group {group!r}; choose a class or one of {list(PROPERTY_GROUPS)}")
+        raise gr.Error(f"unknown group {group!r}; choose one of {self.groups(name)}")
 
     def _images(self, name: str) -> np.ndarray:
-        """(N, 28, 28) floats: the test images, or a generator's samples."""
+        """Floats (N, H, W) or (N, H, W, 3): the test images, or a generator's samples."""
         sset = self.samples(name)
         if isinstance(sset, GeneratedSet):
             return sset.images
-        return self.store.dataset(self.store.dataset_of(name)).floats().numpy()[:, 0]
+        return latents.display(self.store.dataset(self.store.dataset_of(name)).floats())
 
     def vector(self, name: str, group_a: str, group_b: str) -> np.ndarray:
         if group_a == group_b:
@@ -192,7 +214,7 @@ class AttributePanel(Panel):
             return sset.images[i], (f"generated sample #{i} ({self._class_of(sset, i)}; classifier "
                                     f"p = {sset.confidence[i]:.2f})")
         i = whole(index, "Test image index", 0, len(sset.codes) - 1)
-        x = self.store.dataset(self.store.dataset_of(name)).floats()[i, 0].numpy()
+        x = latents.display(self.store.dataset(self.store.dataset_of(name)).floats()[i:i + 1])[0]
         return x, f"test image #{i} ({self._class_of(sset, i)})"
 
     def upload_input(self, name: str, path) -> tuple[np.ndarray, str]:
@@ -210,26 +232,44 @@ class AttributePanel(Panel):
     @torch.no_grad()
     def encode(self, name: str, x: np.ndarray) -> np.ndarray:
         model = self.store.model(name)
-        return model.encode(torch.as_tensor(x, dtype=torch.float32)[None, None]).cpu().numpy()[0].astype(np.float64)
+        return model.encode(latents.from_display(x)).cpu().numpy()[0].astype(np.float64)
 
     @torch.no_grad()
     def decode(self, name: str, z: np.ndarray) -> np.ndarray:
         model = self.store.model(name)
-        return model.decode(torch.as_tensor(np.atleast_2d(z), dtype=torch.float32)).clamp(0, 1).cpu().numpy()[:, 0]
+        return latents.display(model.decode(torch.as_tensor(np.atleast_2d(z), dtype=torch.float32)).clamp(0, 1))
 
     def measure(self, name: str, images: np.ndarray, group_a: str, group_b: str) -> tuple[dict, str]:
         """Curves showing whether the attribute moves: a pixel property, or class probabilities."""
         view = self.samples(name)
+        spec = self.spec(name)
         for g in (group_a, group_b):
-            if g in PROPERTY_GROUPS:
+            if g in PROPERTY_GROUPS and not spec.colour:
                 prop = PROPERTY_GROUPS[g][0]
                 return {prop: latents.pixel_property(images, prop)}, f"measured {prop}"
         clf = self.store.classifier(self.store.dataset_of(name))
         if clf is None:
+            if spec.colour:
+                return {"brightness": np.asarray(images).mean(tuple(range(1, np.ndim(images))))}, \
+                    "mean brightness (no classifier in the zoo)"
             return {"ink": latents.pixel_property(images, "ink")}, "ink (no classifier in the zoo)"
-        p = clf.predict_proba(torch.as_tensor(images, dtype=torch.float32)[:, None]).cpu().numpy()
-        return ({f"p({group_a})": p[:, view.classes.index(group_a)],
-                 f"p({group_b})": p[:, view.classes.index(group_b)]}, "classifier probability")
+        x = latents.from_display(images)
+        p = clf.predict_proba(x).cpu().numpy()
+        heads = None
+
+        def prob(group):
+            nonlocal heads
+            if group in view.classes:
+                return p[:, view.classes.index(group)]
+            fg = self._factor_group(spec, group) if spec.factors else None
+            if fg is None or not getattr(clf, "factor_heads", None):
+                return np.full(len(x), np.nan)
+            if heads is None:
+                heads = [h.cpu().numpy() for h in clf.predict_factors(x)]
+            j, codes, negated = fg
+            q = heads[j][:, codes].sum(1)
+            return 1 - q if negated else q
+        return {f"p({group_a})": prob(group_a), f"p({group_b})": prob(group_b)}, "classifier probability"
 
     def strip(self, name: str, z: np.ndarray, v: np.ndarray, k: float, s: float, group_a: str, group_b: str):
         strengths = np.linspace(-k, k, STRIP)
@@ -277,8 +317,9 @@ class AttributePanel(Panel):
                 shown = plotting.Raster.pixels_of(plotting.image_row([x], ["G(z): the sample"]))
             else:
                 recon = self.decode(name, z)[0]
+                size = "×".join(map(str, self.spec(name).size))
                 shown = plotting.Raster.pixels_of(plotting.image_row([x, recon],
-                                                                     ["model input 28×28", "reconstruction"]))
+                                                                     [f"model input {size}", "reconstruction"]))
             out = self.decode(name, z + strength * v)[0]
             strip = self.strip(name, z, v, k, strength, group_a, group_b)
             counts = self.vector_note(name, group_a, group_b)
@@ -372,14 +413,16 @@ class AttributePanel(Panel):
     # --- anomaly detection ---------------------------------------------------------------------
 
     def ood_images(self, name: str, which: str) -> tuple[torch.Tensor, str]:
-        ds = self.store.dataset_of(name)
-        x = self.store.dataset(ds).floats()
+        spec = self.spec(name)
+        x = self.store.dataset(spec.name).floats()
         g = torch.Generator().manual_seed(0)
         if which == "the other dataset":
-            other = "mnist-5k" if _style(ds) == "fashion-mnist" else "fashion-mnist"
-            return self.store.dataset(other).floats()[:1000], f"{other} test images"
+            other = spec.other or next(n for n in datasets.names() if n != spec.name)
+            ox = latents.to_shape(self.store.dataset(other).floats()[:1000], spec.shape)
+            resized = "" if datasets.get(other).shape == spec.shape else f", made {'×'.join(map(str, spec.shape))}"
+            return ox, f"{other} test images{resized}"
         if which == "uniform noise":
-            return torch.rand(1000, 1, 28, 28, generator=g), "uniform noise"
+            return torch.rand(1000, *spec.shape, generator=g), "uniform noise"
         if which == "inverted test images":
             return 1 - x[:1000], "inverted test images"
         raise gr.Error(f"unknown out-of-distribution set {which!r}; choose from {OOD_SETS}")
@@ -409,7 +452,7 @@ class AttributePanel(Panel):
             try:
                 x, _ = self.upload_input(name, upload)
                 model = self.store.model(name)
-                marks["your image"] = float(metrics.reconstruction_errors(model, torch.as_tensor(x)[None, None])[0])
+                marks["your image"] = float(metrics.reconstruction_errors(model, latents.from_display(x))[0])
             except gr.Error:
                 pass
         auc = metrics.roc_auc(e_in, e_out)
@@ -424,7 +467,7 @@ class AttributePanel(Panel):
             text += f" Your image: error {marks['your image']:.4f}, {'flagged' if flagged else 'not flagged'}."
         view = self.store.view(name)
         top = np.argsort(-e_in)[:k]
-        images = self.store.dataset(self.store.dataset_of(name)).floats()[top, 0].numpy()
+        images = latents.display(self.store.dataset(self.store.dataset_of(name)).floats()[top])
         gallery = [(plotting.upscale(im, 4), f"#{i} {view.classes[int(view.labels[i])]} · {e_in[i]:.4f}")
                    for im, i in zip(images, top)]
         if self._stale(name, request):  # switched while the errors were being computed (seconds, the first time)
@@ -539,5 +582,6 @@ def build(store: Store) -> AttributePanel:
                          (panel.on_anomaly, anomaly_in, anomaly_out, common),
                          (lambda m, a, b: panel.on_random_analogy(m, a, b, seed=0), [model, group_a, group_b],
                           [ia, ib, ic, analogy_img], common)]
-    panel.components = dict(live=live, strength=strength, k=k, strip=strip, decoded=decoded, note=note)
+    panel.model_choices = [(model, panel.models)]
+    panel.components = dict(model=model, live=live, strength=strength, k=k, strip=strip, decoded=decoded, note=note)
     return panel

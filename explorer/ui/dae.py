@@ -222,7 +222,8 @@ class DAEPanel(Panel):
                 codes = live.models[arm].encode(x).cpu().numpy()
                 coords = projection.project(codes, "pca")
                 value = payload(coords, labels, ds.classes, f"live {label}: PCA of 16-D codes", ("PC 1", "PC 2"),
-                                sprite_side=side, index=np.arange(LIVE_TRAIN, LIVE_TRAIN + len(x)))
+                                sprite_side=side, thumb=self.store.sprite_thumb("fashion-mnist"),
+                                index=np.arange(LIVE_TRAIN, LIVE_TRAIN + len(x)))
                 out.append((value, f"{len(x):,} held-out images (not trained on)", {}))
             return out
         for name in self.pair():

@@ -74,16 +74,16 @@ The same DDPM run on the 16-D codes of a trained VAE (standardised), decoded by 
 
 
 def _uint8(x: torch.Tensor) -> np.ndarray:
-    """Images (N, 1, 28, 28) in [0, 1] -> uint8 (N, 28, 28)."""
-    return x.clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()[:, 0]
+    """Images (N, C, H, W) in [0, 1] -> uint8 (N, H, W), or (N, H, W, 3) for colour."""
+    return data.to_uint8_layout(x.float().cpu()).numpy()
 
 
 def _mosaic(images: np.ndarray, pad: int = 1, scale: int = SCALE) -> np.ndarray:
-    """uint8 (N, h, w) -> one near-square mosaic, upscaled ``scale`` times, white gaps."""
-    n, h, w = images.shape
+    """uint8 (N, h, w) or (N, h, w, 3) -> one near-square mosaic, upscaled ``scale`` times, white gaps."""
+    n, h, w = images.shape[:3]
     cols = int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / cols))
-    canvas = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad), 255, np.uint8)
+    canvas = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad, *images.shape[3:]), 255, np.uint8)
     for i, im in enumerate(images):
         r, c = divmod(i, cols)
         canvas[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w] = im
@@ -95,7 +95,7 @@ def _frame(x_t: np.ndarray, x0: np.ndarray, gap: int = 4) -> np.ndarray:
     up crisply (CSS pixelated), so each streamed frame is a ~1 ms PNG instead of ~15 ms at 3x; the
     GIF and MP4 exports upscale by SCALE."""
     a, b = _mosaic(x_t, scale=1), _mosaic(x0, scale=1)
-    return np.concatenate([a, np.full((a.shape[0], gap), 255, np.uint8), b], axis=1)
+    return np.concatenate([a, np.full((a.shape[0], gap, *a.shape[2:]), 255, np.uint8), b], axis=1)
 
 
 # Concurrent sampling runs (and comparisons): half the cores, so the rest always serve the light events.
@@ -167,12 +167,13 @@ class DiffusionPanel(Panel):
         with the same noise; returns (linear x_t, cosine x_t, curves with a marker at t, caption)."""
         ds = self.images(dataset)
         index, t = whole(index, "Test image index", 0, len(ds) - 1), whole(t, "t", 0, T_FORWARD)
-        x0 = ds.floats()[index:index + 1] * 2 - 1                                        # (1, 1, 28, 28) in [-1, 1]
+        x0 = ds.floats()[index:index + 1] * 2 - 1                                        # (1, C, H, W) in [-1, 1]
         noise = diffusion.randn(x0.shape, torch.Generator().manual_seed(valid_seed(seed)))  # the same eps for both
         out, caption = [], []
         for name, s in self._schedules.items():
             x_t = x0 if t == 0 else diffusion.q_sample(s, x0, t - 1, noise)
-            out.append(_uint8((x_t + 1) / 2)[0].repeat(8, 0).repeat(8, 1))
+            up = max(2, 224 // x0.shape[-1])  # 8x for 28 px, 3x for 64 px
+            out.append(_uint8((x_t + 1) / 2)[0].repeat(up, 0).repeat(up, 1))
             if t:
                 ab = s.alphas_cumprod[t - 1].item()
                 caption.append(f"{name}: ᾱ_t = {ab:.4f}, log-SNR = {s.log_snr[t - 1].item():+.2f}")
@@ -299,12 +300,21 @@ class DiffusionPanel(Panel):
 
     def on_model(self, name, steps):
         """Model chosen: the steps slider spans 1..T of that model, and the timestep spacing is its own."""
+        if not name:  # a dataset without diffusion models
+            return gr.update(), gr.update()
         try:
             config = DDPMConfig(**self.store.zoo.info(name)["config"])
             T, spacing = int(config.timesteps), config.sampling_spacing
         except (CheckpointError, TypeError, ValueError):
             return gr.update(maximum=1000), gr.update()
         return gr.update(maximum=T, value=min(int(steps), T), label=f"Steps (<= T = {T})"), gr.update(value=spacing)
+
+    def on_model_classes(self, name):
+        """The class menu of the chosen model's dataset (Fashion-MNIST's garments, the faces' mouths...)."""
+        if not name:
+            return gr.update()
+        classes = self.images(self._dataset(name)).classes
+        return gr.update(choices=[EACH_CLASS, UNCONDITIONAL, *classes], value=EACH_CLASS)
 
     def tradeoff(self):
         """(chart pixels or None, caption) from the tradeoff.json files shipped beside the checkpoints."""
@@ -467,7 +477,8 @@ def build(store: Store) -> DiffusionPanel:
     api_fwd = gr.Button(visible=False)
     api_fwd.click(panel.forward, forward_inputs, forward_outputs, api_name="diffusion_forward")
 
-    model.change(panel.on_model, [model, steps], [steps, spacing], api_name=False, show_progress="hidden")
+    model.change(panel.on_model, [model, steps], [steps, spacing], api_name=False, show_progress="hidden").then(
+        panel.on_model_classes, [model], [label], api_name=False, show_progress="hidden")
     run_inputs = [model, sampler, steps, eta, label, guidance, seed, batch, spacing]
     run_event = run_btn.click(panel.run, run_inputs, [frame, status, scrub], api_name="diffusion_run",
                               show_progress="hidden", **runs)
@@ -478,6 +489,9 @@ def build(store: Store) -> DiffusionPanel:
     mp4_btn.click(panel.mp4, None, gif_file, api_name="diffusion_mp4")
     cmp_btn.click(panel.compare, [cmp_pixel, cmp_latent, steps, eta, label, seed, batch],
                   [cmp_a, cmp_a_text, cmp_b, cmp_b_text], api_name="diffusion_compare", **runs)
+    panel.model_choices = [(model, panel.model_names), (cmp_pixel, lambda: [n for n in panel.model_names()
+                                                                               if n in pixel]),
+                           (cmp_latent, lambda: [n for n in panel.model_names() if n in latent])]
     panel.components = dict(forward=forward_inputs, forward_outputs=forward_outputs, model=model, run=run_btn,
                             stop=stop_btn, frame=frame, status=status, scrub=scrub)
     panel.opens = [(panel.on_open, forward_inputs, [*forward_outputs, tradeoff_img, tradeoff_text],

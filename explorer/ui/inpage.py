@@ -58,8 +58,10 @@ class Decoders:
     def spec(self, name: str) -> dict:
         """What the page needs to decode ``name``: {name, dim, sha (None = use the server), note}."""
         zoo = self.store.zoo
-        dim = int(zoo.info(name)["config"].get("latent_dim", 0))
-        spec = {"name": name, "dim": dim, "sha": None, "note": ""}
+        handle = zoo.handle(name)
+        dim = int(handle.config.get("latent_dim", 0))
+        # shape: (C, H, W) of one decoded image; the page draws planar float32 (N, C, H, W) in [0, 1]
+        spec = {"name": name, "dim": dim, "shape": list(handle.image_shape), "sha": None, "note": ""}
         if not export.exportable(zoo, name):
             spec["note"] = "decoding on the server: this model has no in-page decoder"
             return spec
@@ -134,7 +136,7 @@ class Decoders:
         return session
 
     def decode(self, name: str, z) -> torch.Tensor:
-        """Codes (N, D) -> images (N, 1, 28, 28) in [0, 1]: through the same ONNX decoder the page runs
+        """Codes (N, D) -> images (N, C, H, W) in [0, 1]: through the same ONNX decoder the page runs
         (onnxruntime, ~0.3 ms for one code on this machine's CPU against ~1.4 ms in PyTorch; the two agree
         to 1e-5), else through the PyTorch model."""
         session = self.session(name)
@@ -163,7 +165,8 @@ def pack(values, dtype) -> str:
 
 
 def pixels_b64(images: torch.Tensor) -> str:
-    """(N, 1, 28, 28) floats in [0, 1] -> base64 of N*784 uint8, the page's fallback format."""
+    """(N, C, H, W) floats in [0, 1] -> base64 of N*C*H*W uint8 (planar, as the ONNX decoder outputs), the page's
+    fallback format."""
     x = images.clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
     return base64.b64encode(x.tobytes()).decode()
 

@@ -12,7 +12,7 @@ import gradio as gr
 import numpy as np
 import torch
 
-from .. import latents, plotting
+from .. import data, latents, plotting
 from .inpage import pack
 from .store import MAP_RANGE, Store
 from .panel import Panel, explanation
@@ -57,7 +57,8 @@ principal directions (PCs), and the sliders move the code along the top six.
 
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:
-    return (x.clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy())[0, 0]  # (28, 28)
+    """The first decoded image as uint8 (H, W), or (H, W, 3) for colour."""
+    return data.to_uint8_layout(x[:1].cpu()).numpy()[0]
 
 
 def _bounds(center: float, scale: float) -> tuple[float, float]:
@@ -150,11 +151,11 @@ class LatentGridPanel(Panel):
         return view.plane.inverse_transform(vals[None], res)
 
     def decode_coords(self, name, values, residual=None) -> np.ndarray:
-        """Slider values -> decoded uint8 (28, 28) image."""
+        """Slider values -> decoded uint8 image (H, W) or (H, W, 3)."""
         return self.decode_code(name, self._z(self._view(name), values, residual))
 
     def decode_code(self, name, z) -> np.ndarray:
-        """One code (1, D) -> decoded uint8 (28, 28) image (onnxruntime when built, else PyTorch)."""
+        """One code (1, D) -> decoded uint8 image (H, W[, 3]) (onnxruntime when built, else PyTorch)."""
         return _to_uint8(self.store.decoders.decode(name, z))
 
     def _info(self, name, values, residual=None):
@@ -331,6 +332,7 @@ def build(store: Store) -> LatentGridPanel:
     # One small decode (~1 ms): unqueued, so a script gets it in one request (POST /gradio_api/run/decode)
     # without the queue's bookkeeping and event stream; gradio_client and /gradio_api/call/decode still work.
     api_decode.click(panel.api_decode, [model, api_a, api_b], decoded, api_name="decode", queue=False)
+    panel.model_choices = [(model, store.encoder_models)]  # what the app's Dataset menu filters
     panel.components = dict(model=model, explorer=explorer, headline=headline, decoded=decoded, info=info)
     # the default model's plane, map and decoder spec when the page loads; the page decodes from there
     panel.loads = [(panel.on_model, [model], [explorer, headline], common)] if default else []

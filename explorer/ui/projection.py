@@ -71,10 +71,11 @@ def map_value(store: Store, name: str, method: str, progress=None) -> tuple[dict
     shows a model's map of its test codes (this one and the DAE panel)."""
     p = store.projection(name, method, progress)
     view = store.view(name)
-    _, side = store.sprite(store.dataset_of(name))
+    dataset = store.dataset_of(name)
+    _, side = store.sprite(dataset)
     title = f"{_short(name)}: {p.label} of {view.latent_dim}-D codes"
     value = payload(p.coords, view.labels, view.classes, title, (f"{p.label} 1", f"{p.label} 2"),
-                    sprite_side=side)
+                    sprite_side=side, thumb=store.sprite_thumb(dataset))
     return value, map_stats(store, name, p)
 
 
@@ -200,9 +201,10 @@ class ProjectionPanel(Panel):
         view = self.store.view(name)
         i = self._picks(name, picks)[-1]
         x = self.store.dataset(self.store.dataset_of(name)).floats()[i:i + 1]
-        images = [x[0, 0].numpy()] + [self.store.model(m).reconstruct(x).clamp(0, 1)[0, 0].cpu().numpy()
-                                      for m in models]
-        row = plotting.upscale(latents.tile(np.stack(images)[None], pad=2)[:, :-2], 6)  # (28, k*30 - 2) x 6
+        images = [latents.display(x)[0]] + [latents.display(self.store.model(m).reconstruct(x).clamp(0, 1))[0]
+                                            for m in models]
+        scale = max(1, 168 // x.shape[-1])  # 6x for 28 px, 2x for 64 px
+        row = plotting.upscale(latents.tile(np.stack(images)[None], pad=2)[:, :-2], scale)  # (H, k*(W+2) - 2) x scale
         z = view.codes[i]
         text = (f"**#{i} {view.classes[int(view.labels[i])]}**: original, then "
                 + ", ".join(f"{_short(m)} reconstruction" for m in models) + ".\n\n"
@@ -227,7 +229,7 @@ class ProjectionPanel(Panel):
             model = self.store.model(m)
             for kind, path in (("linear", latents.lerp), ("slerp", latents.slerp)):
                 zs = path(codes[a], codes[b], ts)  # (STEPS, D)
-                xs = model.decode(torch.as_tensor(zs, dtype=torch.float32)).clamp(0, 1).cpu().numpy()[:, 0]
+                xs = latents.display(model.decode(torch.as_tensor(zs, dtype=torch.float32)).clamp(0, 1))
                 label = kind if len(models) == 1 else f"{_short(m)}\n{kind}"
                 rows[label] = xs
                 norms[label.replace("\n", " ")] = np.linalg.norm(zs, axis=1)
@@ -342,5 +344,6 @@ def build(store: Store) -> ProjectionPanel:
     api_btn, a_in, b_in = gr.Button(visible=False), gr.Number(visible=False), gr.Number(visible=False)
     api_btn.click(panel.api_pick, [model, compare, a_in, b_in], [row, code, strips], api_name="pick",
                   concurrency_id="model")
+    panel.model_choices = [(model, panel.models)]
     panel.components = dict(model=model, method=method, compare=compare, map_a=map_a, map_b=map_b, view=view)
     return panel

@@ -43,7 +43,7 @@ class GeneratedSet:
 
     name: str
     codes: np.ndarray          # (N, D) from the prior, seed GENERATED_SEED
-    images: np.ndarray         # (N, 28, 28) floats in [0, 1]
+    images: np.ndarray         # (N, H, W) or (N, H, W, 3) floats in [0, 1]
     labels: np.ndarray         # (N,) class index, -1: the classifier is not sure enough
     confidence: np.ndarray     # (N,) the classifier's top probability
     classes: list[str]
@@ -150,7 +150,7 @@ class Store:
         images = torch.cat([model.decode(codes[i:i + 500]).clamp(0, 1).cpu() for i in range(0, GENERATED, 500)])
         probs = torch.cat([clf.predict_proba(images[i:i + 500].to(self.device)).cpu()
                            for i in range(0, GENERATED, 500)]).numpy()
-        return GeneratedSet(name, codes.cpu().numpy().astype(np.float64), images[:, 0].numpy(),
+        return GeneratedSet(name, codes.cpu().numpy().astype(np.float64), latents.display(images),
                             latents.confident_labels(probs, CONFIDENT), probs.max(axis=1), data.class_names(dataset),
                             CONFIDENT)
 
@@ -185,6 +185,12 @@ class Store:
             images = self.dataset(dataset).images.numpy()
             return sprite_url(projection.sprite(images)), int(np.ceil(np.sqrt(len(images))))
         return self._once(self._sprites, "sprite", dataset, make)
+
+    def sprite_thumb(self, dataset: str) -> int:
+        """Pixels a side of one thumbnail in :meth:`sprite`'s mosaic."""
+        images = self.dataset(dataset).images
+        n, h, w = images.shape[:3]
+        return h // projection.sprite_step(n, h, w)
 
     def _key_lock(self, key) -> threading.RLock:
         with self._lock:

@@ -102,8 +102,8 @@ class View:
 
 
 def _images(x: torch.Tensor) -> np.ndarray:
-    """(N, 1, 28, 28) tensor -> float (N, 28, 28) numpy in [0, 1]."""
-    return x.detach().float().clamp(0, 1).cpu().numpy()[:, 0]
+    """(N, C, H, W) tensor -> float (N, H, W) or (N, H, W, 3) numpy in [0, 1]."""
+    return latents.display(x.detach().float().clamp(0, 1))
 
 
 def _slerp_path(a: torch.Tensor, b: torch.Tensor, n: int) -> torch.Tensor:
@@ -277,7 +277,7 @@ class ZooPanel(Panel):
 
     def _render(self, dataset: str, seed: int, pair: tuple, rows: list, seconds: float) -> View:
         ds = self.store.dataset(dataset)
-        pair_images = ds.floats()[list(pair)].numpy()[:, 0]
+        pair_images = latents.display(ds.floats()[list(pair)])
         notes = [f"sampling ({DDIM_STEPS['pixel']} DDIM steps per image)…" if r.pending else self._short_error(r)
                  for r in rows]
         fig = plotting.zoo_grid(
@@ -424,6 +424,7 @@ def build(store: Store) -> ZooPanel:
     source.input(panel.draw, inputs, outputs, api_name=False, **common)
     nxt.click(panel.new_seed, seed, seed, api_name=False, show_progress="hidden").then(
         panel.draw, inputs, outputs, api_name=False, **common)
+    panel.dataset_menu = dataset  # the app's Dataset menu sets it
     panel.components = dict(dataset=dataset, seed=seed, source=source, draw=draw, next=nxt, grid=grid,
                             caption=caption, table=table)
     panel.opens = [(panel.on_open, inputs, outputs, common),

@@ -96,7 +96,8 @@ function drawStrip() {
       const off = document.createElement('canvas'); off.width = c.width; off.height = c.height;
       const o = off.getContext('2d');
       for (let i = 0; i < n; i++) {
-        LSX.mosaic(o, AT.strip.subarray(i * 784, (i + 1) * 784), 1, 1, (left + i * (tile + gap)) * dpr, top * dpr, tile * dpr, tile * dpr);
+        const sh = AT.strip.shape, n = LSX.px(sh);
+        LSX.mosaic(o, AT.strip.subarray(i * n, (i + 1) * n), 1, 1, (left + i * (tile + gap)) * dpr, top * dpr, tile * dpr, tile * dpr, 0, false, sh);
       }
       AT.stripCanvas = off;
     }

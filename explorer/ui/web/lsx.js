@@ -59,7 +59,11 @@ window.LSX = window.LSX || (() => {
     return ortPromise;
   };
 
-  // ---- decoders: {mode: 'page'|'server', note, dim, run(z: Float32Array, n) -> Promise<Float32Array n*784 in [0,1]>}
+  // ---- decoders: {mode: 'page'|'server', note, dim, shape: [C, H, W],
+  //      run(z: Float32Array, n) -> Promise<Float32Array n*C*H*W in [0,1], planar (N, C, H, W), .shape = [C, H, W]>}
+  L.SHAPE0 = [1, 28, 28];  // what a spec without a shape means (the grey datasets)
+  L.px = (shape) => { const s = shape || L.SHAPE0; return s[0] * s[1] * s[2]; };  // floats per image
+  const shaped = (a, shape) => { a.shape = shape; return a; };
   const sessions = new Map();  // sha -> Promise<decoder>
 
   function serial(fn) {  // one run at a time per session (a wasm session is not re-entrant)
@@ -70,14 +74,14 @@ window.LSX = window.LSX || (() => {
   function serverDecoder(spec, server, reason) {
     const fn = server && server.decode_codes;
     return {
-      mode: 'server', note: reason, dim: spec.dim, name: spec.name,
+      mode: 'server', note: reason, dim: spec.dim, name: spec.name, shape: spec.shape || L.SHAPE0,
       run: serial(async (z, n) => {
         if (!fn) throw new Error('no server to decode on');
         const r = await fn({name: spec.name, z: Array.from(z, v => Math.round(v * 1e5) / 1e5), n});
         if (!r || r.error) throw new Error((r && r.error) || 'the server did not answer');
         const bytes = L.b64bytes(r.pixels), out = new Float32Array(bytes.length);
         for (let i = 0; i < bytes.length; i++) out[i] = bytes[i] / 255;
-        return out;
+        return shaped(out, spec.shape || L.SHAPE0);
       }),
     };
   }
@@ -130,12 +134,12 @@ window.LSX = window.LSX || (() => {
         keep('/lsx-onnx/' + spec.sha, bytes);
       }
       const session = await ort.InferenceSession.create(bytes, {executionProviders: ['wasm'], graphOptimizationLevel: 'all'});
-      const dim = spec.dim;
+      const dim = spec.dim, shape = spec.shape || L.SHAPE0;
       return {
-        mode: 'page', note: 'decoding in your browser (WebAssembly)', dim, name: spec.name,
+        mode: 'page', note: 'decoding in your browser (WebAssembly)', dim, name: spec.name, shape,
         run: serial(async (z, n) => {
           const out = await session.run({z: new ort.Tensor('float32', z, [n, dim])});
-          return out.x.data;
+          return shaped(out.x.data, shape);
         }),
       };
     })());
@@ -178,22 +182,26 @@ window.LSX = window.LSX || (() => {
     if (!tiles[k]) { const c = document.createElement('canvas'); c.width = w; c.height = h; tiles[k] = c; }
     return tiles[k];
   }
-  // images: Float32Array (count * 784) in [0,1]; draws a cols x rows mosaic with `gap` white pixels
-  // between tiles, scaled to fill (x, y, w, h) of ctx with crisp pixels.
-  L.mosaic = (ctx, images, count, cols, x, y, w, h, gap = 0, invert = false) => {
-    const rows = Math.ceil(count / cols), S = 28;
-    const W = cols * S + (cols - 1) * gap, H = rows * S + (rows - 1) * gap;
+  // images: Float32Array (count * C*H*W) in [0,1], planar (N, C, H, W) with C = 1 (grey) or 3 (RGB);
+  // `shape` [C, H, W] (default: images.shape, set by the decoders, else 28x28 grey). Draws a cols x rows mosaic
+  // with `gap` white pixels between tiles, scaled to fill (x, y, w, h) of ctx with crisp pixels.
+  L.mosaic = (ctx, images, count, cols, x, y, w, h, gap = 0, invert = false, shape = null) => {
+    const [C, SH, SW] = shape || images.shape || L.SHAPE0, plane = SH * SW, per = C * plane;
+    const rows = Math.ceil(count / cols);
+    const W = cols * SW + (cols - 1) * gap, H = rows * SH + (rows - 1) * gap;
     const c = tileCanvas(W, H), cctx = c.getContext('2d');
     const im = cctx.createImageData(W, H), d = im.data;
     d.fill(255);
+    const byte = (v) => { v = v < 0 ? 0 : v > 1 ? 1 : v; return Math.round((invert ? 1 - v : v) * 255); };
     for (let k = 0; k < count; k++) {
-      const ox = (k % cols) * (S + gap), oy = Math.floor(k / cols) * (S + gap), base = k * 784;
-      for (let r = 0; r < S; r++) {
+      const ox = (k % cols) * (SW + gap), oy = Math.floor(k / cols) * (SH + gap), base = k * per;
+      for (let r = 0; r < SH; r++) {
         let p = ((oy + r) * W + ox) * 4;
-        for (let col = 0; col < S; col++, p += 4) {
-          let v = images[base + r * S + col]; v = v < 0 ? 0 : v > 1 ? 1 : v;
-          const g = Math.round((invert ? 1 - v : v) * 255);
-          d[p] = g; d[p + 1] = g; d[p + 2] = g; d[p + 3] = 255;
+        for (let col = 0; col < SW; col++, p += 4) {
+          const i = base + r * SW + col;
+          if (C === 1) { const g = byte(images[i]); d[p] = g; d[p + 1] = g; d[p + 2] = g; }
+          else { d[p] = byte(images[i]); d[p + 1] = byte(images[i + plane]); d[p + 2] = byte(images[i + 2 * plane]); }
+          d[p + 3] = 255;
         }
       }
     }
@@ -201,9 +209,10 @@ window.LSX = window.LSX || (() => {
     ctx.imageSmoothingEnabled = false;
     ctx.drawImage(c, 0, 0, W, H, x, y, w, h);
   };
-  L.image = (canvas, images, offset = 0) => {  // one 28x28 image filling a canvas
-    const ctx = canvas.getContext('2d');
-    L.mosaic(ctx, offset ? images.subarray(offset * 784, offset * 784 + 784) : images, 1, 1, 0, 0, canvas.width, canvas.height);
+  L.image = (canvas, images, offset = 0, shape = null) => {  // one image (image `offset` of a batch) filling a canvas
+    const ctx = canvas.getContext('2d'), sh = shape || images.shape || L.SHAPE0, n = L.px(sh);
+    L.mosaic(ctx, offset ? images.subarray(offset * n, offset * n + n) : images, 1, 1, 0, 0, canvas.width, canvas.height,
+             0, false, sh);
   };
 
   // ---- latent maths shared by the panels

@@ -107,7 +107,7 @@ const short = m => m.L.label || m.L.name;
 // reconstruction: slerp(0) = z_A, slerp(1) = z_B exactly). The images at the slider's t follow in a
 // second, small batch once everything else is drawn.
 const pickJob = LSX.latest(), walkJob = LSX.latest();
-const recons = new Map();  // model key + '|' + index -> Float32Array(784), the last 64
+const recons = new Map();  // model key + '|' + index -> Float32Array(C*H*W) with .shape, the last 64
 function cachedRecon(m, idx) { return recons.get(m.L.key + '|' + idx) || null; }
 function keepRecon(m, idx, x) {
   recons.set(m.L.key + '|' + idx, x);
@@ -136,13 +136,14 @@ function pick(sel, t0, done = () => {}) {
       const dec = await decoderFor(m.L);
       const x = want.length ? await dec.run(z, want.length) : new Float32Array(0);
       let o = 0;
-      if (!rB) { rB = x.slice(0, 784); keepRecon(m, B, rB); o++; }
+      const sh = dec.shape || LSX.SHAPE0, P = LSX.px(sh), own = (a) => { a.shape = sh; return a; };
+      if (!rB) { rB = own(x.slice(0, P)); keepRecon(m, B, rB); o++; }
       const r = {m, dec, zA, zB, x: rB};
       if (two) {
-        if (!rA) { rA = x.slice(o * 784, (o + 1) * 784); keepRecon(m, A, rA); o++; }
-        const k = inner.length, row = (from) => {  // (steps * 784): A's reconstruction, the inner points, B's
-          const out = new Float32Array(V.steps * 784);
-          out.set(rA, 0); out.set(x.subarray(from * 784, (from + k) * 784), 784); out.set(rB, (V.steps - 1) * 784);
+        if (!rA) { rA = own(x.slice(o * P, (o + 1) * P)); keepRecon(m, A, rA); o++; }
+        const k = inner.length, row = (from) => {  // (steps * C*H*W): A's reconstruction, the inner points, B's
+          const out = own(new Float32Array(V.steps * P));
+          out.set(rA, 0); out.set(x.subarray(from * P, (from + k) * P), P); out.set(rB, (V.steps - 1) * P);
           return out;
         };
         r.strips = {linear: row(o), slerp: row(o + k)};
