@@ -92,6 +92,7 @@ class AttributePanel(Panel):
     def __init__(self, store: Store):
         self.store = store
         self._errors: dict = {}
+        self._effects: dict = {}
         # each browser session's model, as its last model change set it: a slower event for the model it
         # had before (the tab's first Apply or anomaly histogram) must not overwrite the new model's results
         self._current = TTLCache(maxsize=4096, ttl=3600)
@@ -410,6 +411,35 @@ class AttributePanel(Panel):
         c = self.random_index(name, group_b, rng.integers(1 << 31))
         return a, b, c, self.on_analogy(name, a, b, c)
 
+    # --- the measured side effects of a dataset's yes/no vectors (explorer/effects.py) -----------
+
+    def effects_table(self, name: str) -> str:
+        """Markdown: every yes/no vector of the model's dataset against every factor, measured (the table
+        shipped beside the checkpoint as effects.json, else measured now, ~10-30 s, and kept); "" for a dataset
+        without labelled factors or a model without an encoder."""
+        from .. import effects
+
+        if not name:
+            return ""
+        spec = self.spec(name)
+        if not spec.factors or self.is_generator(name) or not effects.binary_presets(spec):
+            return ""
+        if name not in self._effects:
+            import json
+
+            path = self.store.zoo.path(name) / effects.FILE
+            try:
+                found = effects.from_json(json.loads(path.read_text())) if path.is_file() else None
+            except (OSError, ValueError, KeyError, TypeError):
+                found = None
+            if found is None:
+                try:
+                    found = effects.for_checkpoint(self.store.zoo, name, self.store)
+                except ValueError as err:
+                    return f"*Side effects not measured: {err}*"
+            self._effects[name] = found
+        return "#### What each attribute vector does, measured\n" + effects.summary(spec, self._effects[name])
+
     # --- anomaly detection ---------------------------------------------------------------------
 
     def ood_images(self, name: str, which: str) -> tuple[torch.Tensor, str]:
@@ -515,6 +545,7 @@ def build(store: Store) -> AttributePanel:
                         "pixel property, or the classifier's probability, of each image; the dashed line is s at Apply.",
                         elem_id="attr-strip-note")
             strip = gr.Image(show_label=False, interactive=False, elem_id="attr-strip", buttons=["download"])
+            effects_md = gr.Markdown(elem_id="attr-effects")
             # Scripting: the strength Apply uses (the page reports where its slider was left) and the
             # server's decode at that strength, returned by /attribute.
             strength = gr.Slider(*STRENGTH[:2], value=1.0, step=STRENGTH[2], label="Strength s", visible=False,
@@ -564,7 +595,8 @@ def build(store: Store) -> AttributePanel:
     preset.change(panel.on_preset, [model, preset], [group_a, group_b], api_name=False)
     event = applied(model.change(panel.on_model, model, [preset, group_a, group_b, source, index, upload, rand],
                                  api_name=False, **common))
-    event.then(panel.on_anomaly, anomaly_in, anomaly_out, api_name=False, **common).then(
+    event.then(panel.effects_table, model, effects_md, api_name=False, **common).then(
+        panel.on_anomaly, anomaly_in, anomaly_out, api_name=False, **common).then(
         lambda m, a, b: panel.on_random_analogy(m, a, b, seed=0), [model, group_a, group_b],
         [ia, ib, ic, analogy_img], api_name=False, **common)  # the indices mean this model's images now
     applied(rand.click(lambda m, b: panel.random_index(m, b), [model, group_b], index, api_name=False).then(
@@ -579,6 +611,7 @@ def build(store: Store) -> AttributePanel:
     panel.opens = [(lambda m, b: panel.random_index(m, b, seed=0), [model, group_b], index, {}),
                          (panel.on_live, apply_in, live, common),
                          (panel.on_apply, apply_in, apply_out, common),
+                         (panel.effects_table, [model], [effects_md], common),
                          (panel.on_anomaly, anomaly_in, anomaly_out, common),
                          (lambda m, a, b: panel.on_random_analogy(m, a, b, seed=0), [model, group_a, group_b],
                           [ia, ib, ic, analogy_img], common)]

@@ -1,0 +1,161 @@
+"""What an attribute vector does, measured against ground truth: the smile vector and its side effects.
+
+For a dataset with labelled factors (the faces) and a model with an encoder: each yes/no attribute vector the
+dataset offers, v = mean code(A) - mean code(not A) over the test set, is applied to up to 500 test images that
+are not A. The dataset's factor classifier then judges each moved decode g(z + s v) against the same image's
+unmoved reconstruction g(z) (never against the sharp original: a judge trained on sharp images misreads blurred
+decodes, so both sides of the comparison go through the decoder):
+
+- ``hit``: the share of moved decodes the classifier calls A, with ``hit_before``, the share of unmoved
+  reconstructions it already called A (the attribute's own false-positive floor);
+- ``kept[f]`` for every factor f: the share of images whose predicted value of f is the same after the move as
+  before it: 1.0 means the vector leaves f alone, lower values are side effects.
+
+    python -m explorer.effects faces/vae-64            # writes effects.json beside the checkpoint, prints the table
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import datasets
+
+N_IMAGES = 500
+STRENGTHS = (1.0, 2.0, 3.0)
+SUGGESTED = 2.0  # the strength the Attribute vectors panel suggests for these vectors (and the table's column)
+FILE = "effects.json"
+
+
+@dataclass
+class Effect:
+    vector: str           # the preset's name, e.g. "smile"
+    group_a: str          # "smiling"
+    group_b: str          # "not smiling"
+    n: int                # images moved
+    hit_before: float     # share judged A before the move (their reconstructions)
+    hit: dict             # strength -> share judged A after the move
+    kept: dict            # strength -> {factor: share of images whose predicted value is unchanged}
+
+
+def binary_presets(spec: datasets.DatasetSpec) -> dict:
+    """The dataset's presets that are a yes/no attribute against its negation (what the table measures)."""
+    return {k: (a, b) for k, (a, b) in spec.attribute_presets.items()
+            if a in spec.binary and b == f"not {a}"}
+
+
+def measure(encode, decode, judge, images: torch.Tensor, factors: np.ndarray, spec: datasets.DatasetSpec,
+            strengths=STRENGTHS, n_images: int = N_IMAGES, seed: int = 0, batch: int = 250) -> list[Effect]:
+    """Each yes/no vector of ``spec`` applied to up to ``n_images`` test images outside its group A.
+
+    ``encode(x (N, C, H, W)) -> codes (N, D)``, ``decode(codes) -> images``, ``judge(images) -> [probabilities
+    (N, values) per factor, in the order of spec.factors]``; ``images`` float (N, C, H, W) with ``factors``
+    int (N, F) their ground truth (for choosing groups and images)."""
+    names = list(spec.factors)
+    codes = torch.cat([encode(images[i:i + batch]).cpu() for i in range(0, len(images), batch)]).double().numpy()
+    rng = np.random.default_rng(seed)
+
+    def predicted(z: np.ndarray) -> np.ndarray:  # (N, F): the judge's value of every factor, decoded from z
+        out = []
+        for i in range(0, len(z), batch):
+            x = decode(torch.as_tensor(z[i:i + batch], dtype=torch.float32))
+            out.append(np.stack([p.argmax(-1).cpu().numpy() for p in judge(x)], 1))
+        return np.concatenate(out)
+
+    effects = []
+    for vec, (a, b) in binary_presets(spec).items():
+        factor, yes = spec.binary[a]
+        j = names.index(factor)
+        yes_codes = [spec.factors[factor].index(v) for v in yes]
+        is_a = np.isin(factors[:, j], yes_codes)
+        if not is_a.any() or is_a.all():
+            continue
+        v = codes[is_a].mean(0) - codes[~is_a].mean(0)
+        pick = np.flatnonzero(~is_a)
+        pick = np.sort(rng.choice(pick, min(n_images, len(pick)), replace=False))
+        z = codes[pick]
+        before = predicted(z)
+        hit, kept = {}, {}
+        for s in strengths:
+            after = predicted(z + s * v)
+            hit[s] = float(np.isin(after[:, j], yes_codes).mean())
+            kept[s] = {f: float((after[:, k] == before[:, k]).mean()) for k, f in enumerate(names)}
+        effects.append(Effect(vec, a, b, len(pick), float(np.isin(before[:, j], yes_codes).mean()), hit, kept))
+    return effects
+
+
+def for_checkpoint(zoo, name: str, store=None, strengths=STRENGTHS) -> list[Effect]:
+    """:func:`measure` for checkpoint ``name`` on its dataset's test set, judged by its dataset's classifier."""
+    from . import data
+
+    h = zoo.handle(name)
+    spec = datasets.get(h.dataset)
+    if not spec.factors or not h.caps.has_encoder:
+        raise ValueError(f"{name}: effects need a model with an encoder on a dataset with labelled factors")
+    model = store.model(name) if store else zoo.load(name, device="cpu")
+    clf_name = f"{h.dataset}/classifier"
+    clf = store.classifier(h.dataset) if store else (zoo.load(clf_name, device="cpu")
+                                                     if clf_name in zoo.available() else None)
+    if clf is None or not getattr(clf, "factor_heads", None):
+        raise ValueError(f"{name}: no factor classifier {clf_name!r} to judge with; "
+                         f"build it with `python -m explorer.training classifier --dataset {h.dataset}`")
+    test = store.dataset(h.dataset) if store else data.load_assets(h.dataset)
+    return measure(model.encode, model.decode, clf.predict_factors, test.floats(), test.factors.numpy(), spec,
+                   strengths)
+
+
+def to_json(effects: list[Effect]) -> list[dict]:
+    return [{**e.__dict__, "hit": {str(k): v for k, v in e.hit.items()},
+             "kept": {str(k): v for k, v in e.kept.items()}} for e in effects]
+
+
+def from_json(rows: list[dict]) -> list[Effect]:
+    return [Effect(r["vector"], r["group_a"], r["group_b"], r["n"], r["hit_before"],
+                   {float(k): v for k, v in r["hit"].items()}, {float(k): v for k, v in r["kept"].items()})
+            for r in rows]
+
+
+def table(effects: list[Effect], spec: datasets.DatasetSpec, s: float = SUGGESTED) -> str:
+    """A Markdown table: one row per vector; its hit rate before and after at strength ``s`` and, for every
+    factor, the share left unchanged (in italics the vector's own factor: there the change is the point)."""
+    if not effects:
+        return ""
+    factors = list(effects[0].kept[s])
+    head = ["vector (A − not A)", "images", "called A before", f"after, s = {s:g}"] + factors
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for e in effects:
+        own = spec.binary[e.group_a][0]
+        cells = [f"**{e.vector}**", f"{e.n}", f"{e.hit_before:.0%}", f"**{e.hit[s]:.0%}**"]
+        cells += [f"*{e.kept[s][f]:.0%}*" if f == own else f"{e.kept[s][f]:.0%}" for f in factors]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def summary(spec: datasets.DatasetSpec, effects: list[Effect], s: float = SUGGESTED) -> str:
+    """The table with a sentence on how to read it."""
+    return (f"Each yes/no vector applied at strength s = {s:g} to up to {N_IMAGES} test images without the "
+            "attribute; the factor classifier compares every moved decode with the same image's unmoved "
+            "reconstruction. *after*: the share it calls A; each factor column: the share whose predicted value did "
+            "not change (in italics the vector's own factor, which is meant to change).\n\n" + table(effects, spec, s))
+
+
+def main(argv=None) -> None:
+    from .checkpoints import Zoo
+
+    p = argparse.ArgumentParser(prog="python -m explorer.effects", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", help="a checkpoint with an encoder on a dataset with factors, e.g. faces/vae-64")
+    p.add_argument("--checkpoints", help="checkpoint root (default: the shipped checkpoints/)")
+    a = p.parse_args(argv)
+    zoo = Zoo(a.checkpoints)
+    torch.manual_seed(0)
+    effects = for_checkpoint(zoo, a.name)
+    (zoo.path(a.name) / FILE).write_text(json.dumps(to_json(effects), indent=2) + "\n")
+    print(summary(datasets.get(zoo.handle(a.name).dataset), effects))
+
+
+if __name__ == "__main__":
+    main()
