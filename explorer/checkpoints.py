@@ -75,12 +75,12 @@ def round_params(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
     return model
 
 
-def _write_weights(model: torch.nn.Module, directory: Path, dtype: torch.dtype | None) -> Path:
+def _write_weights(model: torch.nn.Module, directory: Path, dtype: torch.dtype | None, skip: str = "") -> Path:
     from safetensors.torch import save_file
 
     params = {k for k, p in model.named_parameters() if p.is_floating_point()}
     state = {k: (v.to(dtype) if dtype is not None and k in params else v).detach().cpu().contiguous()
-             for k, v in model.state_dict().items()}
+             for k, v in model.state_dict().items() if not (skip and k.startswith(skip))}
     tmp = directory / (WEIGHTS + ".tmp")
     save_file(state, str(tmp))
     os.replace(tmp, directory / WEIGHTS)  # never leave a half-written weights file under the real name
@@ -96,7 +96,8 @@ def save(model: torch.nn.Module, directory: str | os.PathLike, family: str, meta
     to the model's dtype."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    _write_weights(model, directory, dtype)
+    ref = meta.get("vae_weights")  # a latent diffusion model whose autoencoder's weights stay in its own checkpoint
+    _write_weights(model, directory, dtype, skip="vae." if ref else "")
     config = {"family": family, "config": model.config_dict(), **meta}
     (directory / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     return directory
@@ -134,6 +135,8 @@ def load_dir(directory: str | os.PathLike, device: str | torch.device | None = N
     try:
         model = models.build(config["family"], config["config"])
         state = load_file(str(weights))
+        if config.get("vae_weights"):
+            state.update(_referenced_vae(directory, name, config["vae_weights"], rebuild))
         # parameters may be stored in float16 (SHIP_DTYPE): cast every floating tensor to the dtype the
         # model holds it in (float32) rather than rely on load_state_dict's implicit copy
         own = model.state_dict()
@@ -197,6 +200,22 @@ def weights_sha256(path: str | os.PathLike) -> str:
     with _memo_lock:
         _sha_memo[key] = digest
     return digest
+
+
+def _referenced_vae(directory: Path, name: str, ref: dict, rebuild: str) -> dict:
+    """The "vae." weights of a latent diffusion model stored by reference: read from the autoencoder's own
+    checkpoint in the same root, which must be byte-for-byte the one the model was trained on (its SHA-256)."""
+    from safetensors.torch import load_file
+
+    vae_dir = directory.parent.parent / ref["name"]
+    path = vae_dir / WEIGHTS
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {name!r} models the codes of {ref['name']!r}, whose weights are missing. "
+                              f"Rebuild {ref['name']!r} first, then {name!r}: {rebuild}")
+    if weights_sha256(path) != ref["sha256"]:
+        raise CheckpointError(f"checkpoint {name!r} models the codes of {ref['name']!r}, which has changed since "
+                              f"(its weights' SHA-256 differs): the codes no longer match. {rebuild}")
+    return {f"vae.{k}": v for k, v in load_file(str(path)).items()}
 
 
 class Zoo:

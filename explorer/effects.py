@@ -47,14 +47,20 @@ def binary_presets(spec: datasets.DatasetSpec) -> dict:
             if a in spec.binary and b == f"not {a}"}
 
 
+MIN_JUDGE_ACCURACY = 0.8  # factors the classifier reads worse than this on sharp test images are not judged
+
+
 def measure(encode, decode, judge, images: torch.Tensor, factors: np.ndarray, spec: datasets.DatasetSpec,
-            strengths=STRENGTHS, n_images: int = N_IMAGES, seed: int = 0, batch: int = 250) -> list[Effect]:
+            strengths=STRENGTHS, n_images: int = N_IMAGES, seed: int = 0, batch: int = 250,
+            judged: list | None = None) -> list[Effect]:
     """Each yes/no vector of ``spec`` applied to up to ``n_images`` test images outside its group A.
 
     ``encode(x (N, C, H, W)) -> codes (N, D)``, ``decode(codes) -> images``, ``judge(images) -> [probabilities
     (N, values) per factor, in the order of spec.factors]``; ``images`` float (N, C, H, W) with ``factors``
-    int (N, F) their ground truth (for choosing groups and images)."""
+    int (N, F) their ground truth (for choosing groups and images). ``judged``: the factors reported in ``kept``
+    (default: all)."""
     names = list(spec.factors)
+    judged = names if judged is None else [f for f in names if f in judged]
     codes = torch.cat([encode(images[i:i + batch]).cpu() for i in range(0, len(images), batch)]).double().numpy()
     rng = np.random.default_rng(seed)
 
@@ -82,7 +88,7 @@ def measure(encode, decode, judge, images: torch.Tensor, factors: np.ndarray, sp
         for s in strengths:
             after = predicted(z + s * v)
             hit[s] = float(np.isin(after[:, j], yes_codes).mean())
-            kept[s] = {f: float((after[:, k] == before[:, k]).mean()) for k, f in enumerate(names)}
+            kept[s] = {f: float((after[:, k] == before[:, k]).mean()) for k, f in enumerate(names) if f in judged}
         effects.append(Effect(vec, a, b, len(pick), float(np.isin(before[:, j], yes_codes).mean()), hit, kept))
     return effects
 
@@ -104,7 +110,17 @@ def for_checkpoint(zoo, name: str, store=None, strengths=STRENGTHS) -> list[Effe
                          f"build it with `python -m explorer.training classifier --dataset {h.dataset}`")
     test = store.dataset(h.dataset) if store else data.load_assets(h.dataset)
     return measure(model.encode, model.decode, clf.predict_factors, test.floats(), test.factors.numpy(), spec,
-                   strengths)
+                   strengths, judged=judged_factors(zoo, h.dataset))
+
+
+def judged_factors(zoo, dataset: str) -> list[str] | None:
+    """The factors the dataset's classifier reads reliably (test accuracy >= MIN_JUDGE_ACCURACY in its card's
+    metrics): the faces' clothing is cropped out of the frame, so the classifier cannot see it and is at chance."""
+    try:
+        acc = zoo.info(f"{dataset}/classifier")["metrics"].get("factor_accuracy") or {}
+    except Exception:  # noqa: BLE001 - no card: judge every factor
+        return None
+    return [f for f, a in acc.items() if a >= MIN_JUDGE_ACCURACY] or None
 
 
 def to_json(effects: list[Effect]) -> list[dict]:
@@ -139,7 +155,14 @@ def summary(spec: datasets.DatasetSpec, effects: list[Effect], s: float = SUGGES
     return (f"Each yes/no vector applied at strength s = {s:g} to up to {N_IMAGES} test images without the "
             "attribute; the factor classifier compares every moved decode with the same image's unmoved "
             "reconstruction. *after*: the share it calls A; each factor column: the share whose predicted value did "
-            "not change (in italics the vector's own factor, which is meant to change).\n\n" + table(effects, spec, s))
+            "not change (in italics the vector's own factor, which is meant to change)." +
+            _unjudged(spec, effects) + "\n\n" + table(effects, spec, s))
+
+
+def _unjudged(spec, effects) -> str:
+    left = [f for f in spec.factors if effects and f not in effects[0].kept[next(iter(effects[0].kept))]]
+    return (f" Not judged: {', '.join(left)} (the classifier cannot read them reliably: below "
+            f"{MIN_JUDGE_ACCURACY:.0%} test accuracy).") if left else ""
 
 
 def main(argv=None) -> None:

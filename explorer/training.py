@@ -60,8 +60,11 @@ PRESETS = {
     "vae-64": ("vae", {"latent_dim": 64, "channels": 16, "hidden": 512, "beta": 0.1}, 6, 2e-3),
     "gamix-vae-64": ("gmm-vae", {"latent_dim": 64, "components": 3, "channels": 16, "hidden": 512, "beta": 0.1,
                                  "adv_weight": 0.5, "adv_start": 1}, 3, 2e-3),
-    "ldm-vae-64": ("ddpm", {"space": "latent", "vae": "vae-64", "schedule": "cosine", "hidden": 512}, 40, 1e-3),
+    "ldm-vae-64": ("ddpm", {"space": "latent", "vae": "vae-64", "schedule": "cosine", "hidden": 192}, 40, 1e-3),
 }
+# Latent diffusion presets whose checkpoint refers to its autoencoder's weights (by name and SHA-256) instead of
+# holding a copy: the repository's size budget (checkpoints.py, _referenced_vae)
+VAE_BY_REFERENCE = {"ldm-vae-64"}
 # Presets trained under bfloat16 autocast where the hardware has it, unless --no-bf16 (the shipped pixel DDPMs were)
 BF16_PRESETS = {"ddpm-linear", "ddpm-cosine", "dcgan"}
 # Every shipped checkpoint, in build order (each dataset's classifier first: the others' FID needs it).
@@ -364,6 +367,11 @@ def _ship(model, cfg: TrainConfig, x: torch.Tensor, training: dict) -> None:
     if model.fits_prior:  # e.g. the AE samples from a Gaussian fitted to its training codes
         model.fit_prior(torch.cat([model.encode(x[i:i + 1000]) for i in range(0, len(x), 1000)]))
     meta = {"dataset": cfg.dataset, "preset": cfg.preset, "command": cfg.command, "training": training}
+    vae = getattr(model.config, "vae", "")
+    if cfg.preset in VAE_BY_REFERENCE and vae:
+        vae_weights = Path(cfg.out or checkpoints.ROOT) / vae / checkpoints.WEIGHTS
+        if vae_weights.is_file():  # the autoencoder lives in the same root: refer to it
+            meta["vae_weights"] = {"name": vae, "sha256": checkpoints.weights_sha256(vae_weights)}
     checkpoints.save(model, cfg.out_dir, cfg.family, meta, dtype=dtype)
     results = evaluation.evaluate_checkpoint(model, cfg.family, cfg.dataset, cfg.out) if cfg.evaluate else {}
     cards.write_metrics(cfg.out_dir, results)

@@ -133,3 +133,29 @@ def test_a_dataset_registered_in_a_test_trains_exports_and_drives_every_panel(sq
     assert NAME in zp.datasets()
     row = zp.row(name, 0, zp.pair(NAME, 0))
     assert row.error is None and row.samples.shape[1:] == (32, 32, 3)
+
+
+def test_a_latent_model_can_refer_to_its_autoencoder_instead_of_copying_it(tiny_zoo, tmp_path, monkeypatch):
+    import shutil
+
+    from safetensors import safe_open
+
+    shutil.copytree(tiny_zoo / "digits" / "vae-2d", tmp_path / "digits" / "vae-2d")
+    monkeypatch.setattr(training, "VAE_BY_REFERENCE", {"ldm-vae-16"})
+    training.train("ldm-vae-16", "digits", epochs=1, out=tmp_path, progress=False, evaluate=False,
+                   config={"vae": "vae-2d", "hidden": 32, "blocks": 1, "timesteps": 50})
+    zoo = checkpoints.Zoo(tmp_path)
+    name = "digits/ldm-vae-16"
+    with safe_open(str(zoo.path(name) / checkpoints.WEIGHTS), "pt") as f:
+        assert f.keys() and not any(k.startswith("vae.") for k in f.keys())  # no copy of the VAE
+    ref = zoo.info(name)["vae_weights"]
+    assert ref["name"] == "digits/vae-2d" and ref["sha256"] == zoo.handle("digits/vae-2d").sha256
+    ldm, vae = zoo.load(name, device="cpu"), zoo.load("digits/vae-2d", device="cpu")
+    z = torch.randn(3, 2)
+    torch.testing.assert_close(ldm.vae.decode(z), vae.decode(z))  # the referenced weights were loaded
+    assert ldm.sample(2, steps=3, generator=torch.Generator().manual_seed(0)).shape == (2, 1, 28, 28)
+    # retraining (here: altering) the autoencoder breaks the reference with a message that says so
+    path = zoo.path("digits/vae-2d") / checkpoints.WEIGHTS
+    path.write_bytes(path.read_bytes()[:-1] + b"\0")
+    with pytest.raises(checkpoints.CheckpointError, match="has changed since"):
+        zoo.load(name, device="cpu")
