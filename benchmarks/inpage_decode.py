@@ -4,7 +4,8 @@ any server round trip) in the same run.
     python benchmarks/inpage_decode.py                 # all figures (about 3 minutes)
     python benchmarks/inpage_decode.py --crowd 0       # skip the ten-pages-at-once run
 
-Prints, for fashion-mnist/vae-2d and fashion-mnist/vae-16 on the Latent grid:
+Prints, for fashion-mnist/vae-2d and fashion-mnist/vae-16 on the Latent grid (``--models`` for others, e.g.
+faces/vae-64):
   - input event -> decoded image drawn, over >= 200 slider moves and >= 200 map hovers (p50 / p95);
   - frames decoded and drawn per second during a continuous 5-second drag;
   - a 20x20 grid decoded in the page (one batched run; median of 5);
@@ -86,6 +87,16 @@ def hover(page, count):
 
 
 def select_model(page, name):
+    dataset = name.split("/", 1)[0]
+    menu = page.locator("#dataset-menu input")
+    if menu.count() and menu.input_value() != dataset:  # the app's Dataset menu first: the model menu follows it
+        menu.click()
+        page.get_by_role("option", name=dataset, exact=True).click()
+        page.wait_for_function(f"() => window.lsxLatentGrid?.model?.name?.startsWith({dataset + '/'!r})", timeout=120_000)
+        if page.evaluate("() => window.lsxLatentGrid.model.name") == name:
+            page.wait_for_function("() => window.lsxLatentGrid.decoder?.mode === 'page'", timeout=120_000)
+            page.wait_for_timeout(300)
+            return
     page.locator("#lg-model input").click()
     page.get_by_role("option", name=name, exact=True).click()
     page.wait_for_function(f"() => window.lsxLatentGrid?.model?.name === {name!r} && window.lsxLatentGrid.decoder?.mode === 'page'",
@@ -170,6 +181,8 @@ def main(argv=None):
     p.add_argument("--moves", type=int, default=200)
     p.add_argument("--crowd", type=int, default=10, help="pages dragging at once (0: skip)")
     p.add_argument("--crowd-seconds", type=float, default=30)
+    p.add_argument("--models", nargs="+", default=["fashion-mnist/vae-2d", "fashion-mnist/vae-16"],
+                   help="Latent grid models to measure (e.g. faces/vae-64: a 64x64 colour decoder)")
     a = p.parse_args(argv)
     C.print_machine("Decoding in the page (headless Chromium)")
     from playwright.sync_api import sync_playwright
@@ -198,7 +211,7 @@ def main(argv=None):
         page = browser.new_page(viewport={"width": 1500, "height": 1100})
         page.goto(url)
         page.wait_for_function(READY, timeout=120_000)
-        for name in ("fashion-mnist/vae-2d", "fashion-mnist/vae-16"):
+        for name in a.models:
             if page.evaluate("() => window.lsxLatentGrid.model.name") != name:
                 select_model(page, name)
             short = name.split("/")[1]

@@ -112,6 +112,9 @@ def test_a_dataset_registered_in_a_test_trains_exports_and_drives_every_panel(sq
     assert name in proj.models()
     value, _ = proj.map_value(name, "pca")
     assert value["n"] == len(x)
+    by_size, _ = proj.map_value(name, "pca", colour_by="size")  # coloured by a labelled factor
+    assert by_size["classes"] == ["small", "large"] and "coloured by size" in by_size["title"]
+    assert projection.colour_choices(store, name) == ["class", "size"]
     strips = proj.strips(name, "", [0, 1])
     assert strips is not None and strips.ndim == 3 and strips.shape[-1] == 3  # a colour picture
 
@@ -159,3 +162,32 @@ def test_a_latent_model_can_refer_to_its_autoencoder_instead_of_copying_it(tiny_
     path.write_bytes(path.read_bytes()[:-1] + b"\0")
     with pytest.raises(checkpoints.CheckpointError, match="has changed since"):
         zoo.load(name, device="cpu")
+
+
+def test_the_page_decodes_a_colour_model_like_torch(squares_zoo):
+    """The Latent grid over the colour dataset in Chromium: the page's ONNX decode of its point, drawn in colour,
+    equals the torch decode (planar C x H x W floats, as the ONNX graph outputs)."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    from conftest import BROWSER_ARGS, launched_app
+
+    name = f"{NAME}/vae-16"
+    with launched_app(squares_zoo) as (url, demo, store), playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
+        pg = browser.new_page(viewport={"width": 1280, "height": 900})
+        pg.goto(url)
+        pg.wait_for_function("() => window.lsxLatentGrid?.decoder?.mode === 'page' && window.lsxLatentGrid.frames > 0"
+                             " && window.lsxLatentGrid.model.name === '" + name + "'", timeout=120_000)
+        last = pg.evaluate("() => ({values: window.lsxLatentGrid.last.values, shape: window.lsxLatentGrid.decoder.shape,"
+                           " image: Array.from(window.lsxLatentGrid.last.image)})")
+        # the page's drawing reads planar colour: a red and a green pixel come out red and green
+        rgb = pg.evaluate("""() => { const c = document.createElement('canvas'); c.width = 2; c.height = 1;
+            const x = new Float32Array([1, 0, 0, 1, 0, 0]);  // (C=3, H=1, W=2): R plane, G plane, B plane
+            LSX.mosaic(c.getContext('2d'), x, 1, 1, 0, 0, 2, 1, 0, false, [3, 1, 2]);
+            return Array.from(c.getContext('2d').getImageData(0, 0, 2, 1).data); }""")
+        browser.close()
+    assert last["shape"] == [3, 32, 32] and len(last["image"]) == 3 * 32 * 32
+    view = store.view(name)
+    z = view.plane.inverse_transform(np.asarray(last["values"])[None])
+    want = store.model(name).decode(torch.as_tensor(z, dtype=torch.float32)).numpy().ravel()
+    assert np.abs(np.asarray(last["image"]) - want).max() <= 1e-4
+    assert rgb == [255, 0, 0, 255, 0, 255, 0, 255]

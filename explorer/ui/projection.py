@@ -66,15 +66,39 @@ def map_stats(store: Store, name: str, p: projection.Projection) -> str:
             f"(k={projection.TRUST_NEIGHBORS}) · {probe} · {len(p.coords):,} test images · {source}")
 
 
-def map_value(store: Store, name: str, method: str, progress=None) -> tuple[dict, str]:
-    """(the point map's value, its caption) for model ``name`` by ``method``; shared by every panel that
-    shows a model's map of its test codes (this one and the DAE panel)."""
+CLASS = "class"  # the "Colour by" choice that colours the map by the dataset's class label
+
+
+def colour_choices(store: Store, name: str | None) -> list[str]:
+    """What a map of ``name``'s codes can be coloured by: its class, and each labelled factor of its dataset."""
+    from .. import datasets
+
+    if not name:
+        return [CLASS]
+    try:
+        return [CLASS] + list(datasets.get(store.dataset_of(name)).factors)
+    except (CheckpointError, ValueError):
+        return [CLASS]
+
+
+def map_value(store: Store, name: str, method: str, progress=None, colour_by: str | None = None) -> tuple[dict, str]:
+    """(the point map's value, its caption) for model ``name`` by ``method``, its points coloured by class or
+    by one labelled factor (``colour_by``); shared by every panel that shows a model's map of its test codes
+    (this one and the DAE panel)."""
     p = store.projection(name, method, progress)
     view = store.view(name)
     dataset = store.dataset_of(name)
     _, side = store.sprite(dataset)
     title = f"{_short(name)}: {p.label} of {view.latent_dim}-D codes"
-    value = payload(p.coords, view.labels, view.classes, title, (f"{p.label} 1", f"{p.label} 2"),
+    labels, classes = view.labels, view.classes
+    if colour_by and colour_by != CLASS:
+        ds = store.dataset(dataset)
+        try:
+            labels, classes = ds.factor(colour_by).numpy(), list(ds.spec.factors[colour_by])
+        except ValueError as err:
+            raise gr.Error(str(err)) from None
+        title += f", coloured by {colour_by}"
+    value = payload(p.coords, labels, classes, title, (f"{p.label} 1", f"{p.label} 2"),
                     sprite_side=side, thumb=store.sprite_thumb(dataset))
     return value, map_stats(store, name, p)
 
@@ -133,12 +157,12 @@ class ProjectionPanel(Panel):
     def stats(self, name: str, p: projection.Projection) -> str:
         return map_stats(self.store, name, p)
 
-    def map_value(self, name: str, method: str, progress=None) -> tuple[dict, str]:
-        return map_value(self.store, name, method, progress)
+    def map_value(self, name: str, method: str, progress=None, colour_by: str | None = None) -> tuple[dict, str]:
+        return map_value(self.store, name, method, progress, colour_by)
 
     # --- handlers ------------------------------------------------------------------------------
 
-    def on_open(self, name: str, method_label: str, compare: str, shown: dict | None,
+    def on_open(self, name: str, method_label: str, compare: str, shown: dict | None, colour_by: str = CLASS,
                 progress=gr.Progress()):
         """(Re)draw the map(s). ``shown`` is what this session's page already has, so switching
         tabs or methods resends neither the maps, the ~1 MB thumbnail sprite nor the codes needlessly.
@@ -156,12 +180,12 @@ class ProjectionPanel(Panel):
                 outputs += [hide, "", gr.Column(visible=False)]
                 shown.pop("b", None)
                 continue
-            key = (model, method)
+            key = (model, method, colour_by or CLASS)
             if shown.get(slot) == list(key):
                 outputs += [gr.skip(), gr.skip(), gr.Column(visible=True)]
                 continue
             try:
-                value, stats = self.map_value(model, method, say)
+                value, stats = self.map_value(model, method, say, colour_by)
                 latent = map_latent(self.store, model) if shown.get(f"{slot}-latent") != model else None
             except (CheckpointError, gr.Error) as err:
                 msg = err.message if isinstance(err, gr.Error) else str(err)
@@ -184,7 +208,8 @@ class ProjectionPanel(Panel):
 
     def on_model(self, name: str):
         partners = self.partners(name)
-        return gr.Dropdown(choices=partners, value=NONE)
+        return gr.Dropdown(choices=partners, value=NONE), gr.Dropdown(choices=colour_choices(self.store, name),
+                                                                      value=CLASS)
 
     def _picks(self, name: str, picks: list) -> list:
         n = len(self.store.view(name).codes)
@@ -305,6 +330,8 @@ def build(store: Store) -> ProjectionPanel:
         method = gr.Radio(list(METHOD_KEYS), value="UMAP", label="Projection", scale=2, elem_id="proj-method")
         compare = gr.Dropdown(panel.partners(default) if default else [NONE], value=NONE, scale=2,
                               label="Compare with (same test images)", elem_id="proj-compare")
+        colour = gr.Dropdown(colour_choices(store, default), value=CLASS, label="Colour by", scale=1,
+                             elem_id="proj-colour", info="class, or a labelled factor")
         export_btn = gr.Button("Export for TensorBoard Projector", scale=1, size="md")
     shown = gr.State({})
     with gr.Row(equal_height=False):
@@ -327,12 +354,13 @@ def build(store: Store) -> ProjectionPanel:
     strips = gr.Image(visible=False, format="png", elem_id="proj-strips")
 
     open_outputs = [map_a, stats_a, map_b, stats_b, col_b, shown]
-    open_inputs = [model, method, compare, shown]
+    open_inputs = [model, method, compare, shown, colour]
     common = dict(concurrency_id="projection", concurrency_limit=1)
     panel.opens = [(panel.on_open, open_inputs, open_outputs, common)]
     method.change(panel.on_open, open_inputs, open_outputs, api_name="project", **common)
     compare.change(panel.on_open, open_inputs, open_outputs, api_name=False, **common)
-    model.change(panel.on_model, model, compare, api_name=False).then(
+    colour.change(panel.on_open, open_inputs, open_outputs, api_name=False, **common)
+    model.change(panel.on_model, model, [compare, colour], api_name=False).then(
         panel.on_open, open_inputs, open_outputs, api_name=False, **common)
     picks = gr.State([])
     for m in (map_a, map_b):  # the page decodes and draws a pick itself; the server only keeps it
