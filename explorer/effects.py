@@ -177,7 +177,21 @@ def main(argv=None) -> None:
     torch.manual_seed(0)
     effects = for_checkpoint(zoo, a.name)
     (zoo.path(a.name) / FILE).write_text(json.dumps(to_json(effects), indent=2) + "\n")
-    print(summary(datasets.get(zoo.handle(a.name).dataset), effects))
+    text = write_card_section(zoo, a.name, effects)
+    print(text)
+
+
+def write_card_section(zoo, name: str, effects: list[Effect]) -> str:
+    """Put the table (and the hit rates at every strength) into the checkpoint's card; returns the section."""
+    from . import cards
+
+    spec = datasets.get(zoo.handle(name).dataset)
+    rates = "\n".join(f"- {e.vector}: called {e.group_a} {e.hit_before:.0%} before, then "
+                      + ", ".join(f"{v:.0%} at s = {k:g}" for k, v in e.hit.items()) for e in effects)
+    section = (f"## Attribute vectors, measured\n`python -m explorer.effects {name}` (effects.json).\n\n"
+               + summary(spec, effects) + "\n\nThe share called A at each strength:\n\n" + rates + "\n")
+    cards.update_section(zoo.path(name), "## Attribute vectors, measured", section)
+    return section
 
 
 if __name__ == "__main__":

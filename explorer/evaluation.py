@@ -107,19 +107,23 @@ def sample_grid(model, family: str, dataset: str, root=None) -> tuple[torch.Tens
     return samples, info
 
 
-def grid_png(samples: torch.Tensor, path, side: int = GRID_SIDE, pad: int = 2, scale: int = 2) -> None:
+def grid_png(samples: torch.Tensor, path, side: int = GRID_SIDE, pad: int = 2, scale: int | None = None) -> None:
     """Save ``side * side`` images (n, C, H, W) in [0, 1] as one PNG: white gaps of ``pad`` pixels, every
-    pixel drawn ``scale`` x ``scale`` (nearest) so the grid reads on a projector."""
+    pixel drawn ``scale`` x ``scale`` (nearest; default 2 for images up to 32 px, else 1) so the grid reads on a projector."""
     import numpy as np
     from PIL import Image
 
+    scale = scale or (2 if samples.shape[-1] <= 32 else 1)  # 64 px faces are large enough as they are
     x = latents.display(samples[:side * side].clamp(0, 1))
     x = x.reshape(side, side, *x.shape[1:])  # (r, c, h, w[, 3])
     rest = ((0, 0),) * (x.ndim - 4)
     mosaic = latents.tile(np.pad(x, ((0, 0), (0, 0), (pad, 0), (pad, 0)) + rest, constant_values=1.0))
     mosaic = np.pad(mosaic, ((0, pad), (0, pad)) + rest, constant_values=1.0)  # the gap after the last row and column
     image = Image.fromarray(np.round(mosaic * 255).astype(np.uint8))
-    image.resize((image.width * scale, image.height * scale), Image.NEAREST).save(path)
+    image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+    if image.mode == "RGB":  # colour grids: a 256-colour palette keeps the repository small (~3x smaller PNG)
+        image = image.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    image.save(path, optimize=True)
 
 
 def write_sample_grid(model, family: str, dataset: str, directory, root=None) -> dict:

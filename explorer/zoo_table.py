@@ -111,7 +111,8 @@ def describe(info: dict) -> tuple[str, str]:
         return f"GAN (DCGAN, {d}-D)", f"{d}-D prior code; no encoder"
     if family == "ddpm":
         if cfg.get("space", "pixel") == "pixel":
-            return f"DDPM pixel, {cfg.get('schedule', '?')}", "starting noise x_T, 1×28×28"
+            shape = "×".join(str(v) for v in cfg.get("image_shape", (1, 28, 28)))
+            return f"DDPM pixel, {cfg.get('schedule', '?')}", f"starting noise x_T, {shape}"
         vae_family, vae_cfg = cfg.get("vae_family", "vae"), cfg.get("vae_config", {})
         source = _short(cfg.get("vae", "")) or vae_family
         if vae_family == "dae":
