@@ -545,12 +545,12 @@ def build(store: Store) -> AttributePanel:
                         "pixel property, or the classifier's probability, of each image; the dashed line is s at Apply.",
                         elem_id="attr-strip-note")
             strip = gr.Image(show_label=False, interactive=False, elem_id="attr-strip", buttons=["download"])
-            effects_md = gr.Markdown(elem_id="attr-effects")
             # Scripting: the strength Apply uses (the page reports where its slider was left) and the
             # server's decode at that strength, returned by /attribute.
             strength = gr.Slider(*STRENGTH[:2], value=1.0, step=STRENGTH[2], label="Strength s", visible=False,
                                  elem_id="attr-strength")
             decoded = gr.Image(label="decode(z + s·v)", visible=False, format="png", elem_id="attr-decoded")
+    effects_md = gr.Markdown(elem_id="attr-effects")  # full width: one column per factor
     gr.Markdown("### Analogies: A − B + C")
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=260):
