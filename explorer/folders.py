@@ -427,7 +427,8 @@ def spec_for(directory: Path, info: dict) -> datasets.DatasetSpec:
         loader=functools.partial(load_split, directory),
         test_subset=functools.partial(load_split, directory, "test", TEST_SUBSET),
         upload="picture", epoch_scale=epoch_scale(c["train"]),
-        description=f"your images from {info.get('source', '?')}: {c['train']:,} train / {c['test']:,} test, "
+        description=f"your images (folder {Path(str(info.get('source', '?'))).name!r}): "  # no path: users see it
+                    f"{c['train']:,} train / {c['test']:,} test, "
                     f"{info['shape'][1]}x{info['shape'][2]}x{info['shape'][0]} (explorer/folders.py)")
 
 
@@ -450,10 +451,9 @@ def register_all(base: Path | None = None) -> list[str]:
     builtin = _builtin_names()
     for directory in entries:
         try:
-            info = read_info(directory)
-            if info["name"] in builtin:
+            if directory.name in builtin:
                 raise ValueError("its name is a built-in dataset's")
-            spec = spec_for(directory, info)
+            spec = spec_for(directory, read_info(directory))
         except Exception as err:
             warnings.warn(f"skipped the dataset in {directory}: {err}", stacklevel=2)
             continue
