@@ -100,6 +100,13 @@ def test_read_image_conversions(tmp_path):
     wide.paste(255, (10, 0, 20, 10))
     assert (read(wide, size=8, channels=1) >= 240).all()  # centre-cropped (a squeeze would give ~85 mean)
     assert read(Image.new("CMYK", (9, 9), (0, 0, 0, 0)), name="c.jpg").mean() > 250  # CMYK JPEG: white
+    sideways = Image.new("L", (40, 20), 0)  # stored wide, left half black; EXIF 6: shown turned 90 degrees clockwise
+    sideways.paste(255, (20, 0, 40, 20))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    sideways.save(tmp_path / "phone.jpg", exif=exif)
+    upright = folders.read_image(tmp_path / "phone.jpg", 8, 1, max_pixels=10 ** 6).astype(int)
+    assert upright[:2].mean() < 40 and upright[-2:].mean() > 215  # black on top, white below
 
 
 def test_split_is_stratified_seeded_and_never_empty():
