@@ -124,12 +124,30 @@ def unregister(name: str) -> None:
 
 def get(name: str) -> DatasetSpec:
     if name not in _REGISTRY:
+        _scan_folders()
+    if name not in _REGISTRY:
         raise ValueError(f"unknown dataset {name!r}; choose one of {names()}")
     return _REGISTRY[name]
 
 
 def names() -> list[str]:
+    _scan_folders()
     return list(_REGISTRY)
+
+
+_folders_scanned = False
+
+
+def _scan_folders() -> None:
+    """Register the datasets built from folders of your own images (explorer/folders.py), once, at the first
+    lookup that needs them (not at import: the cache folder's location comes from explorer/data.py, which
+    imports this module). ``folders.register_all()`` scans again."""
+    global _folders_scanned
+    if not _folders_scanned:
+        _folders_scanned = True
+        from . import folders
+
+        folders.register_all()
 
 
 def shape_of(name: str) -> tuple:

@@ -182,8 +182,11 @@ def aggregate_posterior_fid(model, clf, test_x: torch.Tensor, train_x: torch.Ten
 
 
 def linear_probe(model, dataset: str, xt: torch.Tensor, yt: torch.Tensor) -> dict:
-    """Linear-probe accuracy of the model's codes (train split -> test split), see metrics.py."""
+    """Linear-probe accuracy of the model's codes (train split -> test split), see metrics.py; none for a
+    dataset of one class (a folder of images without subfolders, explorer/folders.py)."""
     train = data.load(dataset, "train")
+    if len(train.labels.unique()) < 2:
+        return {}
 
     def codes(x):
         return torch.cat([model.encode(x[i:i + 1000]).cpu() for i in range(0, len(x), 1000)]).numpy()
