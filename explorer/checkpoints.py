@@ -25,9 +25,9 @@ from pathlib import Path
 
 import torch
 
-from . import models
+from . import models, shipped
 
-ROOT = Path(__file__).resolve().parent.parent / "checkpoints"
+ROOT = shipped("checkpoints")
 WEIGHTS, CONFIG, METRICS, CARD = "model.safetensors", "config.json", "metrics.json", "README.md"
 AGGREGATE_PRIOR = "aggregate_prior.json"  # a VAE's fitted aggregate posterior (latents.AggregatePrior), optional
 

@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import shipped
+
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 DIGIT_CLASSES = [str(i) for i in range(10)]
@@ -65,7 +67,7 @@ SOURCES = {
     },
 }
 NAMES = ["fashion-mnist", "mnist", "mnist-5k", "digits"]
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+ASSETS = shipped("assets")
 
 
 class DatasetNotFound(FileNotFoundError):

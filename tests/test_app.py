@@ -1,4 +1,6 @@
 """The app through gradio_client and its panel logic, over tiny checkpoints."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -28,6 +30,31 @@ def test_auth_flag_takes_user_and_password(monkeypatch):
         app_module.parse_args([])
 
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_package_declares_what_requirements_txt_installs_and_the_command_app_py_runs():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    from explorer import cli
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    lines = [line.split("#")[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
+    assert project["dependencies"] == [line for line in lines if line]
+    assert project["scripts"]["latent-space-explorer"] == "explorer.cli:main"
+    assert app_module.main is cli.main and app_module.create is cli.create
+
+
+def test_shipped_folders_are_found_in_a_checkout_and_inside_an_installed_package(tmp_path):
+    import explorer
+    from explorer import checkpoints, data
+
+    assert checkpoints.ROOT == ROOT / "checkpoints" and data.ASSETS == ROOT / "assets"  # this checkout
+    package = tmp_path / "site-packages" / "explorer"
+    (package / "_shipped" / "checkpoints").mkdir(parents=True)
+    assert explorer.shipped("checkpoints", package) == package / "_shipped" / "checkpoints"  # pip install .
+    assert explorer.shipped("assets", package) == tmp_path / "site-packages" / "assets"  # not there: beside it
+
+
 def test_login_is_required_when_auth_is_set(tiny_zoo):
     import urllib.error
     import urllib.request
@@ -48,7 +75,6 @@ def test_file_routes_serve_nothing_the_app_did_not_produce(served_app):
     import urllib.error
     import urllib.parse
     import urllib.request
-    from pathlib import Path
 
     from gradio_client import Client
 
