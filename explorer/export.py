@@ -1,4 +1,4 @@
-"""Decoders -> ONNX, checked against torch, for decoding codes in the page (DESIGN.md).
+"""Decoders -> ONNX, checked against torch, for decoding codes in the page (README.md, "Architecture").
 
 Every checkpoint that maps codes to images gets its decoder as one ONNX file: the families
 ae, vae, gmm-vae, dae and gan (the DCGAN generator). The graph is exactly ``model.decode``:
@@ -44,7 +44,7 @@ import torch
 # Families whose checkpoints decode a code in one pass (model.decode: z -> images in [0, 1]).
 EXPORTABLE_FAMILIES = ("ae", "vae", "gmm-vae", "dae", "gan")
 # The legacy TorchScript exporter (torch.onnx.export(..., dynamo=False)) at opset 17: the path checked
-# on our ConvDecoder and DCGAN generator (NOTES.md, "Decoding in the page"). The dynamo exporter, the
+# on our ConvDecoder and DCGAN generator (tests/test_export.py checks its parity). The dynamo exporter, the
 # default since torch 2.9, has open ConvTranspose bias issues; one pinned path, tested for parity.
 DYNAMO = False
 OPSET = 17

@@ -295,3 +295,39 @@ def test_widget_values_are_checked_by_one_pair_of_helpers():
                            (1001, "between 0 and 1000"), (None, "must be a number")):
         with pytest.raises(gr.Error, match=message):
             whole(value, "t", 0, 1000)
+
+
+def _package_imports(path: Path) -> set[str]:
+    """The modules a file of explorer/ imports (absolute names, relative imports resolved), anywhere in it."""
+    import ast
+
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(parts + ([node.module] if node.module else []))
+            found |= {base} | {f"{base}.{a.name}" for a in node.names}
+    return found
+
+
+def test_the_layers_import_the_way_readme_architecture_says():
+    files = {p: _package_imports(p) for p in (ROOT / "explorer").rglob("*.py") if "web" not in p.parts}
+    assert len(files) > 30
+    outside_ui = {p: imps for p, imps in files.items()
+                  if "ui" not in p.relative_to(ROOT / "explorer").parts and p.name != "cli.py"}
+    for p, imps in outside_ui.items():
+        assert not any(i == "gradio" or i.startswith(("gradio.", "explorer.ui")) for i in imps), p
+    blocks = ["schedules", "nets", "metrics", "latents", "plotting", "diffusion"]
+    lower = [ROOT / "explorer" / f"{b}.py" for b in blocks] + list((ROOT / "explorer" / "models").glob("*.py"))
+    for p in lower:
+        later = {i for i in files[p] if i.startswith(("explorer.checkpoints", "explorer.training", "explorer.ui",
+                                                       "explorer.evaluation", "explorer.studies", "explorer.cli"))}
+        assert not later, (p, later)
+    for b in blocks[:5]:  # the building blocks import no other part of the package
+        p = ROOT / "explorer" / f"{b}.py"
+        assert not {i for i in files[p] if i.startswith("explorer.")}, p

@@ -233,7 +233,7 @@ class DDPM(ConfigModule):
             total += F.mse_loss(eps, noise, reduction="sum").item()
         return total / (len(x) * x0[0].numel())
 
-    # ---- sampling (DESIGN.md API)
+    # ---- sampling (the public API: README.md, "Python API")
     def eps_fn(self, labels: torch.Tensor, guidance: float = 1.0):
         """(x_t, t) -> eps for the sampler, with classifier-free guidance at scale ``guidance``."""
         null = torch.full_like(labels, self.null_label)
