@@ -32,6 +32,11 @@ WEIGHTS, CONFIG, METRICS, CARD = "model.safetensors", "config.json", "metrics.js
 AGGREGATE_PRIOR = "aggregate_prior.json"  # a VAE's fitted aggregate posterior (latents.AggregatePrior), optional
 
 
+def short_name(name: str) -> str:
+    """A checkpoint's name without its dataset: "fashion-mnist/vae-2d" -> "vae-2d" (a name without one: itself)."""
+    return name.split("/", 1)[-1]
+
+
 def _no_paths(err: Exception) -> str:
     """An error's text without absolute paths: CheckpointError messages are shown to users, and the
     checkpoint's name already says which folder is meant."""

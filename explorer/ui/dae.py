@@ -55,10 +55,6 @@ to model. The latent diffusion model's held-out noise-prediction error says the 
 """
 
 
-def _short(name: str) -> str:
-    return name.split("/", 1)[-1]
-
-
 class DAEPanel(Panel):
     """The panel's logic, callable without widgets (tests use it directly)."""
 

@@ -162,10 +162,14 @@ def pack(values, dtype) -> str:
     return base64.b64encode(np.ascontiguousarray(values, dtype=np.dtype(dtype).newbyteorder("<")).tobytes()).decode()
 
 
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """Images (N, 1, H, W) floats in [0, 1] -> uint8 (N, H, W), rounded: what is drawn, streamed and sent."""
+    return images.detach().clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()[:, 0]
+
+
 def pixels_b64(images: torch.Tensor) -> str:
     """(N, 1, 28, 28) floats in [0, 1] -> base64 of N*784 uint8, the page's fallback format."""
-    x = images.clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
-    return base64.b64encode(x.tobytes()).decode()
+    return base64.b64encode(to_uint8(images).tobytes()).decode()
 
 
 def _known(store, name) -> str:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .. import latents, plotting
-from .inpage import pack
+from .inpage import pack, to_uint8
 from .store import MAP_RANGE, Store
 from .panel import Panel, explanation
 from .standalone import write_page
@@ -54,10 +54,6 @@ $\sum_k \pi_k\,[\log q(z_k\mid x)-\log p(z_k)]$, plus a penalty that stops compo
 stranger ones. The map shows the plane's first two axes; for codes with more than two dimensions those are
 principal directions (PCs), and the sliders move the code along the top six.
 """
-
-
-def _to_uint8(x: torch.Tensor) -> np.ndarray:
-    return (x.clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy())[0, 0]  # (28, 28)
 
 
 def _bounds(center: float, scale: float) -> tuple[float, float]:
@@ -155,7 +151,7 @@ class LatentGridPanel(Panel):
 
     def decode_code(self, name, z) -> np.ndarray:
         """One code (1, D) -> decoded uint8 (28, 28) image (onnxruntime when built, else PyTorch)."""
-        return _to_uint8(self.store.decoders.decode(name, z))
+        return to_uint8(self.store.decoders.decode(name, z))[0]  # (28, 28)
 
     def _info(self, name, values, residual=None):
         view = self._view(name)
