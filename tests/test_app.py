@@ -55,6 +55,7 @@ def test_shipped_folders_are_found_in_a_checkout_and_inside_an_installed_package
     assert explorer.shipped("assets", package) == tmp_path / "site-packages" / "assets"  # not there: beside it
 
 
+@pytest.mark.slow
 def test_login_is_required_when_auth_is_set(tiny_zoo):
     import urllib.error
     import urllib.request
@@ -70,6 +71,7 @@ def test_login_is_required_when_auth_is_set(tiny_zoo):
         assert client.predict("digits/vae-2d", 2.5, 7, 1.0, api_name="/sample") is not None
 
 
+@pytest.mark.slow
 def test_file_routes_serve_nothing_the_app_did_not_produce(served_app):
     """Requests for system files, the source and the weights through Gradio's file routes are refused."""
     import urllib.error
@@ -101,6 +103,7 @@ def test_file_routes_serve_nothing_the_app_did_not_produce(served_app):
                 f"{full} -> {status}"
 
 
+@pytest.mark.slow
 def test_decode_endpoint_gives_28x28_images_that_depend_on_z(served_app):
     from gradio_client import Client
 
@@ -114,6 +117,7 @@ def test_decode_endpoint_gives_28x28_images_that_depend_on_z(served_app):
     np.testing.assert_array_equal(a, again)
 
 
+@pytest.mark.slow
 def test_decode_answers_one_direct_post_and_queued_endpoints_cannot_skip_the_queue(served_app):
     import json
     import urllib.error
@@ -141,6 +145,7 @@ def test_decode_answers_one_direct_post_and_queued_endpoints_cannot_skip_the_que
     assert status == 404 and "join the queue" in str(body), (status, body)
 
 
+@pytest.mark.slow
 def test_sample_endpoint_is_seeded(served_app):
     from gradio_client import Client
 
@@ -154,6 +159,7 @@ def test_sample_endpoint_is_seeded(served_app):
     assert not np.array_equal(img[0], img[2])
 
 
+@pytest.mark.slow
 def test_panel_switches_to_a_16d_model_with_pc_sliders(served_app):
     """The page gets everything it needs to decode a 16-D model on its own: six PC axes, their limits,
     the plane to map slider values back to z, and the map of encoded test images."""
@@ -184,6 +190,7 @@ def _select(value):
     return gr.SelectData(None, {"index": 0, "value": value, "selected": True})
 
 
+@pytest.mark.slow
 def test_the_final_point_is_checked_clipped_and_kept_per_session(served_app):
     from types import SimpleNamespace
 
@@ -209,6 +216,7 @@ def test_the_final_point_is_checked_clipped_and_kept_per_session(served_app):
             panel.on_commit("digits/vae-2d", _select(bad), request=me)
 
 
+@pytest.mark.slow
 def test_bad_input_gets_a_clear_message(served_app):
     import gradio as gr
 
@@ -220,6 +228,7 @@ def test_bad_input_gets_a_clear_message(served_app):
         panel.page_model(None)
 
 
+@pytest.mark.slow
 def test_sample_sends_the_page_a_point_that_decodes_to_the_same_image(served_app):
     _, demo, store = served_app
     panel = demo.panels["latent_grid"]
@@ -248,6 +257,7 @@ def test_damaged_checkpoint_is_reported_and_the_server_keeps_serving(tiny_zoo, t
     assert panel.page_model("digits/vae-2d")["dim"] == 2  # the others still work
 
 
+@pytest.mark.slow
 def test_server_functions_decode_and_refuse_like_the_page_expects(served_app):
     """The page's fallback (decode_codes) gives the same decode as uint8 (onnxruntime over the page's own ONNX file:
     PyTorch's pixels to a grey level); bad requests get a message."""

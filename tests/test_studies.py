@@ -64,6 +64,21 @@ def test_the_dae_sweep_gives_each_baseline_the_same_total_epochs_and_spans_weak_
         assert sz == sorted(sz) and len(set(sz)) == len(sz), "levels go from weak to strong"
 
 
+def test_the_dae_study_trains_both_arms_alike_and_its_shipped_record_holds_every_run(tmp_path):
+    dae, joint = studies.DAE.arms
+    assert (dae.preset, joint.preset) == ("dae-16", "dae-16-joint")
+    assert dae.epochs == joint.epochs == training.PRESETS["dae-16"][2] == training.PRESETS["dae-16-joint"][2]
+    assert dae.ldm_epochs == joint.ldm_epochs == training.PRESETS["ldm-dae-16"][2]
+    record = studies.shipped_record(studies.DAE)
+    assert len(studies.recorded_runs(studies.DAE, record)) == len(studies.DAE.runs())
+    assert studies.status(studies.DAE, tmp_path, record=record)["left"] == []
+    shipped = json.loads(record.read_text())
+    again = studies.summarise(studies.DAE, tmp_path, record=record)  # the same table from the record alone
+    assert again["seeds"] == shipped["seeds"] and again["history"] == shipped["history"]
+    assert {k: {a: r[a]["values"] for a in ("dae", "joint")} for k, r in again["table"].items()} == \
+           {k: {a: r[a]["values"] for a in ("dae", "joint")} for k, r in shipped["table"].items()}
+
+
 # ---------------------------------------------------------------- running, resuming, the time box
 def _tiny(study, arms, **kw):
     return dataclasses.replace(study, dataset="digits", seeds=(0, 1),
@@ -302,6 +317,7 @@ def test_sampling_compares_prior_and_aggregate_posterior_at_the_same_n(tiny_zoo,
         assert torch.equal(back.sample(4, torch.Generator().manual_seed(0)), prior.sample(4, torch.Generator().manual_seed(0)))
 
 
+@pytest.mark.browser
 def test_the_model_zoo_shows_the_shipped_ablation_in_the_browser(gamix_runs, tiny_zoo, tmp_path, monkeypatch):
     import shutil
 

@@ -311,6 +311,7 @@ def zoo_app(zoo_root):
         yield served
 
 
+@pytest.mark.slow
 def test_zoo_endpoint_through_gradio_client(zoo_app):
     from gradio_client import Client
     from PIL import Image
@@ -325,6 +326,7 @@ def test_zoo_endpoint_through_gradio_client(zoo_app):
         client.predict("digits", -5, api_name="/zoo_draw")
 
 
+@pytest.mark.browser
 def test_browser_opens_the_zoo_tab(zoo_app):
     playwright = pytest.importorskip("playwright.sync_api")
     url, _, _ = zoo_app
