@@ -21,6 +21,17 @@ def _private_cache(tmp_path_factory):
     else:
         os.environ["XDG_CACHE_HOME"] = old
 
+# Session fixtures that train models (tens of seconds each): every test that uses one is marked slow, so
+# `pytest -m "not browser and not slow"` is a quick loop without them (README, "Test it").
+TRAINING_FIXTURES = {"tiny_zoo", "dae_study_dir", "dae_zoo"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 

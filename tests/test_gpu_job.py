@@ -15,6 +15,8 @@ from explorer import checkpoints, data, training
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import gpu_job  # noqa: E402  (a script beside the benchmarks, not part of the package)
 
+pytestmark = pytest.mark.slow  # each test trains or samples a tiny DDPM; the rehearsal trains for ~40 s
+
 TINY_DDPM = {"channels": 8, "mults": [1, 2], "timesteps": 50, "attention": False}
 
 
