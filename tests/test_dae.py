@@ -75,6 +75,7 @@ def test_stage_boundaries_and_learning_rate_restart():
     assert training.stage_cosine([0, 10])(5) == pytest.approx(0.05 + 0.95 * 0.5)
 
 
+@pytest.mark.slow
 def test_training_loop_freezes_the_encoder_in_stage2_and_both_arms_get_the_same_budget(tmp_path):
     cfg = {k: v for k, v in SMALL.items()}
     training.train("dae-16", "digits", epochs=4, out=tmp_path, limit=256, progress=False, config=cfg,

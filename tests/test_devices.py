@@ -82,6 +82,7 @@ def test_pixel_diffusion_samples_on_the_device_as_on_the_cpu(device):
     assert all(0 <= float(s.pred_x0.min()) and float(s.pred_x0.max()) <= 1 for s in steps)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("preset,config", [("vae-2d", {"channels": 8, "hidden": 32}),
                                            ("ddpm-cosine", {"channels": 8, "mults": [1, 2], "timesteps": 50})])

@@ -106,6 +106,7 @@ def test_run_trains_every_arm_and_seed_then_skips_what_is_finished(gamix_runs):
     assert noreg["config"]["var_reg"] == 0.0 and noreg["command"].endswith("--arms mixture-noreg --seeds 0")
 
 
+@pytest.mark.slow
 def test_the_time_box_stops_between_epochs_and_a_later_run_continues(tmp_path, monkeypatch):
     study = _tiny(studies.GAMIX, ("vae",))
     clock = iter([0.0] + [10.0 ** 9] * 100)      # the training loop's clock: past the deadline after epoch 1
@@ -123,6 +124,7 @@ def test_the_time_box_stops_between_epochs_and_a_later_run_continues(tmp_path, m
     assert not (tmp_path / "vae/seed0/digits/vae-16/resume.pt").exists()
 
 
+@pytest.mark.slow
 def test_a_run_another_process_holds_is_skipped(tmp_path):
     import fcntl
 
@@ -135,6 +137,7 @@ def test_a_run_another_process_holds_is_skipped(tmp_path):
     assert st["left"] == ["vae/seed0"] and not (root / "digits").exists()
 
 
+@pytest.mark.slow
 def test_a_longer_stage_2_starting_from_the_kept_stage_1_is_the_run_from_scratch(tmp_path, capsys):
     """The sweep trains stage 1 once per (level, seed): the arm with the longer stage 2 starts from the state
     the shorter one kept after stage 1. That must be exactly the weights of training it from scratch."""
