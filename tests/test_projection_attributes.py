@@ -149,6 +149,7 @@ def test_projection_methods_and_parameter_errors():
         projection.check_method("tsne", {"n_neighbors": 5})
 
 
+@pytest.mark.slow
 def test_umap_projection_keeps_clusters_apart():
     rng = np.random.default_rng(0)
     codes = np.vstack([rng.normal(size=(100, 8)), rng.normal(size=(100, 8)) + 8])

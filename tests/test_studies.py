@@ -281,6 +281,7 @@ def test_mixture_usage_sees_one_component_taking_all_the_weight():
 
 
 # ---------------------------------------------------------------- sampling: the prior or the aggregate posterior
+@pytest.mark.slow
 def test_posterior_draws_have_the_posterior_moments():
     vae = models.build("vae", SMALL).eval()
     x = torch.rand(4, 1, 28, 28)

@@ -145,6 +145,7 @@ def test_table_numbers_are_the_cards_and_follow_them(zoo_copy, monkeypatch):
     assert "12.34" in text and "37.46" not in text and "2.0 h" in text
 
 
+@pytest.mark.slow
 def test_refresh_scores_every_model_at_one_n_and_writes_the_cards(zoo_copy):
     zoo = Zoo(zoo_copy)
     # a training FID already at the common N is reused, not recomputed
@@ -204,6 +205,7 @@ def test_refresh_scores_every_model_at_one_n_and_writes_the_cards(zoo_copy):
 
 # ------------------------------------------------------------------------------------------- the panel
 
+@pytest.mark.slow
 def test_same_seed_same_grid_and_diffusion_rows_are_the_models_own_samples(zoo_root):
     from explorer.ui import zoo as zoo_ui
 
