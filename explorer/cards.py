@@ -1,7 +1,7 @@
 """Model cards (README.md) and metrics.json of a checkpoint: what they say, and one way to write them.
 
 Three tools write into a checkpoint's folder: training (the whole card and metrics.json), the Model zoo's
-scoring (zoo_table.py: a "zoo" block and a "## Zoo comparison" section) and the DAE study (dae_study.py: a
+scoring (zoo_table.py: a "zoo" block and a "## Zoo comparison" section) and the studies (studies.py: e.g. a
 "## DAE vs joint baseline" section). They all write through here, so every file is replaced atomically (the
 app may be reading it) and a section is replaced in place, never appended twice.
 """

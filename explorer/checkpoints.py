@@ -28,11 +28,16 @@ from pathlib import Path
 
 import torch
 
-from . import models
+from . import models, shipped
 
-ROOT = Path(__file__).resolve().parent.parent / "checkpoints"
+ROOT = shipped("checkpoints")
 WEIGHTS, CONFIG, METRICS, CARD = "model.safetensors", "config.json", "metrics.json", "README.md"
 AGGREGATE_PRIOR = "aggregate_prior.json"  # a VAE's fitted aggregate posterior (latents.AggregatePrior), optional
+
+
+def short_name(name: str) -> str:
+    """A checkpoint's name without its dataset: "fashion-mnist/vae-2d" -> "vae-2d" (a name without one: itself)."""
+    return name.split("/", 1)[-1]
 
 
 def _no_paths(err: Exception) -> str:

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import datasets
+from . import datasets, shipped
 from .datasets import DIGIT_CLASSES, FASHION_CLASSES
 
 FILES = {  # split -> (images, labels)
@@ -63,7 +63,7 @@ SOURCES = {
         "classes": DIGIT_CLASSES,
     },
 }
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+ASSETS = shipped("assets")
 
 
 class DatasetNotFound(FileNotFoundError):

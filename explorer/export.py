@@ -1,4 +1,4 @@
-"""Decoders -> ONNX, checked against torch, for decoding codes in the page (DESIGN.md).
+"""Decoders -> ONNX, checked against torch, for decoding codes in the page (README.md, "Architecture").
 
 Every checkpoint that maps codes to images gets its decoder as one ONNX file: the families
 ae, vae, gmm-vae, dae and gan (the DCGAN generator). The graph is exactly ``model.decode``:
@@ -30,7 +30,6 @@ recognised as stale. A build keeps one file per checkpoint name: the previous on
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import os
 import re
@@ -47,7 +46,7 @@ from . import models
 # own answer (models.capabilities(...).exports_decoder).
 EXPORTABLE_FAMILIES = tuple(f for f in models.FAMILIES if models.capabilities(f).exports_decoder)
 # The legacy TorchScript exporter (torch.onnx.export(..., dynamo=False)) at opset 17: the path checked
-# on our ConvDecoder and DCGAN generator (NOTES.md, "Decoding in the page"). The dynamo exporter, the
+# on our ConvDecoder and DCGAN generator (tests/test_export.py checks its parity). The dynamo exporter, the
 # default since torch 2.9, has open ConvTranspose bias issues; one pinned path, tested for parity.
 DYNAMO = False
 OPSET = 17

@@ -1,6 +1,6 @@
 """Classifier-FID, reconstruction error, ELBO and importance-weighted NLL.
 
-Conventions (see ../shared/NOTES.md): every FID is reported with its N and the
+Conventions (README.md's tables keep them): every FID is reported with its N and the
 real-vs-real floor at that N, and is a *classifier*-FID on our in-project
 classifier's penultimate features, never comparable to Inception-FID figures.
 Likelihoods are in nats per image under the Bernoulli decoder.

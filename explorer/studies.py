@@ -1,5 +1,6 @@
-"""The two multi-seed studies the seed papers ask for, behind one resumable, time-boxed command.
+"""The multi-seed studies the seed papers ask for, behind one resumable, time-boxed command.
 
+    python -m explorer.studies run dae --threads 1                   # the DAE against its joint baseline (arXiv 2307.08283)
     python -m explorer.studies run gamix --hours 2 --threads 1       # GAMIX-VAE ablation (arXiv 2309.13160)
     python -m explorer.studies run dae-sweep --hours 2 --threads 1   # where decoupling helps (arXiv 2307.08283)
     python -m explorer.studies status gamix                          # what is done, what is left
@@ -19,8 +20,10 @@ the recorded runs, except an arm whose definition (preset, config, epochs, laten
 
 ``summary`` reads the finished runs back from their ``config.json`` and ``metrics.json``, gives mean and
 sample standard deviation over seeds per arm and metric, a plain verdict per metric, and a chart; with
-``--ship`` it writes them into the shipped checkpoints' folders (``ablation.json`` beside
-``gamix-vae-16``, ``sweep.json`` beside ``dae-16``) and cards.
+``--ship`` it writes them into the shipped checkpoints' folders (``study.json`` beside the four DAE-study
+checkpoints, ``ablation.json`` beside ``gamix-vae-16``, ``sweep.json`` beside ``dae-16``) and cards. The DAE
+study also ships its first seed's checkpoints themselves: the zoo's ``dae-16``, ``dae-16-joint`` and their
+latent diffusion models are that seed's.
 """
 from __future__ import annotations
 
@@ -71,6 +74,7 @@ class Study:
     ship_to: tuple = ()           # the shipped checkpoints whose folder and card get the results
     rows: tuple = ()              # (key, label, lower is better?)
     why: str = ""                 # what the epochs were chosen for (the card says it)
+    ship_checkpoints: bool = False  # ship also copies the first seed's checkpoints of ship_to into the zoo
 
     def arm(self, name: str) -> Arm:
         return next(a for a in self.arms if a.name == name)
@@ -79,6 +83,30 @@ class Study:
         """Seed-major: after each seed, every arm has one finished run to compare."""
         return [(arm, seed) for seed in self.seeds for arm in self.arms]
 
+
+# ---------------------------------------------------------------- the DAE against its joint baseline
+# Both autoencoders (dae-16: two stages; dae-16-joint: the same encoder and decoder trained together, same
+# epochs, data and latent shape), and on each latent both generators: the Gaussian mixture inside the
+# autoencoder checkpoint, and latent diffusion.
+DAE_PAIR_ROWS = (
+    ("test_mse", "reconstruction MSE (test)", True),
+    ("fid_gmm", "FID, Gaussian-mixture samples", True),
+    ("fid_ldm", "FID, latent-diffusion samples", True),
+    ("gmm_loglik", "mixture held-out log-lik / dim", False),
+    ("ldm_eps_mse", "latent diffusion held-out eps-MSE", True),
+    ("linear_probe", "linear-probe accuracy", False),
+    ("train_s", "autoencoder training (s)", True),
+    ("ldm_train_s", "latent diffusion training (s)", True),
+)
+DAE = Study(
+    name="dae", title="DAE vs joint baseline", result_file="study.json",
+    ship_to=("dae-16", "dae-16-joint", "ldm-dae-16", "ldm-dae-16-joint"), ship_checkpoints=True,
+    rows=DAE_PAIR_ROWS,
+    arms=(Arm("dae", "DAE (two stages)", "dae-16", epochs=10, ldm="ldm-dae-16", ldm_epochs=20),
+          Arm("joint", "joint baseline", "dae-16-joint", epochs=10, ldm="ldm-dae-16-joint", ldm_epochs=20)),
+    why="The shipped presets' epochs: 10 per autoencoder (the DAE's 5 in stage 1 and 5 in stage 2), 20 for each "
+        "latent diffusion model, on all 60,000 training images.",
+)
 
 # ---------------------------------------------------------------- the GAMIX-VAE ablation
 GAMIX_EPOCHS = 8
@@ -158,7 +186,7 @@ DAE_SWEEP = Study(
         "arms take 48 min and its five 5 + 15 arms ~1.5 h, ~7 core-hours for three seeds.",
 )
 
-STUDIES = {s.name: s for s in (GAMIX, DAE_SWEEP)}
+STUDIES = {s.name: s for s in (DAE, GAMIX, DAE_SWEEP)}
 
 
 # ---------------------------------------------------------------- running
@@ -285,6 +313,7 @@ def run_results(study: Study, out, arm: Arm, seed: int) -> dict:
         row["sigma_min"] = min(row["sigma_per_component"])
     row["train_s"] = t["wall_time_s"]
     row["epochs"], row["hardware"] = t["epochs"], t["hardware"]
+    row["history"] = t["history"]  # the autoencoder's per-epoch training record (the DAE panel's curves)
     sig = sorted(k for k in (t["history"][0] if t["history"] else {}) if k.startswith("sigma_"))
     if sig:  # each component's mean sigma at the end of every epoch
         row["sigma_history"] = [[e[k] for k in sig] for e in t["history"]]
@@ -322,6 +351,9 @@ def summarise(study: Study, out, record=None) -> dict:
     any_run = next(r for runs in per_run.values() for r in runs.values())
     left = _status(study, out, recorded)["left"]
     return {"study": study.name, "title": study.title, "dataset": study.dataset, "why": study.why,
+            "seeds": sorted({s for runs in per_run.values() for s in runs}),
+            "history": {a: {str(s): r["history"] for s, r in runs.items() if "history" in r}
+                        for a, runs in per_run.items()},
             "arms": [{"name": a.name, "label": a.label, "preset": a.preset, "config": a.config, "epochs": a.epochs,
                       "ldm": a.ldm, "ldm_epochs": a.ldm_epochs, "group": a.group,
                       "seeds": sorted(per_run[a.name])} for a in study.arms],
@@ -371,7 +403,17 @@ def _compare(row: dict, a: str, b: str, words=("better", "worse")) -> str | None
 
 def verdict(summary: dict) -> list[str]:
     """A plain sentence per metric."""
-    return (_gamix_verdict if summary["study"] == "gamix" else _sweep_verdict)(summary)
+    return {"dae": _pair_verdict, "gamix": _gamix_verdict}.get(summary["study"], _sweep_verdict)(summary)
+
+
+def _pair_verdict(summary: dict) -> list[str]:
+    """The DAE study: the DAE against the joint baseline, per metric (training times left out)."""
+    lines = []
+    for key, row in summary["table"].items():
+        c = _compare(row, "dae", "joint")
+        if c and not key.endswith("train_s"):
+            lines.append(f"{row['label']}: DAE {c}")
+    return lines
 
 
 def _gamix_verdict(summary: dict) -> list[str]:
@@ -440,8 +482,9 @@ def table_markdown(summary: dict) -> str:
 
 
 # ---------------------------------------------------------------- shipping
-SECTIONS = {"gamix": "## GAMIX-VAE ablation", "dae-sweep": "## Where decoupling helps: the sweep"}
-CHARTS = {"gamix": "ablation_sigma.png", "dae-sweep": "sweep.png"}
+SECTIONS = {"dae": "## DAE vs joint baseline", "gamix": "## GAMIX-VAE ablation",
+            "dae-sweep": "## Where decoupling helps: the sweep"}
+CHARTS = {"gamix": "ablation_sigma.png", "dae-sweep": "sweep.png"}  # the DAE study has none: the panel draws its curves
 
 
 def chart(summary: dict):
@@ -449,6 +492,8 @@ def chart(summary: dict):
     the DAE sweep's metrics against the stage-1 decoder's capacity."""
     from . import plotting
 
+    if summary["study"] not in CHARTS:
+        return None
     if summary["study"] == "gamix":
         arms = {a["name"]: a["label"] for a in summary["arms"]}
         return plotting.sigma_per_epoch({arms[name]: [r.get("sigma_history") for r in summary["runs"][name].values()]
@@ -456,12 +501,15 @@ def chart(summary: dict):
     return plotting.sweep_chart(summary, [label for label, _ in DAE_LEVELS], DAE_STAGE2, DAE_STAGE1)
 
 
-def ship(summary: dict, root=None, note: str = "") -> list[Path]:
-    """Write the summary (``ablation.json`` / ``sweep.json``), its chart and a card section into each shipped
-    checkpoint the study belongs to."""
+def ship(summary: dict, root=None, note: str = "", out=None) -> list[Path]:
+    """Write the summary (``study.json`` / ``ablation.json`` / ``sweep.json``), its chart and a card section into
+    each shipped checkpoint the study belongs to; for a study that ships its checkpoints, first copy the first
+    seed's from ``out`` (where the runs are) into the zoo."""
     study, dataset = STUDIES[summary["study"]], summary["dataset"]
     root = Path(root or checkpoints.ROOT)
     fig = chart(summary)
+    if study.ship_checkpoints:
+        _ship_checkpoints(study, summary, out, root)
     written = []
     for name in study.ship_to:
         dst = root / dataset / name
@@ -470,14 +518,33 @@ def ship(summary: dict, root=None, note: str = "") -> list[Path]:
             raise checkpoints.CheckpointError(f"{dataset}/{name} is not in the zoo to ship the {study.title} "
                                               f"into; build it with `{command}`")
         cards.write_atomic(dst / study.result_file, json.dumps({**summary, "note": note.strip()}, indent=1) + "\n")
-        fig.savefig(dst / CHARTS[study.name], dpi=90, bbox_inches="tight")
-        section = (f"{SECTIONS[study.name]}\n    python -m explorer.studies run {study.name} --hours 2\n"
+        if fig is not None:
+            fig.savefig(dst / CHARTS[study.name], dpi=90, bbox_inches="tight")
+        seed = (f" (this checkpoint is seed {summary['seeds'][0]} of the study)"
+                if study.ship_checkpoints and summary["seeds"] else "")
+        section = (f"{SECTIONS[study.name]}{seed}\n    python -m explorer.studies run {study.name} --hours 2\n"
                    f"    python -m explorer.studies summary {study.name} --ship\n\n"
-                   + table_markdown(summary) + f"\n![{study.title}]({CHARTS[study.name]})\n"
+                   + table_markdown(summary)
+                   + (f"\n![{study.title}]({CHARTS[study.name]})\n" if fig is not None else "")
                    + (f"\n{note.strip()}\n" if note.strip() else ""))
         cards.update_section(dst, SECTIONS[study.name], section)
         written.append(dst)
     return written
+
+
+def _ship_checkpoints(study: Study, summary: dict, out, root: Path) -> None:
+    """Replace the zoo's checkpoints of ``study.ship_to`` with the first seed's runs finished under ``out``
+    (without resume files). A run that is not there (a summary read from the shipped record) leaves the zoo's
+    checkpoint, which is that run."""
+    seed, dataset = summary["seeds"][0], summary["dataset"]
+    for arm in study.arms:
+        for preset, _, _ in arm.steps():
+            src, dst = run_dir(out or ".", arm, seed) / dataset / preset, root / dataset / preset
+            if preset not in study.ship_to or out is None or not (src / checkpoints.METRICS).is_file():
+                continue
+            if dst.exists():
+                shutil.rmtree(dst)
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("resume*.pt", ".lock"))
 
 
 def main(argv=None) -> None:
@@ -526,7 +593,7 @@ def main(argv=None) -> None:
         print(table_markdown(summary))
         if a.ship:
             note = Path(a.note).read_text() if a.note else ""
-            for d in ship(summary, note=note):
+            for d in ship(summary, note=note, out=out):
                 print(f"shipped {d}")
 
 

@@ -23,7 +23,7 @@ import argparse
 import sys
 
 from . import cards, checkpoints
-from .checkpoints import CheckpointError, Zoo
+from .checkpoints import CheckpointError, Zoo, short_name
 
 ZOO_N = 2000                          # the common N of every zoo FID (diffusion's training N)
 BLOCK = "zoo"                         # the key of the block in metrics.json
@@ -77,10 +77,6 @@ def datasets(zoo: Zoo) -> list[str]:
                    if (_info(zoo, n) or {}).get("family") != "classifier"})
 
 
-def _short(name: str) -> str:
-    return name.split("/", 1)[-1]
-
-
 def _encoder_label(family: str, cfg: dict) -> str:
     """What an autoencoder-family model is called in the table (also used for the one inside an LDM)."""
     if family == "dae":
@@ -114,7 +110,7 @@ def describe(info: dict) -> tuple[str, str]:
             shape = "×".join(str(v) for v in cfg.get("image_shape", (1, 28, 28)))
             return f"DDPM pixel, {cfg.get('schedule', '?')}", f"starting noise x_T, {shape}"
         vae_family, vae_cfg = cfg.get("vae_family", "vae"), cfg.get("vae_config", {})
-        source = _short(cfg.get("vae", "")) or vae_family
+        source = short_name(cfg.get("vae", "")) or vae_family
         if vae_family == "dae":
             label = f"{_encoder_label(vae_family, vae_cfg)} + latent diffusion"
         else:
@@ -138,7 +134,7 @@ def table(zoo: Zoo, dataset: str) -> list[dict]:
     epochs, command, error (why the checkpoint's files cannot be read, with the rebuild command)."""
     rows = []
     for name in generative_models(zoo, dataset):
-        row = dict(name=name, label=_short(name), family=None, latent=None, fid=None, fid_n=None,
+        row = dict(name=name, label=short_name(name), family=None, latent=None, fid=None, fid_n=None,
                    fid_floor=None, fid_note=None, card_fid=None, card_fid_n=None, test_mse=None, parameters=None,
                    sample_sharpness=None, sample_ms_per_image=None,
                    sample_hardware=None, wall_time_s=None, wall_time_note=None, hardware=None, epochs=None,
@@ -172,11 +168,11 @@ def table(zoo: Zoo, dataset: str) -> list[dict]:
             row["param_note"] = "its parameters include the PatchGAN discriminator, used only in training"
         if info["family"] == "ddpm" and cfg.get("space") == "latent":
             source = cfg.get("vae") or "its autoencoder"
-            note = f"+ the training of {_short(source)}, which is separate"
+            note = f"+ the training of {short_name(source)}, which is separate"
             src = _info(zoo, source) if "/" in source else None
             seconds = (src or {}).get("training", {}).get("wall_time_s")
             if seconds is not None:
-                note = f"+ {_short(source)}'s own training ({_duration(seconds)}), which is separate"
+                note = f"+ {short_name(source)}'s own training ({_duration(seconds)}), which is separate"
             row["wall_time_note"] = note
         rows.append(row)
     return rows
@@ -237,7 +233,7 @@ def markdown(rows: list[dict], dataset: str) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     missing, footnotes, param_notes = False, [], []
     for r in rows:
-        name = f"**{r['label']}**<br>`{_short(r['name'])}`"
+        name = f"**{r['label']}**<br>`{short_name(r['name'])}`"
         if r["error"]:
             cells = [name, f"⚠️ {r['error']}"] + ["–"] * (len(head) - 2)
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
@@ -263,7 +259,7 @@ def markdown(rows: list[dict], dataset: str) -> str:
         params = _nowrap(_num(r["parameters"], ",")) if r["parameters"] is not None else "–"
         if r.get("param_note"):
             params += " ‡"
-            param_notes.append(f"‡ {_short(r['name'])}: {r['param_note']}.")
+            param_notes.append(f"‡ {short_name(r['name'])}: {r['param_note']}.")
         cells = [name, r["latent"] or "–", fid, _num(r["sample_sharpness"], ".2f"), mse, params, ms, wall]
         if not one_machine:
             hw = r["hardware"] or "–"

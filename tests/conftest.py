@@ -21,6 +21,17 @@ def _private_cache(tmp_path_factory):
     else:
         os.environ["XDG_CACHE_HOME"] = old
 
+# Session fixtures that train models (tens of seconds each): every test that uses one is marked slow, so
+# `pytest -m "not browser and not slow"` is a quick loop without them (README, "Test it").
+TRAINING_FIXTURES = {"tiny_zoo", "dae_study_dir", "dae_zoo", "gamix_runs", "tiny_vae_root"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
@@ -84,23 +95,33 @@ def randomised(model, seed=0, std=0.05):
 DAE_SMALL = {"channels": 8, "hidden": 64, "aux_channels": 2, "aux_hidden": 16}
 
 
+def tiny_dae_study():
+    """explorer.studies.DAE on digits: two seeds, 2 epochs per autoencoder, 1 for latent diffusion."""
+    import dataclasses
+
+    from explorer import studies
+
+    return dataclasses.replace(studies.DAE, dataset="digits", seeds=(0, 1),
+                               arms=tuple(dataclasses.replace(a, epochs=2, ldm_epochs=1) for a in studies.DAE.arms))
+
+
 @pytest.fixture(scope="session")
 def dae_study_dir(tmp_path_factory):
     """A two-seed DAE-vs-joint study on digits (2 epochs each, latent diffusion 1 epoch): seconds."""
-    from explorer import dae_study
+    from explorer import studies
 
     out = tmp_path_factory.mktemp("dae-study")
-    dae_study.run([0, 1], out, epochs=2, ldm_epochs=1, progress=False, dataset="digits", limit=200, config=DAE_SMALL)
+    studies.run(tiny_dae_study(), out, progress=False, limit=200, config=DAE_SMALL)
     return out
 
 
 @pytest.fixture(scope="session")
 def dae_zoo(dae_study_dir, tmp_path_factory):
     """The study's first seed shipped into a checkpoint folder (cards carry the table)."""
-    from explorer import dae_study
+    from explorer import studies
 
     root = tmp_path_factory.mktemp("dae-zoo")
-    dae_study.ship(dae_study.summarise(dae_study_dir, "digits"), dae_study_dir, root=root)
+    studies.ship(studies.summarise(tiny_dae_study(), dae_study_dir), root=root, out=dae_study_dir)
     return root
 
 

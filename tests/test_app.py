@@ -1,4 +1,6 @@
 """The app through gradio_client and its panel logic, over tiny checkpoints."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -28,6 +30,32 @@ def test_auth_flag_takes_user_and_password(monkeypatch):
         app_module.parse_args([])
 
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_package_declares_what_requirements_txt_installs_and_the_command_app_py_runs():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    from explorer import cli
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    lines = [line.split("#")[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
+    assert project["dependencies"] == [line for line in lines if line]
+    assert project["scripts"]["latent-space-explorer"] == "explorer.cli:main"
+    assert app_module.main is cli.main and app_module.create is cli.create
+
+
+def test_shipped_folders_are_found_in_a_checkout_and_inside_an_installed_package(tmp_path):
+    import explorer
+    from explorer import checkpoints, data
+
+    assert checkpoints.ROOT == ROOT / "checkpoints" and data.ASSETS == ROOT / "assets"  # this checkout
+    package = tmp_path / "site-packages" / "explorer"
+    (package / "_shipped" / "checkpoints").mkdir(parents=True)
+    assert explorer.shipped("checkpoints", package) == package / "_shipped" / "checkpoints"  # pip install .
+    assert explorer.shipped("assets", package) == tmp_path / "site-packages" / "assets"  # not there: beside it
+
+
+@pytest.mark.slow
 def test_login_is_required_when_auth_is_set(tiny_zoo):
     import urllib.error
     import urllib.request
@@ -43,12 +71,12 @@ def test_login_is_required_when_auth_is_set(tiny_zoo):
         assert client.predict("digits/vae-2d", 2.5, 7, 1.0, api_name="/sample") is not None
 
 
+@pytest.mark.slow
 def test_file_routes_serve_nothing_the_app_did_not_produce(served_app):
     """Requests for system files, the source and the weights through Gradio's file routes are refused."""
     import urllib.error
     import urllib.parse
     import urllib.request
-    from pathlib import Path
 
     from gradio_client import Client
 
@@ -75,6 +103,7 @@ def test_file_routes_serve_nothing_the_app_did_not_produce(served_app):
                 f"{full} -> {status}"
 
 
+@pytest.mark.slow
 def test_decode_endpoint_gives_28x28_images_that_depend_on_z(served_app):
     from gradio_client import Client
 
@@ -88,6 +117,7 @@ def test_decode_endpoint_gives_28x28_images_that_depend_on_z(served_app):
     np.testing.assert_array_equal(a, again)
 
 
+@pytest.mark.slow
 def test_decode_answers_one_direct_post_and_queued_endpoints_cannot_skip_the_queue(served_app):
     import json
     import urllib.error
@@ -115,6 +145,7 @@ def test_decode_answers_one_direct_post_and_queued_endpoints_cannot_skip_the_que
     assert status == 404 and "join the queue" in str(body), (status, body)
 
 
+@pytest.mark.slow
 def test_sample_endpoint_is_seeded(served_app):
     from gradio_client import Client
 
@@ -128,6 +159,7 @@ def test_sample_endpoint_is_seeded(served_app):
     assert not np.array_equal(img[0], img[2])
 
 
+@pytest.mark.slow
 def test_panel_switches_to_a_16d_model_with_pc_sliders(served_app):
     """The page gets everything it needs to decode a 16-D model on its own: six PC axes, their limits,
     the plane to map slider values back to z, and the map of encoded test images."""
@@ -158,6 +190,7 @@ def _select(value):
     return gr.SelectData(None, {"index": 0, "value": value, "selected": True})
 
 
+@pytest.mark.slow
 def test_the_final_point_is_checked_clipped_and_kept_per_session(served_app):
     from types import SimpleNamespace
 
@@ -183,6 +216,7 @@ def test_the_final_point_is_checked_clipped_and_kept_per_session(served_app):
             panel.on_commit("digits/vae-2d", _select(bad), request=me)
 
 
+@pytest.mark.slow
 def test_bad_input_gets_a_clear_message(served_app):
     import gradio as gr
 
@@ -194,6 +228,7 @@ def test_bad_input_gets_a_clear_message(served_app):
         panel.page_model(None)
 
 
+@pytest.mark.slow
 def test_sample_sends_the_page_a_point_that_decodes_to_the_same_image(served_app):
     _, demo, store = served_app
     panel = demo.panels["latent_grid"]
@@ -222,6 +257,7 @@ def test_damaged_checkpoint_is_reported_and_the_server_keeps_serving(tiny_zoo, t
     assert panel.page_model("digits/vae-2d")["dim"] == 2  # the others still work
 
 
+@pytest.mark.slow
 def test_server_functions_decode_and_refuse_like_the_page_expects(served_app):
     """The page's fallback (decode_codes) gives the same decode as uint8 (onnxruntime over the page's own ONNX file:
     PyTorch's pixels to a grey level); bad requests get a message."""
@@ -269,3 +305,39 @@ def test_widget_values_are_checked_by_one_pair_of_helpers():
                            (1001, "between 0 and 1000"), (None, "must be a number")):
         with pytest.raises(gr.Error, match=message):
             whole(value, "t", 0, 1000)
+
+
+def _package_imports(path: Path) -> set[str]:
+    """The modules a file of explorer/ imports (absolute names, relative imports resolved), anywhere in it."""
+    import ast
+
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(parts + ([node.module] if node.module else []))
+            found |= {base} | {f"{base}.{a.name}" for a in node.names}
+    return found
+
+
+def test_the_layers_import_the_way_readme_architecture_says():
+    files = {p: _package_imports(p) for p in (ROOT / "explorer").rglob("*.py") if "web" not in p.parts}
+    assert len(files) > 30
+    outside_ui = {p: imps for p, imps in files.items()
+                  if "ui" not in p.relative_to(ROOT / "explorer").parts and p.name != "cli.py"}
+    for p, imps in outside_ui.items():
+        assert not any(i == "gradio" or i.startswith(("gradio.", "explorer.ui")) for i in imps), p
+    blocks = ["schedules", "nets", "metrics", "latents", "plotting", "diffusion"]
+    lower = [ROOT / "explorer" / f"{b}.py" for b in blocks] + list((ROOT / "explorer" / "models").glob("*.py"))
+    for p in lower:
+        later = {i for i in files[p] if i.startswith(("explorer.checkpoints", "explorer.training", "explorer.ui",
+                                                       "explorer.evaluation", "explorer.studies", "explorer.cli"))}
+        assert not later, (p, later)
+    for b in blocks[:5]:  # the building blocks import no other part of the package
+        p = ROOT / "explorer" / f"{b}.py"
+        assert not {i for i in files[p] if i.startswith("explorer.")}, p

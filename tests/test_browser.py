@@ -35,6 +35,7 @@ def _server_decode(store, name, values):
     return store.model(name).decode(torch.as_tensor(z, dtype=torch.float32)).numpy().ravel()
 
 
+@pytest.mark.browser
 def test_dragging_a_slider_decodes_in_the_page_with_no_request(page, served_app):
     import numpy as np
 
@@ -66,6 +67,7 @@ def test_dragging_a_slider_decodes_in_the_page_with_no_request(page, served_app)
     assert 1 <= sum("queue/join" in u for u in requests) <= 2, requests
 
 
+@pytest.mark.browser
 def test_hovering_the_map_previews_and_dragging_moves_the_point(page):
     page.wait_for_timeout(1000)  # the previous test's release event has been answered
     requests = []
@@ -86,6 +88,7 @@ def test_hovering_the_map_previews_and_dragging_moves_the_point(page):
     assert page.evaluate("() => window.lsxLatentGrid.values.slice()") != before
 
 
+@pytest.mark.browser
 def test_the_grid_is_decoded_in_the_page_when_n_changes(page):
     page.wait_for_timeout(1000)  # the previous test's release event has been answered
     requests = []
@@ -96,6 +99,7 @@ def test_the_grid_is_decoded_in_the_page_when_n_changes(page):
     assert requests == []
 
 
+@pytest.mark.browser
 def test_attribute_panel_encodes_an_uploaded_image(page, tmp_path):
     import numpy as np
     from PIL import Image

@@ -89,6 +89,7 @@ def test_tiny_training_writes_checkpoint_card_and_metrics(tiny_zoo):
     assert "python -m explorer.training vae-2d --dataset digits" in card
 
 
+@pytest.mark.slow
 def test_loss_decreases_with_training(tmp_path):
     d = training.train("ae-16", "digits", epochs=3, out=tmp_path, limit=512, progress=False, evaluate=False,
                        config={"channels": 8, "hidden": 32})
@@ -109,6 +110,7 @@ def test_resume_gives_the_same_weights(tmp_path):
         torch.testing.assert_close(va, vb, msg=k)
 
 
+@pytest.mark.slow
 def test_warm_start_continues_from_a_checkpoint_and_counts_its_training(tmp_path):
     kw = dict(limit=512, progress=False, evaluate=False, config={"channels": 8, "hidden": 32})
     first = training.train("ae-16", "digits", epochs=3, out=tmp_path / "a", command="first run", **kw)
@@ -232,6 +234,7 @@ class _PlantedDiffusion(torch.nn.Module):
         return torch.stack([self.x[(self.y == k % 10).nonzero()[i % 5, 0]] for i, k in enumerate(want.tolist())])
 
 
+@pytest.mark.slow
 def test_grid_counts_the_samples_off_their_requested_class(tmp_path):
     from explorer import data
 
@@ -305,6 +308,7 @@ def _half_ulp_noise(w: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return (torch.rand(w.shape, generator=g) - 0.5) * 2.0 ** (e - 10)  # float16: 10 fraction bits
 
 
+@pytest.mark.slow
 def test_float16_precision_suffices_for_every_shipped_decoder():
     """The shipped float32 weights are gone; what stands in for them: the shipped float16 weights moved by
     rounding-sized noise. Decodes of the codes of test images must move by at most PIXEL_BOUND, else

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import changed, params_of, rand_images
-from explorer import checkpoints, dae_study, models, training
+from conftest import changed, params_of, rand_images, tiny_dae_study
+from explorer import checkpoints, dae_study, models, studies, training
 
 SMALL = {"channels": 8, "hidden": 64, "aux_channels": 2, "aux_hidden": 16}
 
@@ -75,6 +75,7 @@ def test_stage_boundaries_and_learning_rate_restart():
     assert training.stage_cosine([0, 10])(5) == pytest.approx(0.05 + 0.95 * 0.5)
 
 
+@pytest.mark.slow
 def test_training_loop_freezes_the_encoder_in_stage2_and_both_arms_get_the_same_budget(tmp_path):
     cfg = {k: v for k, v in SMALL.items()}
     training.train("dae-16", "digits", epochs=4, out=tmp_path, limit=256, progress=False, config=cfg,
@@ -146,28 +147,36 @@ def test_dae_checkpoint_round_trip_keeps_prior_and_weak_decoder(tmp_path):
 
 
 def test_study_tables_mean_and_sd_of_what_the_checkpoints_say(dae_study_dir, tmp_path):
-    study = dae_study.summarise(dae_study_dir, "digits")
-    assert study["seeds"] == [0, 1]
-    for arm, (ae, ldm) in dae_study.ARMS.items():
-        mses = [json.loads((dae_study_dir / f"seed{s}" / "digits" / ae / "metrics.json").read_text())["test_mse"]
-                for s in (0, 1)]
-        row = study["table"]["test_mse"][arm]
+    study = studies.summarise(tiny_dae_study(), dae_study_dir)
+    assert study["seeds"] == [0, 1] and study["study"] == "dae"
+    for arm in studies.DAE.arms:
+        runs = [dae_study_dir / arm.name / f"seed{s}" / "digits" for s in (0, 1)]
+        mses = [json.loads((r / arm.preset / "metrics.json").read_text())["test_mse"] for r in runs]
+        row = study["table"]["test_mse"][arm.name]
         assert row["values"] == mses
         assert row["mean"] == pytest.approx(np.mean(mses)) and row["sd"] == pytest.approx(np.std(mses, ddof=1))
-        eps = [json.loads((dae_study_dir / f"seed{s}" / "digits" / ldm / "metrics.json").read_text())["test_eps_mse"]
-               for s in (0, 1)]
-        assert study["table"]["ldm_eps_mse"][arm]["values"] == eps
-    text = dae_study.table_markdown(study)
-    assert "mean ± sd over 2 seeds" in text and "reconstruction MSE" in text
-    assert len(dae_study.verdict(study)) == len([k for k in study["table"] if not k.endswith("train_s")])
-    shipped = dae_study.ship(study, dae_study_dir, root=tmp_path / "zoo", note="Read plainly: a test note.")
+        eps = [json.loads((r / arm.ldm / "metrics.json").read_text())["test_eps_mse"] for r in runs]
+        assert study["table"]["ldm_eps_mse"][arm.name]["values"] == eps
+        assert [len(h) for h in study["history"][arm.name].values()] == [2, 2]  # each seed's epochs, for the curves
+    text = studies.table_markdown(study)
+    assert "| metric (mean ± sd over seeds) | DAE (two stages) | joint baseline |" in text
+    assert "reconstruction MSE" in text and "up to 2 seeds per arm" in text
+    verdicts = studies.verdict(study)  # one per metric both arms have (no FID here: digits has no classifier)
+    measured = [k for k, r in study["table"].items() if r["dae"]["mean"] is not None and r["joint"]["mean"] is not None]
+    assert len(verdicts) == len([k for k in measured if not k.endswith("train_s")]) >= 4
+    assert all(line.split(": DAE ")[1].startswith(("better by", "worse by", "no difference")) for line in verdicts)
+    shipped = studies.ship(study, root=tmp_path / "zoo", note="Read plainly: a test note.", out=dae_study_dir)
     assert len(shipped) == 4
     for d in shipped:
-        assert json.loads((d / dae_study.STUDY).read_text())["seeds"] == [0, 1]
-        assert json.loads((d / dae_study.STUDY).read_text())["note"] == "Read plainly: a test note."
+        assert json.loads((d / studies.DAE.result_file).read_text())["seeds"] == [0, 1]
+        assert json.loads((d / studies.DAE.result_file).read_text())["note"] == "Read plainly: a test note."
         card = (d / checkpoints.CARD).read_text()
-        assert "DAE vs joint baseline" in card and card.rstrip().endswith("Read plainly: a test note.")
-        assert not (d / "resume.pt").exists()
+        assert "DAE vs joint baseline (this checkpoint is seed 0" in card
+        assert card.rstrip().endswith("Read plainly: a test note.")
+        assert not list(d.glob("resume*.pt")) and not (d / ".lock").exists()
+    # what shipped is seed 0's own checkpoint
+    seed0 = dae_study_dir / "dae" / "seed0" / "digits" / "dae-16" / "model.safetensors"
+    assert (tmp_path / "zoo" / "digits" / "dae-16" / "model.safetensors").read_bytes() == seed0.read_bytes()
     assert checkpoints.Zoo(tmp_path / "zoo").load("digits/ldm-dae-16", device="cpu").sample(2, steps=3).shape == (2, 1, 28, 28)
 
 

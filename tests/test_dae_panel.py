@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from conftest import BROWSER_ARGS, DAE_SMALL, assert_no_server_decode, launched_app
-from explorer import dae_study, studies
+from explorer import studies
 from explorer.checkpoints import Zoo
 from explorer.ui.dae import LIVE, SHIPPED, DAEPanel
 from explorer.ui.point_map import unpack
@@ -34,8 +34,8 @@ def test_open_fills_every_part_from_the_shipped_pair(panel, dae_zoo):
     recon, samples, table, curves = first[:4]
     map_a, stats_a, map_b, stats_b = second[4:8]
     assert recon.ndim == 3 and samples.ndim == 3 and curves.ndim == 3
-    study = json.loads((dae_zoo / "digits" / "dae-16" / dae_study.STUDY).read_text())
-    assert "mean ± sd over 2 seeds" in table
+    study = json.loads((dae_zoo / "digits" / "dae-16" / studies.DAE.result_file).read_text())
+    assert "mean ± sd over seeds" in table and "up to 2 seeds per arm" in table
     mean = study["table"]["test_mse"]["dae"]["mean"]
     assert f"{mean:.4g}" in table                                  # the table shows the study's numbers
     n = len(panel.store.dataset("digits").labels)
@@ -78,16 +78,17 @@ def test_bad_inputs_and_a_missing_live_run_give_clear_messages(panel):
 def test_without_a_pair_the_panel_says_how_to_build_it(tmp_path):
     empty = DAEPanel(Store(Zoo(tmp_path), "cpu"))
     (out,) = list(empty.on_open(SHIPPED, 0, None))
-    assert "python -m explorer.dae_study" in out[2]
+    assert "python -m explorer.studies run dae" in out[2]
 
 
+@pytest.mark.slow
 def test_endpoints_show_the_table_and_a_live_run_fills_the_panel(dae_zoo):
     from gradio_client import Client
 
     with launched_app(dae_zoo) as (url, demo, store):
         client = Client(url, verbose=False)
         out = client.predict(SHIPPED, 0, api_name="/dae_show")
-        assert "mean ± sd over 2 seeds" in out[2]
+        assert "up to 2 seeds per arm" in out[2]
         assert np.asarray(Image.open(out[0])).ndim == 3
         pick = client.predict(SHIPPED, 3, api_name="/dae_pick")
         assert pick[1].startswith("Test image #3")
@@ -112,6 +113,7 @@ def _tiny_sweep(zoo, out):
     return studies.ship(studies.summarise(study, out), root=zoo)
 
 
+@pytest.mark.browser
 def test_browser_opens_the_tab_and_a_click_decodes_with_both_models_in_the_page(dae_zoo, tmp_path):
     playwright = pytest.importorskip("playwright.sync_api")
     zoo = shutil.copytree(dae_zoo, tmp_path / "zoo")
@@ -126,7 +128,7 @@ def test_browser_opens_the_tab_and_a_click_decodes_with_both_models_in_the_page(
             page.get_by_role("tab", name="DAE vs baseline").click()
             page.wait_for_function("() => document.querySelector('#dae-recon img')?.complete", timeout=60_000)
             page.wait_for_function("() => document.querySelector('#dae-samples img')?.complete", timeout=60_000)
-            assert "mean ± sd over 2 seeds" in page.locator("#dae-table").inner_text()
+            assert "up to 2 seeds per arm" in page.locator("#dae-table").inner_text()
             page.wait_for_function("() => ['dae-map-a', 'dae-map-b'].every(k => window.lsxMaps?.[k]?.pixel(0))"
                                    " && window.lsxDae?.models.length === 2", timeout=60_000)
             # the sweep shipped with the DAE: its chart and the plain answer, below the maps

@@ -2,7 +2,7 @@
 
 The app and ``zoo.load`` default to CUDA when it is there, and the UI hands CPU tensors and CPU
 ``torch.Generator`` objects to the models. These tests run the same calls on each device and compare
-them with the CPU's results, so on a GPU machine (``python -m explorer.gpu_job run`` runs this file there)
+them with the CPU's results, so on a GPU machine (``python benchmarks/gpu_job.py run`` runs this file there)
 they show that the shipped models, the samplers and a training run work on CUDA and agree with the CPU.
 On a CPU-only machine the "cuda" cases are skipped and the CPU cases check the tests themselves.
 """
@@ -82,6 +82,7 @@ def test_pixel_diffusion_samples_on_the_device_as_on_the_cpu(device):
     assert all(0 <= float(s.pred_x0.min()) and float(s.pred_x0.max()) <= 1 for s in steps)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("preset,config", [("vae-2d", {"channels": 8, "hidden": 32}),
                                            ("ddpm-cosine", {"channels": 8, "mults": [1, 2], "timesteps": 50})])

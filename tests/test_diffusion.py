@@ -329,6 +329,7 @@ def tiny_vae_root(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_tiny_pixel_training_run_lowers_the_loss_and_ships_ema_weights(tmp_path):
     d = training.train("ddpm-cosine", "digits", epochs=4, out=tmp_path, limit=384, batch_size=32,
                        progress=False, evaluate=False, config={**TINY_UNET, "timesteps": 100})
@@ -387,6 +388,7 @@ def test_rebuild_command_leaves_out_run_bookkeeping():
     assert training._rebuild_args(args) == ["ddpm-cosine", "--dataset", "fashion-mnist", "--epochs", "5"]
 
 
+@pytest.mark.slow
 def test_resumed_training_gives_the_same_ema_weights(tmp_path):
     kw = dict(epochs=2, limit=128, batch_size=32, progress=False, evaluate=False,
               config={**TINY_UNET, "timesteps": 50})
@@ -401,6 +403,7 @@ def test_resumed_training_gives_the_same_ema_weights(tmp_path):
         torch.testing.assert_close(va, vb, msg=k)
 
 
+@pytest.mark.slow
 def test_the_pixel_unet_runs_channels_last_in_float32_with_the_same_loss_gradients_and_samples(tmp_path):
     config = {**TINY_UNET, "attention": True, "timesteps": 50}
     b = models.build("ddpm", config)

@@ -39,6 +39,7 @@ def _img(path):
     return np.asarray(Image.open(path).convert("L"), dtype=np.int16)
 
 
+@pytest.mark.slow
 def test_forward_endpoint_shows_both_schedules_noising_the_same_image(diffusion_app):
     from gradio_client import Client
 
@@ -54,6 +55,7 @@ def test_forward_endpoint_shows_both_schedules_noising_the_same_image(diffusion_
     assert _img(curves).shape[1] > 400
 
 
+@pytest.mark.slow
 def test_run_streams_every_step_then_scrubs_and_exports_a_gif_and_an_mp4(diffusion_app):
     from gradio_client import Client
 
@@ -85,6 +87,7 @@ def test_run_streams_every_step_then_scrubs_and_exports_a_gif_and_an_mp4(diffusi
     assert np.abs(decoded[0][:h, :w].astype(float) - first).mean() < 4   # the frames, not a blank video
 
 
+@pytest.mark.slow
 def test_same_seed_same_samples_and_pixel_vs_latent(diffusion_app):
     _, demo = diffusion_app
     panel = demo.panels["diffusion"]
@@ -107,6 +110,7 @@ def test_same_seed_same_samples_and_pixel_vs_latent(diffusion_app):
         panel.compare("digits/ddpm-tiny", "digits/ldm-tiny", 5, -0.1, "each class in turn", 0, 4)
 
 
+@pytest.mark.slow
 def test_the_timestep_spacing_control_changes_the_chain_and_says_so(diffusion_app):
     from explorer import diffusion
 
@@ -131,6 +135,7 @@ def test_the_timestep_spacing_control_changes_the_chain_and_says_so(diffusion_ap
         == ["trailing", "leading"]
 
 
+@pytest.mark.slow
 def test_tradeoff_chart_reads_the_shipped_measurements(diffusion_app, diffusion_zoo):
     import json
 
@@ -170,6 +175,7 @@ def test_tradeoff_chart_reads_the_shipped_measurements(diffusion_app, diffusion_
 playwright = pytest.importorskip("playwright.sync_api")
 
 
+@pytest.mark.browser
 def test_browser_run_animates_and_the_scrubber_moves(diffusion_app, tmp_path):
     url, _ = diffusion_app
     with playwright.sync_playwright() as p:
@@ -211,6 +217,7 @@ def test_browser_run_animates_and_the_scrubber_moves(diffusion_app, tmp_path):
         browser.close()
 
 
+@pytest.mark.slow
 def test_light_events_are_served_while_diffusion_runs_fill_their_slots(diffusion_app):
     """Diffusion runs have their own concurrency group (half the cores): with as many runs submitted as the
     model group has slots, a prior sample on the Latent grid is still answered before any run has ended."""

@@ -40,6 +40,7 @@ def _run(session, z: torch.Tensor) -> np.ndarray:
     return session.run(["x"], {"z": z.numpy()})[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_onnxruntime_matches_torch_on_random_codes(built, name):
     _, session, model = built[name]

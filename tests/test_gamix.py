@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from conftest import changed, params_of, rand_images
@@ -32,6 +33,7 @@ def test_the_mixture_vae_gains_the_patchgan_term_from_adv_start():
                        "discriminator")
 
 
+@pytest.mark.slow
 def test_gamix_preset_trains_saves_and_reloads(tmp_path):
     out = training.train("gamix-vae-16", "digits", epochs=2, out=tmp_path, limit=256, progress=False,
                          config={**SMALL, "adv_start": 1}, evaluate=False, batch_size=64)
@@ -60,6 +62,7 @@ def _mean_sigma(var_reg: float) -> float:
     return float((0.5 * logvar).exp().mean())
 
 
+@pytest.mark.slow
 def test_the_regulariser_keeps_the_components_from_collapsing():
     """With a weak KL (beta 0.1) the components shrink towards points; the regulariser holds their sigma up."""
     free, held = _mean_sigma(0.0), _mean_sigma(5.0)

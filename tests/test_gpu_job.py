@@ -1,14 +1,21 @@
-"""explorer.gpu_job: the prepared GPU run, rehearsed on the CPU with tiny checkpoints, and the packing around it."""
+"""benchmarks/gpu_job.py: the prepared GPU run, rehearsed on the CPU with tiny checkpoints, and the packing around it."""
 import json
 import shutil
 import subprocess
+import sys
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from explorer import checkpoints, data, gpu_job, training
+from explorer import checkpoints, data, training
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import gpu_job  # noqa: E402  (a script beside the benchmarks, not part of the package)
+
+pytestmark = pytest.mark.slow  # each test trains or samples a tiny DDPM; the rehearsal trains for ~40 s
 
 TINY_DDPM = {"channels": 8, "mults": [1, 2], "timesteps": 50, "attention": False}
 

@@ -38,6 +38,7 @@ def torch_uint8(store, name, z) -> np.ndarray:
     return x.clamp(0, 1).mul(255).round().to(torch.uint8).numpy()[:, 0]
 
 
+@pytest.mark.slow
 def test_the_route_answers_the_same_image_as_the_decode_endpoint(served_app):
     from gradio_client import Client
 
@@ -55,6 +56,7 @@ def test_the_route_answers_the_same_image_as_the_decode_endpoint(served_app):
     assert get(url)[0] == 200
 
 
+@pytest.mark.slow
 def test_a_whole_code_decodes_on_a_16d_model(served_app):
     url, _, store = served_app
     z = np.random.default_rng(1).normal(size=(1, 16)).round(4)
@@ -63,6 +65,7 @@ def test_a_whole_code_decodes_on_a_16d_model(served_app):
     assert np.abs(png(body).astype(int) - torch_uint8(store, "digits/ae-16", z)[0]).max() <= 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("params, status, message", [
     (dict(model="../../etc/passwd"), 404, "unknown model"),
     (dict(model="digits/classifier", z="0,0"), 404, "unknown model"),
@@ -84,6 +87,7 @@ def test_bad_requests_get_a_message_and_no_server_detail(served_app, params, sta
     assert get(url, model=MODEL)[0] == 200  # and the server keeps serving
 
 
+@pytest.mark.slow
 def test_a_damaged_checkpoint_answers_503_with_its_rebuild_command(tiny_zoo, tmp_path):
     root = tmp_path / "zoo"
     shutil.copytree(tiny_zoo, root)
@@ -97,6 +101,7 @@ def test_a_damaged_checkpoint_answers_503_with_its_rebuild_command(tiny_zoo, tmp
         assert get(url, model=MODEL)[0] == 200
 
 
+@pytest.mark.slow
 def test_the_route_asks_for_the_apps_login(tiny_zoo):
     with launched_app(tiny_zoo, "--auth", "teacher:s3cret") as (url, _, _):
         status, _, body = get(url, model=MODEL)
@@ -110,6 +115,7 @@ def test_the_route_asks_for_the_apps_login(tiny_zoo):
         png(body)
 
 
+@pytest.mark.slow
 def test_server_decodes_run_the_pages_onnx_decoder_when_it_is_built(served_app, tmp_path, monkeypatch):
     from explorer import export
     from explorer.ui.inpage import Decoders

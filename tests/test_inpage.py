@@ -81,6 +81,7 @@ def test_vendor_fetch_checks_integrity_and_hashes_on_a_local_tarball(tmp_path):
     assert not (folder / "a.js").exists()
 
 
+@pytest.mark.slow
 def test_only_the_runtime_folder_is_served(served_app):
     url, _, _ = served_app
     base = url + "gradio_api/file="
@@ -102,6 +103,7 @@ def _wait_ready(pg, mode):
                          timeout=90_000)
 
 
+@pytest.mark.browser
 def test_without_webassembly_the_page_decodes_on_the_server(served_app):
     """A browser without WebAssembly: the same panel works through the server fallback. (Chromium 156 keeps
     WebAssembly under --js-flags=--noexpose_wasm, so the page's WebAssembly is deleted before any script.)"""
@@ -133,6 +135,7 @@ def test_without_webassembly_the_page_decodes_on_the_server(served_app):
         browser.close()
 
 
+@pytest.mark.browser
 def test_the_standalone_page_works_from_disk_with_no_request(served_app, tmp_path):
     playwright = pytest.importorskip("playwright.sync_api")
     _, demo, _ = served_app

@@ -19,6 +19,7 @@ def panel(served_app):
     return demo.panels["attributes"]
 
 
+@pytest.mark.slow
 def test_page_state_carries_the_same_code_and_vector_as_the_api(panel):
     args = (NAME, "7", "1", "Test image", 5, None)
     state = panel.page_state(*args, 0.5, 2.0)
@@ -30,6 +31,7 @@ def test_page_state_carries_the_same_code_and_vector_as_the_api(panel):
     assert panel.page_state(*args, 0.5, 2.0)["seq"] > state["seq"]  # every Apply is news to the page
 
 
+@pytest.mark.slow
 def test_page_state_refuses_what_the_api_refuses(panel):
     import gradio as gr
 
@@ -41,6 +43,7 @@ def test_page_state_refuses_what_the_api_refuses(panel):
         panel.page_state(NAME, "7", "1", "Test image", 5, None, 1.0, float("nan"))
 
 
+@pytest.mark.slow
 def test_commit_keeps_a_valid_strength_on_the_slider_grid(panel):
     import gradio as gr
 
@@ -112,6 +115,7 @@ def _canvas_cells(pg):
       return out; }""")).reshape(28, 28) / 255
 
 
+@pytest.mark.browser
 def test_dragging_strength_decodes_in_the_page_with_no_requests(browser, served_app, panel):
     pg = _open(browser, served_app[0])
     before = _state(pg)
@@ -151,6 +155,7 @@ def test_dragging_strength_decodes_in_the_page_with_no_requests(browser, served_
     pg.close()
 
 
+@pytest.mark.browser
 def test_without_webassembly_the_panel_decodes_on_the_server(browser, served_app, panel):
     pg = _open(browser, served_app[0], no_wasm=True)
     before = _state(pg)

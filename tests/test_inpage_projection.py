@@ -85,6 +85,7 @@ def _only_the_select_event(requests):
     assert_no_server_decode(requests)
 
 
+@pytest.mark.browser
 def test_click_draws_the_reconstruction_decoded_in_the_page(page, app):
     _, _, store = app
     page.requests.clear()
@@ -109,6 +110,7 @@ def test_click_draws_the_reconstruction_decoded_in_the_page(page, app):
     assert "Code under" in page.locator("#proj-view .lsxv-code").inner_text()
 
 
+@pytest.mark.browser
 def test_two_picks_draw_both_strips_and_the_t_slider_decodes_without_a_request(page, app):
     _, _, store = app
     _click(page, 12)
@@ -142,6 +144,7 @@ def test_two_picks_draw_both_strips_and_the_t_slider_decodes_without_a_request(p
     assert "t = 0.15" in page.locator("#proj-view .lsxv-at").inner_text()
 
 
+@pytest.mark.browser
 def test_the_compared_map_follows_a_click_without_a_request_and_both_models_decode(page, app):
     page.locator("#proj-compare input").click()
     page.get_by_role("option", name=OTHER).click()
@@ -159,6 +162,7 @@ def test_the_compared_map_follows_a_click_without_a_request_and_both_models_deco
     assert "ae-16" in names and "gmm-vae-16" in names
 
 
+@pytest.mark.browser
 def test_without_webassembly_the_view_decodes_on_the_server(app, pw):
     url, _, store = app
     browser = pw.chromium.launch(executable_path="/usr/bin/chromium",
@@ -178,6 +182,7 @@ def test_without_webassembly_the_view_decodes_on_the_server(app, pw):
         browser.close()
 
 
+@pytest.mark.slow
 def test_open_sends_each_models_codes_once_and_a_hidden_compare_map_none(app):
     import base64
 
@@ -202,6 +207,7 @@ def test_open_sends_each_models_codes_once_and_a_hidden_compare_map_none(app):
     assert hidden[2].props["latent"] == {}
 
 
+@pytest.mark.slow
 def test_the_servers_select_handler_keeps_the_picks_and_checks_them(app):
     import gradio as gr
 

@@ -99,6 +99,7 @@ def test_the_term_changes_the_vae_update_and_plain_loss_stays_the_elbo():
     assert not torch.allclose(g_p, g_a)
 
 
+@pytest.mark.slow
 def test_patchgan_vae_trains_saves_and_reloads_with_its_discriminator(tmp_path):
     out = training.train("vae-16-patchgan", "digits", epochs=2, out=tmp_path, limit=512, progress=False,
                          config={**SMALL, "adv_start": 1}, evaluate=False, batch_size=64)

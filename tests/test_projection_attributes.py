@@ -149,6 +149,7 @@ def test_projection_methods_and_parameter_errors():
         projection.check_method("tsne", {"n_neighbors": 5})
 
 
+@pytest.mark.slow
 def test_umap_projection_keeps_clusters_apart():
     rng = np.random.default_rng(0)
     codes = np.vstack([rng.normal(size=(100, 8)), rng.normal(size=(100, 8)) + 8])
@@ -245,6 +246,7 @@ def test_roc_auc_and_reconstruction_errors(tiny_zoo):
 
 # --- the panels through gradio_client -------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_pick_endpoint_decodes_points_and_interpolates(served_app):
     from gradio_client import Client
 
@@ -257,6 +259,7 @@ def test_pick_endpoint_decodes_points_and_interpolates(served_app):
         client.predict("digits/ae-16", "(none)", -1, 10_000, api_name="/pick")
 
 
+@pytest.mark.slow
 def test_attribute_endpoint_moves_the_measured_property(served_app, tmp_path):
     from gradio_client import Client, handle_file
 
@@ -285,6 +288,7 @@ def test_attribute_endpoint_moves_the_measured_property(served_app, tmp_path):
         client.predict(name, "7", "7", "Test image", 5, None, 1.0, 2.0, api_name="/attribute")
 
 
+@pytest.mark.slow
 def test_anomaly_and_analogy_endpoints(served_app):
     from gradio_client import Client
 
@@ -297,6 +301,7 @@ def test_anomaly_and_analogy_endpoints(served_app):
     assert Image.open(img).size[0] > 200
 
 
+@pytest.mark.slow
 def test_export_endpoint_gives_a_projector_zip(served_app):
     from gradio_client import Client
 

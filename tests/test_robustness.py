@@ -118,6 +118,7 @@ def test_prepare_image_reads_or_refuses_clearly(tmp_path, kind):
         assert x.max() > 0.5                                 # the object survived the conversion
 
 
+@pytest.mark.slow
 def test_uploads_through_the_app_give_a_message_and_the_server_keeps_serving(served_app, tmp_path):
     from gradio_client import Client, handle_file
 
@@ -142,6 +143,7 @@ def test_uploads_through_the_app_give_a_message_and_the_server_keeps_serving(ser
                                              api_name="/attribute")[1]
 
 
+@pytest.mark.slow
 def test_uploads_over_the_size_cap_are_refused_at_the_door(served_app, tmp_path):
     from gradio_client import Client, handle_file
 
@@ -156,6 +158,7 @@ def test_uploads_over_the_size_cap_are_refused_at_the_door(served_app, tmp_path)
 
 
 # ---------------------------------------------------------------- broken checkpoints
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["missing-weights", "truncated-weights", "mismatched-config", "bad-json"])
 def test_a_broken_checkpoint_names_its_rebuild_command_and_the_rest_works(tiny_zoo, tmp_path, damage):
     from gradio_client import Client
@@ -183,6 +186,7 @@ def test_a_broken_checkpoint_names_its_rebuild_command_and_the_rest_works(tiny_z
         assert out is not None
 
 
+@pytest.mark.slow
 def test_uploaded_files_are_never_loaded_as_checkpoints(served_app, tmp_path):
     """The zoo only reads checkpoints/<dataset>/<name>/ below its root: names with paths are refused."""
     _, _, store = served_app
@@ -240,6 +244,7 @@ def _short_run_is_served(url):
     assert "done" in list(job)[-1][1]
 
 
+@pytest.mark.slow
 def test_cancelled_diffusion_runs_free_their_slots(tmp_path):
     import time
 
@@ -265,6 +270,7 @@ def test_cancelled_diffusion_runs_free_their_slots(tmp_path):
         assert all(j.status().code.name in ("CANCELLED", "FINISHED") for j in long_runs)
 
 
+@pytest.mark.browser
 def test_closing_the_tab_stops_its_run_and_frees_the_slot(tmp_path):
     """A student who starts a long run and closes the tab must not keep a slot: Gradio notices the dropped
     event stream and stops iterating the run's generator at its next step."""
@@ -333,6 +339,7 @@ def test_prepare_image_on_any_array_gives_a_28x28_image_or_an_image_error(h, w, 
     assert x.shape == (28, 28) and np.isfinite(x).all() and 0 <= x.min() and x.max() <= 1
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(index=st.one_of(st.integers(-5, 6000), st.floats(allow_nan=True), st.none()),
        t=st.one_of(st.integers(-5, 1005), st.floats(allow_nan=True)),
@@ -348,6 +355,7 @@ def test_diffusion_forward_endpoint_input_space(served_app, index, t, seed):
         assert a.shape == b.shape and "t = " in text
 
 
+@pytest.mark.slow
 def test_latent_grid_numbers_are_checked_on_the_server(served_app):
     _, demo, _ = served_app
     panel = demo.panels["latent_grid"]
@@ -380,6 +388,7 @@ def _call(url: str, api: str, *values) -> tuple[str, dict | list]:
     return event, json.loads(payload)
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(a=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10 ** 9, 10 ** 9), st.none(),
                    st.text(max_size=8), st.booleans()),

@@ -104,6 +104,7 @@ def test_a_raster_renders_once_for_concurrent_requests(tiny_zoo):
     assert len(calls) == 1
 
 
+@pytest.mark.browser
 def test_a_closed_tab_frees_its_session_entries(served_app, monkeypatch):
     """In a real browser: the page's session holds its latent point; closing the tab (demo.unload) frees it.
     Gradio notices the closed tab when its next heartbeat write fails (every 15 s by default; 1 s here)."""

@@ -64,6 +64,21 @@ def test_the_dae_sweep_gives_each_baseline_the_same_total_epochs_and_spans_weak_
         assert sz == sorted(sz) and len(set(sz)) == len(sz), "levels go from weak to strong"
 
 
+def test_the_dae_study_trains_both_arms_alike_and_its_shipped_record_holds_every_run(tmp_path):
+    dae, joint = studies.DAE.arms
+    assert (dae.preset, joint.preset) == ("dae-16", "dae-16-joint")
+    assert dae.epochs == joint.epochs == training.PRESETS["dae-16"][2] == training.PRESETS["dae-16-joint"][2]
+    assert dae.ldm_epochs == joint.ldm_epochs == training.PRESETS["ldm-dae-16"][2]
+    record = studies.shipped_record(studies.DAE)
+    assert len(studies.recorded_runs(studies.DAE, record)) == len(studies.DAE.runs())
+    assert studies.status(studies.DAE, tmp_path, record=record)["left"] == []
+    shipped = json.loads(record.read_text())
+    again = studies.summarise(studies.DAE, tmp_path, record=record)  # the same table from the record alone
+    assert again["seeds"] == shipped["seeds"] and again["history"] == shipped["history"]
+    assert {k: {a: r[a]["values"] for a in ("dae", "joint")} for k, r in again["table"].items()} == \
+           {k: {a: r[a]["values"] for a in ("dae", "joint")} for k, r in shipped["table"].items()}
+
+
 # ---------------------------------------------------------------- running, resuming, the time box
 def _tiny(study, arms, **kw):
     return dataclasses.replace(study, dataset="digits", seeds=(0, 1),
@@ -91,6 +106,7 @@ def test_run_trains_every_arm_and_seed_then_skips_what_is_finished(gamix_runs):
     assert noreg["config"]["var_reg"] == 0.0 and noreg["command"].endswith("--arms mixture-noreg --seeds 0")
 
 
+@pytest.mark.slow
 def test_the_time_box_stops_between_epochs_and_a_later_run_continues(tmp_path, monkeypatch):
     study = _tiny(studies.GAMIX, ("vae",))
     clock = iter([0.0] + [10.0 ** 9] * 100)      # the training loop's clock: past the deadline after epoch 1
@@ -108,6 +124,7 @@ def test_the_time_box_stops_between_epochs_and_a_later_run_continues(tmp_path, m
     assert not (tmp_path / "vae/seed0/digits/vae-16/resume.pt").exists()
 
 
+@pytest.mark.slow
 def test_a_run_another_process_holds_is_skipped(tmp_path):
     import fcntl
 
@@ -120,6 +137,7 @@ def test_a_run_another_process_holds_is_skipped(tmp_path):
     assert st["left"] == ["vae/seed0"] and not (root / "digits").exists()
 
 
+@pytest.mark.slow
 def test_a_longer_stage_2_starting_from_the_kept_stage_1_is_the_run_from_scratch(tmp_path, capsys):
     """The sweep trains stage 1 once per (level, seed): the arm with the longer stage 2 starts from the state
     the shorter one kept after stage 1. That must be exactly the weights of training it from scratch."""
@@ -263,6 +281,7 @@ def test_mixture_usage_sees_one_component_taking_all_the_weight():
 
 
 # ---------------------------------------------------------------- sampling: the prior or the aggregate posterior
+@pytest.mark.slow
 def test_posterior_draws_have_the_posterior_moments():
     vae = models.build("vae", SMALL).eval()
     x = torch.rand(4, 1, 28, 28)
@@ -302,6 +321,7 @@ def test_sampling_compares_prior_and_aggregate_posterior_at_the_same_n(tiny_zoo,
         assert torch.equal(back.sample(4, torch.Generator().manual_seed(0)), prior.sample(4, torch.Generator().manual_seed(0)))
 
 
+@pytest.mark.browser
 def test_the_model_zoo_shows_the_shipped_ablation_in_the_browser(gamix_runs, tiny_zoo, tmp_path, monkeypatch):
     import shutil
 

@@ -145,6 +145,7 @@ def test_table_numbers_are_the_cards_and_follow_them(zoo_copy, monkeypatch):
     assert "12.34" in text and "37.46" not in text and "2.0 h" in text
 
 
+@pytest.mark.slow
 def test_refresh_scores_every_model_at_one_n_and_writes_the_cards(zoo_copy):
     zoo = Zoo(zoo_copy)
     # a training FID already at the common N is reused, not recomputed
@@ -204,6 +205,7 @@ def test_refresh_scores_every_model_at_one_n_and_writes_the_cards(zoo_copy):
 
 # ------------------------------------------------------------------------------------------- the panel
 
+@pytest.mark.slow
 def test_same_seed_same_grid_and_diffusion_rows_are_the_models_own_samples(zoo_root):
     from explorer.ui import zoo as zoo_ui
 
@@ -311,6 +313,7 @@ def zoo_app(zoo_root):
         yield served
 
 
+@pytest.mark.slow
 def test_zoo_endpoint_through_gradio_client(zoo_app):
     from gradio_client import Client
     from PIL import Image
@@ -325,6 +328,7 @@ def test_zoo_endpoint_through_gradio_client(zoo_app):
         client.predict("digits", -5, api_name="/zoo_draw")
 
 
+@pytest.mark.browser
 def test_browser_opens_the_zoo_tab(zoo_app):
     playwright = pytest.importorskip("playwright.sync_api")
     url, _, _ = zoo_app

@@ -125,7 +125,7 @@ class LatentModel(ConfigModule):
     def latent_dim(self) -> int:
         return self.config.latent_dim
 
-    # ---- the public API (DESIGN.md) ----
+    # ---- the public API (README.md, "Python API") ----
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """x (N,C,H,W) in [0,1] -> z (N, D): the posterior mean (the code for AEs)."""

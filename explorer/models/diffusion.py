@@ -84,9 +84,8 @@ class DDPMConfig:
     def sampling_spacing(self) -> str:
         """The timestep spacing sampling uses unless told otherwise (``diffusion.timesteps``): "trailing" for
         pixels, whose x_0 estimate is clamped to the data range, so the chain may start at T - 1 where x_T is
-        pure noise (ddpm-cosine, N = 500, DDIM eta = 0: classifier-FID 73.1 -> 27.7 at 10 steps, 24.5 -> 22.2
-        at 50; ddpm-linear unchanged within noise); "leading" for codes, whose clamp at 5 standard deviations
-        is loose (from T - 1 their 10-step samples came out 1.6x too spread)."""
+        pure noise; "leading" for codes, whose clamp at 5 standard deviations is too loose to tame the jump
+        from T - 1 (README.md, "Timestep spacing", has the measurements)."""
         spacing = self.spacing or ("trailing" if self.space == "pixel" else "leading")
         if spacing not in diffusion.SPACINGS:
             raise ValueError(f"spacing must be one of {diffusion.SPACINGS}, not {spacing!r}")
@@ -197,11 +196,9 @@ class DDPM(ConfigModule):
     # ---- training
     def memory_format_for(self, dtype: torch.dtype) -> torch.memory_format:
         """The pixel UNet's layout when it computes in ``dtype``: channels-last in float32, the default layout
-        under bfloat16 autocast. ``benchmarks/unet_layout.py`` on one thread of the 2-core EPYC (2026-12-06,
-        nothing else running): in float32 channels-last takes 1.46 s per training step of batch 128 against
-        1.64 s and 3.04 s for DDIM-50 x 16 against 3.18 s; under bfloat16 (``--bf16``, AVX512-BF16) it is the
-        slower one, 1.17 s against 0.87 s per step and 2.67 s against 1.99 s for DDIM-50 x 16 (README,
-        "Speed"). The latent MLP has no image layout."""
+        under bfloat16 autocast, whichever ``benchmarks/unet_layout.py`` finds faster for a training step and a
+        DDIM chain in that precision (its figures are in README.md, "Speed"). The latent MLP has no image
+        layout."""
         return torch.channels_last if self.config.space == "pixel" and dtype == torch.float32 \
             else torch.contiguous_format
 
@@ -240,7 +237,7 @@ class DDPM(ConfigModule):
             total += F.mse_loss(eps, noise, reduction="sum").item()
         return total / (len(x) * x0[0].numel())
 
-    # ---- sampling (DESIGN.md API)
+    # ---- sampling (the public API: README.md, "Python API")
     def eps_fn(self, labels: torch.Tensor, guidance: float = 1.0):
         """(x_t, t) -> eps for the sampler, with classifier-free guidance at scale ``guidance``."""
         null = torch.full_like(labels, self.null_label)

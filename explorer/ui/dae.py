@@ -11,7 +11,7 @@ import gradio as gr
 import numpy as np
 import torch
 
-from .. import dae_study, plotting, projection
+from .. import dae_study, plotting, projection, studies
 from ..checkpoints import CheckpointError
 from .point_map import payload, point_map
 from .projection import map_latent, map_value, pick_view
@@ -55,10 +55,6 @@ to model. The latent diffusion model's held-out noise-prediction error says the 
 """
 
 
-def _short(name: str) -> str:
-    return name.split("/", 1)[-1]
-
-
 class DAEPanel(Panel):
     """The panel's logic, callable without widgets (tests use it directly)."""
 
@@ -83,7 +79,7 @@ class DAEPanel(Panel):
         joint = [n for n, m in modes.items() if m == "joint"]
         if not dae or not joint:
             raise gr.Error("No DAE / baseline pair among the checkpoints. Build them with "
-                           "`python -m explorer.dae_study run` and `python -m explorer.dae_study summary --ship`, "
+                           "`python -m explorer.studies run dae` and `python -m explorer.studies summary dae --ship`, "
                            "or use Train live.")
         return dae[0], joint[0]
 
@@ -99,7 +95,7 @@ class DAEPanel(Panel):
 
     def study(self) -> dict | None:
         dae, _ = self.pair()
-        path = self.store.zoo.path(dae) / dae_study.STUDY
+        path = self.store.zoo.path(dae) / studies.DAE.result_file
         try:
             return json.loads(path.read_text())
         except (OSError, ValueError):
@@ -178,10 +174,10 @@ class DAEPanel(Panel):
         study = self.study()
         if study is None:
             d, _ = self.pair()
-            return (f"No multi-seed study found beside `{d}`. Run `python -m explorer.dae_study run` and "
-                    "`python -m explorer.dae_study summary --ship`.")
+            return (f"No multi-seed study found beside `{d}`. Run `python -m explorer.studies run dae` and "
+                    "`python -m explorer.studies summary dae --ship`.")
         note = f"\n\n{study['note']}" if study.get("note") else ""
-        return "#### Metrics of the shipped study\n" + dae_study.table_markdown(study) + note
+        return "#### Metrics of the shipped study\n" + studies.table_markdown(study) + note
 
     def curves(self, source: str, live=None) -> np.ndarray:
         if source == LIVE:

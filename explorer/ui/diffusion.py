@@ -19,6 +19,7 @@ import torch
 from .. import data, diffusion, export, plotting, schedules
 from ..checkpoints import CheckpointError
 from ..models.diffusion import DDPMConfig
+from .inpage import to_uint8
 from .store import Store
 from .panel import LATEX, Panel, explanation
 from .validate import number, page_errors, valid_seed, whole
@@ -71,11 +72,6 @@ $w=0$ ignores the class, $w=1$ is the plain conditional model, $w>1$ exaggerates
 The same DDPM run on the 16-D codes of a trained VAE (standardised), decoded by that VAE
 (Rombach et al. 2022): far cheaper per step, limited by the VAE's decoder.
 """
-
-
-def _uint8(x: torch.Tensor) -> np.ndarray:
-    """Images (N, C, H, W) in [0, 1] -> uint8 (N, H, W), or (N, H, W, 3) for colour."""
-    return data.to_uint8_layout(x.float().cpu()).numpy()
 
 
 def _mosaic(images: np.ndarray, pad: int = 1, scale: int = SCALE) -> np.ndarray:
@@ -173,7 +169,7 @@ class DiffusionPanel(Panel):
         for name, s in self._schedules.items():
             x_t = x0 if t == 0 else diffusion.q_sample(s, x0, t - 1, noise)
             up = max(2, 224 // x0.shape[-1])  # 8x for 28 px, 3x for 64 px
-            out.append(_uint8((x_t + 1) / 2)[0].repeat(up, 0).repeat(up, 1))
+            out.append(to_uint8((x_t + 1) / 2)[0].repeat(up, 0).repeat(up, 1))
             if t:
                 ab = s.alphas_cumprod[t - 1].item()
                 caption.append(f"{name}: ᾱ_t = {ab:.4f}, log-SNR = {s.log_snr[t - 1].item():+.2f}")
@@ -220,12 +216,12 @@ class DiffusionPanel(Panel):
         last = None
         for step in model.sample_progressive(batch, steps=steps, sampler=sampler, eta=eta,
                                              guidance=guidance, labels=labels, generator=g, spacing=spacing):
-            frame = _frame(_uint8(model.to_image(step.x_t)), _uint8(model.to_image(step.pred_x0)))
+            frame = _frame(to_uint8(model.to_image(step.x_t)), to_uint8(model.to_image(step.pred_x0)))
             elapsed = time.perf_counter() - t0
             last = step
             yield frame, (f"step {step.index + 1}/{steps}, t = {step.t + 1}, {elapsed:.1f} s "
                           f"(x_t left, predicted x_0 right)"), step.t
-        final = _uint8(model.to_image(last.prev_sample))
+        final = to_uint8(model.to_image(last.prev_sample))
         elapsed = time.perf_counter() - t0
         yield _frame(final, final), (f"**done**: {steps} {sampler.upper()} steps"
                                      + (f", eta = {eta:g}" if sampler == "ddim" else "")
@@ -372,7 +368,7 @@ class DiffusionPanel(Panel):
                              generator=torch.Generator().manual_seed(s))
             dt = time.perf_counter() - t0
             spaced = f", {model.config.sampling_spacing} timesteps" if n_steps < model.config.timesteps else ""
-            out += [_mosaic(_uint8(x)), f"**{name}**: {n_steps} DDIM steps (eta = {eta:g}{spaced}), {dt:.2f} s, "
+            out += [_mosaic(to_uint8(x)), f"**{name}**: {n_steps} DDIM steps (eta = {eta:g}{spaced}), {dt:.2f} s, "
                                         f"{1000 * dt / n:.0f} ms per image"]
         return tuple(out)
 

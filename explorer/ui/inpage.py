@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .. import export
+from ..data import to_uint8_layout
 from ..checkpoints import CheckpointError
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
@@ -164,10 +165,16 @@ def pack(values, dtype) -> str:
     return base64.b64encode(np.ascontiguousarray(values, dtype=np.dtype(dtype).newbyteorder("<")).tobytes()).decode()
 
 
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """Images (N, C, H, W) floats in [0, 1] -> uint8 (N, H, W) for one channel, (N, H, W, 3) for colour, rounded:
+    what is drawn, streamed and sent as PNG."""
+    return to_uint8_layout(images.detach().float().cpu()).numpy()
+
+
 def pixels_b64(images: torch.Tensor) -> str:
     """(N, C, H, W) floats in [0, 1] -> base64 of N*C*H*W uint8 (planar, as the ONNX decoder outputs), the page's
     fallback format."""
-    x = images.clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
+    x = images.detach().clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()  # planar, not to_uint8's layout
     return base64.b64encode(x.tobytes()).decode()
 
 

@@ -12,8 +12,8 @@ import gradio as gr
 import numpy as np
 import torch
 
-from .. import data, latents, plotting
-from .inpage import pack
+from .. import latents, plotting
+from .inpage import pack, to_uint8
 from .store import MAP_RANGE, Store
 from .panel import Panel, explanation
 from .standalone import write_page
@@ -54,11 +54,6 @@ $\sum_k \pi_k\,[\log q(z_k\mid x)-\log p(z_k)]$, plus a penalty that stops compo
 stranger ones. The map shows the plane's first two axes; for codes with more than two dimensions those are
 principal directions (PCs), and the sliders move the code along the top six.
 """
-
-
-def _to_uint8(x: torch.Tensor) -> np.ndarray:
-    """The first decoded image as uint8 (H, W), or (H, W, 3) for colour."""
-    return data.to_uint8_layout(x[:1].cpu()).numpy()[0]
 
 
 def _bounds(center: float, scale: float) -> tuple[float, float]:
@@ -155,8 +150,8 @@ class LatentGridPanel(Panel):
         return self.decode_code(name, self._z(self._view(name), values, residual))
 
     def decode_code(self, name, z) -> np.ndarray:
-        """One code (1, D) -> decoded uint8 image (H, W[, 3]) (onnxruntime when built, else PyTorch)."""
-        return _to_uint8(self.store.decoders.decode(name, z))
+        """One code (1, D) -> decoded uint8 image (H, W) or (H, W, 3) (onnxruntime when built, else PyTorch)."""
+        return to_uint8(self.store.decoders.decode(name, z))[0]
 
     def _info(self, name, values, residual=None):
         view = self._view(name)

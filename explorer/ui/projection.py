@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .. import latents, plotting, projection
-from ..checkpoints import CheckpointError
+from ..checkpoints import CheckpointError, short_name
 from .inpage import runtime_path, script, server_functions
 from .point_map import latent_prop, payload, point_map
 from .store import Store
@@ -50,10 +50,6 @@ the great circle stays near the shell (see the $|z|$ curves).
 """
 
 
-def _short(name: str) -> str:
-    return name.split("/", 1)[-1]
-
-
 def map_stats(store: Store, name: str, p: projection.Projection) -> str:
     """The caption under a map: trustworthiness, linear probe, number of images, where the map came from."""
     m = store.metrics(name)
@@ -62,7 +58,7 @@ def map_stats(store: Store, name: str, p: projection.Projection) -> str:
              f"linear probe not measured yet: `{store.zoo.info(name)['command']} --evaluate-only`")
     source = {"shipped": "shipped with the checkpoint", "cache": "from the disk cache",
               "computed": f"computed in {p.seconds:.1f} s, now cached"}[p.source]
-    return (f"**{_short(name)}** · {p.label} trustworthiness **{p.trustworthiness:.3f}** "
+    return (f"**{short_name(name)}** · {p.label} trustworthiness **{p.trustworthiness:.3f}** "
             f"(k={projection.TRUST_NEIGHBORS}) · {probe} · {len(p.coords):,} test images · {source}")
 
 
@@ -89,7 +85,7 @@ def map_value(store: Store, name: str, method: str, progress=None, colour_by: st
     view = store.view(name)
     dataset = store.dataset_of(name)
     _, side = store.sprite(dataset)
-    title = f"{_short(name)}: {p.label} of {view.latent_dim}-D codes"
+    title = f"{short_name(name)}: {p.label} of {view.latent_dim}-D codes"
     labels, classes = view.labels, view.classes
     if colour_by and colour_by != CLASS:
         ds = store.dataset(dataset)
@@ -108,7 +104,7 @@ def map_latent(store: Store, name: str) -> dict:
     page decodes a clicked point, an interpolation or a slider position itself."""
     with page_errors():
         spec = store.decoders.spec(name)
-    return latent_prop(store.view(name).codes, spec, _short(name))
+    return latent_prop(store.view(name).codes, spec, short_name(name))
 
 
 class ProjectionPanel(Panel):
@@ -232,8 +228,8 @@ class ProjectionPanel(Panel):
         row = plotting.upscale(latents.tile(np.stack(images)[None], pad=2)[:, :-2], scale)  # (H, k*(W+2) - 2) x scale
         z = view.codes[i]
         text = (f"**#{i} {view.classes[int(view.labels[i])]}**: original, then "
-                + ", ".join(f"{_short(m)} reconstruction" for m in models) + ".\n\n"
-                f"Code under {_short(name)} ({len(z)}-D, |z| = {np.linalg.norm(z):.2f}): "
+                + ", ".join(f"{short_name(m)} reconstruction" for m in models) + ".\n\n"
+                f"Code under {short_name(name)} ({len(z)}-D, |z| = {np.linalg.norm(z):.2f}): "
                 "`[" + ", ".join(f"{v:+.2f}" for v in z) + "]`")
         return row, text
 
@@ -255,7 +251,7 @@ class ProjectionPanel(Panel):
             for kind, path in (("linear", latents.lerp), ("slerp", latents.slerp)):
                 zs = path(codes[a], codes[b], ts)  # (STEPS, D)
                 xs = latents.display(model.decode(torch.as_tensor(zs, dtype=torch.float32)).clamp(0, 1))
-                label = kind if len(models) == 1 else f"{_short(m)}\n{kind}"
+                label = kind if len(models) == 1 else f"{short_name(m)}\n{kind}"
                 rows[label] = xs
                 norms[label.replace("\n", " ")] = np.linalg.norm(zs, axis=1)
         title = f"A = #{a} ({view.classes[int(view.labels[a])]}) → B = #{b} ({view.classes[int(view.labels[b])]})"
@@ -280,7 +276,7 @@ class ProjectionPanel(Panel):
         ds = self.store.dataset(self.store.dataset_of(name))
         out = Path(tempfile.mkdtemp(prefix="lsx-export-")) / f"{name.replace('/', '-')}-projector.zip"
         projection.export_projector(out, view.codes, view.labels, view.classes, ds.images.numpy(),
-                                    name=_short(name))
+                                    name=short_name(name))
         return str(out)
 
 

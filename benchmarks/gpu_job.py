@@ -5,19 +5,19 @@ A lent GPU machine comes for minutes, takes a working tree of at most 64 MiB (tr
 git does not ignore, and carried folders), reaches no package registry and runs torch 2.11. This repository's
 tracked files are ~53 MiB, mostly weights, and Fashion-MNIST's IDX files are ~31 MB. So, here:
 
-    python -m explorer.gpu_job pack       # .gpu/ (git-ignored): the IDX files and the checkpoints the job needs
-    python -m explorer.gpu_job slim       # checkpoints/ and the page's vendor/ leave git's index for the
+    python benchmarks/gpu_job.py pack       # .gpu/ (git-ignored): the IDX files and the checkpoints the job needs
+    python benchmarks/gpu_job.py slim       # checkpoints/ and the page's vendor/ leave git's index for the
                                           # call (their files stay on disk); commit nothing until unslim
     device run, carry [".gpu"], timeout_s 600:
-        PYTHONUNBUFFERED=1 python3 -m explorer.gpu_job run --minutes 9 --out $OUT 2>&1 | tee $OUT/job.log
-    python -m explorer.gpu_job unslim     # git's index as it was
-    python -m explorer.gpu_job unpack <files_at>/results.tar   # the new checkpoints into checkpoints/
+        PYTHONUNBUFFERED=1 python3 benchmarks/gpu_job.py run --minutes 9 --out $OUT 2>&1 | tee $OUT/job.log
+    python benchmarks/gpu_job.py unslim     # git's index as it was
+    python benchmarks/gpu_job.py unpack <files_at>/results.tar   # the new checkpoints into checkpoints/
 
 ``run`` ends by writing ``results.tar`` (each trained checkpoint's folder, without resume files),
 ``summary.json`` and ``pytest.txt`` into ``--out``: three files, within what a device call brings back.
 Try the whole run on the CPU first with a tiny checkpoint (tests/test_gpu_job.py does):
 
-    python -m explorer.gpu_job run --tiny --root <folder with digits/ddpm-cosine> --out /tmp/gpu-out
+    python benchmarks/gpu_job.py run --tiny --root <folder with digits/ddpm-cosine> --out /tmp/gpu-out
 """
 from __future__ import annotations
 
@@ -34,14 +34,16 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoints, data
-
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+from explorer import checkpoints, data  # noqa: E402
+
 PACK = REPO / ".gpu"
 # What leaves git's index for a device call: the weights and the page's 14 MB wasm (assets/, 4 MB, stays
 # for the tests).
 SLIM_PATHS = ("checkpoints", "explorer/ui/web/vendor")
-SLIM_BEGIN, SLIM_END = "# explorer.gpu_job slim: begin", "# explorer.gpu_job slim: end"
+SLIM_BEGIN, SLIM_END = "# benchmarks/gpu_job.py slim: begin", "# benchmarks/gpu_job.py slim: end"
 # The checkpoints the job trains, and those that travel for the device tests and the FID classifier.
 PRESETS = ("ddpm-cosine", "ddpm-linear")
 CARRIED = ("classifier", "ddpm-cosine", "ddpm-linear", "vae-16", "ae-16", "gamix-vae-16", "dae-16", "dcgan",
@@ -99,7 +101,7 @@ def _exclude_add(lines: list[str], block: bool = False) -> None:
 def slim() -> None:
     """Take SLIM_PATHS out of git's index and ignore them, so a device call leaves them behind."""
     if SLIM_BEGIN in (_exclude_path().read_text() if _exclude_path().is_file() else ""):
-        print("already slim; `python -m explorer.gpu_job unslim` restores the index")
+        print("already slim; `python benchmarks/gpu_job.py unslim` restores the index")
         return
     staged = _git("diff", "--cached", "--name-only").strip()
     if staged:  # unslim resets those paths' index entries to HEAD: staged work there would be lost
@@ -107,7 +109,7 @@ def slim() -> None:
     _git("rm", "-r", "-q", "--cached", "--", *SLIM_PATHS)
     _exclude_add([f"/{p}/" for p in SLIM_PATHS], block=True)
     print(f"slim: {', '.join(SLIM_PATHS)} left the index; {travelling_bytes() / 2**20:.1f} MiB would travel "
-          f"(limit 64). Commit nothing until `python -m explorer.gpu_job unslim`.")
+          f"(limit 64). Commit nothing until `python benchmarks/gpu_job.py unslim`.")
 
 
 def unslim() -> None:
@@ -162,8 +164,8 @@ def unpack(tar_path, root=None) -> list[str]:
 def probe_epoch_seconds(config: dict, device: str, batch: int = 128, steps: int = 10) -> float:
     """Seconds per training epoch of a DDPM with ``config`` on ``device`` (bfloat16 autocast where native),
     from ``steps`` timed Adam steps on random batches after three warm-up steps."""
-    from . import models
-    from .models.diffusion import bf16_native
+    from explorer import models
+    from explorer.models.diffusion import bf16_native
 
     model = models.build("ddpm", config).to(device)
     opt = model.configure_optimizers(1e-4)
@@ -215,7 +217,7 @@ def run(out, minutes: float = 9.0, root=None, data_dir=None, presets=PRESETS, da
     results.tar and summary.json into ``out``. ``batch``: default 512 on a GPU (at 128 this small UNet's steps
     are too small to keep a GPU busy), 128 on a CPU. ``tiny``: one epoch on 512 images
     (a CPU rehearsal)."""
-    from . import evaluation, training
+    from explorer import evaluation, training
 
     t_end = time.time() + 60 * minutes
     out = Path(out)
@@ -278,7 +280,7 @@ def run(out, minutes: float = 9.0, root=None, data_dir=None, presets=PRESETS, da
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m explorer.gpu_job", description=__doc__,
+    p = argparse.ArgumentParser(prog="python benchmarks/gpu_job.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="verb", required=True)
     sub.add_parser("pack", help="copy the data and checkpoints the run needs into .gpu/")
@@ -303,7 +305,7 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     if a.verb == "pack":
         size = pack()
-        print(f"packed {size / 2**20:.1f} MiB into {PACK}; next: python -m explorer.gpu_job slim")
+        print(f"packed {size / 2**20:.1f} MiB into {PACK}; next: python benchmarks/gpu_job.py slim")
     elif a.verb == "slim":
         slim()
     elif a.verb == "unslim":
