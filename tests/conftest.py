@@ -23,7 +23,7 @@ def _private_cache(tmp_path_factory):
 
 # Session fixtures that train models (tens of seconds each): every test that uses one is marked slow, so
 # `pytest -m "not browser and not slow"` is a quick loop without them (README, "Test it").
-TRAINING_FIXTURES = {"tiny_zoo", "dae_study_dir", "dae_zoo", "gamix_runs", "tiny_vae_root"}
+TRAINING_FIXTURES = {"tiny_zoo", "dae_study_dir", "dae_zoo", "gamix_runs", "tiny_vae_root", "squares_zoo"}
 
 
 def pytest_collection_modifyitems(items):

@@ -278,6 +278,7 @@ def test_registration_scans_the_cache_and_survives_damage(tmp_path, cache):
 
 
 # ------------------------------------------------------------------ training on it
+@pytest.mark.slow
 def test_a_preset_trains_on_a_folder_dataset(tmp_path, cache):
     import torch
 
@@ -298,6 +299,7 @@ def test_a_preset_trains_on_a_folder_dataset(tmp_path, cache):
         assert model.reconstruct(x).shape == x.shape == (4, 3, 16, 16)
 
 
+@pytest.mark.slow
 def test_a_one_class_folder_is_evaluated_without_a_linear_probe(tmp_path, cache):
     from explorer import training
 

@@ -164,6 +164,7 @@ def test_a_latent_model_can_refer_to_its_autoencoder_instead_of_copying_it(tiny_
         zoo.load(name, device="cpu")
 
 
+@pytest.mark.browser
 def test_the_page_decodes_a_colour_model_like_torch(squares_zoo):
     """The Latent grid over the colour dataset in Chromium: the page's ONNX decode of its point, drawn in colour,
     equals the torch decode (planar C x H x W floats, as the ONNX graph outputs)."""
