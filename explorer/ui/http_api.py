@@ -9,6 +9,11 @@ the file cache; README.md, "Run it for a classroom"). This route answers with th
 for 5-7 ms (benchmarks/load_http.py, endpoint png).
 The same decode stays on Gradio's API as ``/decode`` (gradio_client, the queue, the page's scripts).
 
+    GET /web/<name>?v=<version>    the page's code and the runtime (inpage.web_files), loaded once per page
+
+The second route serves only the files ``inpage.web_files`` lists, looked up by exact name (anything else is
+404), with a year's ``Cache-Control: immutable`` when ``v`` is the file's current version and an ETag always.
+
 It obeys the app's login (``--auth``): without the session cookie Gradio sets at ``/login`` it answers 401.
 Errors are JSON ``{"error": message}`` with status 400 (bad input), 404 (unknown model) or 503 (a damaged
 checkpoint: the message names the command that rebuilds it); no path or traceback is shown.
@@ -27,6 +32,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .. import export
+from .inpage import WEB_ROUTE, web_files
 from ..checkpoints import CheckpointError
 
 DECODE_ROUTE = "/api/decode.png"
@@ -136,3 +142,25 @@ def routes(store, grid) -> list[Route]:
         return Response(png_bytes(image), media_type="image/png", headers={"Cache-Control": "no-store"})
 
     return [Route(DECODE_ROUTE, decode_png, methods=["GET"], name="decode_png")]
+
+
+def web_routes() -> list[Route]:
+    """``GET /web/<name>``: the files of ``inpage.web_files`` and nothing else, under the app's login."""
+
+    def serve(request: Request) -> Response:
+        if not authorised(request):
+            return JSONResponse({"error": "not logged in"}, status_code=401)
+        entry = web_files().get(request.path_params["name"])
+        if entry is None:
+            return JSONResponse({"error": "not found"}, status_code=404)
+        etag = f'"{entry.sha256[:32]}"'
+        fresh = request.query_params.get("v") == entry.sha256[:16]
+        headers = {"ETag": etag, "X-Content-Type-Options": "nosniff",
+                   "Cache-Control": "public, max-age=31536000, immutable" if fresh else "no-cache"}
+        if entry.encoding:
+            headers.update({"Content-Encoding": entry.encoding, "Vary": "Accept-Encoding"})
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers=headers)
+        return Response(entry.path.read_bytes(), media_type=entry.media_type, headers=headers)
+
+    return [Route(WEB_ROUTE + "/{name:path}", serve, methods=["GET"], name="web_files")]

@@ -4,6 +4,8 @@
 // inside the standalone page that "Download as a page" writes (which supplies the same five names).
 // The server hears only the final point of a drag or slide (trigger('select')), and is asked to decode
 // only when the page cannot (LSX's server fallback).
+// Registered in window.lsxPanels and mounted per component by LSX.mount (lsx.js); the body is not indented.
+(window.lsxPanels = window.lsxPanels || {}).latent_grid = function (element, trigger, props, server, upload, watch) {
 const LG = {model: null, values: [], residual: null, decoder: null, hover: null, drag: null, n: 15, span: 2.5,
             scatter: null, gridImages: null, gridKey: null, seq: -1, times: []};
 window.lsxLatentGrid = LG;  // tests and benchmarks read LG.times, LG.decoder.mode, LG.frames
@@ -272,8 +274,7 @@ async function fromModel() {
   LG.scatter = null; LG.gridKey = null; LG.gridImages = null; LG.decoder = null;
   q('.lsxg-legend').innerHTML = M.classes.map((c, i) => `<span><span class="sw" style="background:${M.colors[i]}"></span>${ESC(c)}</span>`).join('');
   buildSliders(); setMode(); drawMap(); drawGrid(); showInfo();
-  if (props.runtime) LSX.base = LSX.base || LSX.staticUrl(props.runtime);
-  const pending = LSX.decoder(M.decoder, server, props.inline_onnx || null);
+    const pending = LSX.decoder(M.decoder, server, props.inline_onnx || null);
   if (server && !LG.pageSeen) {  // first visit: the 14 MB runtime is still loading; show the point from the server
     LG.decoder = LSX.serverDecoder(M.decoder, server, 'loading the in-page decoder…'); setMode(); decodePoint();
   }
@@ -294,3 +295,4 @@ function fromPoint() {
 if (typeof watch === 'function') { watch('value', fromModel); watch('point', () => { fromModel().then(fromPoint); }); }
 new ResizeObserver(() => { if (LG.model) { drawMap(); drawGrid(); } }).observe(element);
 fromModel().then(fromPoint);
+};

@@ -1,15 +1,20 @@
 // Latent Space Explorer: decoding in the page.
 //
-// window.LSX is shared by every panel's gr.HTML component (each panel's js_on_load starts with this
-// file, so whichever loads first defines it). It loads onnxruntime-web's single-threaded WebAssembly
-// build from the app's one static folder (or from bytes inlined in a standalone page), keeps one
+// window.LSX is shared by every panel's gr.HTML component. The app serves this file and each panel's script
+// once per page (GET /web/<name>, explorer/ui/inpage.py: page_code names them in the component's `head`);
+// a panel's script registers its code in window.lsxPanels, and the component's one-line js_on_load calls
+// LSX.mount(panel, element, trigger, props, server, upload, watch). The standalone page inlines the same files.
+// LSX loads onnxruntime-web's single-threaded WebAssembly build from the app's /web/vendor/ folder (or from
+// bytes inlined in a standalone page), keeps one
 // inference session per decoder (keyed by the SHA-256 of the weights it was exported from), and
 // draws decoded images onto canvases. When WebAssembly is missing, a model has no ONNX yet, or a
 // decoder fails to load, decoders fall back to the server (a Gradio server function that decodes the
 // same codes with PyTorch): same interface, nothing for the user to do.
 window.LSX = window.LSX || (() => {
   const L = {version: 1};
-  L.base = null;           // URL of the folder holding ort.wasm.bundle.min.mjs and its .wasm
+  const me = document.currentScript;  // this file, served from the app's /web/ (none in a standalone page)
+  // URL of the folder holding ort.wasm.bundle.min.mjs and its .wasm
+  L.base = me && me.src ? new URL('vendor/onnxruntime-web/', me.src).href : null;
   L.wasmBinary = null;     // standalone page: the .wasm inlined as bytes
   L.ortSource = null;      // standalone page: the runtime's source inlined as text
   let ortPromise = null;
@@ -240,9 +245,12 @@ window.LSX = window.LSX || (() => {
     },
   });
   L._groups = {};
-  L.staticUrl = (path) => {
-    const cfg = window.gradio_config || {};
-    return (cfg.root || '').replace(/\/$/, '') + (cfg.api_prefix || '/gradio_api') + '/file=' + path;
+  // ---- panels: web/<panel>.js sets window.lsxPanels[panel] = function (element, trigger, props, server,
+  // upload, watch) {...}; a component mounts it with the names Gradio gives its js_on_load
+  L.mount = (panel, element, trigger, props, server, upload, watch) => {
+    const code = (window.lsxPanels || {})[panel];
+    if (!code) throw new Error('LSX: no page code for the panel ' + panel + ' (web/' + panel + '.js did not load)');
+    return code(element, trigger, props, server, upload, watch);
   };
   return L;
 })();
