@@ -80,6 +80,18 @@ def test_vendor_fetch_checks_integrity_and_hashes_on_a_local_tarball(tmp_path):
         fetch.fetch(folder, opener=lambda url: Resp(evil))
     assert not (folder / "a.js").exists()
 
+    # a file stored gzipped: the .gz is written (not the file), checked against both recorded hashes
+    meta["integrity"] = "sha512-" + base64.b64encode(hashlib.sha512(good).digest()).decode()
+    meta["gzipped"] = {"a.js": hashlib.sha256(fetch.gzipped(b"console.log(1)")).hexdigest()}
+    (folder / "VENDOR.json").write_text(json.dumps(meta))
+    assert fetch.fetch(folder, opener=lambda url: Resp(good)) == []
+    assert not (folder / "a.js").exists() and (folder / "a.js.gz").is_file() and fetch.verify(folder) == []
+    (folder / "a.js.gz").write_bytes(fetch.gzipped(b"console.log(2)"))
+    assert any("SHA-256" in line for line in fetch.verify(folder))
+    meta["gzipped"]["a.js"] = hashlib.sha256(fetch.gzipped(b"console.log(2)")).hexdigest()  # the .gz's own hash
+    (folder / "VENDOR.json").write_text(json.dumps(meta))
+    assert any("inflate" in line for line in fetch.verify(folder))  # ... but not the recorded original's
+
 
 def _get(url, headers=None):
     try:
@@ -116,6 +128,27 @@ def test_the_web_route_serves_the_listed_files_and_nothing_else(served_app):
     for target in [WEB_DIR / "lsx.js", WEB_DIR / "vendor" / "onnxruntime-web" / "ort.wasm.bundle.min.mjs"]:
         status, _, body = _get(base + urllib.parse.quote(str(target)))
         assert status >= 400 and b"LSX" not in body, (target, status)
+
+
+def test_the_runtime_wasm_is_stored_gzipped_and_served_with_content_encoding(served_app):
+    """The repository holds only the .gz; the route sends it as application/wasm with Content-Encoding: gzip (the
+    browser inflates it: the in-page tests decode with it), and inflated to a client that takes no gzip."""
+    import gzip
+    import hashlib
+
+    from explorer.ui.inpage import web_url
+
+    url, _, _ = served_app
+    meta = json.loads((RUNTIME / "VENDOR.json").read_text())
+    name = "ort-wasm-simd-threaded.wasm"
+    assert not (RUNTIME / name).exists() and (RUNTIME / (name + ".gz")).stat().st_size < 4_500_000
+    status, headers, body = _get(url + web_url("vendor/onnxruntime-web/" + name), {"Accept-Encoding": "gzip, br"})
+    assert status == 200 and headers["Content-Encoding"] == "gzip" and headers["Content-Type"] == "application/wasm"
+    assert hashlib.sha256(body).hexdigest() == meta["gzipped"][name]
+    assert hashlib.sha256(gzip.decompress(body)).hexdigest() == meta["files"][name]
+    status, headers, body = _get(url + "web/vendor/onnxruntime-web/" + name, {"Accept-Encoding": "identity"})
+    assert status == 200 and headers.get("Content-Encoding") is None and body[:4] == b"\0asm"
+    assert hashlib.sha256(body).hexdigest() == meta["files"][name]
 
 
 def test_the_page_code_is_loaded_once_not_inlined_in_the_config(served_app):
@@ -180,7 +213,7 @@ def test_the_standalone_page_works_from_disk_with_no_request(served_app, tmp_pat
     playwright = pytest.importorskip("playwright.sync_api")
     _, demo, _ = served_app
     path = Path(demo.panels["latent_grid"].standalone("digits/vae-2d"))
-    assert path.suffix == ".html" and path.stat().st_size > 10_000_000  # the runtime is inside
+    assert path.suffix == ".html" and 4_000_000 < path.stat().st_size < 9_000_000  # the runtime is inside, gzipped
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
         pg = browser.new_page(viewport={"width": 1400, "height": 1000})

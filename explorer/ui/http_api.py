@@ -13,6 +13,8 @@ The same decode stays on Gradio's API as ``/decode`` (gradio_client, the queue, 
 
 The second route serves only the files ``inpage.web_files`` lists, looked up by exact name (anything else is
 404), with a year's ``Cache-Control: immutable`` when ``v`` is the file's current version and an ETag always.
+The runtime's .wasm is stored gzipped and sent with ``Content-Encoding: gzip`` (inflated here for a client that
+does not accept gzip).
 
 It obeys the app's login (``--auth``): without the session cookie Gradio sets at ``/login`` it answers 401.
 Errors are JSON ``{"error": message}`` with status 400 (bad input), 404 (unknown model) or 503 (a damaged
@@ -20,6 +22,7 @@ checkpoint: the message names the command that rebuilds it); no path or tracebac
 """
 from __future__ import annotations
 
+import gzip
 import io
 import threading
 
@@ -157,10 +160,15 @@ def web_routes() -> list[Route]:
         fresh = request.query_params.get("v") == entry.sha256[:16]
         headers = {"ETag": etag, "X-Content-Type-Options": "nosniff",
                    "Cache-Control": "public, max-age=31536000, immutable" if fresh else "no-cache"}
-        if entry.encoding:
-            headers.update({"Content-Encoding": entry.encoding, "Vary": "Accept-Encoding"})
+        body = None
+        if entry.encoding:  # a stored .gz: sent as it is to a client that takes gzip (every browser), else inflated
+            headers["Vary"] = "Accept-Encoding"
+            if "gzip" in request.headers.get("accept-encoding", ""):
+                headers["Content-Encoding"] = entry.encoding
+            else:
+                body = gzip.decompress(entry.path.read_bytes())
         if request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers=headers)
-        return Response(entry.path.read_bytes(), media_type=entry.media_type, headers=headers)
+        return Response(entry.path.read_bytes() if body is None else body, media_type=entry.media_type, headers=headers)
 
     return [Route(WEB_ROUTE + "/{name:path}", serve, methods=["GET"], name="web_files")]

@@ -34,7 +34,10 @@ MAX_CODES = 30 * 30  # the largest batch the page asks for: a 30 x 30 grid
 SERVED_TYPES = {".js": "text/javascript; charset=utf-8", ".mjs": "text/javascript; charset=utf-8",
                 ".css": "text/css; charset=utf-8", ".html": "text/html; charset=utf-8",
                 ".json": "application/json", ".wasm": "application/wasm"}
-RUNTIME_FILES = ("ort.wasm.bundle.min.mjs", "ort-wasm-simd-threaded.wasm", "VENDOR.json")
+RUNTIME_FILES = ("ort.wasm.bundle.min.mjs", "VENDOR.json")
+# stored only gzipped (web/vendor/onnxruntime-web/VENDOR.json, "gzipped"): served as the file itself with
+# Content-Encoding: gzip, so the browser inflates it (14.2 MB -> 3.7 MB over the wire and in the repository)
+RUNTIME_WASM = "ort-wasm-simd-threaded.wasm"
 WEB_ROUTE = "/web"
 MOUNT = 'LSX.mount("{panel}", element, trigger, props, server, upload, watch)'
 
@@ -59,6 +62,8 @@ def web_files() -> dict[str, WebFile]:
              if p.is_file() and p.suffix in (".js", ".css", ".html")}
     for name in RUNTIME_FILES:
         files[f"vendor/{RUNTIME_DIR.name}/{name}"] = _web_file(RUNTIME_DIR / name, SERVED_TYPES[Path(name).suffix])
+    files[f"vendor/{RUNTIME_DIR.name}/{RUNTIME_WASM}"] = _web_file(RUNTIME_DIR / f"{RUNTIME_WASM}.gz",
+                                                                 SERVED_TYPES[".wasm"], "gzip")
     return files
 
 

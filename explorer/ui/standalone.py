@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from .. import export
-from .inpage import RUNTIME_DIR, source
+from .inpage import RUNTIME_DIR, RUNTIME_WASM, source
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -38,7 +38,7 @@ Made by Latent Space Explorer.</p>
   const trigger = () => {};  // no server: the final point stays in the page
 @@LSX@@
   LSX.ortSource = document.getElementById('lsx-ort').textContent;
-  LSX.wasmBinary = LSX.b64bytes(document.getElementById('lsx-wasm').textContent);
+  LSX.wasmGz = LSX.b64bytes(document.getElementById('lsx-wasm').textContent);  // inflated when first needed
 @@PANEL@@
   LSX.mount('latent_grid', element, trigger, props, null, null, null);
 })();
@@ -64,7 +64,8 @@ def write_page(store, model: dict, out: str | Path | None = None) -> Path:
              "inline_onnx": base64.b64encode(Path(path).read_bytes()).decode(), "point": {}}
     vendor = json.loads((RUNTIME_DIR / "VENDOR.json").read_text())
     ort_source = (RUNTIME_DIR / "ort.wasm.bundle.min.mjs").read_text()
-    wasm = base64.b64encode((RUNTIME_DIR / "ort-wasm-simd-threaded.wasm").read_bytes()).decode()
+    # the .wasm as the repository stores it, gzipped (the page inflates it with DecompressionStream)
+    wasm = base64.b64encode((RUNTIME_DIR / f"{RUNTIME_WASM}.gz").read_bytes()).decode()
     # lsx.js first, then the inlined runtime is handed to it, then the panel's code registers and is mounted
     lsx, panel, css = source("lsx.js"), source("latent_grid.js"), source("latent_grid.css")
     page = (PAGE.replace("@@CSS@@", css)

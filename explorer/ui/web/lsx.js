@@ -15,7 +15,8 @@ window.LSX = window.LSX || (() => {
   const me = document.currentScript;  // this file, served from the app's /web/ (none in a standalone page)
   // URL of the folder holding ort.wasm.bundle.min.mjs and its .wasm
   L.base = me && me.src ? new URL('vendor/onnxruntime-web/', me.src).href : null;
-  L.wasmBinary = null;     // standalone page: the .wasm inlined as bytes
+  L.wasmBinary = null;     // the .wasm's bytes, once loaded
+  L.wasmGz = null;         // standalone page: the .wasm inlined gzipped (inflated by DecompressionStream)
   L.ortSource = null;      // standalone page: the runtime's source inlined as text
   let ortPromise = null;
 
@@ -34,6 +35,13 @@ window.LSX = window.LSX || (() => {
     else if (n - i === 3) { const v = (tbl[s.charCodeAt(i)] << 18) | (tbl[s.charCodeAt(i + 1)] << 12) | (tbl[s.charCodeAt(i + 2)] << 6);
       out[j++] = v >> 16; out[j++] = (v >> 8) & 255; }
     return out;
+  };
+
+  // gzip bytes -> their inflated bytes, in the browser's own inflater (the app's route sends the .wasm with
+  // Content-Encoding: gzip instead, which the browser inflates by itself)
+  L.gunzip = async (bytes) => {
+    if (typeof DecompressionStream !== 'function') throw new Error('this browser cannot inflate gzip (no DecompressionStream)');
+    return new Uint8Array(await new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'))).arrayBuffer());
   };
 
   // base64 of little-endian values (inpage.pack on the server) -> a typed array over the same bytes
@@ -58,7 +66,7 @@ window.LSX = window.LSX || (() => {
       ort.env.wasm.numThreads = 1;  // threads need cross-origin isolation; one thread decodes in < 1 ms
       // the bundle carries its own Emscripten glue; we hand it the .wasm's bytes (inlined in a standalone
       // page, else from the browser's cache or the static folder)
-      ort.env.wasm.wasmBinary = L.wasmBinary || (L.wasmBinary = await runtimeWasm());
+      ort.env.wasm.wasmBinary = L.wasmBinary || (L.wasmBinary = L.wasmGz ? await L.gunzip(L.wasmGz) : await runtimeWasm());
       return ort;
     })();
     return ortPromise;
