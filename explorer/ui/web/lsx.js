@@ -173,6 +173,9 @@ window.LSX = window.LSX || (() => {
     setTimeout(poll, 2000);
   };
 
+  // a new task (not a microtask): pending input events, and a paint when one is due, run before it resolves
+  L.yieldTask = () => new Promise(res => { const ch = new MessageChannel(); ch.port1.onmessage = () => res(); ch.port2.postMessage(0); });
+
   // ---- always-last scheduling: while one decode for a target runs, keep only the newest request
   L.latest = () => {
     let running = false, next = null;
@@ -213,6 +216,24 @@ window.LSX = window.LSX || (() => {
     cctx.putImageData(im, 0, 0);
     ctx.imageSmoothingEnabled = false;
     ctx.drawImage(c, 0, 0, W, H, x, y, w, h);
+  };
+  // one row of a cols-wide mosaic at the tiles' own resolution (28 px, `gap` white pixels between): the
+  // `cols` images of `images` written as row `row` of ctx's canvas (the Latent grid fills its grid this way)
+  L.tileRow = (ctx, images, cols, row, gap = 0) => {
+    const S = 28, W = cols * S + (cols - 1) * gap, im = ctx.createImageData(W, S), d = im.data;
+    d.fill(255);
+    for (let k = 0; k < cols; k++) {
+      const base = k * 784;
+      for (let r = 0; r < S; r++) {
+        let p = (r * W + k * (S + gap)) * 4;
+        for (let col = 0; col < S; col++, p += 4) {
+          let v = images[base + r * S + col]; v = v < 0 ? 0 : v > 1 ? 1 : v;
+          const g = Math.round(v * 255);
+          d[p] = g; d[p + 1] = g; d[p + 2] = g;
+        }
+      }
+    }
+    ctx.putImageData(im, 0, row * (S + gap));
   };
   L.image = (canvas, images, offset = 0) => {  // one 28x28 image filling a canvas
     const ctx = canvas.getContext('2d');
