@@ -31,7 +31,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from .. import export
@@ -169,6 +169,9 @@ def web_routes() -> list[Route]:
                 body = gzip.decompress(entry.path.read_bytes())
         if request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers=headers)
-        return Response(entry.path.read_bytes() if body is None else body, media_type=entry.media_type, headers=headers)
+        if body is not None:
+            return Response(body, media_type=entry.media_type, headers=headers)
+        # streamed from disk in chunks: reading the runtime whole into memory on every page grew the server
+        return FileResponse(entry.path, media_type=entry.media_type, headers=headers)
 
     return [Route(WEB_ROUTE + "/{name:path}", serve, methods=["GET"], name="web_files")]
