@@ -90,7 +90,7 @@ def main(argv=None):
     for k in ("server_name", "server_port", "share"):
         extra.pop(k, None)
     trivial = SL.build_trivial()
-    url = SL.launch(demo, extra)
+    url = SL.serve(demo)  # with the app's routes (the page's code is served at /web/)
     url_triv = SL.launch(trivial, extra)
     opens, ours, triv, errors, modes, two = [], [], [], [], {}, 0
     try:

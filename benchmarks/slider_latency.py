@@ -114,7 +114,7 @@ def serve(demo) -> str:
     """Launch the real app's Blocks with app.py's launch settings on a free loopback port; its URL."""
     import app
 
-    extra = app.launch_kwargs(SimpleNamespace(host="127.0.0.1", port=0, share=False))
+    extra = app.launch_kwargs(SimpleNamespace(host="127.0.0.1", port=0, share=False), demo)  # with its routes
     for k in ("server_name", "server_port", "share"):
         extra.pop(k, None)
     return launch(demo, extra)

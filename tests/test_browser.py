@@ -99,6 +99,55 @@ def test_the_grid_is_decoded_in_the_page_when_n_changes(page):
     assert requests == []
 
 
+GRID_WITH_A_SLIDE = """async (n) => {
+  const LG = window.lsxLatentGrid, key0 = LG.gridKey;
+  const ns = document.querySelector('.lsxg-n'), slider = document.querySelector('#lsx-z-1');
+  const rows = () => (LG.gridRows || []).length;
+  let pointAtRow = null, last = LG.last;  // how many grid rows were drawn when the point's image was drawn
+  Object.defineProperty(LG, 'last', {configurable: true, get: () => last,
+                                     set: (v) => { last = v; if (pointAtRow === null) pointAtRow = rows(); }});
+  ns.value = n; ns.dispatchEvent(new Event('input', {bubbles: true}));  // a new n x n grid starts decoding
+  await new Promise(res => setTimeout(res, 0));                          // then, in a later task, the slider moves
+  slider.value = (+slider.min + +slider.max) / 2 + 0.1;
+  slider.dispatchEvent(new Event('input', {bubbles: true}));
+  while (LG.gridKey === key0) await new Promise(res => setTimeout(res, 5));
+  delete LG.last; LG.last = last;
+  return {rows: rows(), n: LG.gridN, pointAtRow, first: LG.gridRows[0], total: LG.gridMs, mode: LG.decoder.mode,
+          increasing: LG.gridRows.every((t, i) => i === 0 || t >= LG.gridRows[i - 1])};
+}"""
+
+GRID_CHECK = """async () => {
+  const LG = window.lsxLatentGrid, n = LG.gridN, S = 28, mos = LG.gridMosaic, W = mos.width;
+  const px = mos.getContext('2d').getImageData(0, 0, W, W).data;
+  let drawn = 0;  // every cell's pixels on the mosaic against its decoded image
+  for (let k = 0; k < n * n; k++) {
+    const r = Math.floor(k / n), c = k % n;
+    for (let y = 0; y < S; y++) for (let x = 0; x < S; x++) {
+      const v = Math.min(1, Math.max(0, LG.gridImages[k * 784 + y * S + x]));
+      drawn = Math.max(drawn, Math.abs(px[((r * (S + 1) + y) * W + c * (S + 1) + x) * 4] - Math.round(v * 255)));
+    }
+  }
+  const batched = await LG.decoder.run(LG.gridZ, n * n);  // the same codes in one run of n * n
+  let diff = 0;
+  for (let i = 0; i < batched.length; i++) diff = Math.max(diff, Math.abs(batched[i] - LG.gridImages[i]));
+  return {drawn, diff};
+}"""
+
+
+@pytest.mark.browser
+def test_the_grid_fills_row_by_row_and_a_slider_does_not_wait_for_it(page):
+    """A 20x20 grid is decoded one row per run and drawn row by row; a slider moved in the next task after the
+    grid started is decoded and drawn after a row or a few, long before the last (it waits a row, not the grid);
+    the drawn cells are the decoded images, and the rows equal one batched decode of the same codes."""
+    page.wait_for_timeout(500)
+    r = page.evaluate(GRID_WITH_A_SLIDE, 20)
+    assert r["mode"] == "page" and r["n"] == 20 and r["rows"] == 20 and r["increasing"], r
+    assert r["pointAtRow"] is not None and 1 <= r["pointAtRow"] < 10, r  # the grid had not got half-way
+    assert r["first"] < r["total"], r
+    check = page.evaluate(GRID_CHECK)
+    assert check["drawn"] == 0 and check["diff"] < 1e-5, check
+
+
 @pytest.mark.browser
 def test_attribute_panel_encodes_an_uploaded_image(page, tmp_path):
     import numpy as np

@@ -1,4 +1,4 @@
-"""Decoding in the page: the vendored runtime, its one static folder, the fallback to the server when the
+"""Decoding in the page: the vendored runtime, the route serving it with our page code, the fallback to the server when the
 browser has no WebAssembly, and the standalone page that works from file:// with no request."""
 import json
 import urllib.error
@@ -80,22 +80,97 @@ def test_vendor_fetch_checks_integrity_and_hashes_on_a_local_tarball(tmp_path):
         fetch.fetch(folder, opener=lambda url: Resp(evil))
     assert not (folder / "a.js").exists()
 
+    # a file stored gzipped: the .gz is written (not the file), checked against both recorded hashes
+    meta["integrity"] = "sha512-" + base64.b64encode(hashlib.sha512(good).digest()).decode()
+    meta["gzipped"] = {"a.js": hashlib.sha256(fetch.gzipped(b"console.log(1)")).hexdigest()}
+    (folder / "VENDOR.json").write_text(json.dumps(meta))
+    assert fetch.fetch(folder, opener=lambda url: Resp(good)) == []
+    assert not (folder / "a.js").exists() and (folder / "a.js.gz").is_file() and fetch.verify(folder) == []
+    (folder / "a.js.gz").write_bytes(fetch.gzipped(b"console.log(2)"))
+    assert any("SHA-256" in line for line in fetch.verify(folder))
+    meta["gzipped"]["a.js"] = hashlib.sha256(fetch.gzipped(b"console.log(2)")).hexdigest()  # the .gz's own hash
+    (folder / "VENDOR.json").write_text(json.dumps(meta))
+    assert any("inflate" in line for line in fetch.verify(folder))  # ... but not the recorded original's
 
-@pytest.mark.slow
-def test_only_the_runtime_folder_is_served(served_app):
+
+def _get(url, headers=None):
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=10) as resp:
+            return resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers, b""
+
+
+def test_the_web_route_serves_the_listed_files_and_nothing_else(served_app):
+    """GET /web/<name>: our scripts, stylesheets and the runtime with their types and a year's cache when
+    versioned; no other file of the folder, no traversal, and Gradio's file route serves none of them."""
+    from explorer.ui.inpage import WEB_DIR, web_files, web_url
+
     url, _, _ = served_app
-    base = url + "gradio_api/file="
-    status, body = _fetch(base + urllib.parse.quote(str(RUNTIME / "ort.wasm.bundle.min.mjs")))
+    files = web_files()
+    assert {"lsx.js", "latent_grid.js", "latent_grid.css", "vendor/onnxruntime-web/ort.wasm.bundle.min.mjs"} <= set(files)
+    status, headers, body = _get(url + web_url("lsx.js"))
+    assert status == 200 and b"window.LSX" in body and headers["Content-Type"].startswith("text/javascript")
+    assert "immutable" in headers["Cache-Control"] and headers["X-Content-Type-Options"] == "nosniff"
+    assert _get(url + web_url("lsx.js"), {"If-None-Match": headers["ETag"]})[0] == 304
+    status, headers, _ = _get(url + "web/lsx.js?v=stale")
+    assert status == 200 and headers["Cache-Control"] == "no-cache"  # an old page's URL: revalidated, not kept
+    status, headers, body = _get(url + web_url("latent_grid.css"))
+    assert status == 200 and headers["Content-Type"].startswith("text/css") and b".lsxg" in body
+    status, _, body = _get(url + web_url("vendor/onnxruntime-web/ort.wasm.bundle.min.mjs"))
     assert status == 200 and body.startswith(b"/*!")
-    web = RUNTIME.parent.parent
-    for target in [str(RUNTIME) + "/../../lsx.js", str(RUNTIME) + "/../fetch.py", str(RUNTIME) + "/../../../inpage.py",
-                   str(RUNTIME) + "/../../../../../app.py", str(RUNTIME) + "/../../../../../../../../etc/passwd",
-                   str(web / "lsx.js"), str(RUNTIME.parent / "fetch.py")]:
-        for quoted in (urllib.parse.quote(target), urllib.parse.quote(target, safe=""),
-                       target.replace("../", "..%2f")):
-            status, body = _fetch(base + quoted)
-            assert status >= 400 or (b"root:" not in body and b"import" not in body and b"LSX" not in body), \
-                (target, status)
+    for target in ["vendor/fetch.py", "vendor/onnxruntime-web/LICENSE", "../inpage.py", "..%2finpage.py",
+                   "vendor/onnxruntime-web/../../lsx.js", "%2e%2e/%2e%2e/%2e%2e/app.py", "/etc/passwd",
+                   "vendor", "vendor/onnxruntime-web/", "./lsx.js", "LSX.JS"]:
+        status, _, body = _get(url + "web/" + target)
+        assert status == 404 and b"import" not in body, (target, status)
+    base = url + "gradio_api/file="  # no static folder is registered with Gradio any more
+    for target in [WEB_DIR / "lsx.js", WEB_DIR / "vendor" / "onnxruntime-web" / "ort.wasm.bundle.min.mjs"]:
+        status, _, body = _get(base + urllib.parse.quote(str(target)))
+        assert status >= 400 and b"LSX" not in body, (target, status)
+
+
+def test_the_runtime_wasm_is_stored_gzipped_and_served_with_content_encoding(served_app):
+    """The repository holds only the .gz; the route sends it as application/wasm with Content-Encoding: gzip (the
+    browser inflates it: the in-page tests decode with it), and inflated to a client that takes no gzip."""
+    import gzip
+    import hashlib
+
+    from explorer.ui.inpage import web_url
+
+    url, _, _ = served_app
+    meta = json.loads((RUNTIME / "VENDOR.json").read_text())
+    name = "ort-wasm-simd-threaded.wasm"
+    assert not (RUNTIME / name).exists() and (RUNTIME / (name + ".gz")).stat().st_size < 4_500_000
+    status, headers, body = _get(url + web_url("vendor/onnxruntime-web/" + name), {"Accept-Encoding": "gzip, br"})
+    assert status == 200 and headers["Content-Encoding"] == "gzip" and headers["Content-Type"] == "application/wasm"
+    assert hashlib.sha256(body).hexdigest() == meta["gzipped"][name]
+    assert hashlib.sha256(gzip.decompress(body)).hexdigest() == meta["files"][name]
+    status, headers, body = _get(url + "web/vendor/onnxruntime-web/" + name, {"Accept-Encoding": "identity"})
+    assert status == 200 and headers.get("Content-Encoding") is None and body[:4] == b"\0asm"
+    assert hashlib.sha256(body).hexdigest() == meta["files"][name]
+
+
+def test_the_page_code_is_loaded_once_not_inlined_in_the_config(served_app):
+    """Every gr.HTML mounts its panel with a one-line js_on_load and names its files in head; no copy of any
+    script or stylesheet of web/ is in the config a page fetches."""
+    from explorer.ui.inpage import WEB_DIR
+
+    url, _, _ = served_app
+    with urllib.request.urlopen(url + "config", timeout=30) as resp:
+        body = resp.read().decode()
+    config = json.loads(body)
+    htmls = [c["props"] for c in config["components"] if c["type"] == "html" and c["props"].get("js_on_load")]
+    assert len(htmls) >= 8
+    for props in htmls:
+        assert props["js_on_load"].startswith("LSX.mount(") and "\n" not in props["js_on_load"], props["js_on_load"][:80]
+        assert "web/lsx.js?v=" in props["head"] and len(props["head"]) < 600
+        assert not props.get("css_template")
+    for path in sorted(WEB_DIR.glob("*.js")) + sorted(WEB_DIR.glob("*.css")):
+        lines = [ln.strip() for ln in path.read_text().splitlines() if len(ln.strip()) > 40]
+        for line in lines[:3] + lines[-3:]:  # a few distinctive lines of each file, as JSON would carry them
+            assert json.dumps(line)[1:-1] not in body, (path.name, line)
+    assert len(body) < 400_000  # was ~520 KB with the scripts inlined
 
 
 def _wait_ready(pg, mode):
@@ -140,7 +215,7 @@ def test_the_standalone_page_works_from_disk_with_no_request(served_app, tmp_pat
     playwright = pytest.importorskip("playwright.sync_api")
     _, demo, _ = served_app
     path = Path(demo.panels["latent_grid"].standalone("digits/vae-2d"))
-    assert path.suffix == ".html" and path.stat().st_size > 10_000_000  # the runtime is inside
+    assert path.suffix == ".html" and 4_000_000 < path.stat().st_size < 9_000_000  # the runtime is inside, gzipped
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
         pg = browser.new_page(viewport={"width": 1400, "height": 1000})

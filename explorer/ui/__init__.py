@@ -6,7 +6,6 @@ import os
 import gradio as gr
 
 from . import attributes, dae, diffusion, http_api, latent_grid, projection, zoo
-from .inpage import serve_runtime
 from .panel import chain
 from .store import Store
 from .sessions import lazy_session_configs
@@ -38,7 +37,6 @@ QUEUE_ANALYTICS = {"GRADIO_ANALYTICS_CACHE_FREQUENCY": "100", "GRADIO_ANALYTICS_
 
 def build_app(store: Store, title: str = "Latent Space Explorer") -> gr.Blocks:
     """The whole app as a Blocks (not launched). Heavy work happens in handlers, not here."""
-    serve_runtime()  # the one static folder: the pinned onnxruntime-web files
     for var, value in QUEUE_ANALYTICS.items():  # read by the queue when the Blocks is created
         os.environ.setdefault(var, value)
     lazy_session_configs()  # a new session (each scripted API call is one) costs ~0.1 ms, not ~40 (sessions.py)
@@ -61,8 +59,9 @@ def build_app(store: Store, title: str = "Latent Space Explorer") -> gr.Blocks:
             store.sessions.drop(store.sessions.key_of(request))
         demo.unload(closed)  # a closed tab frees what it left in the session cache
     demo.panels = panels
-    # plain routes beside Gradio's API (app.py hands them to launch: app_kwargs={"routes": demo.routes})
-    demo.routes = http_api.routes(store, panels["latent_grid"])
+    # plain routes beside Gradio's API (app.py hands them to launch: app_kwargs={"routes": demo.routes}): the
+    # decode route, and the page's code and runtime as static files (inpage.web_files)
+    demo.routes = http_api.routes(store, panels["latent_grid"]) + http_api.web_routes()
     return demo
 
 

@@ -64,27 +64,6 @@ border is light), cropped to the object, then scaled (Fashion-MNIST: longest sid
 by its centre of mass).
 """
 
-CSS = """
-.lsxa { display: flex; flex-direction: column; gap: 12px; padding: 2px; }
-.lsxa-top { display: flex; gap: 18px; flex-wrap: wrap; align-items: flex-start; }
-.lsxa-title { font-size: 0.9rem; font-weight: 600; margin: 0 0 6px 2px; }
-.lsxa canvas.lsxa-live { width: 224px; height: 224px; display: block; image-rendering: pixelated; border-radius: 6px;
-  background: black; }
-.lsxa-ctl { flex: 1 1 220px; min-width: 200px; display: flex; flex-direction: column; gap: 8px; font-size: 0.85rem; }
-.lsxa-slider { display: grid; grid-template-columns: 1fr auto; gap: 2px 8px; align-items: baseline; }
-.lsxa-slider span { font-weight: 600; }
-.lsxa-slider output { font-family: var(--font-mono, monospace); font-size: 0.95rem; }
-.lsxa-slider input { grid-column: 1 / span 2; width: 100%; accent-color: var(--color-accent, #f97316); margin: 4px 0 0; }
-.lsxa-ticks { grid-column: 1 / span 2; display: flex; justify-content: space-between; font-size: 0.75rem;
-  color: var(--body-text-color-subdued, #666); }
-.lsxa-what { color: var(--body-text-color, #222); line-height: 1.35; }
-.lsxa-mode { font-size: 0.8rem; color: var(--body-text-color-subdued, #666); }
-.lsxa-mode[data-mode="server"] { color: #a15c00; }
-.lsxa canvas.lsxa-strip { width: 100%; display: block; border: 1px solid var(--border-color-primary, #ddd);
-  border-radius: 6px; background: white; }
-.lsxa-msg { font-size: 0.9rem; color: var(--body-text-color-subdued, #666); padding: 8px 2px; }
-"""
-
 
 class AttributePanel(Panel):
     """The panel's logic, callable without widgets (tests use it directly)."""
@@ -506,7 +485,7 @@ class AttributePanel(Panel):
 
 
 def build(store: Store) -> AttributePanel:
-    from .inpage import runtime_path, script, server_functions
+    from .inpage import page_code, server_functions
 
     panel = AttributePanel(store)
     models = panel.models()
@@ -536,9 +515,9 @@ def build(store: Store) -> AttributePanel:
             note = gr.Markdown(elem_id="attr-note")
         with gr.Column(scale=5, min_width=360):
             live = gr.HTML(value={"message": "Press Apply: the page then decodes z + s·v as you drag."},
-                           html_template='<div class="lsxa-host"></div>', css_template=CSS,
-                           js_on_load=script("attributes.js"), elem_id="attr-live", apply_default_css=False,
-                           server_functions=server_functions(store, store.decoders), runtime=runtime_path())
+                           html_template='<div class="lsxa-host"></div>', **page_code("attributes"),
+                           elem_id="attr-live", apply_default_css=False,
+                           server_functions=server_functions(store, store.decoders))
             k = gr.Slider(*STRIP_K[:2], value=2.0, step=STRIP_K[2], label="Strip range ±k",
                           info="the strip above and the measurement below span s = −k … +k", elem_id="attr-k")
             gr.Markdown("**Measured along the strip**: drawn on the server at Apply (decoded there too): the "

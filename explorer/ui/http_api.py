@@ -9,12 +9,20 @@ the file cache; README.md, "Run it for a classroom"). This route answers with th
 for 5-7 ms (benchmarks/load_http.py, endpoint png).
 The same decode stays on Gradio's API as ``/decode`` (gradio_client, the queue, the page's scripts).
 
+    GET /web/<name>?v=<version>    the page's code and the runtime (inpage.web_files), loaded once per page
+
+The second route serves only the files ``inpage.web_files`` lists, looked up by exact name (anything else is
+404), with a year's ``Cache-Control: immutable`` when ``v`` is the file's current version and an ETag always.
+The runtime's .wasm is stored gzipped and sent with ``Content-Encoding: gzip`` (inflated here for a client that
+does not accept gzip).
+
 It obeys the app's login (``--auth``): without the session cookie Gradio sets at ``/login`` it answers 401.
 Errors are JSON ``{"error": message}`` with status 400 (bad input), 404 (unknown model) or 503 (a damaged
 checkpoint: the message names the command that rebuilds it); no path or traceback is shown.
 """
 from __future__ import annotations
 
+import gzip
 import io
 import threading
 
@@ -23,10 +31,11 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from .. import export
+from .inpage import WEB_ROUTE, web_files
 from ..checkpoints import CheckpointError
 
 DECODE_ROUTE = "/api/decode.png"
@@ -136,3 +145,33 @@ def routes(store, grid) -> list[Route]:
         return Response(png_bytes(image), media_type="image/png", headers={"Cache-Control": "no-store"})
 
     return [Route(DECODE_ROUTE, decode_png, methods=["GET"], name="decode_png")]
+
+
+def web_routes() -> list[Route]:
+    """``GET /web/<name>``: the files of ``inpage.web_files`` and nothing else, under the app's login."""
+
+    def serve(request: Request) -> Response:
+        if not authorised(request):
+            return JSONResponse({"error": "not logged in"}, status_code=401)
+        entry = web_files().get(request.path_params["name"])
+        if entry is None:
+            return JSONResponse({"error": "not found"}, status_code=404)
+        etag = f'"{entry.sha256[:32]}"'
+        fresh = request.query_params.get("v") == entry.sha256[:16]
+        headers = {"ETag": etag, "X-Content-Type-Options": "nosniff",
+                   "Cache-Control": "public, max-age=31536000, immutable" if fresh else "no-cache"}
+        body = None
+        if entry.encoding:  # a stored .gz: sent as it is to a client that takes gzip (every browser), else inflated
+            headers["Vary"] = "Accept-Encoding"
+            if "gzip" in request.headers.get("accept-encoding", ""):
+                headers["Content-Encoding"] = entry.encoding
+            else:
+                body = gzip.decompress(entry.path.read_bytes())
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers=headers)
+        if body is not None:
+            return Response(body, media_type=entry.media_type, headers=headers)
+        # streamed from disk in chunks: reading the runtime whole into memory on every page grew the server
+        return FileResponse(entry.path, media_type=entry.media_type, headers=headers)
+
+    return [Route(WEB_ROUTE + "/{name:path}", serve, methods=["GET"], name="web_files")]

@@ -1,17 +1,22 @@
-"""What the page needs to decode codes itself: the runtime's static folder, each model's ONNX decoder
-(built at first use into the user cache by :mod:`explorer.export`), and the server functions the page
-calls without the queue: ``onnx_bytes`` (the decoder, once per model and page) and ``decode_codes``
-(the fallback: the same decode on the server, through that ONNX file in onnxruntime when it is built, else PyTorch,
+"""What the page needs to decode codes itself: its code and the runtime as static files, each model's ONNX
+decoder (built at first use into the user cache by :mod:`explorer.export`), and the server functions the page
+calls without the queue: ``onnx_bytes`` (the decoder, once per model and page) and ``decode_codes`` (the
+fallback: the same decode on the server, through that ONNX file in onnxruntime when it is built, else PyTorch,
 for a browser without WebAssembly or a model without ONNX).
 
-Only one folder is served statically: ``web/vendor/onnxruntime-web`` (the pinned runtime). Our own
-JavaScript is inlined into each panel's component, and decoders travel as base64 in server-function
-answers, so no other file route is opened.
+The page's code is loaded once per page, not inlined into each component: ``web_files`` lists the only files
+the app's ``GET /web/<name>`` route serves (``http_api.web_routes``): our scripts, stylesheets and templates
+in ``web/`` and the pinned runtime's files in ``web/vendor/onnxruntime-web``, looked up by exact name in that
+list, so no path from a request ever reaches the file system. Each panel's ``gr.HTML`` names its files in
+``head`` (Gradio loads each script once per page, in order, before ``js_on_load`` runs) and mounts with a
+one-line ``js_on_load`` (``page_code``). Decoders travel as base64 in server-function answers.
 """
 from __future__ import annotations
 
 import base64
+import hashlib
 import threading
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -27,22 +32,67 @@ RUNTIME_DIR = WEB_DIR / "vendor" / "onnxruntime-web"
 MAX_CODES = 30 * 30  # the largest batch the page asks for: a 30 x 30 grid
 
 
+SERVED_TYPES = {".js": "text/javascript; charset=utf-8", ".mjs": "text/javascript; charset=utf-8",
+                ".css": "text/css; charset=utf-8", ".html": "text/html; charset=utf-8",
+                ".json": "application/json", ".wasm": "application/wasm"}
+RUNTIME_FILES = ("ort.wasm.bundle.min.mjs", "VENDOR.json")
+# stored only gzipped (web/vendor/onnxruntime-web/VENDOR.json, "gzipped"): served as the file itself with
+# Content-Encoding: gzip, so the browser inflates it (14.2 MB -> 3.7 MB over the wire and in the repository)
+RUNTIME_WASM = "ort-wasm-simd-threaded.wasm"
+WEB_ROUTE = "/web"
+MOUNT = 'LSX.mount("{panel}", element, trigger, props, server, upload, watch)'
+
+
+@dataclass(frozen=True)
+class WebFile:
+    path: Path            # the file on disk
+    media_type: str       # the Content-Type it is served with
+    sha256: str           # of its bytes: the URL's version (?v=) and the ETag
+    encoding: str | None = None  # "gzip": a stored .gz, served with Content-Encoding: gzip
+
+
+def _web_file(path: Path, media_type: str, encoding: str | None = None) -> WebFile:
+    return WebFile(path, media_type, hashlib.sha256(path.read_bytes()).hexdigest(), encoding)
+
+
 @lru_cache(maxsize=None)
-def script(*names: str) -> str:
-    """lsx.js (the shared page library) followed by the named panel scripts from web/."""
-    return "\n".join((WEB_DIR / n).read_text() for n in ("lsx.js", *names))
+def web_files() -> dict[str, WebFile]:
+    """{name under /web/: file}: web/*.js, *.css and *.html, and the runtime's RUNTIME_FILES. Nothing else is
+    ever served from the folder (not fetch.py, not the licence, no sub-folder but the runtime's)."""
+    files = {p.name: _web_file(p, SERVED_TYPES[p.suffix]) for p in sorted(WEB_DIR.iterdir())
+             if p.is_file() and p.suffix in (".js", ".css", ".html")}
+    for name in RUNTIME_FILES:
+        files[f"vendor/{RUNTIME_DIR.name}/{name}"] = _web_file(RUNTIME_DIR / name, SERVED_TYPES[Path(name).suffix])
+    files[f"vendor/{RUNTIME_DIR.name}/{RUNTIME_WASM}"] = _web_file(RUNTIME_DIR / f"{RUNTIME_WASM}.gz",
+                                                                 SERVED_TYPES[".wasm"], "gzip")
+    return files
 
 
-def runtime_path() -> str:
-    """The runtime folder as the page's static URL wants it (``/gradio_api/file=<this>/<file>``)."""
-    return RUNTIME_DIR.as_posix() + "/"
+def web_url(name: str) -> str:
+    """The URL of a served file, relative to the page (so it works under a proxy's root path too), versioned
+    by its content: the route lets the browser keep it for a year when the version matches."""
+    return f"{WEB_ROUTE.lstrip('/')}/{name}?v={web_files()[name].sha256[:16]}"
 
 
-def serve_runtime() -> None:
-    """Let Gradio serve the runtime folder, and nothing else, as static files."""
-    import gradio as gr
+def page_code(panel: str) -> dict:
+    """The ``gr.HTML`` keyword arguments that run ``web/<panel>.js``: ``head`` loads lsx.js, the panel's
+    script and its stylesheet (web/<panel>.css, when there is one) once per page, and ``js_on_load`` mounts
+    the panel on this component in one line. The config carries ~300 bytes instead of the scripts."""
+    files = web_files()
+    css = f"{panel}.css"
+    head = (f'<link rel="stylesheet" href="{web_url(css)}">' if css in files else "") + "".join(
+        f'<script src="{web_url(name)}"></script>' for name in ("lsx.js", f"{panel}.js"))
+    return {"head": head, "js_on_load": MOUNT.format(panel=panel)}
 
-    gr.set_static_paths([RUNTIME_DIR])
+
+def source(*names: str) -> str:
+    """The named files of web/, joined: what the standalone page inlines."""
+    return "\n".join((WEB_DIR / n).read_text() for n in names)
+
+
+def template(name: str) -> str:
+    """An HTML template from web/ (a component's html_template)."""
+    return (WEB_DIR / name).read_text()
 
 
 class Decoders:

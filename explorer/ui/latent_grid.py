@@ -250,41 +250,12 @@ class LatentGridPanel(Panel):
             model["point"] = {"name": name, "values": list(point[1][:model["k"]]),
                               "residual": list(point[2]) if point[2] is not None else None, "seq": 0}
         with page_errors():
-            return str(write_page(self.store, model, CSS))
-
-CSS = """
-.lsxg { display: flex; gap: 18px; flex-wrap: wrap; align-items: flex-start; }
-.lsxg-left { flex: 9 1 560px; min-width: 0; }
-.lsxg-plots { display: flex; gap: 14px; flex-wrap: wrap; }
-.lsxg-box { position: relative; min-width: 0; }
-.lsxg-mapbox { flex: 5 1 320px; } .lsxg-gridbox { flex: 4 1 260px; }
-.lsxg-right { flex: 3 1 260px; min-width: 250px; max-width: 340px; }
-.lsxg-title { font-size: 0.9rem; font-weight: 600; margin: 0 0 4px 2px; min-height: 1.2em; }
-.lsxg canvas.lsxg-map, .lsxg canvas.lsxg-grid { width: 100%; display: block; border: 1px solid var(--border-color-primary, #ddd);
-  border-radius: 6px; background: white; cursor: crosshair; touch-action: none; }
-.lsxg canvas.lsxg-decoded { width: 252px; height: 252px; display: block; image-rendering: pixelated; border-radius: 6px;
-  background: black; }
-.lsxg-tip { position: absolute; pointer-events: none; background: white; border: 1px solid #888; border-radius: 4px;
-  padding: 3px; box-shadow: 0 2px 6px rgba(0,0,0,.25); z-index: 10; }
-.lsxg-tip canvas { display: block; width: 84px; height: 84px; image-rendering: pixelated; }
-.lsxg-tiptext { font-size: 11px; text-align: center; color: #222; }
-.lsxg-legend { display: flex; flex-wrap: wrap; gap: 2px 12px; font-size: 0.8rem; margin: 4px 2px 0; }
-.lsxg-legend span.sw { display: inline-block; width: 10px; height: 10px; border-radius: 50%; margin-right: 4px; }
-.lsxg-gridctl { display: flex; flex-direction: column; gap: 4px; margin-top: 8px; font-size: 0.85rem; }
-.lsxg-gridctl label { display: grid; grid-template-columns: 9.5em 1fr 2.5em; align-items: center; gap: 6px; }
-.lsxg-gridctl input { accent-color: var(--color-accent, #f97316); }
-.lsxg-mode { font-size: 0.8rem; color: var(--body-text-color-subdued, #666); margin: 6px 0; }
-.lsxg-mode[data-mode="server"] { color: #a15c00; }
-.lsxg-z { font-size: 0.85rem; font-family: var(--font-mono, monospace); margin: 4px 0 10px; word-break: break-word; }
-.lsxg-slider { display: grid; grid-template-columns: 1fr auto; gap: 0 8px; font-size: 0.85rem; margin-bottom: 8px; }
-.lsxg-slider input { grid-column: 1 / span 2; width: 100%; accent-color: var(--color-accent, #f97316); }
-.lsxg-slider output { font-family: var(--font-mono, monospace); }
-"""
+            return str(write_page(self.store, model))
 
 
 def build(store: Store) -> LatentGridPanel:
     """Lay out the panel inside the current Blocks context and wire its events."""
-    from .inpage import runtime_path, script, server_functions
+    from .inpage import page_code, server_functions
 
     panel = LatentGridPanel(store)
     names = store.encoder_models()
@@ -303,9 +274,9 @@ def build(store: Store) -> LatentGridPanel:
                            f"**No trained encoder models found in `{store.zoo.root}`.** Rebuild the shipped "
                            "ones with `python -m explorer.training all`, or point `--checkpoints` at a folder.")
     explorer = gr.HTML(value={"message": "Loading the model…"}, html_template='<div class="lsxg-host"></div>',
-                       css_template=CSS, js_on_load=script("latent_grid.js"), elem_id="latent-explorer",
+                       **page_code("latent_grid"), elem_id="latent-explorer",
                        server_functions=server_functions(store, store.decoders), apply_default_css=False,
-                       runtime=runtime_path(), point={})
+                       point={})
     page_file = gr.File(label="A standalone page: open it in any browser, offline (map, decoder and runtime inside)",
                         visible=False, elem_id="lg-page")
     explanation("The ELBO and the reparameterization trick", EXPLANATION, open=True)

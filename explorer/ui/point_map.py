@@ -26,32 +26,9 @@ import gradio as gr
 import numpy as np
 
 from .. import plotting
-from .inpage import pack, script
+from .inpage import pack, page_code, template
 
 SCALE = 10000
-
-TEMPLATE = """
-<div class="lsx-map" data-group="@GROUP@">
-  <div class="lsx-title"></div>
-  <canvas class="lsx-canvas"></canvas>
-  <div class="lsx-tip" style="display:none"><canvas width="84" height="84"></canvas><div class="lsx-tip-text"></div></div>
-  <div class="lsx-legend"></div>
-</div>
-"""
-
-CSS = """
-.lsx-map { position: relative; width: 100%; user-select: none; }
-.lsx-title { font-size: 0.9rem; font-weight: 600; margin: 0 0 4px 2px; min-height: 1.2em; }
-.lsx-canvas { width: 100%; display: block; cursor: crosshair; border: 1px solid var(--border-color-primary);
-              border-radius: 6px; background: white; touch-action: manipulation; }
-.lsx-tip { position: absolute; pointer-events: none; background: white; border: 1px solid #888;
-           border-radius: 4px; padding: 3px; box-shadow: 0 2px 6px rgba(0,0,0,.25); z-index: 10; }
-.lsx-tip canvas { display: block; image-rendering: pixelated; width: 84px; height: 84px; }
-.lsx-tip-text { font-size: 11px; text-align: center; max-width: 84px; color: #222; }
-.lsx-legend { display: flex; flex-wrap: wrap; gap: 2px 12px; font-size: 0.8rem; margin: 4px 2px 0; }
-.lsx-legend span.sw { display: inline-block; width: 10px; height: 10px; border-radius: 50%; margin-right: 4px; }
-"""
-
 
 
 def payload(coords: np.ndarray, labels: np.ndarray, classes: list[str], title: str,
@@ -102,7 +79,6 @@ def latent_prop(codes: np.ndarray, spec: dict, label: str) -> dict:
 def point_map(elem_id: str, message: str = "Loading the map…", group: str = "") -> gr.HTML:
     # the group is also written into the template: a map inside an initially hidden column gets only the
     # props that later updates carry, not those given here (Gradio 6.31)
-    template = TEMPLATE.replace("@GROUP@", html.escape(group, quote=True))
-    return gr.HTML(value={"message": message}, html_template=template, css_template=CSS,
-                   js_on_load=script("point_map.js"), elem_id=elem_id, sprite="", sel=[], latent={},
-                   group=group, apply_default_css=False)
+    html_template = template("point_map.html").replace("@GROUP@", html.escape(group, quote=True))
+    return gr.HTML(value={"message": message}, html_template=html_template, **page_code("point_map"),
+                   elem_id=elem_id, sprite="", sel=[], latent={}, group=group, apply_default_css=False)

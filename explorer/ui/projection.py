@@ -14,7 +14,7 @@ import torch
 
 from .. import latents, plotting, projection
 from ..checkpoints import CheckpointError, short_name
-from .inpage import runtime_path, script, server_functions
+from .inpage import page_code, server_functions, template
 from .point_map import latent_prop, payload, point_map
 from .store import Store
 from .panel import Panel, explanation
@@ -287,34 +287,11 @@ def pick_view(elem_id: str, group: str, kind: str, store: Store, message: str) -
     functions given here when the page cannot."""
     # group and kind are written into the template too: a component in a hidden column or tab may get only
     # the props that later updates carry (Gradio 6.31)
-    template = f'<div class="lsxv-host" data-group="{html.escape(group)}" data-kind="{html.escape(kind)}"></div>'
-    return gr.HTML(value={"message": message}, html_template=template, css_template=VIEW_CSS,
-                   js_on_load=script("pick_view.js"), elem_id=elem_id, apply_default_css=False,
-                   server_functions=server_functions(store, store.decoders), runtime=runtime_path(),
-                   group=group, kind=kind, steps=STEPS)
-
-
-VIEW_CSS = """
-.lsxv { font-size: 0.875rem; color: var(--body-text-color, #1f2937); }
-.lsxv-section { margin: 0 0 14px; }
-.lsxv-head { font-weight: 600; font-size: 0.95rem; margin: 0 0 6px; }
-.lsxv-sub { color: var(--body-text-color-subdued, #666); margin: 0 0 6px; }
-.lsxv-row { display: flex; gap: 10px; flex-wrap: wrap; align-items: flex-start; }
-.lsxv-fig { margin: 0; display: flex; flex-direction: column; align-items: center; gap: 3px; }
-.lsxv-fig canvas { width: 112px; height: 112px; image-rendering: pixelated; border-radius: 4px; background: #111; display: block; }
-.lsxv-three .lsxv-fig canvas { width: 96px; height: 96px; }
-.lsxv-at .lsxv-fig canvas { width: 84px; height: 84px; }
-.lsxv-fig figcaption { font-size: 0.78rem; text-align: center; max-width: 120px; line-height: 1.25; }
-.lsxv-fig figcaption b { font-weight: 600; }
-.lsxv-code { font-family: var(--font-mono, monospace); font-size: 0.78rem; word-break: break-word; margin: 6px 0 0; }
-.lsxv-mode { font-size: 0.78rem; color: var(--body-text-color-subdued, #666); margin: 4px 0 0; }
-.lsxv-mode[data-mode="server"] { color: #a15c00; }
-.lsxv canvas.lsxv-strips, .lsxv canvas.lsxv-norms { width: 100%; display: block; }
-.lsxv-t { display: grid; grid-template-columns: auto 1fr 3.2em; gap: 8px; align-items: center; margin: 8px 0 6px; }
-.lsxv-t input { width: 100%; accent-color: var(--color-accent, #f97316); }
-.lsxv-t output { font-family: var(--font-mono, monospace); }
-.lsxv-hint { color: var(--body-text-color-subdued, #666); font-style: italic; }
-"""
+    html_template = (template("pick_view.html").replace("@GROUP@", html.escape(group, quote=True))
+                     .replace("@KIND@", html.escape(kind, quote=True)))
+    return gr.HTML(value={"message": message}, html_template=html_template, **page_code("pick_view"),
+                   elem_id=elem_id, apply_default_css=False,
+                   server_functions=server_functions(store, store.decoders), group=group, kind=kind, steps=STEPS)
 
 
 def build(store: Store) -> ProjectionPanel:

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from .. import export
-from .inpage import RUNTIME_DIR, WEB_DIR, script
+from .inpage import RUNTIME_DIR, RUNTIME_WASM, source
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -35,11 +35,12 @@ Made by Latent Space Explorer.</p>
 (function () {
   const element = document.getElementById('lsx-root');
   const props = JSON.parse(document.getElementById('lsx-model').textContent);
-  const trigger = () => {}, watch = null, server = null;  // no server: the final point stays in the page
+  const trigger = () => {};  // no server: the final point stays in the page
 @@LSX@@
   LSX.ortSource = document.getElementById('lsx-ort').textContent;
-  LSX.wasmBinary = LSX.b64bytes(document.getElementById('lsx-wasm').textContent);
+  LSX.wasmGz = LSX.b64bytes(document.getElementById('lsx-wasm').textContent);  // inflated when first needed
 @@PANEL@@
+  LSX.mount('latent_grid', element, trigger, props, null, null, null);
 })();
 </script>
 </body></html>
@@ -51,9 +52,9 @@ def _embed(text: str) -> str:
     return text.replace("</", "<\\/")
 
 
-def write_page(store, model: dict, css: str, out: str | Path | None = None) -> Path:
-    """Write the standalone page for ``model`` (LatentGridPanel.page_model's dict) styled by the panel's ``css``;
-    returns its path."""
+def write_page(store, model: dict, out: str | Path | None = None) -> Path:
+    """Write the standalone page for ``model`` (LatentGridPanel.page_model's dict), with the panel's own script
+    and stylesheet inlined (the app loads the same files from /web/); returns its path."""
     name = model["name"]
     zoo = store.zoo
     path = export.cached(zoo, name) or export.build(zoo, name)
@@ -63,9 +64,10 @@ def write_page(store, model: dict, css: str, out: str | Path | None = None) -> P
              "inline_onnx": base64.b64encode(Path(path).read_bytes()).decode(), "point": {}}
     vendor = json.loads((RUNTIME_DIR / "VENDOR.json").read_text())
     ort_source = (RUNTIME_DIR / "ort.wasm.bundle.min.mjs").read_text()
-    wasm = base64.b64encode((RUNTIME_DIR / "ort-wasm-simd-threaded.wasm").read_bytes()).decode()
-    # lsx.js first, then the inlined runtime is handed to it, then the panel's code asks for a decoder
-    lsx, panel = script(), (WEB_DIR / "latent_grid.js").read_text()
+    # the .wasm as the repository stores it, gzipped (the page inflates it with DecompressionStream)
+    wasm = base64.b64encode((RUNTIME_DIR / f"{RUNTIME_WASM}.gz").read_bytes()).decode()
+    # lsx.js first, then the inlined runtime is handed to it, then the panel's code registers and is mounted
+    lsx, panel, css = source("lsx.js"), source("latent_grid.js"), source("latent_grid.css")
     page = (PAGE.replace("@@CSS@@", css)
                 .replace("@@TITLE@@", html.escape(name))
                 .replace("@@SHA@@", sha[:16] + "…")

@@ -5,6 +5,8 @@
 // slider move decodes here with no server request, the strip is one batched decode, and the server
 // hears only the strength the slider was left at (trigger('select'), for the next Apply). Without
 // WebAssembly, or for a model with no ONNX decoder, LSX hands back the server decoder (same interface).
+// Registered in window.lsxPanels and mounted per component by LSX.mount (lsx.js); the body is not indented.
+(window.lsxPanels = window.lsxPanels || {}).attributes = function (element, trigger, props, server, upload, watch) {
 const AT = {model: null, decoder: null, s: 1, times: [], frames: 0, stripFrames: 0, commits: 0,
             last: null, lastS: null, strip: null, stripS: null, stripMs: null, stripCanvas: null};
 window.lsxAttributes = AT;  // tests and benchmarks read AT.times (input event -> image drawn, ms), AT.last, AT.decoder.mode
@@ -176,8 +178,7 @@ async function fromValue() {
   if (!sameDecoder) AT.decoder = null;
   redrawAll();
   if (!AT.decoder) {
-    if (props.runtime) LSX.base = LSX.base || LSX.staticUrl(props.runtime);
-    const dec = await LSX.decoder(M.decoder, server);
+        const dec = await LSX.decoder(M.decoder, server);
     if (AT.model !== M) return;
     AT.decoder = dec; showText();
     if (dec.mode === 'server' && LSX.whenBuilt) {  // the ONNX is still being built: switch when it is ready
@@ -190,3 +191,4 @@ if (!element.__lsxaBound) { element.__lsxaBound = true; bind(); }
 if (typeof watch === 'function') watch('value', fromValue);
 new ResizeObserver(() => { if (AT.model) drawStrip(); }).observe(element);
 fromValue();
+};

@@ -4,6 +4,8 @@
 // inside the standalone page that "Download as a page" writes (which supplies the same five names).
 // The server hears only the final point of a drag or slide (trigger('select')), and is asked to decode
 // only when the page cannot (LSX's server fallback).
+// Registered in window.lsxPanels and mounted per component by LSX.mount (lsx.js); the body is not indented.
+(window.lsxPanels = window.lsxPanels || {}).latent_grid = function (element, trigger, props, server, upload, watch) {
 const LG = {model: null, values: [], residual: null, decoder: null, hover: null, drag: null, n: 15, span: 2.5,
             scatter: null, gridImages: null, gridKey: null, seq: -1, times: []};
 window.lsxLatentGrid = LG;  // tests and benchmarks read LG.times, LG.decoder.mode, LG.frames
@@ -113,14 +115,8 @@ function drawGrid() {
   const M = LG.model; if (!M) return;
   const g = gridGeom(), ctx = g.c.getContext('2d');
   ctx.setTransform(1, 0, 0, 1, 0, 0); ctx.fillStyle = 'white'; ctx.fillRect(0, 0, g.c.width, g.c.height);
-  if (LG.gridImages) {  // the mosaic is built once per decoded grid, then blitted with the marker on top
-    if (!LG.gridCanvas || LG.gridCanvas.key !== LG.gridKey || LG.gridCanvas.width !== g.c.width) {
-      const off = document.createElement('canvas'); off.width = g.c.width; off.height = g.c.height; off.key = LG.gridKey;
-      LSX.mosaic(off.getContext('2d'), LG.gridImages, LG.gridN * LG.gridN, LG.gridN, 0, 0, off.width, off.height, 1);
-      LG.gridCanvas = off;
-    }
-    ctx.drawImage(LG.gridCanvas, 0, 0);
-  }
+  const mos = LG.gridMosaic;  // the decoded tiles at their own resolution, filled row by row (decodeGrid)
+  if (mos) { ctx.imageSmoothingEnabled = false; ctx.drawImage(mos, 0, 0, mos.width, mos.height, 0, 0, g.c.width, g.c.height); }
   // the marked point, where it falls inside the grid's box
   const [[x0, x1], [y0, y1]] = rect(), n = LG.gridN || LG.n, cell = g.w / n;
   const fx = (LG.values[0] - x0) / (x1 - x0), fy = (y1 - LG.values[1]) / (y1 - y0);
@@ -166,8 +162,13 @@ function decodePoint(t0) {
     if (t0 !== undefined) { LG.times.push(performance.now() - t0); if (LG.times.length > 5000) LG.times.shift(); }
   });
 }
+// In the page the grid fills progressively: one decoder run per row, each row drawn as soon as it is decoded
+// (the first within a frame: 20 codes take ~9 ms), so a slider's or the map's decode waits at most one row
+// (the decoder runs one call at a time, in the order asked), never the whole grid (~180 ms for 20x20). Until
+// a row is replaced the previous grid's row stays (same n), or the cell is blank; a newer grid stops this one.
+// The server fallback still decodes the whole grid in one request.
 function decodeGrid() {
-  const M = LG.model, dec = LG.decoder, n = LG.n, key = `${M.name}|${n}|${LG.span}`;
+  const M = LG.model, dec = LG.decoder, n = LG.n, key = `${M.name}|${n}|${LG.span}`, gen = LG.gridGen = (LG.gridGen || 0) + 1;
   gridJob(async () => {
     if (!dec || LG.gridKey === key + dec.mode) return;
     // the other axes at the codes' centre, as on the server (latents.decode_grid)
@@ -176,12 +177,29 @@ function decodeGrid() {
       const v = base.slice(); v[0] = x0 + (x1 - x0) * (n > 1 ? c / (n - 1) : 0.5); v[1] = y1 - (y1 - y0) * (n > 1 ? r / (n - 1) : 0.5);
       z.set(zOf(v, false), (r * n + c) * M.dim);
     }
-    const t0 = performance.now();
-    const images = await dec.run(z, n * n);
-    if (dec !== LG.decoder) return;
-    LG.gridImages = images; LG.gridN = n; LG.gridKey = key + dec.mode; LG.gridMs = performance.now() - t0;
+    const sh = dec.shape || LSX.SHAPE0, P = LSX.px(sh);  // one image: C x H x W floats (planar)
+    const t0 = performance.now(), W = n * sh[2] + (n - 1), H = n * sh[1] + (n - 1), images = new Float32Array(n * n * P);
+    images.shape = sh;
+    const old = LG.gridMosaic, mos = document.createElement('canvas');
+    mos.width = W; mos.height = H;
+    const mctx = mos.getContext('2d');
+    if (old && old.width === W && old.height === H) mctx.drawImage(old, 0, 0); else { mctx.fillStyle = 'white'; mctx.fillRect(0, 0, W, H); }
+    LG.gridMosaic = mos; LG.gridN = n; LG.gridRows = []; LG.gridZ = z;
+    const step = dec.mode === 'page' ? 1 : n;  // the server fallback: one request for the whole grid, as before
+    for (let r = 0; r < n; r += step) {
+      const rows = Math.min(step, n - r);
+      const out = await dec.run(z.slice(r * n * M.dim, (r + rows) * n * M.dim), rows * n);  // (rows * n, C*H*W)
+      if (dec !== LG.decoder || gen !== LG.gridGen) return;  // a newer grid (or decoder) took over
+      images.set(out, r * n * P);
+      for (let i = 0; i < rows; i++) {
+        LSX.tileRow(mctx, out.subarray(i * n * P, (i + 1) * n * P), n, r + i, 1, sh);
+        LG.gridRows.push(performance.now() - t0);  // ms from the start to each row drawn (tests, benchmarks)
+      }
+      drawGrid();
+      await LSX.yieldTask();  // let input events and a paint in between rows
+    }
+    LG.gridImages = images; LG.gridKey = key + dec.mode; LG.gridMs = performance.now() - t0;
     q('.lsxg-gridtitle').textContent = `${n}×${n} decoded grid (${dec.mode === 'page' ? 'in the page' : 'on the server'}, ${LG.gridMs.toFixed(0)} ms): click or drag a cell`;
-    drawGrid();
   });
 }
 let drawQueued = false;
@@ -269,11 +287,10 @@ async function fromModel() {
              c: LSX.unpack(M.map.c, Uint8Array)};
   }
   LG.model = M; LG.model.sha = M.decoder.sha; LG.values = M.point.values.slice(); LG.residual = M.point.residual;
-  LG.scatter = null; LG.gridKey = null; LG.gridImages = null; LG.decoder = null;
+  LG.scatter = null; LG.gridKey = null; LG.gridImages = null; LG.gridMosaic = null; LG.decoder = null;
   q('.lsxg-legend').innerHTML = M.classes.map((c, i) => `<span><span class="sw" style="background:${M.colors[i]}"></span>${ESC(c)}</span>`).join('');
   buildSliders(); setMode(); drawMap(); drawGrid(); showInfo();
-  if (props.runtime) LSX.base = LSX.base || LSX.staticUrl(props.runtime);
-  const pending = LSX.decoder(M.decoder, server, props.inline_onnx || null);
+    const pending = LSX.decoder(M.decoder, server, props.inline_onnx || null);
   if (server && !LG.pageSeen) {  // first visit: the 14 MB runtime is still loading; show the point from the server
     LG.decoder = LSX.serverDecoder(M.decoder, server, 'loading the in-page decoder…'); setMode(); decodePoint();
   }
@@ -294,3 +311,4 @@ function fromPoint() {
 if (typeof watch === 'function') { watch('value', fromModel); watch('point', () => { fromModel().then(fromPoint); }); }
 new ResizeObserver(() => { if (LG.model) { drawMap(); drawGrid(); } }).observe(element);
 fromModel().then(fromPoint);
+};

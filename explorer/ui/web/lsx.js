@@ -1,16 +1,22 @@
 // Latent Space Explorer: decoding in the page.
 //
-// window.LSX is shared by every panel's gr.HTML component (each panel's js_on_load starts with this
-// file, so whichever loads first defines it). It loads onnxruntime-web's single-threaded WebAssembly
-// build from the app's one static folder (or from bytes inlined in a standalone page), keeps one
+// window.LSX is shared by every panel's gr.HTML component. The app serves this file and each panel's script
+// once per page (GET /web/<name>, explorer/ui/inpage.py: page_code names them in the component's `head`);
+// a panel's script registers its code in window.lsxPanels, and the component's one-line js_on_load calls
+// LSX.mount(panel, element, trigger, props, server, upload, watch). The standalone page inlines the same files.
+// LSX loads onnxruntime-web's single-threaded WebAssembly build from the app's /web/vendor/ folder (or from
+// bytes inlined in a standalone page), keeps one
 // inference session per decoder (keyed by the SHA-256 of the weights it was exported from), and
 // draws decoded images onto canvases. When WebAssembly is missing, a model has no ONNX yet, or a
 // decoder fails to load, decoders fall back to the server (a Gradio server function that decodes the
 // same codes with PyTorch): same interface, nothing for the user to do.
 window.LSX = window.LSX || (() => {
   const L = {version: 1};
-  L.base = null;           // URL of the folder holding ort.wasm.bundle.min.mjs and its .wasm
-  L.wasmBinary = null;     // standalone page: the .wasm inlined as bytes
+  const me = document.currentScript;  // this file, served from the app's /web/ (none in a standalone page)
+  // URL of the folder holding ort.wasm.bundle.min.mjs and its .wasm
+  L.base = me && me.src ? new URL('vendor/onnxruntime-web/', me.src).href : null;
+  L.wasmBinary = null;     // the .wasm's bytes, once loaded
+  L.wasmGz = null;         // standalone page: the .wasm inlined gzipped (inflated by DecompressionStream)
   L.ortSource = null;      // standalone page: the runtime's source inlined as text
   let ortPromise = null;
 
@@ -29,6 +35,13 @@ window.LSX = window.LSX || (() => {
     else if (n - i === 3) { const v = (tbl[s.charCodeAt(i)] << 18) | (tbl[s.charCodeAt(i + 1)] << 12) | (tbl[s.charCodeAt(i + 2)] << 6);
       out[j++] = v >> 16; out[j++] = (v >> 8) & 255; }
     return out;
+  };
+
+  // gzip bytes -> their inflated bytes, in the browser's own inflater (the app's route sends the .wasm with
+  // Content-Encoding: gzip instead, which the browser inflates by itself)
+  L.gunzip = async (bytes) => {
+    if (typeof DecompressionStream !== 'function') throw new Error('this browser cannot inflate gzip (no DecompressionStream)');
+    return new Uint8Array(await new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'))).arrayBuffer());
   };
 
   // base64 of little-endian values (inpage.pack on the server) -> a typed array over the same bytes
@@ -53,7 +66,7 @@ window.LSX = window.LSX || (() => {
       ort.env.wasm.numThreads = 1;  // threads need cross-origin isolation; one thread decodes in < 1 ms
       // the bundle carries its own Emscripten glue; we hand it the .wasm's bytes (inlined in a standalone
       // page, else from the browser's cache or the static folder)
-      ort.env.wasm.wasmBinary = L.wasmBinary || (L.wasmBinary = await runtimeWasm());
+      ort.env.wasm.wasmBinary = L.wasmBinary || (L.wasmBinary = L.wasmGz ? await L.gunzip(L.wasmGz) : await runtimeWasm());
       return ort;
     })();
     return ortPromise;
@@ -164,6 +177,9 @@ window.LSX = window.LSX || (() => {
     setTimeout(poll, 2000);
   };
 
+  // a new task (not a microtask): pending input events, and a paint when one is due, run before it resolves
+  L.yieldTask = () => new Promise(res => { const ch = new MessageChannel(); ch.port1.onmessage = () => res(); ch.port2.postMessage(0); });
+
   // ---- always-last scheduling: while one decode for a target runs, keep only the newest request
   L.latest = () => {
     let running = false, next = null;
@@ -209,6 +225,27 @@ window.LSX = window.LSX || (() => {
     ctx.imageSmoothingEnabled = false;
     ctx.drawImage(c, 0, 0, W, H, x, y, w, h);
   };
+  // one row of a cols-wide mosaic at the tiles' own resolution (`gap` white pixels between): the `cols` images of
+  // `images` (planar C x H x W each, `shape` or images.shape) written as row `row` of ctx's canvas (the Latent
+  // grid fills its grid this way)
+  L.tileRow = (ctx, images, cols, row, gap = 0, shape = null) => {
+    const [C, SH, SW] = shape || images.shape || L.SHAPE0, plane = SH * SW, per = C * plane;
+    const W = cols * SW + (cols - 1) * gap, im = ctx.createImageData(W, SH), d = im.data;
+    d.fill(255);
+    const byte = (v) => Math.round((v < 0 ? 0 : v > 1 ? 1 : v) * 255);
+    for (let k = 0; k < cols; k++) {
+      const base = k * per;
+      for (let r = 0; r < SH; r++) {
+        let p = (r * W + k * (SW + gap)) * 4;
+        for (let col = 0; col < SW; col++, p += 4) {
+          const i = base + r * SW + col;
+          if (C === 1) { const g = byte(images[i]); d[p] = g; d[p + 1] = g; d[p + 2] = g; }
+          else { d[p] = byte(images[i]); d[p + 1] = byte(images[i + plane]); d[p + 2] = byte(images[i + 2 * plane]); }
+        }
+      }
+    }
+    ctx.putImageData(im, 0, row * (SH + gap));
+  };
   L.image = (canvas, images, offset = 0, shape = null) => {  // one image (image `offset` of a batch) filling a canvas
     const ctx = canvas.getContext('2d'), sh = shape || images.shape || L.SHAPE0, n = L.px(sh);
     L.mosaic(ctx, offset ? images.subarray(offset * n, offset * n + n) : images, 1, 1, 0, 0, canvas.width, canvas.height,
@@ -249,9 +286,12 @@ window.LSX = window.LSX || (() => {
     },
   });
   L._groups = {};
-  L.staticUrl = (path) => {
-    const cfg = window.gradio_config || {};
-    return (cfg.root || '').replace(/\/$/, '') + (cfg.api_prefix || '/gradio_api') + '/file=' + path;
+  // ---- panels: web/<panel>.js sets window.lsxPanels[panel] = function (element, trigger, props, server,
+  // upload, watch) {...}; a component mounts it with the names Gradio gives its js_on_load
+  L.mount = (panel, element, trigger, props, server, upload, watch) => {
+    const code = (window.lsxPanels || {})[panel];
+    if (!code) throw new Error('LSX: no page code for the panel ' + panel + ' (web/' + panel + '.js did not load)');
+    return code(element, trigger, props, server, upload, watch);
   };
   return L;
 })();

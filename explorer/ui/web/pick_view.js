@@ -8,6 +8,8 @@
 //                      walks along both paths, decoded live;
 //   kind "dae":        the clicked image and its reconstruction by each model.
 // Nothing here talks to the server except the decoder itself (ONNX bytes once per model, or the fallback).
+// Registered in window.lsxPanels and mounted per component by LSX.mount (lsx.js); the body is not indented.
+(window.lsxPanels = window.lsxPanels || {}).pick_view = function (element, trigger, props, server, upload, watch) {
 const HOST = element.querySelector('.lsxv-host') || {dataset: {}};
 const V = {kind: props.kind || HOST.dataset.kind || 'projection', steps: props.steps || 9, t: 0.5, sel: [], models: [], decoders: {},
            times: [], tTimes: [], frames: 0, picks: 0, last: null};
@@ -294,7 +296,6 @@ function walk(t0) {
 }
 
 // ---- wiring
-if (props.runtime) LSX.base = LSX.base || LSX.staticUrl(props.runtime);
 dom(); reset();
 G.on(hostId, (type, e) => {
   if (type === 'pick') pick(e.sel, e.t0, e.done);
@@ -302,3 +303,4 @@ G.on(hostId, (type, e) => {
 });
 onModels();
 new ResizeObserver(() => { if (V.paths && q('.lsxv-interp').style.display !== 'none') { drawStrips(); drawNorms(); } }).observe(element);
+};

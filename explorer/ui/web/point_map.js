@@ -6,6 +6,8 @@
 // A click picks a point in the page: this map and every other map of its group move their markers, the
 // group's view decodes the pick (web/pick_view.js), and only then is the server told (trigger('select')),
 // without anything waiting for its answer.
+// Registered in window.lsxPanels and mounted per component by LSX.mount (lsx.js); the body is not indented.
+(window.lsxPanels = window.lsxPanels || {}).point_map = function (element, trigger, props, server, upload, watch) {
 let hover = -1, sel = (props.sel || []).slice(), spriteImg = null, spriteSrc = null, geom = null, scatter = null;
 let codes = null, codesKey = null, rowOf = null;  // the latent prop's codes, (N) Float32Array(D)
 function q(s) { return element.querySelector(s); }
@@ -196,3 +198,4 @@ function fromProps() {
 watch(['value', 'sprite', 'sel', 'latent'], fromProps);
 new ResizeObserver(() => draw()).observe(element);
 fromProps();
+};
