@@ -46,7 +46,7 @@ def test_onnxruntime_matches_torch_on_random_codes(built, name):
     _, session, model = built[name]
     z = 3 * torch.randn(256, model.latent_dim, generator=torch.Generator().manual_seed(1))
     got, want = _run(session, z), model.decode(z).numpy()
-    assert got.dtype == np.float32 and got.shape == (256, 1, 28, 28)
+    assert got.dtype == np.float32 and got.shape == (256, *model.image_shape)
     assert 0.0 <= got.min() and got.max() <= 1.0
     assert np.abs(got - want).max() <= TOL
 
@@ -71,7 +71,8 @@ def test_file_records_its_weights_and_interface(built, name):
     assert float(meta["max_abs_diff"]) <= TOL
     (i,), (o,) = session.get_inputs(), session.get_outputs()
     assert (i.name, i.type, i.shape[1]) == ("z", "tensor(float)", model.latent_dim)
-    assert (o.name, o.type, o.shape[1:]) == ("x", "tensor(float)", [1, 28, 28])
+    assert (o.name, o.type, o.shape[1:]) == ("x", "tensor(float)", list(model.image_shape))
+    assert meta["image_shape"] == ",".join(map(str, model.image_shape))
     assert isinstance(i.shape[0], str) and isinstance(o.shape[0], str)  # a named, dynamic batch axis
     assert export.status(ZOO, name) == "ready" and export.cached(ZOO, name) == path
 
@@ -82,7 +83,7 @@ def test_batch_dimension_is_dynamic(built, name):
     for n in (1, 400):
         z = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(n))
         got = _run(session, z)
-        assert got.shape == (n, 1, 28, 28)
+        assert got.shape == (n, *model.image_shape)
         assert np.abs(got - model.decode(z).numpy()).max() <= TOL
 
 

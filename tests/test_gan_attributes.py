@@ -47,6 +47,10 @@ def planted(monkeypatch, tmp_path):
     monkeypatch.setattr(store, "classifier", lambda dataset: BrightnessClassifier())
     monkeypatch.setattr(store, "dataset_of", lambda n: "planted")
     monkeypatch.setattr(store_module.data, "class_names", lambda ds: ["dark", "light"])
+    from explorer import datasets  # the planted dataset, registered for this test only (one entry, one place)
+
+    monkeypatch.setitem(datasets._REGISTRY, "planted", datasets.DatasetSpec(
+        "planted", (1, 28, 28), ["dark", "light"], lambda split: None, attribute_presets={"lighter": ("light", "dark")}))
     monkeypatch.setattr(store_module, "GENERATED", 2000)
     panel = AttributePanel(store)
     monkeypatch.setattr(panel, "is_generator", lambda n: True)

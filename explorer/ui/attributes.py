@@ -86,8 +86,9 @@ class AttributePanel(Panel):
             return self._current.get(session, name) != name
 
     def models(self) -> list[str]:
-        """Encoder models (vae-16 first), then generators, whose vectors average sorted prior samples."""
-        names = sorted(self.store.encoder_models(), key=lambda n: (not n.endswith("/vae-16"), n))
+        """Encoder models (each dataset's plain VAE first: vae-16, vae-64), then generators, whose vectors average
+        sorted prior samples."""
+        names = sorted(self.store.encoder_models(), key=lambda n: (not n.endswith(("/vae-16", "/vae-64")), n))
         return names + self.store.zoo.available("gan")
 
     def is_generator(self, name: str) -> bool:
