@@ -94,7 +94,8 @@ def test_the_grid_is_decoded_in_the_page_when_n_changes(page):
     requests = []
     page.on("request", lambda r: requests.append(r.url))
     page.locator(".lsxg-n").fill("7")
-    page.wait_for_function("() => window.lsxLatentGrid.gridN === 7 && window.lsxLatentGrid.gridKey.endsWith('page')")
+    # gridN changes when the new grid starts (it fills row by row); gridKey once its last row is drawn
+    page.wait_for_function("() => (window.lsxLatentGrid.gridKey || '').includes('|7|') && window.lsxLatentGrid.gridKey.endsWith('page')")
     assert "7×7 decoded grid (in the page" in page.locator(".lsxg-gridtitle").inner_text()
     assert requests == []
 
