@@ -137,6 +137,7 @@ def test_warm_start_continues_from_a_checkpoint_and_counts_its_training(tmp_path
                        **{**kw, "config": {"channels": 16, "hidden": 32}})
 
 
+@pytest.mark.slow  # two torchrun processes: ~9 s
 def test_torchrun_ddp_two_cpu_processes(tmp_path):
     torchrun = shutil.which("torchrun") or os.path.join(os.path.dirname(sys.executable), "torchrun")
     cmd = [torchrun, "--standalone", "--nproc_per_node=2", "-m", "explorer.training", "vae-2d",
