@@ -192,3 +192,29 @@ def test_the_page_decodes_a_colour_model_like_torch(squares_zoo):
     want = store.model(name).decode(torch.as_tensor(z, dtype=torch.float32)).numpy().ravel()
     assert np.abs(np.asarray(last["image"]) - want).max() <= 1e-4
     assert rgb == [255, 0, 0, 255, 0, 255, 0, 255]
+
+
+def test_one_dataset_menu_switches_every_panels_models(squares_zoo, tiny_zoo, tmp_path):
+    """The app over two datasets: the menu lists both, every panel starts on the first one's models, and switching
+    gives every panel's model menu the other dataset's models only (and the zoo its dataset)."""
+    import shutil
+
+    from explorer.ui import build_app, dataset_names
+    from explorer.ui.store import Store
+
+    for src in (squares_zoo, tiny_zoo):
+        shutil.copytree(src, tmp_path, dirs_exist_ok=True)
+    store = Store(checkpoints.Zoo(tmp_path), device="cpu")
+    assert dataset_names(store) == ["digits", NAME]  # the registry's order
+    demo = build_app(store)
+    grid = demo.panels["latent_grid"].components["model"]
+    assert grid.value.startswith("digits/") and all(v.startswith("digits/") for v, _ in grid.choices)
+    updates = demo.switch_dataset(NAME)
+    menus = [u for u in updates if isinstance(u, dict) or hasattr(u, "choices")]
+    assert len(updates) == len(menus) >= 5
+    values = [getattr(u, "value", None) if not isinstance(u, dict) else u.get("value") for u in updates]
+    assert f"{NAME}/vae-16" in values and NAME in values  # the Latent grid's model and the zoo's dataset
+    for u in updates[:-1]:
+        choices = u.get("choices") if isinstance(u, dict) else u.choices
+        assert all(str(c[0] if isinstance(c, (list, tuple)) else c).startswith(NAME + "/") for c in choices or [])
+    demo.close()

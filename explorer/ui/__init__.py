@@ -54,7 +54,7 @@ def build_app(store: Store, title: str = "Latent Space Explorer") -> gr.Blocks:
                     panels[key] = panel = module.build(store)
                 chain(tab.select, panel.opens)   # fill the panel when its tab is opened
                 chain(demo.load, panel.loads)    # what the first page shows at once
-        wire_dataset_menu(store, dataset, panels)
+        demo.switch_dataset = wire_dataset_menu(store, dataset, panels)
         def closed(request: gr.Request):  # Gradio injects the request only into an annotated parameter
             store.sessions.drop(store.sessions.key_of(request))
         demo.unload(closed)  # a closed tab frees what it left in the session cache
@@ -77,10 +77,10 @@ def filter_models(names: list[str], dataset: str) -> list[str]:
     return [n for n in names if n.split("/", 1)[0] == dataset]
 
 
-def wire_dataset_menu(store: Store, menu: gr.Dropdown, panels: dict) -> None:
+def wire_dataset_menu(store: Store, menu: gr.Dropdown, panels: dict):
     """The one control that switches the app to a dataset: every panel's model menu keeps that dataset's models
     (and picks its first, which fills the panel), the zoo's dataset follows. Panels declare their menus as
-    ``model_choices`` [(dropdown, names_fn)] and the zoo its ``dataset_menu``."""
+    ``model_choices`` [(dropdown, names_fn)] and the zoo its ``dataset_menu``. Returns the menu's handler."""
     targets = [(c, fn) for p in panels.values() for c, fn in getattr(p, "model_choices", [])]
     zoo_menu = [p.dataset_menu for p in panels.values() if getattr(p, "dataset_menu", None) is not None]
 
@@ -89,7 +89,7 @@ def wire_dataset_menu(store: Store, menu: gr.Dropdown, panels: dict) -> None:
         for _, fn in targets:
             names = filter_models(fn(), dataset)
             out.append(gr.Dropdown(choices=names, value=names[0] if names else None, allow_custom_value=True))
-        return out + [gr.Dropdown(value=dataset) for _ in zoo_menu]
+        return out + [gr.update(value=dataset) for _ in zoo_menu]
 
     menu.change(switch, [menu], [c for c, _ in targets] + zoo_menu, api_name="switch_dataset",
                 show_progress="hidden")
@@ -101,6 +101,7 @@ def wire_dataset_menu(store: Store, menu: gr.Dropdown, panels: dict) -> None:
             c.choices = [(n, n) for n in names]
             if c.value not in names:
                 c.value = names[0] if names else None
+    return switch
 
 
 __all__ = ["Store", "build_app", "CSS"]
