@@ -26,7 +26,7 @@ from . import datasets
 
 N_IMAGES = 500
 STRENGTHS = (1.0, 2.0, 3.0)
-SUGGESTED = 2.0  # the strength the Attribute vectors panel suggests for these vectors (and the table's column)
+SUGGESTED = 2.0  # the table's strength: the end of the Attribute vectors strip's default range (±2)
 FILE = "effects.json"
 
 
