@@ -275,14 +275,13 @@ class Zoo:
         names = []
         for cfg in sorted(self.root.glob(f"*/*/{CONFIG}")):
             name = f"{cfg.parent.parent.name}/{cfg.parent.name}"
-            if family is None or self._family(cfg) == family:
+            if family is None or self._family(name) == family:
                 names.append(name)
         return names
 
-    @staticmethod
-    def _family(cfg: Path) -> str | None:
+    def _family(self, name: str) -> str | None:
         try:
-            return Zoo(cfg.parent.parent.parent).handle(f"{cfg.parent.parent.name}/{cfg.parent.name}").family
+            return self.handle(name).family
         except (CheckpointError, ValueError):
             return None
 

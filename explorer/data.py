@@ -30,6 +30,7 @@ import os
 import shutil
 import struct
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -410,6 +411,23 @@ def _no_paths(err: Exception, image) -> str:
     return text.replace("'the file'", "the file").replace("the file the file", "the file").strip() or type(err).__name__
 
 
+@contextmanager
+def _read_errors(image):
+    """Reading a user's image: what PIL raises becomes an :class:`ImageError` with a readable message and no
+    server path (both preparations, grey and picture, read through this)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        yield
+    except ImageError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise ImageError(f"could not read the image ({type(err).__name__}: {_no_paths(err, image)}); "
+                         "upload a PNG, JPEG, WebP, GIF, BMP or TIFF file") from err
+    except Image.DecompressionBombError as err:
+        raise ImageError(f"the image is too large to decode safely ({_no_paths(err, image)})") from err
+
+
 def _open_rgb(image):
     """A path, PIL image or array -> float64 (H, W, 3) in [0, 1], transparency composited on white."""
     from PIL import Image
@@ -447,18 +465,11 @@ def _open_rgb(image):
 def prepare_picture(image, shape) -> tuple[np.ndarray, list[str]]:
     """A user's image as a picture of ``shape`` (C, H, W): centre-cropped to the frame's aspect, resized
     (Lanczos), colours kept (or luma for one channel). Returns float32 (H, W, 3) or (H, W) in [0, 1] and notes."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     c, h, w = shape
-    try:
+    with _read_errors(image):
         rgb = _open_rgb(image)
-    except ImageError:
-        raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise ImageError(f"could not read the image ({type(err).__name__}: {_no_paths(err, image)}); "
-                         "upload a PNG, JPEG, WebP, GIF, BMP or TIFF file") from err
-    except Image.DecompressionBombError as err:
-        raise ImageError(f"the image is too large to decode safely ({_no_paths(err, image)})") from err
     if not np.isfinite(rgb).all():
         raise ImageError("the image contains NaN or infinite values")
     H, W = rgb.shape[:2]
@@ -487,14 +498,14 @@ def prepare_image(image, dataset: str = "fashion-mnist") -> tuple[np.ndarray, li
     side scaled to the frame and centred. "digit" (MNIST): the same, fitted into a 20/28 box and centred by
     its centre of mass. Raises :class:`ImageError` with a readable message for anything unusable.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     spec = datasets.get(dataset)
     if spec.upload == "picture":
         return prepare_picture(image, spec.shape)
     frame = spec.size[0]
     notes = []
-    try:
+    with _read_errors(image):
         if isinstance(image, (str, os.PathLike)):
             with Image.open(image) as img:  # reads the header only; PIL refuses > 179 megapixels here
                 w, h = img.size
@@ -514,13 +525,6 @@ def prepare_image(image, dataset: str = "fashion-mnist") -> tuple[np.ndarray, li
             if a.ndim != 2 or a.size == 0:
                 raise ImageError(f"expected a 2-D grey or (H, W, 3/4) colour image, got shape {np.shape(image)}")
             grey = a.astype(np.float64) / (255.0 if a.dtype == np.uint8 or a.max() > 1 else 1.0)
-    except ImageError:
-        raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise ImageError(f"could not read the image ({type(err).__name__}: {_no_paths(err, image)}); "
-                         "upload a PNG, JPEG, WebP, GIF, BMP or TIFF file") from err
-    except Image.DecompressionBombError as err:
-        raise ImageError(f"the image is too large to decode safely ({_no_paths(err, image)})") from err
     h, w = grey.shape
     if not np.isfinite(grey).all():
         raise ImageError("the image contains NaN or infinite values")
