@@ -428,6 +428,16 @@ def _read_errors(image):
         raise ImageError(f"the image is too large to decode safely ({_no_paths(err, image)})") from err
 
 
+def upright(img):
+    """A PIL image turned the way its EXIF orientation says it is shown (phone photos are often stored
+    sideways with an orientation tag); untagged images come back as they are."""
+    from PIL import ImageOps
+
+    if img.getexif().get(0x0112, 1) != 1:
+        img = ImageOps.exif_transpose(img)
+    return img
+
+
 def _open_rgb(image):
     """A path, PIL image or array -> float64 (H, W, 3) in [0, 1], transparency composited on white."""
     from PIL import Image
@@ -446,6 +456,7 @@ def _open_rgb(image):
         img = image
         if getattr(img, "n_frames", 1) > 1:
             img.seek(0)
+        img = upright(img)
         if max(img.size) > MAX_SIDE:
             img = img.copy()
             img.thumbnail((MAX_SIDE, MAX_SIDE))
@@ -515,9 +526,9 @@ def prepare_image(image, dataset: str = "fashion-mnist") -> tuple[np.ndarray, li
                     raise ImageError(f"the image is {w}×{h} pixels, more than the {MAX_PIXELS // 10 ** 6} megapixels "
                                      "this app decodes; shrink it first")
                 img.load()
-                grey = _to_grey(img)
+                grey = _to_grey(upright(img))
         elif isinstance(image, Image.Image):
-            grey = _to_grey(image)
+            grey = _to_grey(upright(image))
         else:
             a = np.asarray(image)
             if a.ndim == 3 and a.shape[-1] in (1, 3, 4):

@@ -177,10 +177,11 @@ def read_image(path, size: int, channels: int, max_pixels: int | None = None) ->
 
 
 def _to_array(im, size: int, channels: int) -> np.ndarray:
-    from PIL import Image, ImageOps
+    from PIL import Image
 
-    if im.getexif().get(0x0112, 1) != 1:  # EXIF orientation: phone photos stored sideways
-        im = ImageOps.exif_transpose(im)
+    from .data import upright
+
+    im = upright(im)  # EXIF orientation: phone photos stored sideways
     if im.mode == "1":
         im = im.convert("L")
     elif im.mode in ("P", "PA"):

@@ -118,6 +118,24 @@ def test_prepare_image_reads_or_refuses_clearly(tmp_path, kind):
         assert x.max() > 0.5                                 # the object survived the conversion
 
 
+@pytest.mark.parametrize("as_path", [True, False])
+def test_a_phone_photo_stored_sideways_is_read_the_way_it_is_shown(tmp_path, as_path):
+    """EXIF orientation 6 ("turn 90 degrees clockwise to show"): stored 40 wide x 20 high with the right half
+    light, it is shown 20 wide x 40 high with the light half below, for every upload preparation."""
+    stored = Image.new("RGB", (40, 20), (0, 0, 0))
+    stored.paste((255, 255, 255), (20, 0, 40, 20))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    source = tmp_path / "phone.jpg" if as_path else Image.open(tmp_path / "phone.jpg")
+    picture, notes = data.prepare_picture(source, (3, 8, 4))  # a frame as tall as the photo is shown
+    assert notes[0] == "read 20×40" and picture.shape == (8, 4, 3)
+    assert picture[:3].mean() < 0.15 and picture[-3:].mean() > 0.85  # dark on top, light below
+    source = tmp_path / "phone.jpg" if as_path else Image.open(tmp_path / "phone.jpg")
+    _, notes = data.prepare_image(source, "fashion-mnist")
+    assert notes[0] == "read 20×40"
+
+
 @pytest.mark.slow
 def test_uploads_through_the_app_give_a_message_and_the_server_keeps_serving(served_app, tmp_path):
     from gradio_client import Client, handle_file
