@@ -367,7 +367,7 @@ def build(store: Store) -> DAEPanel:
         train = gr.Button("Train live", variant="primary", scale=1, elem_id="dae-train")
     live = gr.State(None)
     status = gr.Markdown(elem_id="dae-status")
-    with gr.Row(equal_height=False, elem_id="dae-images"):
+    with gr.Row(equal_height=False):
         with gr.Column():
             gr.Markdown("#### Reconstructions of the same test images")
             recon = gr.Image(label="Reconstructions of the same test images", show_label=False, interactive=False,
@@ -376,8 +376,9 @@ def build(store: Store) -> DAEPanel:
             gr.Markdown("#### Samples from each latent's generators")
             samples = gr.Image(label="Samples from each latent's generators", show_label=False, interactive=False,
                                elem_id="dae-samples", buttons=["download"])
-    gr.Markdown("#### The two latent spaces: the same test images' codes, coloured by class", elem_id="dae-maps-title")
-    with gr.Row(equal_height=False, elem_id="dae-maps"):  # first on the screen in presentation mode (present.css)
+    gr.Markdown("#### The two latent spaces: the same test images' codes, coloured by class",
+                elem_classes=["lsx-first"])
+    with gr.Row(equal_height=False, elem_id="dae-maps", elem_classes=["lsx-first"]):  # first when presenting
         with gr.Column(scale=5, min_width=320):
             map_a = point_map("dae-map-a", group="dae")
             stats_a = gr.Markdown()
