@@ -192,3 +192,22 @@ def test_at_150_percent_zoom_no_tab_hides_and_no_controls_overlap(app, browser, 
                      for name, text, arrow in page.evaluate(ARROWS) if text > arrow + 1]
     page.close()
     assert not problems, "\n".join(sorted(set(problems)))
+
+
+@pytest.mark.browser
+def test_the_standalone_page_takes_present_1_too(app, browser):
+    """The page "Download as a page" writes, opened from disk with ?present=1: the same class, type and canvas text."""
+    from pathlib import Path
+
+    _, demo, store = app
+    name = store.encoder_models()[0]
+    path = Path(demo.panels["latent_grid"].standalone(name))
+    page = browser.new_page(viewport={"width": W, "height": H})
+    page.add_init_script(FONT_PROBE)
+    page.goto(path.as_uri() + "?present=1")
+    page.wait_for_function("() => window.lsxLatentGrid?.frames > 0", timeout=90_000)
+    assert page.evaluate("() => document.documentElement.classList.contains('lsx-present')")
+    title = page.evaluate("() => parseFloat(getComputedStyle(document.querySelector('.lsxg-title')).fontSize)")
+    sizes = [float(f.split("px")[0].split()[-1]) for f in page.evaluate("() => window.lsxFonts") if "px" in f]
+    page.close()
+    assert title >= FLOOR and sizes and min(sizes) >= FLOOR, (title, sizes)
