@@ -2,7 +2,7 @@
 main controls and picture lie inside one 1280x720 screen with ?present=1, nothing on it is drawn under 18 px
 (the page's text by computed style, canvas text by every font our page code sets), and at 150% zoom (an
 853x480 CSS-px window, what a 1280x720 window zoomed to 150% lays out) no tab is hidden and no two visible
-controls overlap. One app over the tiny random-weight zoo of test_zoo.py, one browser, the panels in a loop."""
+controls overlap (nor at 200%, 640x360, presenting). One app over the tiny random-weight zoo of test_zoo.py, one browser, the panels in a loop."""
 from __future__ import annotations
 
 import os
@@ -167,10 +167,11 @@ def test_presentation_mode_fits_every_panel_on_one_screen_in_large_type(app, bro
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("present", [False, True], ids=["plain", "presenting"])
-def test_at_150_percent_zoom_no_tab_hides_and_no_controls_overlap(app, browser, present):
+@pytest.mark.parametrize("zoom, present", [(1.5, False), (1.5, True), (2.0, True)],
+                         ids=["150-plain", "150-presenting", "200-presenting"])
+def test_zoomed_no_tab_hides_and_no_controls_overlap(app, browser, zoom, present):
     url = app[0]
-    page = browser.new_page(viewport={"width": round(W / 1.5), "height": round(H / 1.5)})
+    page = browser.new_page(viewport={"width": round(W / zoom), "height": round(H / zoom)})
     page.goto(url + ("?present=1" if present else ""))
     page.wait_for_function("() => window.lsxLatentGrid?.frames > 0", timeout=90_000)
     problems = []
@@ -181,7 +182,7 @@ def test_at_150_percent_zoom_no_tab_hides_and_no_controls_overlap(app, browser, 
             continue
         loc.click()
         page.wait_for_timeout(1500)
-        _shot(page, f"zoom150{'-present' if present else ''}-{tab}")
+        _shot(page, f"zoom{round(zoom * 100)}{'-present' if present else ''}-{tab}")
         boxes = page.evaluate(CONTROLS)
         for i, (a, ax, ay, aw, ah) in enumerate(boxes):
             for b, bx, by, bw, bh in boxes[i + 1:]:
