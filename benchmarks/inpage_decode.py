@@ -3,6 +3,7 @@ any server round trip) in the same run.
 
     python benchmarks/inpage_decode.py                 # all figures (about 3 minutes)
     python benchmarks/inpage_decode.py --crowd 0       # skip the ten-pages-at-once run
+    python benchmarks/inpage_decode.py --present       # the Latent grid in presentation mode at 1280x720
 
 Prints, for fashion-mnist/vae-2d and fashion-mnist/vae-16 on the Latent grid (``--models`` for others, e.g.
 faces/vae-64):
@@ -183,6 +184,8 @@ def main(argv=None):
     p.add_argument("--crowd-seconds", type=float, default=30)
     p.add_argument("--models", nargs="+", default=["fashion-mnist/vae-2d", "fashion-mnist/vae-16"],
                    help="Latent grid models to measure (e.g. faces/vae-64: a 64x64 colour decoder)")
+    p.add_argument("--present", action="store_true",
+                   help="the Latent grid in presentation mode (?present=1) in a 1280x720 window")
     a = p.parse_args(argv)
     C.print_machine("Decoding in the page (headless Chromium)")
     from playwright.sync_api import sync_playwright
@@ -208,8 +211,9 @@ def main(argv=None):
         rows.append(("trivial Gradio app: slider -> image (server round trip), 60 moves",
                      f"{C.percentile(lat, 50):.1f} / {C.percentile(lat, 95):.1f} ms"))
 
-        page = browser.new_page(viewport={"width": 1500, "height": 1100})
-        page.goto(url)
+        size = {"width": 1280, "height": 720} if a.present else {"width": 1500, "height": 1100}
+        page = browser.new_page(viewport=size)
+        page.goto(url + ("?present=1" if a.present else ""))
         page.wait_for_function(READY, timeout=120_000)
         for name in a.models:
             if page.evaluate("() => window.lsxLatentGrid.model.name") != name:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import gradio as gr
 
@@ -10,12 +11,33 @@ from .panel import chain
 from .store import Store
 from .sessions import lazy_session_configs
 
+
 CSS = """
 .pixelated img { image-rendering: pixelated; }
 #diff-frame img { object-fit: contain; }
 footer { display: none !important; }
 #zoo-table td { word-break: normal; }
-"""
+""" + (Path(__file__).parent / "web" / "present.css").read_text()  # presentation mode and layouts that survive zoom (a small file)
+
+# Presentation mode, one switch: ?present=1 in the URL or the header's toggle. This script (in the page's <head>,
+# before the app renders) puts the class lsx-present on the document's root, which present.css and the page
+# code's canvas text (LSX.fs in web/lsx.js) follow; window.lsxPresent(on) flips it and keeps the URL in step
+# (replaceState: a view setting, not a step for the back button), so a slide can link to the mode.
+HEAD = """<script>
+(() => {
+  const root = document.documentElement;
+  root.classList.toggle('lsx-present', /[?&]present=(1|true|on)\\b/.test(location.search));
+  window.lsxPresent = (want) => {
+    const on = want === undefined ? !root.classList.contains('lsx-present') : !!want;
+    root.classList.toggle('lsx-present', on);
+    const url = new URL(location.href);
+    if (on) url.searchParams.set('present', '1'); else url.searchParams.delete('present');
+    if (url.href !== location.href) history.replaceState(history.state, '', url);
+    window.dispatchEvent(new Event('resize'));
+    return on;
+  };
+})();
+</script>"""
 
 
 
@@ -42,13 +64,19 @@ def build_app(store: Store, title: str = "Latent Space Explorer") -> gr.Blocks:
     lazy_session_configs()  # a new session (each scripted API call is one) costs ~0.1 ms, not ~40 (sessions.py)
     with gr.Blocks(title=title, delete_cache=(300, 900)) as demo:
         shown = dataset_names(store)
-        with gr.Row(equal_height=True):
-            gr.Markdown(f"# {title}\nSee how autoencoders, VAEs and their relatives organise their latent space.")
+        with gr.Row(equal_height=True, elem_id="lsx-header"):
+            gr.Markdown(f"# {title}\nSee how autoencoders, VAEs and their relatives organise their latent space.",
+                        elem_id="lsx-title")
+            present = gr.Checkbox(False, label="Presentation mode", elem_id="lsx-present-toggle", scale=0,
+                                  min_width=240, info="large type, one screen per panel (or add ?present=1)")
             dataset = gr.Dropdown(shown, value=shown[0] if shown else None, label="Dataset", scale=0, min_width=220,
                                   elem_id="dataset-menu", visible=len(shown) > 1,
                                   info="every panel shows this dataset's models")
+        # the switch lives in the page: no server round trip (HEAD's window.lsxPresent)
+        present.input(None, [present], None, js="(on) => { window.lsxPresent && window.lsxPresent(on); }")
+        demo.load(None, None, [present], js="() => document.documentElement.classList.contains('lsx-present')")
         panels = {}
-        with gr.Tabs():
+        with gr.Tabs(overflow_behavior="wrap"):  # never hide a tab behind a "⋯" menu (narrow or zoomed windows)
             for key, label, tab_id, module in PANELS:
                 with gr.Tab(label, id=tab_id) as tab:
                     panels[key] = panel = module.build(store)
@@ -104,4 +132,4 @@ def wire_dataset_menu(store: Store, menu: gr.Dropdown, panels: dict):
     return switch
 
 
-__all__ = ["Store", "build_app", "CSS"]
+__all__ = ["Store", "build_app", "CSS", "HEAD"]

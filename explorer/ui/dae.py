@@ -376,8 +376,9 @@ def build(store: Store) -> DAEPanel:
             gr.Markdown("#### Samples from each latent's generators")
             samples = gr.Image(label="Samples from each latent's generators", show_label=False, interactive=False,
                                elem_id="dae-samples", buttons=["download"])
-    gr.Markdown("#### The two latent spaces: the same test images' codes, coloured by class")
-    with gr.Row(equal_height=False):
+    gr.Markdown("#### The two latent spaces: the same test images' codes, coloured by class",
+                elem_classes=["lsx-first"])
+    with gr.Row(equal_height=False, elem_id="dae-maps", elem_classes=["lsx-first"]):  # first when presenting
         with gr.Column(scale=5, min_width=320):
             map_a = point_map("dae-map-a", group="dae")
             stats_a = gr.Markdown()
@@ -385,7 +386,8 @@ def build(store: Store) -> DAEPanel:
             map_b = point_map("dae-map-b", group="dae")
             stats_b = gr.Markdown()
         with gr.Column(scale=3, min_width=260):
-            gr.Markdown("**Hover** a point for its image, **click** it to decode it with both models.")
+            gr.Markdown("**Hover** a point for its image, **click** it to decode it with both models.",
+                        elem_classes=["lsx-intro"])
             pick_view("dae-view", "dae", "dae", store, "Click a point on either map: both models decode "
                       "that test image's code in your browser.")
             picked = gr.Image(label="Clicked test image (decoded on the server)", show_label=False,

@@ -261,7 +261,8 @@ def build(store: Store) -> LatentGridPanel:
     names = store.encoder_models()
     default = names[0] if names else None
     gr.Markdown("Drag the sliders, or click and drag on the map or the grid: the decoder turns that point of "
-                "the latent space into an image as you move. Hover the map to preview what lies under the cursor.")
+                "the latent space into an image as you move. Hover the map to preview what lies under the cursor.",
+                elem_classes=["lsx-intro"])
     with gr.Row(equal_height=True):
         model = gr.Dropdown(names, value=default, label="Model", scale=3, elem_id="lg-model",
                             info="2-D models show their latent plane directly; 16-D ones through PCs")
@@ -272,7 +273,8 @@ def build(store: Store) -> LatentGridPanel:
             page_btn = gr.Button("Download as a page", size="sm", elem_id="lg-download")
     headline = gr.Markdown(None if names else
                            f"**No trained encoder models found in `{store.zoo.root}`.** Rebuild the shipped "
-                           "ones with `python -m explorer.training all`, or point `--checkpoints` at a folder.")
+                           "ones with `python -m explorer.training all`, or point `--checkpoints` at a folder.",
+                           elem_id="lg-headline")
     explorer = gr.HTML(value={"message": "Loading the model…"}, html_template='<div class="lsxg-host"></div>',
                        **page_code("latent_grid"), elem_id="latent-explorer",
                        server_functions=server_functions(store, store.decoders), apply_default_css=False,

@@ -37,5 +37,5 @@ def chain(trigger, events) -> None:
 
 def explanation(title: str, text: str, open: bool = False) -> gr.Markdown:
     """The panel's accordion of formulas and reading notes (``text`` is Markdown with LaTeX)."""
-    with gr.Accordion(title, open=open):
+    with gr.Accordion(title, open=open, elem_classes=["lsx-explain"]):  # folded away in presentation mode
         return gr.Markdown(text, latex_delimiters=LATEX)

@@ -316,7 +316,7 @@ def build(store: Store) -> ProjectionPanel:
             stats_b = gr.Markdown(elem_id="proj-stats-b")
         with gr.Column(scale=5, min_width=340):
             gr.Markdown("**Hover** a point for its image, **click** to decode it; click a second point for the "
-                        "interpolation A → B. Everything below is decoded in your browser.")
+                        "interpolation A → B. Everything below is decoded in your browser.", elem_classes=["lsx-intro"])
             view = pick_view("proj-view", "proj", "projection", store, "Click a point on the map.")
             export_file = gr.File(label="Projector export (tensors.tsv, metadata.tsv, sprite.png, config)",
                                   visible=False, elem_id="proj-export")

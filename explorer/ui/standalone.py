@@ -67,7 +67,8 @@ def write_page(store, model: dict, out: str | Path | None = None) -> Path:
     # the .wasm as the repository stores it, gzipped (the page inflates it with DecompressionStream)
     wasm = base64.b64encode((RUNTIME_DIR / f"{RUNTIME_WASM}.gz").read_bytes()).decode()
     # lsx.js first, then the inlined runtime is handed to it, then the panel's code registers and is mounted
-    lsx, panel, css = source("lsx.js"), source("latent_grid.js"), source("latent_grid.css")
+    # present.css: ?present=1 (read by lsx.js) gives the page presentation mode as in the app
+    lsx, panel, css = source("lsx.js"), source("latent_grid.js"), source("latent_grid.css", "present.css")
     page = (PAGE.replace("@@CSS@@", css)
                 .replace("@@TITLE@@", html.escape(name))
                 .replace("@@SHA@@", sha[:16] + "…")

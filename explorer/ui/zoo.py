@@ -388,7 +388,7 @@ def build(store: Store) -> ZooPanel:
     names = panel.datasets()
     dataset0 = panel.default_dataset()
     gr.Markdown("Every generative model of one dataset, side by side: samples from the **same seed**, a walk "
-                "through each model's latent, and their numbers from the model cards.")
+                "through each model's latent, and their numbers from the model cards.", elem_classes=["lsx-intro"])
     with gr.Row(equal_height=True):
         dataset = gr.Dropdown(names, value=dataset0, label="Dataset", visible=len(names) > 1, scale=2,
                               elem_id="zoo-dataset", min_width=160)

@@ -84,8 +84,9 @@ function decodeStrip() {
 function drawStrip() {
   const c = q('.lsxa-strip'); if (!c || !AT.model) return;
   const dpr = window.devicePixelRatio || 1, w = Math.max(c.clientWidth || 560, 240);
-  const n = AT.model.strip, pad = 10, gap = 6, tile = Math.min(72, (w - 2 * pad - gap * (n - 1)) / n);
-  const left = (w - n * tile - (n - 1) * gap) / 2, top = 8, h = Math.round(top + tile + 48);
+  const f = LSX.fs(11) / 11, most = LSX.present() ? 160 : 72;  // type scale and largest tile: bigger when presenting (lsx.js)
+  const n = AT.model.strip, pad = 10, gap = 6, tile = Math.min(most, (w - 2 * pad - gap * (n - 1)) / n);
+  const left = (w - n * tile - (n - 1) * gap) / 2, top = 8, h = Math.round(top + tile + 48 * f);
   if (c.width !== Math.round(w * dpr) || c.height !== Math.round(h * dpr)) {
     c.width = Math.round(w * dpr); c.height = Math.round(h * dpr); c.style.height = h + 'px'; AT.stripCanvas = null;
   }
@@ -109,16 +110,16 @@ function drawStrip() {
     for (let i = 0; i < n; i++) ctx.fillRect(left + i * (tile + gap), top, tile, tile);
   }
   const ss = strengths(), k = AT.model.k, y = top + tile;
-  ctx.font = '11px sans-serif'; ctx.textAlign = 'center'; ctx.fillStyle = '#444';
-  ss.forEach((s, i) => ctx.fillText(signed(s, 1), cx(i), y + 15));
+  ctx.font = LSX.font(11); ctx.textAlign = 'center'; ctx.fillStyle = '#444';
+  ss.forEach((s, i) => ctx.fillText(signed(s, 1), cx(i), y + 15 * f));
   // the slider's strength on the strip's axis (tile centres are at -k .. +k); a tile at that strength is outlined
   const x0 = cx(0), x1 = cx(n - 1), inside = AT.s >= -k - 1e-9 && AT.s <= k + 1e-9;
   const xs = x0 + (Math.max(-k, Math.min(k, AT.s)) + k) / (2 * k) * (x1 - x0);
-  ctx.strokeStyle = '#ccc'; ctx.lineWidth = 1; ctx.beginPath(); ctx.moveTo(x0, y + 24); ctx.lineTo(x1, y + 24); ctx.stroke();
+  ctx.strokeStyle = '#ccc'; ctx.lineWidth = 1; ctx.beginPath(); ctx.moveTo(x0, y + 24 * f); ctx.lineTo(x1, y + 24 * f); ctx.stroke();
   ctx.fillStyle = '#dc143c'; ctx.beginPath();
-  ctx.moveTo(xs, y + 20); ctx.lineTo(xs - 6, y + 30); ctx.lineTo(xs + 6, y + 30); ctx.closePath(); ctx.fill();
+  ctx.moveTo(xs, y + 20 * f); ctx.lineTo(xs - 6, y + 20 * f + 10); ctx.lineTo(xs + 6, y + 20 * f + 10); ctx.closePath(); ctx.fill();
   ctx.textAlign = xs < x0 + 40 ? 'left' : xs > x1 - 40 ? 'right' : 'center';
-  ctx.fillText(`s = ${signed(AT.s)}${inside ? '' : (AT.s < 0 ? ' (left of the strip)' : ' (right of the strip)')}`, xs, y + 42);
+  ctx.fillText(`s = ${signed(AT.s)}${inside ? '' : (AT.s < 0 ? ' (left of the strip)' : ' (right of the strip)')}`, xs, y + 42 * f);
   const near = ss.findIndex(s => Math.abs(s - AT.s) < 1e-6);
   if (near >= 0) { ctx.strokeStyle = '#dc143c'; ctx.lineWidth = 2; ctx.strokeRect(left + near * (tile + gap) - 1.5, top - 1.5, tile + 3, tile + 3); }
 }

@@ -53,9 +53,10 @@ function dom() {
 function mapGeom() {
   const c = q('.lsxg-map'); const w = Math.max(c.clientWidth || 420, 200), h = Math.round(w * 0.82);
   const dpr = window.devicePixelRatio || 1;
-  if (c.width !== Math.round(w * dpr)) { c.width = Math.round(w * dpr); c.height = Math.round(h * dpr); c.style.height = h + 'px'; LG.scatter = null; }
-  const m = {l: 44, r: 8, t: 8, b: 34}, [[x0, x1], [y0, y1]] = LG.model.lims;
-  return {c, w, h, dpr, m, pw: w - m.l - m.r, ph: h - m.t - m.b, x0, x1, y0, y1};
+  const k = LSX.fs(11) / 11;  // type scale: 1, or larger in presentation mode (lsx.js)
+  if (c.width !== Math.round(w * dpr) || LG.mapK !== k) { c.width = Math.round(w * dpr); c.height = Math.round(h * dpr); c.style.height = h + 'px'; LG.scatter = null; LG.mapK = k; }
+  const m = {l: 44 * k, r: 8, t: 8, b: 34 * k}, [[x0, x1], [y0, y1]] = LG.model.lims;
+  return {c, w, h, dpr, k, m, pw: w - m.l - m.r, ph: h - m.t - m.b, x0, x1, y0, y1};
 }
 const toPx = (g, x, y) => [g.m.l + (x - g.x0) / (g.x1 - g.x0) * g.pw, g.m.t + (1 - (y - g.y0) / (g.y1 - g.y0)) * g.ph];
 const toData = (g, px, py) => [g.x0 + (px - g.m.l) / g.pw * (g.x1 - g.x0), g.y0 + (1 - (py - g.m.t) / g.ph) * (g.y1 - g.y0)];
@@ -84,14 +85,14 @@ function drawMap() {
     const o = off.getContext('2d'); o.setTransform(g.dpr, 0, 0, g.dpr, 0, 0);
     o.fillStyle = 'white'; o.fillRect(0, 0, g.w, g.h);
     o.strokeStyle = '#bbb'; o.strokeRect(g.m.l, g.m.t, g.pw, g.ph);
-    o.fillStyle = '#444'; o.font = '11px sans-serif'; o.textAlign = 'center';
-    for (const v of ticks(g.x0, g.x1)) { const [x] = toPx(g, v, g.y0); o.fillText(+v.toPrecision(3), x, g.m.t + g.ph + 13);
+    o.fillStyle = '#444'; o.font = LSX.font(11); o.textAlign = 'center';
+    for (const v of ticks(g.x0, g.x1)) { const [x] = toPx(g, v, g.y0); o.fillText(+v.toPrecision(3), x, g.m.t + g.ph + 13 * g.k);
       o.fillRect(x, g.m.t + g.ph, 1, 4); }
     o.textAlign = 'right';
-    for (const v of ticks(g.y0, g.y1)) { const [, y] = toPx(g, g.x0, v); o.fillText(+v.toPrecision(3), g.m.l - 5, y + 4);
+    for (const v of ticks(g.y0, g.y1)) { const [, y] = toPx(g, g.x0, v); o.fillText(+v.toPrecision(3), g.m.l - 5, y + 4 * g.k);
       o.fillRect(g.m.l - 4, y, 4, 1); }
-    o.font = '12px sans-serif'; o.textAlign = 'center'; o.fillText(M.axes[0], g.m.l + g.pw / 2, g.h - 4);
-    o.save(); o.translate(11, g.m.t + g.ph / 2); o.rotate(-Math.PI / 2); o.fillText(M.axes[1], 0, 0); o.restore();
+    o.font = LSX.font(12); o.textAlign = 'center'; o.fillText(M.axes[0], g.m.l + g.pw / 2, g.h - 4);
+    o.save(); o.translate(11 * g.k, g.m.t + g.ph / 2); o.rotate(-Math.PI / 2); o.fillText(M.axes[1], 0, 0); o.restore();
     o.save(); o.beginPath(); o.rect(g.m.l, g.m.t, g.pw, g.ph); o.clip();
     const r = M.map.x.length > 3000 ? 1.4 : 2.2; o.globalAlpha = 0.65;
     for (let i = 0; i < M.map.x.length; i++) {
@@ -221,8 +222,8 @@ function buildSliders() {
   const M = LG.model, sl = q('.lsxg-sliders');
   sl.innerHTML = M.axes.map((a, i) => {
     const [lo, hi] = M.limits[i], step = Math.pow(10, -M.digits[i]);
-    const label = M.identity ? a : `${a} (${Math.round(M.evr[i] * 100)}% of variance)`;
-    return `<label class="lsxg-slider"><span>${ESC(label)}</span><output data-axis="${i}"></output>
+    const label = ESC(a) + (M.identity ? '' : `<span class="lsxg-evr"> (${Math.round(M.evr[i] * 100)}% of variance)</span>`);
+    return `<label class="lsxg-slider"><span>${label}</span><output data-axis="${i}"></output>
       <input type="range" data-axis="${i}" id="lsx-z-${i + 1}" min="${lo}" max="${hi}" step="${step}" value="${LG.values[i]}"></label>`;
   }).join('');
 }

@@ -191,6 +191,14 @@ window.LSX = window.LSX || (() => {
     return (job) => { next = job; if (!running) pump(); };
   };
 
+  // ---- presentation mode (?present=1, or the header's toggle): the page's root carries the class lsx-present
+  // (set by the app's head script, explorer/ui/__init__.py, or here for the standalone page) and canvas text
+  // follows it: L.fs(11) is 11 px normally, 1.6x and never under 18 px (the back row's floor) when presenting.
+  if (/[?&]present=(1|true|on)\b/.test(location.search)) document.documentElement.classList.add('lsx-present');
+  L.present = () => document.documentElement.classList.contains('lsx-present');
+  L.fs = (size) => L.present() ? Math.max(18, Math.round(size * 1.6)) : size;
+  L.font = (size, weight = '') => (weight ? weight + ' ' : '') + L.fs(size) + 'px sans-serif';
+
   // ---- drawing
   const tiles = {};
   function tileCanvas(w, h) {

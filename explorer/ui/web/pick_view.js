@@ -200,20 +200,21 @@ function drawInterp(res, A, B) {
 }
 function drawStrips() {
   const c = q('.lsxv-strips'), P = V.paths; if (!c || !P) return;
-  const compare = P.length > 1, labelW = 50, gap = 3, rowGap = 4, headH = compare ? 16 : 0;
+  const k = LSX.fs(11) / 11;  // type scale: larger in presentation mode (lsx.js)
+  const compare = P.length > 1, labelW = 50 * k, gap = 3, rowGap = 4, headH = compare ? 16 * k : 0;
   const w0 = Math.max(c.clientWidth || 300, 160), tile = Math.max(16, Math.floor((w0 - labelW - 8 * gap) / V.steps));
-  const top = 14, h = top + P.length * (headH + 2 * tile + rowGap + 8) + 4;
+  const top = 14 * k, h = top + P.length * (headH + 2 * tile + rowGap + 8) + 4;
   const [ctx, w] = fitCanvas(c, h), ink = textColor();
   const x0 = labelW, stripW = V.steps * tile + (V.steps - 1) * gap;  // the mosaic's 2-px gaps scale to ~gap
-  ctx.fillStyle = ink; ctx.font = '11px sans-serif'; ctx.textBaseline = 'alphabetic';
-  ctx.textAlign = 'left'; ctx.fillText('A (t = 0)', x0, 10);
-  ctx.textAlign = 'right'; ctx.fillText('B (t = 1)', x0 + stripW, 10);
+  ctx.fillStyle = ink; ctx.font = LSX.font(11); ctx.textBaseline = 'alphabetic';
+  ctx.textAlign = 'left'; ctx.fillText('A (t = 0)', x0, 10 * k);
+  ctx.textAlign = 'right'; ctx.fillText('B (t = 1)', x0 + stripW, 10 * k);
   let y = top;
   P.forEach((p, mi) => {
-    if (compare) { ctx.fillStyle = COLORS[mi]; ctx.font = 'bold 12px sans-serif'; ctx.textAlign = 'left'; ctx.textBaseline = 'middle';
+    if (compare) { ctx.fillStyle = COLORS[mi]; ctx.font = LSX.font(12, 'bold'); ctx.textAlign = 'left'; ctx.textBaseline = 'middle';
       ctx.fillText(short(p.m), x0, y + headH / 2); y += headH; }
     ['linear', 'slerp'].forEach(kind => {
-      ctx.fillStyle = ink; ctx.font = '12px sans-serif'; ctx.textAlign = 'right'; ctx.textBaseline = 'middle';
+      ctx.fillStyle = ink; ctx.font = LSX.font(12); ctx.textAlign = 'right'; ctx.textBaseline = 'middle';
       ctx.fillText(kind, labelW - 8, y + tile / 2);
       LSX.mosaic(ctx, p.strips[kind], V.steps, V.steps, x0, y, stripW, tile, 2);
       y += tile + rowGap;
@@ -242,20 +243,20 @@ function drawAt() {
 }
 function drawNorms() {  // |z| along both paths, one panel per model (their scales differ)
   const c = q('.lsxv-norms'), P = V.paths; if (!c || !P) return;
-  const h = 150, [ctx, w] = fitCanvas(c, h), ink = textColor(), ts = tsOf(41), pw0 = w / P.length;
+  const k = LSX.fs(11) / 11, h = Math.round(150 * Math.sqrt(k)), [ctx, w] = fitCanvas(c, h), ink = textColor(), ts = tsOf(41), pw0 = w / P.length;
   P.forEach((p, mi) => {
-    const m = {l: pw0 * mi + 40, r: 10, t: P.length > 1 ? 20 : 8, b: 30}, pw = pw0 - 40 - m.r, ph = h - m.t - m.b;
+    const m = {l: pw0 * mi + 40 * k, r: 10, t: P.length > 1 ? 20 * k : 8, b: 30 * k}, pw = pw0 - 40 * k - m.r, ph = h - m.t - m.b;
     const curves = ['linear', 'slerp'].map(kind =>
       ({kind, ys: ts.map(t => norm(kind === 'linear' ? LSX.lerp(p.zA, p.zB, t) : LSX.slerp(p.zA, p.zB, t)))}));
     let lo = Math.min(...curves.flatMap(c => c.ys)), hi = Math.max(...curves.flatMap(c => c.ys));
     const pad = Math.max((hi - lo) * 0.15, 0.05 * hi, 0.05); lo = Math.max(0, lo - pad); hi += pad;
     const X = t => m.l + t * pw, Y = v => m.t + (1 - (v - lo) / (hi - lo)) * ph;
-    if (P.length > 1) { ctx.fillStyle = COLORS[mi]; ctx.font = 'bold 12px sans-serif'; ctx.textAlign = 'left'; ctx.fillText(short(p.m), m.l, 12); }
+    if (P.length > 1) { ctx.fillStyle = COLORS[mi]; ctx.font = LSX.font(12, 'bold'); ctx.textAlign = 'left'; ctx.fillText(short(p.m), m.l, 12 * k); }
     ctx.strokeStyle = '#ccc'; ctx.lineWidth = 1; ctx.strokeRect(m.l, m.t, pw, ph);
-    ctx.fillStyle = ink; ctx.font = '11px sans-serif'; ctx.textAlign = 'right'; ctx.textBaseline = 'middle';
+    ctx.fillStyle = ink; ctx.font = LSX.font(11); ctx.textAlign = 'right'; ctx.textBaseline = 'middle';
     for (const v of [lo, (lo + hi) / 2, hi]) ctx.fillText(v.toFixed(v < 10 ? 2 : 1), m.l - 4, Y(v));
     ctx.textAlign = 'center'; ctx.textBaseline = 'alphabetic';
-    for (const t of [0, 0.5, 1]) ctx.fillText(String(t), X(t), m.t + ph + 13);
+    for (const t of [0, 0.5, 1]) ctx.fillText(String(t), X(t), m.t + ph + 13 * k);
     ctx.fillText('t (A → B)', m.l + pw / 2, h - 3);
     curves.forEach((cv, k) => {
       ctx.strokeStyle = COLORS[k]; ctx.setLineDash(k ? [5, 3] : []); ctx.lineWidth = 1.8; ctx.beginPath();
@@ -264,14 +265,14 @@ function drawNorms() {  // |z| along both paths, one panel per model (their scal
     ctx.setLineDash([]);
     ctx.strokeStyle = '#f97316'; ctx.lineWidth = 1.5; ctx.beginPath(); ctx.moveTo(X(V.t), m.t); ctx.lineTo(X(V.t), m.t + ph); ctx.stroke();
     if (mi === P.length - 1) {  // legend, inside the last panel's top right
-      ctx.font = '11px sans-serif'; ctx.textAlign = 'left'; ctx.textBaseline = 'middle';
+      ctx.font = LSX.font(11); ctx.textAlign = 'left'; ctx.textBaseline = 'middle';
       const items = [['linear', COLORS[0], []], ['slerp', COLORS[1], [5, 3]]];
       const lw = Math.max(...items.map(i => ctx.measureText(i[0]).width)) + 30, lx = m.l + pw - lw - 4;
-      let ly = m.t + 10;
-      ctx.fillStyle = 'rgba(255,255,255,0.85)'; ctx.fillRect(lx - 4, m.t + 2, lw + 6, items.length * 14 + 4);
+      let ly = m.t + 10 * k;
+      ctx.fillStyle = 'rgba(255,255,255,0.85)'; ctx.fillRect(lx - 4, m.t + 2, lw + 6, items.length * 14 * k + 4);
       items.forEach(([text, color, dash]) => {
         ctx.strokeStyle = color; ctx.setLineDash(dash); ctx.lineWidth = 1.8; ctx.beginPath(); ctx.moveTo(lx, ly); ctx.lineTo(lx + 22, ly); ctx.stroke();
-        ctx.setLineDash([]); ctx.fillStyle = '#222'; ctx.fillText(text, lx + 26, ly); ly += 14;
+        ctx.setLineDash([]); ctx.fillStyle = '#222'; ctx.fillText(text, lx + 26, ly); ly += 14 * k;
       });
     }
     ctx.textBaseline = 'alphabetic';

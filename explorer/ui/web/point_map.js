@@ -43,20 +43,22 @@ function loadSprite() {
 function layout(canvas) {
   const w = Math.max(canvas.clientWidth || 480, 200), h = Math.round(w * 0.78);
   const dpr = window.devicePixelRatio || 1;
-  if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
+  const k = LSX.fs(12) / 12;  // type scale: larger in presentation mode (lsx.js)
+  if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr) || canvas.lsxK !== k) {
     canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr); canvas.style.height = h + 'px'; scatter = null;
+    canvas.lsxK = k;
   }
-  const m = {l: 34, r: 10, t: 10, b: 30};
-  return {w, h, dpr, m, pw: w - m.l - m.r, ph: h - m.t - m.b};
+  const m = {l: 34 * k, r: 10, t: 10, b: 30 * k};
+  return {w, h, dpr, k, m, pw: w - m.l - m.r, ph: h - m.t - m.b};
 }
 function px(d, g, i) { return [g.m.l + d.x[i] / 10000 * g.pw, g.m.t + (1 - d.y[i] / 10000) * g.ph]; }
 function drawScatter(d, g) {  // the points once per map and size, then blitted under the markers
   const off = document.createElement('canvas'); off.width = Math.round(g.w * g.dpr); off.height = Math.round(g.h * g.dpr);
   const ctx = off.getContext('2d'); ctx.setTransform(g.dpr, 0, 0, g.dpr, 0, 0);
   ctx.strokeStyle = '#ccc'; ctx.strokeRect(g.m.l, g.m.t, g.pw, g.ph);
-  ctx.fillStyle = '#444'; ctx.font = '12px sans-serif'; ctx.textAlign = 'center';
+  ctx.fillStyle = '#444'; ctx.font = LSX.font(12); ctx.textAlign = 'center';
   ctx.fillText(d.axes[0], g.m.l + g.pw / 2, g.h - 8);
-  ctx.save(); ctx.translate(12, g.m.t + g.ph / 2); ctx.rotate(-Math.PI / 2); ctx.fillText(d.axes[1], 0, 0); ctx.restore();
+  ctx.save(); ctx.translate(12 * g.k, g.m.t + g.ph / 2); ctx.rotate(-Math.PI / 2); ctx.fillText(d.axes[1], 0, 0); ctx.restore();
   const r = d.x.length > 3000 ? 1.6 : 2.4;
   ctx.globalAlpha = 0.7;
   for (let i = 0; i < d.x.length; i++) {
@@ -81,7 +83,7 @@ function draw() {
     const [x, y] = px(d, g, i);
     ctx.lineWidth = 2.5; ctx.strokeStyle = 'white'; ctx.beginPath(); ctx.arc(x, y, 8, 0, 2 * Math.PI); ctx.stroke();
     ctx.lineWidth = 1.8; ctx.strokeStyle = color; ctx.beginPath(); ctx.arc(x, y, 8, 0, 2 * Math.PI); ctx.stroke();
-    if (text) { ctx.font = 'bold 13px sans-serif'; ctx.lineWidth = 3; ctx.strokeStyle = 'white';
+    if (text) { ctx.font = LSX.font(13, 'bold'); ctx.lineWidth = 3; ctx.strokeStyle = 'white';
       ctx.strokeText(text, x + 14, y - 8); ctx.fillStyle = color; ctx.fillText(text, x + 14, y - 8); }
   };
   if (sel.length === 2 && sel[0] !== null && sel[0] >= 0 && sel[1] >= 0) {
