@@ -8,10 +8,62 @@ marker drawn without re-rendering.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 DPI = 100
+
+# How much larger every text of a rendered figure is drawn (presentation mode: read from the back row). The UI
+# sets this to a function of the current request (explorer/ui/panel.py: presentation_scale); plotting itself
+# never asks who is looking. None: always 1.
+scale_source: Callable[[], float] | None = None
+
+
+def text_scale() -> float:
+    """The text scale figures rendered now are drawn at (1 unless the UI says the viewer is presenting)."""
+    return float(scale_source()) if scale_source is not None else 1.0
+
+
+def scale_text(fig, scale: float) -> None:
+    """Every text of ``fig`` (titles, labels, tick labels, legends, annotations) ``scale`` times larger; the
+    constrained layout makes room for it when the figure is drawn."""
+    from matplotlib.text import Text
+
+    if scale == 1:
+        return
+    ticks = []  # tick labels are made from each axis' template at draw time: scale the template too
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            major, minor = axis.get_major_ticks(), axis.get_minor_ticks()
+            ticks.append((axis, major[0].label1.get_fontsize() if major else None,
+                          minor[0].label1.get_fontsize() if minor else None))
+    for text in fig.findobj(Text):
+        text.set_fontsize(text.get_fontsize() * scale)
+    for axis, major, minor in ticks:
+        if major is not None:
+            axis.set_tick_params(which="major", labelsize=major * scale)
+        if minor is not None:
+            axis.set_tick_params(which="minor", labelsize=minor * scale)
+    _wrap_titles(fig)
+
+
+def _wrap_titles(fig) -> None:
+    """Break an axes title that grew wider than its axes onto more lines (side-by-side charts' titles would
+    otherwise run into each other)."""
+    import textwrap
+
+    renderer = fig.canvas.get_renderer()
+    fig_w = fig.get_figwidth() * fig.dpi
+    for ax in fig.axes:
+        room = ax.get_position().width * fig_w
+        for title in (ax.title, ax._left_title, ax._right_title):
+            text = title.get_text()
+            width = title.get_window_extent(renderer).width if text else 0
+            if width > room:
+                longest = max(len(line) for line in text.splitlines())
+                chars = max(8, int(longest * room / width))
+                title.set_text("\n".join(textwrap.fill(line, chars) for line in text.splitlines()))
 
 
 def _figure(figsize):
@@ -87,7 +139,9 @@ class Raster:
 
     @classmethod
     def from_figure(cls, fig, ax=None) -> "Raster":
+        """Render ``fig`` (its texts at :func:`text_scale`) and keep the pixel<->data map of ``ax``."""
         ax = ax or fig.axes[0]
+        scale_text(fig, text_scale())
         fig.canvas.draw()
         pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
         h = pixels.shape[0]

@@ -7,7 +7,8 @@ from pathlib import Path
 import gradio as gr
 
 from . import attributes, dae, diffusion, http_api, latent_grid, projection, zoo
-from .panel import chain
+from .. import plotting
+from .panel import chain, presentation_scale
 from .store import Store
 from .sessions import lazy_session_configs
 
@@ -61,6 +62,7 @@ def build_app(store: Store, title: str = "Latent Space Explorer") -> gr.Blocks:
     """The whole app as a Blocks (not launched). Heavy work happens in handlers, not here."""
     for var, value in QUEUE_ANALYTICS.items():  # read by the queue when the Blocks is created
         os.environ.setdefault(var, value)
+    plotting.scale_source = presentation_scale  # figures drawn for a presenting page get larger text
     lazy_session_configs()  # a new session (each scripted API call is one) costs ~0.1 ms, not ~40 (sessions.py)
     with gr.Blocks(title=title, delete_cache=(300, 900)) as demo:
         shown = dataset_names(store)

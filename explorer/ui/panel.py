@@ -13,6 +13,31 @@ from __future__ import annotations
 
 import gradio as gr
 
+# Presentation mode (?present=1, see explorer/ui/__init__.py) draws server-rendered figures' texts this much larger,
+# as the page's own canvases are (LSX.fs in web/lsx.js: 1.6 times, never under 18 px).
+PRESENT_TEXT_SCALE = 1.6
+
+
+def presenting(request=None) -> bool:
+    """Whether the page that sent the current event is in presentation mode: its URL (the request's Referer;
+    the page keeps ?present=1 in it while presenting) says so. False outside an event or without a Referer."""
+    from urllib.parse import parse_qs, urlsplit
+
+    if request is None:
+        from gradio.context import LocalContext
+
+        request = LocalContext.request.get(None)
+    headers = getattr(request, "headers", None) or {}
+    referer = headers.get("referer", "") if hasattr(headers, "get") else ""
+    values = parse_qs(urlsplit(referer).query).get("present", [])
+    return bool(values) and values[-1].lower() in ("1", "true", "on")
+
+
+def presentation_scale() -> float:
+    """The text scale of figures rendered for the current event (explorer.plotting.scale_source)."""
+    return PRESENT_TEXT_SCALE if presenting() else 1.0
+
+
 # KaTeX delimiters for every panel's Markdown: $$...$$ on a line of its own, $...$ inline.
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
 

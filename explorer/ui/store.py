@@ -157,6 +157,7 @@ class Store:
     def raster(self, key, render):
         """A rendered figure cached by ``key`` (LRU of 32); ``render()`` returns a Figure. Rendering holds
         only this key's lock: other requests (and other renders) go on meanwhile."""
+        key = (key, plotting.text_scale())  # a presenting page's copy has larger text
         with self._lock:
             raster = self._rasters.get(key)
         if raster is not None:

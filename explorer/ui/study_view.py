@@ -21,11 +21,12 @@ def view(root, study_name: str, dataset: str | None = None) -> tuple[np.ndarray 
     except OSError:
         return None, (f"Not run yet. Run it with `python -m explorer.studies run {study_name} --hours 2` (resumable; "
                       f"run it again to continue), then `python -m explorer.studies summary {study_name} --ship`.")
-    return _render(str(path), mtime, study_name)
+    return _render(str(path), mtime, study_name, plotting.text_scale())
 
 
 @lru_cache(maxsize=8)
-def _render(path: str, mtime: int, study_name: str) -> tuple[np.ndarray | None, str]:
+def _render(path: str, mtime: int, study_name: str, text_scale: float) -> tuple[np.ndarray | None, str]:
+    """``text_scale`` is only part of the cache key: the chart is rendered at the current one."""
     try:
         summary = json.loads(Path(path).read_text())
         text = studies.summary_markdown(summary)
