@@ -183,7 +183,7 @@ def test_browser_run_animates_and_the_scrubber_moves(diffusion_app, tmp_path):
         page = browser.new_page(viewport={"width": 1500, "height": 1400})
         page.goto(url + "?diffusion=server")  # the server path (tests/test_inpage_diffusion.py covers the page's)
         page.get_by_role("tab", name="Diffusion").click()
-        page.wait_for_function("() => document.querySelector('#diff-xt-cosine img')?.complete", timeout=30_000)
+        page.wait_for_function("() => window.lsxDiffusionForward?.drawn > 0", timeout=30_000)  # the tab is filled
         assert page.locator("#diff-steps input[type=number]").input_value() == "50"
         page.locator("#diff-run").click()
         page.wait_for_function("() => document.querySelector('#diff-status')?.innerText.includes('done')",
@@ -200,7 +200,7 @@ def test_browser_run_animates_and_the_scrubber_moves(diffusion_app, tmp_path):
         steps = page.locator("#diff-steps input[type=number]")
         steps.fill("100")
         steps.press("Enter")
-        page.get_by_role("radio", name="DDPM").check()
+        page.locator("#diff-server").get_by_role("radio", name="DDPM").check()
         page.locator("#diff-run").click()
         # streamed frames may be coalesced under load: wait for any step >= 3 of 100, not exactly step 3
         page.wait_for_function("""() => { const m = (document.querySelector('#diff-status')?.innerText || '')

@@ -148,7 +148,7 @@ def _tab(pg, url, query=""):
 
 
 def _settle(pg):
-    pg.wait_for_function("() => document.querySelector('#diff-xt-cosine img')?.complete", timeout=30_000)
+    pg.wait_for_function("() => window.lsxDiffusionForward?.drawn > 0", timeout=30_000)  # the tab is filled
     pg.mouse.wheel(0, 5000)  # lazy images below load now, not during the run
     pg.wait_for_timeout(300)
     pg.wait_for_function("() => Array.from(document.images).every(i => i.complete)", timeout=30_000)
@@ -265,3 +265,38 @@ def test_before_the_onnx_exists_the_page_says_so_then_switches(diffusion_app, mo
         if not path.exists():
             path.write_bytes(held)
     assert json.loads(json.dumps(models.spec(name)))["sha"]
+
+
+def test_the_forward_view_computes_the_closed_form_in_the_page(diffusion_app):
+    from explorer import data, schedules
+
+    url, _, _ = diffusion_app
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
+        pg = browser.new_page(viewport={"width": 1280, "height": 900})
+        _tab(pg, url)
+        _settle(pg)
+        requests, recording = [], [1]
+        pg.on("request", lambda r: recording and requests.append(r.url))
+        drawn = pg.evaluate("() => window.lsxDiffusionForward.drawn")
+        t = pg.locator(".lsxf-t")
+        t.focus()
+        for _ in range(10):
+            t.press("ArrowRight")  # 250 -> 260, one closed form per step
+        pg.wait_for_function("(d) => window.lsxDiffusionForward.drawn >= d + 10", arg=drawn)
+        assert requests == []  # t moves in the page alone
+        got = pg.evaluate("""() => { const F = window.lsxDiffusionForward;
+            return {t: F.last.t, eps: Array.from(F.eps), x: {linear: Array.from(F.last.linear), cosine: Array.from(F.last.cosine)},
+                    index: F.spec.image.index, dataset: F.spec.dataset, caption: document.querySelector('.lsxf-caption').textContent}; }""")
+        assert got["t"] == 260 and "t = 260" in got["caption"]
+        x0 = data.load_assets(got["dataset"]).floats()[got["index"]:got["index"] + 1] * 2 - 1
+        eps = torch.tensor(got["eps"]).reshape(x0.shape)
+        for name in ("linear", "cosine"):
+            want = diffusion.q_sample(schedules.make_schedule(name, 1000), x0, got["t"] - 1, eps)
+            assert np.abs(np.asarray(got["x"][name]).reshape(want.shape) - want.numpy()).max() <= 1e-5
+        # a new test image: the view's one request, a server function (no queue)
+        pg.locator(".lsxf-index").focus()
+        pg.locator(".lsxf-index").press("ArrowRight")
+        pg.wait_for_function("() => window.lsxDiffusionForward.spec.image.index === 1", timeout=10_000)
+        assert len(requests) == 1 and "component_server" in requests[0]
+        browser.close()

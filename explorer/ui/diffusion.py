@@ -503,6 +503,48 @@ class DiffusionPanel(Panel):
                      f"--models {name}` re-measures them")
         return note
 
+    def forward_image(self, dataset: str, index) -> dict:
+        """Test image ``index`` of ``dataset`` for the page's forward view: {index, label, shape, pixels (planar
+        uint8, base64)}."""
+        ds = self.images(dataset)
+        index = whole(index, "Test image index", 0, len(ds) - 1)
+        x = ds.floats()[index]                                                      # (C, H, W) in [0, 1]
+        pixels = x.clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
+        return {"index": index, "label": ds.classes[int(ds.labels[index])], "shape": list(x.shape),
+                "pixels": base64.b64encode(pixels.tobytes()).decode()}
+
+    def forward_spec(self, dataset: str) -> dict:
+        """What the page's forward view needs once: both schedules' alpha_bar_t, the chart of their curves (PNG)
+        with each axes' pixel box and x range, and the first test image."""
+        import io
+
+        from PIL import Image
+
+        rasters = self.curves()
+        png = io.BytesIO()
+        Image.fromarray(rasters[0].pixels).save(png, format="PNG")
+        return {"dataset": dataset, "n_images": len(self.images(dataset)), "T": T_FORWARD,
+                "ab": {n: pack(s.alphas_cumprod.float().numpy(), np.float32) for n, s in self._schedules.items()},
+                "chart": base64.b64encode(png.getvalue()).decode(),
+                "axes": [[*map(float, r.bbox), *map(float, r.xlim)] for r in rasters],
+                "image": self.forward_image(dataset, 0)}
+
+    def on_open_page(self, name):
+        """The tab was opened: the page's forward view (its spec) and the trade-off chart."""
+        return gr.HTML(value=self.forward_spec(self._dataset(name))), *self.tradeoff()
+
+    def forward_functions(self):
+        """The forward view's one call (no queue): a test image by index."""
+        def forward_image(data):
+            try:
+                dataset = str((data or {}).get("dataset") or "fashion-mnist")
+                if dataset not in data_module_names():
+                    raise ValueError(f"unknown dataset {dataset!r}")
+                return self.forward_image(dataset, (data or {}).get("index"))
+            except (ValueError, TypeError, gr.Error) as err:
+                return {"error": str(err)}
+        return [forward_image]
+
     def on_open(self, index, t, seed):
         """The tab was opened: the forward view and the trade-off chart."""
         return (*self.forward(index, t, seed), *self.tradeoff())
@@ -525,9 +567,16 @@ class DiffusionPanel(Panel):
         return tuple(out)
 
 
+def data_module_names() -> list[str]:
+    """The datasets the forward view may show."""
+    from ..datasets import names
+
+    return list(names())
+
+
 def build(store: Store) -> DiffusionPanel:
     """Lay out the panel inside the current Blocks context and wire its events."""
-    from .inpage import page_code, server_functions
+    from .inpage import MOUNT, page_code, server_functions
 
     panel = DiffusionPanel(store)
     names = panel.model_names()
@@ -539,7 +588,13 @@ def build(store: Store) -> DiffusionPanel:
 
     gr.Markdown("## Forward process: noising an image\nPick a test image and a step t; the same noise "
                 "$\\varepsilon$ is added under both schedules.", latex_delimiters=LATEX)
-    with gr.Row(equal_height=False):
+    # computed in the page from the closed form (web/diffusion.js, diffusion_forward); the server sends a test image
+    # when the index changes
+    forward_page = gr.HTML(value={}, html_template='<div class="lsxf-host"></div>', elem_id="diff-forward",
+                           head=page_code("diffusion")["head"], js_on_load=MOUNT.format(panel="diffusion_forward"),
+                           server_functions=panel.forward_functions(), apply_default_css=False)
+    # the same view on the server: the API's diffusion_forward (and scripts); not shown
+    with gr.Row(equal_height=False, visible=False):
         with gr.Column(scale=2, min_width=240):
             f_index = gr.Slider(0, n_images - 1, value=0, step=1, label="Test image #", elem_id="diff-image")
             f_t = gr.Slider(0, T_FORWARD, value=250, step=1, label="t (0 = clean, 1000 = pure noise)",
@@ -551,13 +606,13 @@ def build(store: Store) -> DiffusionPanel:
                          elem_id="diff-xt-cosine", elem_classes=["pixelated"], scale=1, min_width=170)
         f_curves = gr.Image(label="ᾱ_t and log-SNR", show_label=False, interactive=False, format="png",
                             scale=4, elem_id="diff-curves")
-    f_caption = gr.Markdown(elem_id="diff-forward-caption")
+    f_caption = gr.Markdown(elem_id="diff-forward-caption", visible=False)
 
     gr.Markdown("## Reverse process: denoising, step by step")
     with gr.Row(equal_height=True):
         model = gr.Dropdown(names, value=names[0] if names else None, label="Model", elem_id="diff-model", scale=4,
                             info="pixel-space UNet (linear / cosine schedule) or latent diffusion over VAE codes")
-        page_btn = gr.Button("Download as a page", size="sm", elem_id="diff-download", scale=1)
+        page_btn = gr.Button("Download as a page", size="sm", elem_id="diff-download", scale=1, min_width=160)
     page_file = gr.File(label="A standalone page: open it in any browser, offline (UNet, sampler and runtime inside)",
                         visible=False, elem_id="diff-page-file")
     # the reverse process in the page (web/diffusion.js); the server hears nothing during a run
@@ -576,7 +631,8 @@ def build(store: Store) -> DiffusionPanel:
             eta = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="eta (DDIM; 0 = deterministic, 1 = DDPM-like)",
                             info="0: deterministic, the same seed gives the same image; 1: cleanest samples at 50+ steps")
             label = gr.Dropdown([EACH_CLASS, UNCONDITIONAL, *classes], value=EACH_CLASS, label="Class")
-            guidance = gr.Slider(0.0, MAX_GUIDANCE, value=1.0, step=0.25, label="Guidance scale w (0 = ignore class, 1 = conditional)")
+            guidance = gr.Slider(0.0, MAX_GUIDANCE, value=1.0, step=0.25, elem_id="diff-guidance",
+                                 label="Guidance scale w (0 = ignore class, 1 = conditional)")
             spacing = gr.Radio(list(diffusion.SPACINGS),
                                value=first_spacing.get("value", diffusion.DEFAULT_SPACING),
                                label="Timesteps (fewer steps than T)",
@@ -586,7 +642,7 @@ def build(store: Store) -> DiffusionPanel:
                                     "Try the cosine model at 10 steps with each.")
             with gr.Row():
                 seed = gr.Number(0, label="Seed", precision=0, minimum=0, min_width=80)
-                batch = gr.Slider(1, MAX_BATCH, value=16, step=1, label="Batch", min_width=120)
+                batch = gr.Slider(1, MAX_BATCH, value=16, step=1, label="Batch", min_width=120, elem_id="diff-batch")
             with gr.Row():
                 run_btn = gr.Button("Run on the server", variant="primary", elem_id="diff-run")
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="diff-stop")
@@ -660,6 +716,6 @@ def build(store: Store) -> DiffusionPanel:
     panel.components = dict(forward=forward_inputs, forward_outputs=forward_outputs, model=model, run=run_btn,
                             stop=stop_btn, frame=frame, status=status, scrub=scrub, in_page=in_page)
     panel.opens = [(panel.page_value, [model], [in_page], dict(show_progress="hidden")),
-                   (panel.on_open, forward_inputs, [*forward_outputs, tradeoff_img, tradeoff_text],
+                   (panel.on_open_page, [model], [forward_page, tradeoff_img, tradeoff_text],
                     dict(show_progress="hidden"))]
     return panel

@@ -261,7 +261,7 @@ async function toImages(x, n) {
 }
 
 // one frame: x_t mosaic | gap | x0 mosaic, 1 px per pixel, as ImageData (kept for the scrubber and the GIF)
-function compose(a, b, n) {
+function compose(a, b, n, labelled = true) {
   const [C, H, W] = S.spec.image_shape, cols = Math.ceil(Math.sqrt(n)), rows = Math.ceil(n / cols);
   const mw = cols * (W + 1) - 1, mh = rows * (H + 1) - 1, fw = 2 * mw + GAP;
   const im = new ImageData(fw, mh), d = im.data; d.fill(255);
@@ -275,7 +275,7 @@ function compose(a, b, n) {
       }
     }
   });
-  im.cols = cols; im.tile = [W, H]; im.mw = mw;
+  if (labelled) { im.cols = cols; im.tile = [W, H]; im.mw = mw; }
   return im;
 }
 
@@ -321,8 +321,13 @@ async function run() {
   const stride = Math.max(1, Math.ceil(o.steps / MAX_FRAMES));
   let last = null, shownAt = 0;
   try {
-    const noise = D.rng(o.seed);
-    for await (const step of D.chain(S.net, {...o, shape: M.shape, ab: M.ab, nul: M.nul, clip: M.clip, noise})) {
+    const rng = D.rng(o.seed), N = o.n * M.shape.reduce((a, b) => a * b, 1), xT = rng(N);
+    // the first frame at once, before the network's first call: x_T, the pure noise the chain starts from
+    const start = await toImages(xT, o.n), blank = new Float32Array(start.length).fill(0.5);
+    draw(compose(start, blank, o.n, false), `x_T: pure noise; step 1/${Math.min(o.steps, M.T)} is running`);
+    S.firstFrame = performance.now() - t0;
+    await LSX.yieldTask();
+    for await (const step of D.chain(S.net, {...o, shape: M.shape, ab: M.ab, nul: M.nul, clip: M.clip, xT, noise: rng})) {
       const [a, b] = await Promise.all([toImages(step.x_t, o.n), toImages(step.pred_x0, o.n)]);
       const f = compose(a, b, o.n);
       if (step.index % stride === 0) { S.frames.push(f); S.frameSteps.push(step.t); }
@@ -330,7 +335,6 @@ async function run() {
       if (wait > 0) await new Promise(r => setTimeout(r, wait));
       draw(f, `step ${step.index + 1}/${step.steps}: t = ${step.t + 1}`);
       shownAt = performance.now();
-      if (S.firstFrame === null) S.firstFrame = shownAt - t0;
       S.stepTimes.push(shownAt - t0);
       status(`step ${step.index + 1}/${step.steps}, t = ${step.t + 1}, ${((shownAt - t0) / 1000).toFixed(1)} s ` +
              `<span class="lsxd-where">(in your browser)</span>`);
@@ -461,4 +465,82 @@ S.sample = async (o) => {
 if (typeof watch === 'function') watch('value', fromModel);
 new ResizeObserver(() => { if (S.shown != null && !S.running) show(S.shown); }).observe(element);
 fromModel();
+};
+
+// ---- the forward process in the page: x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps under both
+// schedules with the same eps, for every t the slider passes through; the server sends the chosen test image
+// (forward_image, when the index changes) and, once, both schedules and the chart of their curves.
+(window.lsxPanels = window.lsxPanels || {}).diffusion_forward = function (element, trigger, props, server, upload, watch) {
+const F = {spec: null, x0: null, eps: null, seed: null, drawn: 0, requests: 0};
+window.lsxDiffusionForward = F;
+const q = s => element.querySelector(s), ESC = s => String(s).replace(/[&<>"]/g, c => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;'}[c]));
+function dom() {
+  if (q('.lsxf')) return;
+  element.innerHTML = `
+  <div class="lsxf">
+    <div class="lsxf-controls">
+      <label class="lsxd-slide">Test image # <input class="lsxf-index" type="range" min="0" max="0" step="1" value="0"><output>0</output></label>
+      <label class="lsxd-slide">t (0 = clean, 1000 = pure noise) <input class="lsxf-t" type="range" min="0" max="1000" step="1" value="250"><output>250</output></label>
+      <label class="lsxd-num">Noise seed <input class="lsxf-seed" type="number" min="0" value="0"></label>
+    </div>
+    <figure class="lsxf-fig"><figcaption>linear</figcaption><canvas class="lsxf-linear" width="196" height="196"></canvas></figure>
+    <figure class="lsxf-fig"><figcaption>cosine</figcaption><canvas class="lsxf-cosine" width="196" height="196"></canvas></figure>
+    <canvas class="lsxf-curves" aria-label="alpha_bar_t and log-SNR of both schedules"></canvas>
+  </div>
+  <div class="lsxf-caption"></div>`;
+  element.querySelectorAll('.lsxd-slide input').forEach(inp => inp.addEventListener('input', () => { inp.nextElementSibling.textContent = inp.value; }));
+  q('.lsxf-t').addEventListener('input', draw);
+  q('.lsxf-seed').addEventListener('change', draw);
+  let pending = null;
+  q('.lsxf-index').addEventListener('input', () => { clearTimeout(pending); pending = setTimeout(fetchImage, 60); });
+}
+async function fetchImage() {  // the one request of this view: a new test image (784 bytes for Fashion-MNIST)
+  const index = +q('.lsxf-index').value;
+  if (!server || !server.forward_image) return;
+  F.requests++;
+  const r = await server.forward_image({index, dataset: F.spec.dataset}).catch(() => null);
+  if (r && !r.error && +q('.lsxf-index').value === index) { F.spec.image = r; F.x0 = null; draw(); }
+}
+const chart = new Image();
+function draw() {
+  const M = F.spec; if (!M || !M.image) return;
+  const t = +q('.lsxf-t').value, seed = Math.max(0, Math.round(+q('.lsxf-seed').value || 0)), [C, H, W] = M.image.shape;
+  if (!F.x0 || F.x0.index !== M.image.index) {
+    const b = LSX.b64bytes(M.image.pixels); F.x0 = Float32Array.from(b, v => v / 255 * 2 - 1); F.x0.index = M.image.index;  // [-1, 1]
+  }
+  if (F.seed !== seed || !F.eps || F.eps.length !== F.x0.length) { F.eps = window.LSXD.rng(seed)(F.x0.length); F.seed = seed; }
+  const caption = [];
+  for (const name of ['linear', 'cosine']) {
+    const ab = M.ab[name], a = t === 0 ? 1 : ab[t - 1];
+    const x = t === 0 ? F.x0 : window.LSXD.qSample(F.x0, a, F.eps);
+    const img = Float32Array.from(x, v => (v + 1) / 2);
+    F.last = F.last || {}; F.last[name] = x; F.last.t = t;
+    LSX.mosaic(q('.lsxf-' + name).getContext('2d'), img, 1, 1, 0, 0, 196, 196, 0, false, [C, H, W]);
+    if (t) caption.push(`${name}: ᾱ_t = ${a.toFixed(4)}, log-SNR = ${(Math.log(a / (1 - a)) >= 0 ? '+' : '') + Math.log(a / (1 - a)).toFixed(2)}`);
+  }
+  q('.lsxf-caption').textContent = `Test image ${M.image.index} (${M.image.label}), t = ${t}` + (t ? ': ' + caption.join('; ') : ' (clean)') +
+    ' — computed in your browser from the closed form q(x_t | x_0)';
+  const c = q('.lsxf-curves');
+  if (chart.complete && chart.naturalWidth) {
+    if (c.width !== chart.naturalWidth) { c.width = chart.naturalWidth; c.height = chart.naturalHeight; }
+    const ctx = c.getContext('2d'); ctx.drawImage(chart, 0, 0);
+    ctx.fillStyle = 'rgb(220,20,60)';
+    for (const [l, top, r, bottom, x0, x1] of M.axes) {
+      const px = l + (Math.max(t, 1) - x0) / (x1 - x0) * (r - l);
+      ctx.fillRect(Math.round(px) - 1, top, 2, bottom - top);
+    }
+  }
+  F.drawn++;
+}
+function fromSpec() {
+  const M = props.value; dom();
+  if (!M || !M.ab) return;
+  if (typeof M.ab.linear === 'string') for (const k of Object.keys(M.ab)) M.ab[k] = LSX.unpack(M.ab[k], Float32Array);
+  F.spec = M; F.x0 = null;
+  const idx = q('.lsxf-index'); idx.max = String(M.n_images - 1);
+  chart.onload = draw; chart.src = 'data:image/png;base64,' + M.chart;
+  draw();
+}
+if (typeof watch === 'function') watch('value', fromSpec);
+fromSpec();
 };
