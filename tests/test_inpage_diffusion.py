@@ -181,6 +181,9 @@ def test_a_run_in_the_app_sends_the_server_nothing(diffusion_app, tmp_path):
             recording.clear()
             assert requests == [], requests  # the server heard nothing during the run
             assert pg.evaluate("() => window.lsxDiffusion.frames.length") == 31
+        # the "x_t" / "predicted x_0" heading sits above the frame, not over its first tile (issue 29)
+        heads, frame = pg.locator(".lsxd-heads").bounding_box(), pg.locator(".lsxd-frame").bounding_box()
+        assert heads["y"] + heads["height"] <= frame["y"] + 0.5
         # scrub: the scrubber and the caption count frames the same way
         pg.locator(".lsxd-scrub").fill("16")
         assert pg.locator(".lsxd-frameno").inner_text().startswith("frame 16/31")
@@ -245,9 +248,11 @@ def test_before_the_onnx_exists_the_page_says_so_then_switches(diffusion_app, mo
     path = export.unet_cached(store.zoo, name)
     held = path.read_bytes()
     path.unlink()
-    release = []
+    import threading
+
+    release = threading.Event()  # the build waits until the page has been seen saying so
     real = export.build_unet
-    monkeypatch.setattr(export, "build_unet", lambda *a, **k: (release.append(1), time.sleep(3), real(*a, **k))[-1])
+    monkeypatch.setattr(export, "build_unet", lambda *a, **k: (release.wait(120), real(*a, **k))[-1])
     try:
         spec = models.spec(name)
         assert spec["sha"] is None and spec["building"] and "being built" in spec["note"]
@@ -258,10 +263,12 @@ def test_before_the_onnx_exists_the_page_says_so_then_switches(diffusion_app, mo
             assert pg.evaluate("() => window.lsxDiffusion.mode") == "server"
             assert "being built" in pg.locator(".lsxd-mode").inner_text()
             assert pg.locator("#diff-server").is_visible()
+            release.set()
             pg.wait_for_function("() => window.lsxDiffusion.mode === 'page'", timeout=60_000)  # built: it switches
             assert not pg.locator("#diff-server").is_visible()
             browser.close()
     finally:
+        release.set()
         if not path.exists():
             path.write_bytes(held)
     assert json.loads(json.dumps(models.spec(name)))["sha"]
@@ -300,3 +307,13 @@ def test_the_forward_view_computes_the_closed_form_in_the_page(diffusion_app):
         pg.wait_for_function("() => window.lsxDiffusionForward.spec.image.index === 1", timeout=10_000)
         assert len(requests) == 1 and "component_server" in requests[0]
         browser.close()
+
+
+def test_download_as_a_page_from_the_panel(diffusion_app):
+    _, demo, _ = diffusion_app
+    for name in ("digits/ddpm-tiny", "digits/ldm-tiny"):
+        path = Path(demo.panels["diffusion"].standalone(name))
+        text = path.read_text()
+        assert path.name.endswith("-diffusion.html") and '"inline_unet": "' in text
+        assert ('"inline_decoder": "' in text) == (name == "digits/ldm-tiny")  # the latent model's codes' decoder
+        assert "connect-src 'none'" in text  # the page may not fetch anything

@@ -264,8 +264,12 @@ class DiffusionPanel(Panel):
         """This model's UNet, sampler and runtime in one HTML file that denoises from disk, offline."""
         from .standalone import write_diffusion_page
 
+        self._model(name)  # a readable error for no model or a broken checkpoint
         with page_errors():
-            return str(write_diffusion_page(self.store, self.page_models, self._model(name) and name))
+            try:
+                return str(write_diffusion_page(self.store, self.page_models, name))
+            except (ValueError, export.ExportError) as err:  # e.g. a latent model whose codes' decoder cannot be inlined
+                raise gr.Error(f"No page for {name}: {err}") from err
 
     # ---- models and data
     def model_names(self) -> list[str]:
@@ -609,7 +613,7 @@ def build(store: Store) -> DiffusionPanel:
     f_caption = gr.Markdown(elem_id="diff-forward-caption", visible=False)
 
     gr.Markdown("## Reverse process: denoising, step by step")
-    with gr.Row(equal_height=True):
+    with gr.Row(equal_height=False):
         model = gr.Dropdown(names, value=names[0] if names else None, label="Model", elem_id="diff-model", scale=4,
                             info="pixel-space UNet (linear / cosine schedule) or latent diffusion over VAE codes")
         page_btn = gr.Button("Download as a page", size="sm", elem_id="diff-download", scale=1, min_width=160)
