@@ -2,7 +2,6 @@
 both start from the same x_T and draw the same per-step noise; the standalone page denoises offline from disk;
 in the app a Run sends the server nothing; without WebAssembly the page says so and the server path runs."""
 import json
-import time
 from pathlib import Path
 
 import numpy as np
