@@ -288,8 +288,11 @@ function show(k) {  // stored frame k (0-based), numbered as the scrubber number
 function draw(f, caption) {
   if (!f) return;
   const c = q('.lsxd-frame'), box = c.parentElement.clientWidth || 700;
-  const scale = Math.max(1, Math.min(Math.floor((box - 4) / f.width), Math.floor(420 / f.height)));
-  if (c.width !== f.width * scale || c.height !== f.height * scale) { c.width = f.width * scale; c.height = f.height * scale; }
+  // whole pixels per pixel where the frame allows it; large frames (64 px faces) fill the space fractionally
+  let scale = Math.min((box - 4) / f.width, 420 / f.height);
+  scale = scale >= 2 ? Math.floor(scale) : Math.max(scale, 0.5);
+  const cw = Math.round(f.width * scale), ch = Math.round(f.height * scale);
+  if (c.width !== cw || c.height !== ch) { c.width = cw; c.height = ch; }
   small.width = f.width; small.height = f.height; small.getContext('2d').putImageData(f, 0, 0);
   const ctx = c.getContext('2d'); ctx.imageSmoothingEnabled = false;
   ctx.drawImage(small, 0, 0, c.width, c.height);
