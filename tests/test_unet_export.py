@@ -45,6 +45,7 @@ def _eps(session, x, t, y) -> np.ndarray:
     return session.run(["eps"], {"x_t": x.numpy(), "t": t.numpy(), "y": y.numpy()})[0]
 
 
+@pytest.mark.slow  # exports six networks (~15 s on 2 cores); README, "Test it"
 @pytest.mark.parametrize("name", NAMES)
 def test_each_eps_call_matches_torch_on_random_inputs(built, name):
     _, session, model = built[name]
@@ -58,6 +59,7 @@ def test_each_eps_call_matches_torch_on_random_inputs(built, name):
         assert np.abs(got - want).max() <= TOL, name
 
 
+@pytest.mark.slow  # exports six networks (~15 s on 2 cores); README, "Test it"
 @pytest.mark.parametrize("name", ["fashion-mnist/ddpm-cosine", "fashion-mnist/ldm-vae-16"])
 def test_guided_eps_from_one_labels_and_null_batch_is_the_models(built, name):
     """The page's guidance: run [x, x] with [labels, null] once, then eps_u + w (eps_c - eps_u)."""
@@ -75,6 +77,7 @@ def test_guided_eps_from_one_labels_and_null_batch_is_the_models(built, name):
         assert np.abs(got - fn(x, step).numpy()).max() <= 3 * TOL
 
 
+@pytest.mark.slow  # exports six networks (~15 s on 2 cores); README, "Test it"
 @pytest.mark.parametrize("name", NAMES)
 def test_file_records_its_weights_and_sampling_settings(built, name):
     path, session, model = built[name]
@@ -105,6 +108,7 @@ def _change_weights(zoo, name):
     save_file(state, str(w))
 
 
+@pytest.mark.slow  # three exports with their checks; README, "Test it"
 def test_a_retrained_model_gets_a_new_file_and_the_stale_one_goes(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     name = "fashion-mnist/ldm-vae-16"
