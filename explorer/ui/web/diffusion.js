@@ -129,14 +129,31 @@ window.LSXD = window.LSXD || (() => {
     const put = (...b) => { for (const v of b) bytes.push(v & 255); };
     const word = (v) => put(v, v >> 8);
     const str = (s) => { for (const c of s) bytes.push(c.charCodeAt(0)); };
-    // palette: 6 x 6 x 6 colour cube + 40 greys (grey images use the greys exactly where they can)
-    const pal = [];
-    for (let r = 0; r < 6; r++) for (let g = 0; g < 6; g++) for (let b = 0; b < 6; b++) pal.push([r * 51, g * 51, b * 51]);
-    for (let i = 0; i < 40; i++) { const v = Math.round(i * 255 / 39); pal.push([v, v, v]); }
-    const index = (r, g, b) => {
-      if (Math.abs(r - g) < 4 && Math.abs(g - b) < 4) return 216 + Math.round((r + g + b) / 3 * 39 / 255);
-      return Math.round(r / 51) * 36 + Math.round(g / 51) * 6 + Math.round(b / 51);
-    };
+    // palette: 256 greys for grey frames (exact); for colour frames the 256 most frequent colours at 5 bits per
+    // channel over all frames (popularity quantisation), each colour mapped to its nearest entry
+    let pal = [], index;
+    const grey = frames.every(f => { const d = f.data; for (let i = 0; i < d.length; i += 4 * 7) if (d[i] !== d[i + 1] || d[i] !== d[i + 2]) return false; return true; });
+    if (grey) {
+      for (let v = 0; v < 256; v++) pal.push([v, v, v]);
+      index = (r) => r;
+    } else {
+      const count = new Uint32Array(32768), key = (r, g, b) => ((r >> 3) << 10) | ((g >> 3) << 5) | (b >> 3);
+      for (const f of frames) { const d = f.data; for (let i = 0; i < d.length; i += 4) count[key(d[i], d[i + 1], d[i + 2])]++; }
+      const used = []; count.forEach((c, k) => { if (c) used.push(k); });
+      used.sort((a, b) => count[b] - count[a]);
+      pal = used.slice(0, 256).map(k => [((k >> 10) << 3) | 4, (((k >> 5) & 31) << 3) | 4, ((k & 31) << 3) | 4]);
+      while (pal.length < 256) pal.push([0, 0, 0]);
+      const near = new Int16Array(32768).fill(-1);
+      index = (r, g, b) => {
+        const k = key(r, g, b);
+        if (near[k] < 0) {
+          let best = 0, bd = Infinity;
+          for (let j = 0; j < 256; j++) { const p = pal[j], dd = (p[0] - r) ** 2 + (p[1] - g) ** 2 + (p[2] - b) ** 2; if (dd < bd) { bd = dd; best = j; } }
+          near[k] = best;
+        }
+        return near[k];
+      };
+    }
     str('GIF89a'); word(W); word(H); put(0xF7, 0, 0);  // global table of 256 entries
     for (const [r, g, b] of pal) put(r, g, b);
     str('\x21\xFF\x0BNETSCAPE2.0'); put(3, 1); word(0); put(0);  // loop forever
@@ -380,7 +397,7 @@ function exportGif() {
   if (a.href) URL.revokeObjectURL(a.href);
   a.href = URL.createObjectURL(new Blob([bytes], {type: 'image/gif'}));
   a.download = 'diffusion.gif'; a.textContent = `diffusion.gif (${Math.round(bytes.length / 1024)} KB)`;
-  a.style.display = ''; S.gifBytes = bytes.length;
+  a.style.display = ''; S.gif = bytes;  // kept for tests (a standalone page's CSP forbids fetching the blob)
 }
 
 function bind() {
