@@ -195,8 +195,8 @@ window.LSXD = window.LSXD || (() => {
 
 (window.lsxPanels = window.lsxPanels || {}).diffusion = function (element, trigger, props, server, upload, watch) {
 const S = {spec: null, net: null, decoder: null, mode: 'loading', frames: [], frameSteps: [], running: false,
-           stop: false, requests: 0, times: [], runs: 0};
-window.lsxDiffusion = S;  // tests and benchmarks read S.mode, S.frames, S.times; S.sample runs a chain
+           stop: false, runs: 0};
+window.lsxDiffusion = S;  // tests and benchmarks read S.mode, S.frames, S.firstFrame, S.total; S.sample runs a chain
 const ESC = s => String(s).replace(/[&<>"]/g, c => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;'}[c]));
 const MAX_FRAMES = 250, GAP = 4, EACH = 'each class in turn', UNCOND = 'unconditional (null label)';
 const q = s => element.querySelector(s);
