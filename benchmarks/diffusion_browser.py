@@ -60,7 +60,7 @@ def main(argv=None):
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=C.CHROMIUM, args=C.CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1500, "height": 1200})
-            page.goto(f"http://127.0.0.1:{args.port}/")
+            page.goto(f"http://127.0.0.1:{args.port}/?diffusion=server")  # the server path
             page.get_by_role("tab", name="Diffusion").click()
             page.wait_for_selector("#diff-run")
             page.locator("#diff-frame").scroll_into_view_if_needed()

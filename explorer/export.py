@@ -7,8 +7,20 @@ ae, vae, gmm-vae, dae and gan (the DCGAN generator). The graph is exactly ``mode
     output "x"  float32 (batch, C, H, W)      in [0, 1] (the sigmoid is inside the graph); (C, H, W) is the
                                               model's image_shape, e.g. (1, 28, 28) or (3, 64, 64)
 
-Diffusion checkpoints (pixel or latent) and classifiers are not exported: they do not decode a
-code in one pass.
+Diffusion checkpoints (pixel or latent) have no one-pass decoder; their noise-predicting network
+eps_theta (the pixel UNet, or the latent models' MLP denoiser) is exported instead, so the page can run the
+sampler itself (``build_unet``; explorer/ui/web/diffusion.js steps it):
+
+    inputs  "x_t" float32 (batch, *sample_shape)  (C, H, W) images in [-1, 1], or (D,) standardised codes
+            "t"   int64   (batch,)                0-based timesteps, 0 .. T-1
+            "y"   int64   (batch,)                class labels; label ``classes`` (the "null_label" entry of the
+                                                  file's metadata) is the unconditional one, so one batch of
+                                                  [labels, null] gives both halves of classifier-free guidance
+    output  "eps" float32 (batch, *sample_shape)  the predicted noise
+
+The UNet file is ``<preset>-<sha256[:16]>.unet.onnx`` beside the decoders, stamped the same way (plus
+"schedule", "timesteps", "space", "classes", "null_label", "clip_x0", "spacing" and, for latent models,
+"decoder": the checkpoint whose ONNX decoder turns the codes into images).
 
 Files are built at first use into the user cache, never committed:
 ``$XDG_CACHE_HOME/latent-space-explorer/onnx/<dataset>/<preset>-<sha256[:16]>.onnx``, keyed by
@@ -23,7 +35,7 @@ recognised as stale. A build keeps one file per checkpoint name: the previous on
     >>> export.build(zoo, "fashion-mnist/vae-2d")      # export + onnxruntime check, ~1 s
     PosixPath('.../onnx/fashion-mnist/vae-2d-3f0c....onnx')
 
-    python -m explorer.export                    # every exportable checkpoint in checkpoints/
+    python -m explorer.export                    # every exportable checkpoint in checkpoints/ (and every UNet)
     python -m explorer.export fashion-mnist/vae-2d --checkpoints DIR
     python -m explorer.export --check-only       # exit 1 if any is missing or stale
 """
@@ -274,6 +286,137 @@ def build(zoo, name: str, check: bool = True, force: bool = False) -> Path:
         return path
 
 
+# ------------------------------------------------------------------ diffusion: the eps network
+UNET_INPUTS, UNET_OUTPUT = ("x_t", "t", "y"), "eps"
+UNET_CHECK = 64          # random (x_t, t, y) the onnxruntime check feeds the network
+
+
+def unet_exportable(zoo, name: str) -> bool:
+    """Whether checkpoint ``name`` is a diffusion model, whose eps network is exported (config.json only)."""
+    return zoo.handle(name).family == "ddpm"
+
+
+def unet_path_for(zoo, name: str, sha: str | None = None) -> Path:
+    """The cache path of ``name``'s eps network for weights ``sha`` (default: its current weights)."""
+    return path_for(zoo, name, sha).with_suffix(".unet.onnx")
+
+
+def unet_cached(zoo, name: str) -> Path | None:
+    """The fresh eps network of ``name``: its path if the file exists and records the current weights'
+    SHA-256, else None (missing, stale, or not a diffusion model)."""
+    if not unet_exportable(zoo, name):
+        return None
+    sha = weights_sha256(zoo, name)
+    path = unet_path_for(zoo, name, sha)
+    return path if path.is_file() and metadata(path).get(SHA_KEY) == sha else None
+
+
+def _unet_others(zoo, name: str, keep: Path | None = None) -> list[Path]:
+    dataset, preset = zoo.path(name).parts[-2:]
+    own = re.compile(re.escape(preset) + r"-[0-9a-f]{16}\.unet")
+    return [p for p in (cache_dir() / dataset).glob(f"{preset}-*.unet.onnx") if p != keep and own.fullmatch(p.stem)]
+
+
+def unet_status(zoo, name: str) -> str:
+    """"ready", "missing", "stale" or "not exportable", as :func:`status` says for decoders."""
+    if not unet_exportable(zoo, name):
+        return "not exportable"
+    if unet_cached(zoo, name) is not None:
+        return "ready"
+    path = unet_path_for(zoo, name)
+    return "stale" if path.is_file() or _unet_others(zoo, name, keep=path) else "missing"
+
+
+def _unet_bytes(model) -> bytes:
+    f = io.BytesIO()
+    x = torch.zeros(2, *model.sample_shape)  # batch 2, as the decoders: a batch of 1 could be folded
+    t, y = torch.zeros(2, dtype=torch.long), torch.zeros(2, dtype=torch.long)
+    batch = {0: "batch"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        # GroupNorm's batch-size sanity check is traced as a constant; it computes nothing (the parity
+        # check and tests/test_unet_export.py run batches 1 to 32 through the traced graph)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(model.net.float().eval(), (x, t, y), f, dynamo=DYNAMO, opset_version=OPSET,
+                          input_names=list(UNET_INPUTS), output_names=[UNET_OUTPUT],
+                          dynamic_axes={k: batch for k in (*UNET_INPUTS, UNET_OUTPUT)})
+    return f.getvalue()
+
+
+def unet_check_inputs(model, n: int = UNET_CHECK, seed: int = 0) -> tuple:
+    """Seeded random (x_t, t, y) for a parity check: x_t ~ N(0, I) (what the chain starts from; every
+    x_t of a chain has about unit variance), t uniform over 0..T-1, y uniform over the classes and the
+    null label."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, *model.sample_shape, generator=g)
+    t = torch.randint(0, model.config.timesteps, (n,), generator=g)
+    y = torch.randint(0, model.null_label + 1, (n,), generator=g)
+    return x, t, y
+
+
+def unet_max_abs_diff(onnx_model: bytes | str | os.PathLike, model, x, t, y) -> float:
+    """max |onnxruntime(x_t, t, y) - model.net(x_t, t, y)| over all outputs, in float32 on the CPU."""
+    import onnxruntime as ort
+
+    source = onnx_model if isinstance(onnx_model, bytes) else str(onnx_model)
+    session = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
+    got = session.run([UNET_OUTPUT], {"x_t": x.float().numpy(), "t": t.numpy(), "y": y.numpy()})[0]
+    with torch.no_grad():
+        want = model.net.float()(x.float(), t, y).numpy()
+    return float(abs(got - want).max())
+
+
+def build_unet(zoo, name: str, check: bool = True, force: bool = False) -> Path:
+    """Export diffusion checkpoint ``name``'s eps network into the cache and return its path: like
+    :func:`build` (same stamp, check, atomic write and removal of stale files), the check on UNET_CHECK
+    random (x_t, t, y) at TOLERANCE per output."""
+    import onnx
+
+    from .checkpoints import WEIGHTS
+
+    info = zoo.handle(name)
+    if not unet_exportable(zoo, name):
+        raise NotExportable(f"{name} is a {info.family} checkpoint, not a diffusion model: it has no eps network")
+    with _lock(zoo, name):
+        if not force and (fresh := unet_cached(zoo, name)) is not None:
+            return fresh
+        sha = weights_sha256(zoo, name)
+        model = zoo.load(name, device="cpu")
+        if weights_sha256(zoo, name) != sha:
+            raise ExportError(f"{name}: {zoo.path(name) / WEIGHTS} changed during the export; run it again")
+        proto = half_initializers(onnx.load_from_string(_unet_bytes(model)))
+        diff = "unchecked"
+        if check:
+            try:
+                import onnxruntime  # noqa: F401
+            except ImportError:
+                warnings.warn(f"{name}: onnxruntime is not installed, so the exported network was not "
+                              "checked against torch (pip install onnxruntime)", stacklevel=2)
+            else:
+                d = unet_max_abs_diff(proto.SerializeToString(), model, *unet_check_inputs(model))
+                if not d <= TOLERANCE:
+                    raise ExportError(f"{name}: the ONNX network differs from torch by up to {d:.3g} on {UNET_CHECK} "
+                                      f"random inputs (tolerance {TOLERANCE:g}); nothing was written")
+                diff = f"{d:.3g}"
+        c = model.config
+        props = {SHA_KEY: sha, "checkpoint": name, "family": info.family, "space": c.space,
+                 "sample_shape": ",".join(map(str, model.sample_shape)),
+                 "image_shape": ",".join(map(str, c.image_shape)), "schedule": c.schedule,
+                 "timesteps": str(c.timesteps), "classes": str(c.classes), "null_label": str(model.null_label),
+                 "clip_x0": "" if model.clip is None else f"{model.clip:g}", "spacing": c.sampling_spacing,
+                 "decoder": c.vae if c.space == "latent" else "",
+                 "exporter": EXPORTER, "opset": str(OPSET), "max_abs_diff": diff}
+        onnx.helper.set_model_props(proto, props)
+        path = unet_path_for(zoo, name, sha)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_bytes(proto.SerializeToString())
+        os.replace(tmp, path)
+        for old in _unet_others(zoo, name, keep=path):
+            old.unlink(missing_ok=True)
+        return path
+
+
 def build_all(zoo, names=None, check: bool = True) -> dict[str, Path]:
     """Build every exportable checkpoint of ``zoo`` (or those of ``names`` that are exportable);
     returns {name: path}. Fresh files are kept as they are."""
@@ -286,20 +429,21 @@ def main(argv=None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m explorer.export", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("names", nargs="*", help="checkpoints (default: every exportable one)")
+    p.add_argument("names", nargs="*", help="checkpoints (default: every exportable one, diffusion models' UNets too)")
     p.add_argument("--checkpoints", help="checkpoint root (default: the shipped checkpoints/)")
     p.add_argument("--check-only", action="store_true",
                    help="build nothing; exit 1 if any decoder is missing or stale")
     p.add_argument("--force", action="store_true", help="re-export even fresh decoders")
     a = p.parse_args(argv)
     zoo = Zoo(a.checkpoints)
-    names = a.names or [n for n in zoo.available() if exportable(zoo, n)]
+    names = a.names or [n for n in zoo.available() if exportable(zoo, n) or unet_exportable(zoo, n)]
     print(f"cache: {cache_dir()}")
     bad = 0
     for name in names:
-        before = status(zoo, name)
+        unet = unet_exportable(zoo, name)  # a diffusion model: its eps network, not a decoder
+        before = (unet_status if unet else status)(zoo, name)
         if a.check_only:
-            path = cached(zoo, name)
+            path = (unet_cached if unet else cached)(zoo, name)
             size = f"{path.stat().st_size / 1e6:.1f} MB" if path else "-"
             print(f"{name:34s} {before:14s} {size:>8s}")
             bad += before in ("missing", "stale")
@@ -309,7 +453,7 @@ def main(argv=None) -> int:
             continue
         t0 = time.perf_counter()
         try:
-            path = build(zoo, name, force=a.force)
+            path = (build_unet if unet else build)(zoo, name, force=a.force)
         except ExportError as err:
             print(f"{name:34s} FAILED: {err}")
             bad += 1

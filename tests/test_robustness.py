@@ -305,7 +305,7 @@ def test_closing_the_tab_stops_its_run_and_frees_the_slot(tmp_path):
             pages = []
             for _ in range(slots):
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                page.goto(url)
+                page.goto(url + "?diffusion=server")  # runs on the server, not in the page
                 page.get_by_role("tab", name="Diffusion").click()
                 steps = page.locator("#diff-steps input[type=number]")
                 steps.fill("100")

@@ -3,12 +3,19 @@ stop and scrub afterwards (DDPM / DDIM, eta, guidance), GIF/MP4 export, and pixe
 
 Handlers are thin: widgets -> one explorer call -> image. Each run draws its noise from its own
 ``torch.Generator`` (seeded from the widget), never the process-wide seed.
+
+The reverse process runs in the student's page (web/diffusion.js): the server sends the model's spec once
+(:class:`PageModels`: schedule, sampling settings, the eps network's ONNX, built at first use by
+``export.build_unet``) and hears nothing during a run. Without WebAssembly, or while the ONNX is being built,
+the page says so and the server controls below it run the chain on the server as before.
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 
@@ -19,7 +26,7 @@ import torch
 from .. import data, diffusion, export, plotting, schedules
 from ..checkpoints import CheckpointError
 from ..models.diffusion import DDPMConfig
-from .inpage import to_uint8
+from .inpage import pack, to_uint8
 from .store import Store
 from .panel import LATEX, Panel, explanation
 from .validate import number, page_errors, valid_seed, whole
@@ -108,6 +115,123 @@ class Run:
     info: str
 
 
+class PageModels:
+    """Per app: what the page needs to sample a diffusion model itself, building missing UNets in the background."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._lock = threading.Lock()
+        self._building: set = set()
+        self._failed: dict = {}
+        self._b64: dict = {}
+        self._same_vae: dict = {}
+
+    def _vae_is_the_checkpoints(self, name: str, config) -> bool:
+        """Whether the VAE stored inside latent model ``name`` is checkpoint ``config.vae`` (whose ONNX decoder the
+        page runs): compared weight by weight once per pair of weight files."""
+        zoo = self.store.zoo
+        try:
+            key = (name, export.weights_sha256(zoo, name), export.weights_sha256(zoo, config.vae))
+        except (CheckpointError, OSError, ValueError):
+            return False
+        if key not in self._same_vae:
+            mine, theirs = self.store.model(name).vae.state_dict(), self.store.model(config.vae).state_dict()
+            self._same_vae[key] = set(mine) == set(theirs) and all(torch.equal(mine[k].cpu(), theirs[k].cpu())
+                                                                   for k in mine)
+        return self._same_vae[key]
+
+    def spec(self, name: str) -> dict:
+        """{name, sha (None: sample on the server), space, shape (model space), image_shape, T, ab (alpha_bar_t,
+        float32 base64), classes, nul, clip, spacing, decoder (latent: the VAE's decoder spec), mean/std (latent:
+        the codes' standardisation, base64), note, building}."""
+        zoo = self.store.zoo
+        config = DDPMConfig(**zoo.info(name)["config"])
+        model = self.store.model(name)
+        spec = {"name": name, "sha": None, "space": config.space, "shape": list(model.sample_shape),
+                "image_shape": [int(v) for v in config.image_shape], "T": int(config.timesteps),
+                "ab": pack(model.schedule.alphas_cumprod.float().cpu().numpy(), np.float32),
+                "classes": list(data.class_names(zoo.info(name)["dataset"])), "nul": int(model.null_label),
+                "clip": model.clip, "spacing": config.sampling_spacing, "decoder": None, "note": ""}
+        if config.space == "latent":
+            spec["mean"] = pack(model.code_mean.float().cpu().numpy(), np.float32)
+            spec["std"] = pack(model.code_std.float().cpu().numpy(), np.float32)
+            if not (config.vae in zoo.available() and self._vae_is_the_checkpoints(name, config)):
+                spec["note"] = f"its codes' decoder is not the shipped {config.vae or 'VAE'}"
+                return spec
+            spec["decoder"] = self.store.decoders.spec(config.vae)
+            if not spec["decoder"].get("sha"):
+                spec["note"], spec["building"] = spec["decoder"]["note"], bool(spec["decoder"].get("building"))
+                return spec
+        try:
+            path = export.unet_cached(zoo, name)
+        except (OSError, CheckpointError, ValueError) as err:
+            path, spec["note"] = None, f"its ONNX could not be read ({type(err).__name__})"
+        if path is not None:
+            spec["sha"] = export.weights_sha256(zoo, name)
+        elif name in self._failed:
+            spec["note"] = f"building its in-page network failed ({self._failed[name]})"
+        else:
+            self.build_later(name)
+            spec["building"] = True
+            spec["note"] = f"its in-page network is being built (`python -m explorer.export {name}`)"
+        return spec
+
+    def build_later(self, name: str) -> None:
+        with self._lock:
+            if name in self._building:
+                return
+            self._building.add(name)
+
+        def run():
+            try:
+                export.build_unet(self.store.zoo, name)
+            except Exception as err:  # noqa: BLE001 - reported to the page, which stays on the server path
+                self._failed[name] = f"{type(err).__name__}: {str(err).splitlines()[0][:120]}" if str(err) \
+                    else type(err).__name__
+            finally:
+                with self._lock:
+                    self._building.discard(name)
+        threading.Thread(target=run, daemon=True, name=f"export unet {name}").start()
+
+    def unet_b64(self, name: str, sha: str | None = None) -> str:
+        zoo = self.store.zoo
+        path = export.unet_cached(zoo, name)
+        if path is None:
+            raise CheckpointError(f"{name} has no in-page network yet: `python -m explorer.export {name}`")
+        current = export.weights_sha256(zoo, name)
+        if sha and sha != current:
+            raise CheckpointError(f"{name} changed on the server; pick the model again")
+        if current not in self._b64:
+            self._b64[current] = base64.b64encode(path.read_bytes()).decode()
+        return self._b64[current]
+
+    def server_functions(self):
+        """The page's calls (without the queue), besides the decoders' (inpage.server_functions): the spec
+        (polled while a UNet is built) and the UNet's bytes (once per model and browser). They answer
+        {"error": message} instead of raising."""
+        store = self.store
+
+        def known(data):
+            name = (data or {}).get("name")
+            if not isinstance(name, str) or name not in store.zoo.available("ddpm"):
+                raise ValueError(f"unknown diffusion model {name!r}")
+            return name
+
+        def diffusion_spec(data):
+            try:
+                return self.spec(known(data))
+            except (ValueError, TypeError, CheckpointError, AttributeError) as err:
+                return {"error": str(err)}
+
+        def unet_bytes(data):
+            try:
+                return {"onnx": self.unet_b64(known(data), (data or {}).get("sha"))}
+            except (ValueError, CheckpointError, OSError, AttributeError) as err:
+                return {"error": str(err)}
+
+        return [diffusion_spec, unet_bytes]
+
+
 class DiffusionPanel(Panel):
     def __init__(self, store: Store):
         self.store = store
@@ -115,6 +239,37 @@ class DiffusionPanel(Panel):
         self._curves = None
         self._images = {}
         self._gif_dir = tempfile.mkdtemp(prefix="lse-diffusion-")
+        self.page_models = PageModels(store)
+
+    def warm(self) -> None:
+        """Build every diffusion model's in-page network (ONNX) that is missing, before a visitor asks."""
+        for name in self.model_names():
+            try:
+                if export.unet_cached(self.store.zoo, name) is None:
+                    export.build_unet(self.store.zoo, name)
+            except Exception as err:  # noqa: BLE001 - the page says why and samples on the server
+                self.page_models._failed[name] = type(err).__name__
+
+    def page_value(self, name):
+        """Model chosen (or the tab opened): the in-page sampler's spec, as the component's new value."""
+        if not name:
+            return gr.HTML(value={"message": "No diffusion model."})
+        try:
+            return gr.HTML(value=self.page_models.spec(name))
+        except (CheckpointError, ValueError, TypeError, OSError) as err:
+            return gr.HTML(value={"name": name, "sha": None, "note": f"the model could not be read ({err})",
+                                  "message": str(err)})
+
+    def standalone(self, name) -> str:
+        """This model's UNet, sampler and runtime in one HTML file that denoises from disk, offline."""
+        from .standalone import write_diffusion_page
+
+        self._model(name)  # a readable error for no model or a broken checkpoint
+        with page_errors():
+            try:
+                return str(write_diffusion_page(self.store, self.page_models, name))
+            except (ValueError, export.ExportError) as err:  # e.g. a latent model whose codes' decoder cannot be inlined
+                raise gr.Error(f"No page for {name}: {err}") from err
 
     # ---- models and data
     def model_names(self) -> list[str]:
@@ -250,8 +405,8 @@ class DiffusionPanel(Panel):
         run = self._last_run(request)
         if run is None or not run.frames:
             return gr.update()
-        n = len(run.frames)
-        return gr.update(minimum=0, maximum=max(n - 1, 1), value=n - 1, interactive=True)
+        n = len(run.frames)  # the scrubber reads frame numbers 1..n, as the caption does ("frame k/n")
+        return gr.update(minimum=1, maximum=max(n, 2), value=n, interactive=True)
 
     # Each session's last run lives in the app's session cache: another student's run never evicts it,
     # and closing the tab frees it. Calls without a session (the Python API) share one "_" slot.
@@ -268,9 +423,10 @@ class DiffusionPanel(Panel):
         return run
 
     def scrub(self, k, request: gr.Request = None):
-        """Frame k of this session's last run, without recomputing."""
+        """Frame number k (1..n, the scrubber's and the caption's numbering) of this session's last run, without
+        recomputing."""
         run = self._run(request)
-        k = int(np.clip(int(k), 0, len(run.frames) - 1))
+        k = int(np.clip(int(k) - 1, 0, len(run.frames) - 1))
         t = run.steps[k]
         return run.frames[k], (f"frame {k + 1}/{len(run.frames)}: " +
                                ("the final sample" if t == -1 else f"t = {t + 1} (x_t left, predicted x_0 right)"))
@@ -351,6 +507,48 @@ class DiffusionPanel(Panel):
                      f"--models {name}` re-measures them")
         return note
 
+    def forward_image(self, dataset: str, index) -> dict:
+        """Test image ``index`` of ``dataset`` for the page's forward view: {index, label, shape, pixels (planar
+        uint8, base64)}."""
+        ds = self.images(dataset)
+        index = whole(index, "Test image index", 0, len(ds) - 1)
+        x = ds.floats()[index]                                                      # (C, H, W) in [0, 1]
+        pixels = x.clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
+        return {"index": index, "label": ds.classes[int(ds.labels[index])], "shape": list(x.shape),
+                "pixels": base64.b64encode(pixels.tobytes()).decode()}
+
+    def forward_spec(self, dataset: str) -> dict:
+        """What the page's forward view needs once: both schedules' alpha_bar_t, the chart of their curves (PNG)
+        with each axes' pixel box and x range, and the first test image."""
+        import io
+
+        from PIL import Image
+
+        rasters = self.curves()
+        png = io.BytesIO()
+        Image.fromarray(rasters[0].pixels).save(png, format="PNG")
+        return {"dataset": dataset, "n_images": len(self.images(dataset)), "T": T_FORWARD,
+                "ab": {n: pack(s.alphas_cumprod.float().numpy(), np.float32) for n, s in self._schedules.items()},
+                "chart": base64.b64encode(png.getvalue()).decode(),
+                "axes": [[*map(float, r.bbox), *map(float, r.xlim)] for r in rasters],
+                "image": self.forward_image(dataset, 0)}
+
+    def on_open_page(self, name):
+        """The tab was opened: the page's forward view (its spec) and the trade-off chart."""
+        return gr.HTML(value=self.forward_spec(self._dataset(name))), *self.tradeoff()
+
+    def forward_functions(self):
+        """The forward view's one call (no queue): a test image by index."""
+        def forward_image(data):
+            try:
+                dataset = str((data or {}).get("dataset") or "fashion-mnist")
+                if dataset not in data_module_names():
+                    raise ValueError(f"unknown dataset {dataset!r}")
+                return self.forward_image(dataset, (data or {}).get("index"))
+            except (ValueError, TypeError, gr.Error) as err:
+                return {"error": str(err)}
+        return [forward_image]
+
     def on_open(self, index, t, seed):
         """The tab was opened: the forward view and the trade-off chart."""
         return (*self.forward(index, t, seed), *self.tradeoff())
@@ -373,8 +571,17 @@ class DiffusionPanel(Panel):
         return tuple(out)
 
 
+def data_module_names() -> list[str]:
+    """The datasets the forward view may show."""
+    from ..datasets import names
+
+    return list(names())
+
+
 def build(store: Store) -> DiffusionPanel:
     """Lay out the panel inside the current Blocks context and wire its events."""
+    from .inpage import MOUNT, page_code, server_functions
+
     panel = DiffusionPanel(store)
     names = panel.model_names()
     pixel = [n for n in names if "ldm" not in n.split("/")[-1]] or names
@@ -385,7 +592,13 @@ def build(store: Store) -> DiffusionPanel:
 
     gr.Markdown("## Forward process: noising an image\nPick a test image and a step t; the same noise "
                 "$\\varepsilon$ is added under both schedules.", latex_delimiters=LATEX)
-    with gr.Row(equal_height=False):
+    # computed in the page from the closed form (web/diffusion.js, diffusion_forward); the server sends a test image
+    # when the index changes
+    forward_page = gr.HTML(value={}, html_template='<div class="lsxf-host"></div>', elem_id="diff-forward",
+                           head=page_code("diffusion")["head"], js_on_load=MOUNT.format(panel="diffusion_forward"),
+                           server_functions=panel.forward_functions(), apply_default_css=False)
+    # the same view on the server: the API's diffusion_forward (and scripts); not shown
+    with gr.Row(equal_height=False, visible=False):
         with gr.Column(scale=2, min_width=240):
             f_index = gr.Slider(0, n_images - 1, value=0, step=1, label="Test image #", elem_id="diff-image")
             f_t = gr.Slider(0, T_FORWARD, value=250, step=1, label="t (0 = clean, 1000 = pure noise)",
@@ -397,13 +610,24 @@ def build(store: Store) -> DiffusionPanel:
                          elem_id="diff-xt-cosine", elem_classes=["pixelated"], scale=1, min_width=170)
         f_curves = gr.Image(label="ᾱ_t and log-SNR", show_label=False, interactive=False, format="png",
                             scale=4, elem_id="diff-curves")
-    f_caption = gr.Markdown(elem_id="diff-forward-caption")
+    f_caption = gr.Markdown(elem_id="diff-forward-caption", visible=False)
 
     gr.Markdown("## Reverse process: denoising, step by step")
     with gr.Row(equal_height=False):
+        model = gr.Dropdown(names, value=names[0] if names else None, label="Model", elem_id="diff-model", scale=4,
+                            info="pixel-space UNet (linear / cosine schedule) or latent diffusion over VAE codes")
+        page_btn = gr.Button("Download as a page", size="sm", elem_id="diff-download", scale=1, min_width=160)
+    page_file = gr.File(label="A standalone page: open it in any browser, offline (UNet, sampler and runtime inside)",
+                        visible=False, elem_id="diff-page-file")
+    # the reverse process in the page (web/diffusion.js); the server hears nothing during a run
+    in_page = gr.HTML(value={"message": "Open the tab to load the model…"}, html_template='<div class="lsxd-host"></div>',
+                      **page_code("diffusion"), elem_id="diff-inpage", apply_default_css=False,
+                      server_functions=server_functions(store, store.decoders) + panel.page_models.server_functions())
+    # the same on the server: the fallback (no WebAssembly, the ONNX not built yet) and the API; the page hides
+    # this column while it runs the model itself
+    with gr.Column(elem_id="diff-server"):
+      with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=280):
-            model = gr.Dropdown(names, value=names[0] if names else None, label="Model", elem_id="diff-model",
-                                info="pixel-space UNet (linear / cosine schedule) or latent diffusion over VAE codes")
             sampler = gr.Radio(["DDIM", "DDPM"], value="DDIM", label="Sampler")
             first_steps, first_spacing = panel.on_model(names[0], 50) if names else ({}, {})
             T = first_steps.get("maximum", 1000)
@@ -411,7 +635,8 @@ def build(store: Store) -> DiffusionPanel:
             eta = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="eta (DDIM; 0 = deterministic, 1 = DDPM-like)",
                             info="0: deterministic, the same seed gives the same image; 1: cleanest samples at 50+ steps")
             label = gr.Dropdown([EACH_CLASS, UNCONDITIONAL, *classes], value=EACH_CLASS, label="Class")
-            guidance = gr.Slider(0.0, MAX_GUIDANCE, value=1.0, step=0.25, label="Guidance scale w (0 = ignore class, 1 = conditional)")
+            guidance = gr.Slider(0.0, MAX_GUIDANCE, value=1.0, step=0.25, elem_id="diff-guidance",
+                                 label="Guidance scale w (0 = ignore class, 1 = conditional)")
             spacing = gr.Radio(list(diffusion.SPACINGS),
                                value=first_spacing.get("value", diffusion.DEFAULT_SPACING),
                                label="Timesteps (fewer steps than T)",
@@ -421,19 +646,20 @@ def build(store: Store) -> DiffusionPanel:
                                     "Try the cosine model at 10 steps with each.")
             with gr.Row():
                 seed = gr.Number(0, label="Seed", precision=0, minimum=0, min_width=80)
-                batch = gr.Slider(1, MAX_BATCH, value=16, step=1, label="Batch", min_width=120)
+                batch = gr.Slider(1, MAX_BATCH, value=16, step=1, label="Batch", min_width=120, elem_id="diff-batch")
             with gr.Row():
-                run_btn = gr.Button("Run", variant="primary", elem_id="diff-run")
+                run_btn = gr.Button("Run on the server", variant="primary", elem_id="diff-run")
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="diff-stop")
         with gr.Column(scale=5):
-            frame = gr.Image(label="x_t (left) and predicted x_0 (right)", interactive=False, format="png",
+            gr.Markdown("x_t (left) and predicted x_0 (right)", elem_classes=["diff-frame-heads"])
+            frame = gr.Image(show_label=False, interactive=False, format="png",
                              elem_id="diff-frame", elem_classes=["pixelated"], height=380)
             status = gr.Markdown(None if names else
                                  f"**No diffusion checkpoints in `{store.zoo.root}`.** Train one with "
                                  "`python -m explorer.training ddpm-cosine --dataset fashion-mnist`.",
                                  elem_id="diff-status")
-            scrub = gr.Slider(0, 1, value=0, step=1, label="Scrub through the stored steps", interactive=False,
-                              elem_id="diff-scrub")
+            scrub = gr.Slider(1, 2, value=1, step=1, label="Scrub through the stored steps (frame number)",
+                              interactive=False, elem_id="diff-scrub")
             with gr.Row():
                 gif_btn = gr.Button("Export GIF", elem_id="diff-gif-btn")
                 mp4_btn = gr.Button("Export MP4", elem_id="diff-mp4-btn")
@@ -473,8 +699,11 @@ def build(store: Store) -> DiffusionPanel:
     api_fwd = gr.Button(visible=False)
     api_fwd.click(panel.forward, forward_inputs, forward_outputs, api_name="diffusion_forward")
 
-    model.change(panel.on_model, [model, steps], [steps, spacing], api_name=False, show_progress="hidden").then(
+    model.change(panel.page_value, [model], [in_page], api_name=False, show_progress="hidden").then(
+        panel.on_model, [model, steps], [steps, spacing], api_name=False, show_progress="hidden").then(
         panel.on_model_classes, [model], [label], api_name=False, show_progress="hidden")
+    page_btn.click(panel.standalone, [model], [page_file], api_name="diffusion_standalone_page").then(
+        lambda: gr.File(visible=True), None, page_file, api_name=False)
     run_inputs = [model, sampler, steps, eta, label, guidance, seed, batch, spacing]
     run_event = run_btn.click(panel.run, run_inputs, [frame, status, scrub], api_name="diffusion_run",
                               show_progress="hidden", **runs)
@@ -489,7 +718,8 @@ def build(store: Store) -> DiffusionPanel:
                                                                                if n in pixel]),
                            (cmp_latent, lambda: [n for n in panel.model_names() if n in latent])]
     panel.components = dict(forward=forward_inputs, forward_outputs=forward_outputs, model=model, run=run_btn,
-                            stop=stop_btn, frame=frame, status=status, scrub=scrub)
-    panel.opens = [(panel.on_open, forward_inputs, [*forward_outputs, tradeoff_img, tradeoff_text],
+                            stop=stop_btn, frame=frame, status=status, scrub=scrub, in_page=in_page)
+    panel.opens = [(panel.page_value, [model], [in_page], dict(show_progress="hidden")),
+                   (panel.on_open_page, [model], [forward_page, tradeoff_img, tradeoff_text],
                     dict(show_progress="hidden"))]
     return panel

@@ -1,11 +1,15 @@
 """"Download as a page": one self-contained HTML file with a model's map, its ONNX decoder and the
 onnxruntime-web runtime inlined, running the Latent grid's own page code. It works opened from disk
-(file://), offline, with no Python and no request leaving the page."""
+(file://), offline, with no Python and no request leaving the page.
+
+The Diffusion panel's page (:func:`write_diffusion_page`) is built the same way: the model's eps network
+(ONNX), for a latent model its VAE's decoder, the sampler (web/diffusion.js) and the runtime."""
 from __future__ import annotations
 
 import base64
 import html
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -80,6 +84,48 @@ def write_page(store, model: dict, out: str | Path | None = None) -> Path:
                 .replace("@@WASM@@", wasm))
     if out is None:
         out = Path(tempfile.mkdtemp(prefix="lsx-page-")) / f"{name.replace('/', '-')}-latent-grid.html"
+    out = Path(out)
+    out.write_text(page)
+    return out
+
+
+DIFFUSION_NOTE = """Press Run: the reverse chain (DDPM or DDIM) runs in this page, x_t beside the predicted x_0
+after every step. Everything runs in this page: the model's noise predictor (ONNX, exported from the checkpoint's
+weights, SHA-256 @@SHA@@), @@DECODER@@the sampler and onnxruntime-web @@ORTV@@. Made by Latent Space Explorer."""
+
+
+def write_diffusion_page(store, page_models, name: str, out: str | Path | None = None) -> Path:
+    """Write the standalone Diffusion page for diffusion checkpoint ``name`` (its UNet and, for a latent model,
+    its codes' decoder inlined, with the runtime and web/diffusion.js); returns its path."""
+    zoo = store.zoo
+    path = export.unet_cached(zoo, name) or export.build_unet(zoo, name)
+    spec = page_models.spec(name)
+    sha = export.weights_sha256(zoo, name)
+    spec.update(sha=sha, note="", building=False)
+    props = {"value": spec, "inline_unet": base64.b64encode(Path(path).read_bytes()).decode()}
+    decoder_note = ""
+    if spec["space"] == "latent":
+        vae = spec["decoder"]["name"] if spec.get("decoder") else None
+        if not vae:
+            raise ValueError(f"{name}: {spec['note'] or 'its codes have no in-page decoder'}")
+        dpath = export.cached(zoo, vae) or export.build(zoo, vae)
+        spec["decoder"] = dict(spec["decoder"], sha=export.weights_sha256(zoo, vae), note="", building=False)
+        props["inline_decoder"] = base64.b64encode(Path(dpath).read_bytes()).decode()
+        decoder_note = f"the decoder of its codes ({html.escape(vae)}), "
+    vendor = json.loads((RUNTIME_DIR / "VENDOR.json").read_text())
+    note = (DIFFUSION_NOTE.replace("@@SHA@@", sha[:16] + "…").replace("@@DECODER@@", decoder_note)
+            .replace("@@ORTV@@", html.escape(vendor["version"])))
+    page = re.sub(r'<p class="note">.*?</p>', lambda _: f'<p class="note">{note}</p>', PAGE, count=1, flags=re.S)
+    page = page.replace("@@CSS@@", source("diffusion.css"))
+    page = (page.replace("@@TITLE@@", html.escape(name) + " · diffusion")
+                .replace("@@MODEL@@", _embed(json.dumps(props)))
+                .replace("@@LSX@@", source("lsx.js"))
+                .replace("@@PANEL@@", source("diffusion.js"))
+                .replace("LSX.mount('latent_grid'", "LSX.mount('diffusion'")
+                .replace("@@ORT@@", _embed((RUNTIME_DIR / "ort.wasm.bundle.min.mjs").read_text()))
+                .replace("@@WASM@@", base64.b64encode((RUNTIME_DIR / f"{RUNTIME_WASM}.gz").read_bytes()).decode()))
+    if out is None:
+        out = Path(tempfile.mkdtemp(prefix="lsx-page-")) / f"{name.replace('/', '-')}-diffusion.html"
     out = Path(out)
     out.write_text(page)
     return out

@@ -127,6 +127,7 @@ window.LSX = window.LSX || (() => {
     return bytes;
   }
 
+  L.cached = cached; L.keep = keep;  // Cache Storage by key (the Diffusion panel keeps its UNet there too)
   L.serverDecoder = serverDecoder;  // a panel can draw its first image through the server while the runtime loads
 
   // spec: {name, dim, sha (null when the model has no ONNX yet), note}; server: the component's server
