@@ -250,7 +250,7 @@ class AttributePanel(Panel):
             j, codes, negated = fg
             q = heads[j][:, codes].sum(1)
             return 1 - q if negated else q
-        return {f"p({group_a})": prob(group_a), f"p({group_b})": prob(group_b)}, "classifier probability"
+        return {f"p({group_a})": prob(group_a), f"p({group_b})": prob(group_b)}, plotting.PROBABILITY
 
     def strip(self, name: str, z: np.ndarray, v: np.ndarray, k: float, s: float, group_a: str, group_b: str):
         strengths = np.linspace(-k, k, STRIP)

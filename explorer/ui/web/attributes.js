@@ -126,7 +126,7 @@ function showSlider() {
   const r = q('.lsxa-s'), o = q('.lsxa-sout'); if (!r) return;
   if (AT.model) {
     const [lo, hi, step] = AT.model.range; r.min = lo; r.max = hi; r.step = step; r.disabled = false;
-    if (document.activeElement !== r) r.value = AT.s;
+    if (+r.value !== AT.s) r.value = AT.s;  // also when focused: a new Apply's strength moves the handle
   }
   o.textContent = signed(AT.s);
 }

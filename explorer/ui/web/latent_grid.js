@@ -140,7 +140,9 @@ function showInfo() {
   q('.lsxg-z').innerHTML = `<b>z</b> (${M.dim}-D) = [${shown}${M.dim > 8 ? ', …' : ''}]`;
   const sl = q('.lsxg-sliders');
   M.axes.forEach((_, i) => { const r = sl.querySelector(`input[data-axis="${i}"]`), o = sl.querySelector(`output[data-axis="${i}"]`);
-    if (r && document.activeElement !== r) r.value = LG.values[i]; if (o) o.textContent = fmt(LG.values[i], M.digits[i]); });
+    // every handle follows the point, the focused slider too (a map click after a slide leaves the focus on the
+    // slider); the one being dragged already holds this value, so setting it is a no-op there
+    if (r && +r.value !== LG.values[i]) r.value = LG.values[i]; if (o) o.textContent = fmt(LG.values[i], M.digits[i]); });
 }
 function setMode() {
   const d = LG.decoder, el = q('.lsxg-mode'); if (!el) return;

@@ -76,8 +76,10 @@ function draw() {
   if (!scatter || scatter.d !== d) drawScatter(d, g);
   ctx.drawImage(scatter, 0, 0);
   ctx.setTransform(g.dpr, 0, 0, g.dpr, 0, 0);
-  const mark = (i, text, color) => {
+  const marks = api.drawn = [];  // what was marked, for tests: {kind: 'pick'|'hover', row, label}
+  const mark = (i, text, color, kind = 'pick') => {
     if (i === null || i === undefined || i < 0 || i >= d.x.length) return;
+    marks.push({kind, row: i, label: text});
     const [x, y] = px(d, g, i);
     ctx.lineWidth = 2.5; ctx.strokeStyle = 'white'; ctx.beginPath(); ctx.arc(x, y, 8, 0, 2 * Math.PI); ctx.stroke();
     ctx.lineWidth = 1.8; ctx.strokeStyle = color; ctx.beginPath(); ctx.arc(x, y, 8, 0, 2 * Math.PI); ctx.stroke();
@@ -89,9 +91,11 @@ function draw() {
     ctx.setLineDash([4, 4]); ctx.strokeStyle = '#333'; ctx.lineWidth = 1.2;
     ctx.beginPath(); ctx.moveTo(ax, ay); ctx.lineTo(bx, by); ctx.stroke(); ctx.setLineDash([]);
   }
-  mark(sel[0], sel.length === 2 ? 'A' : '', '#1f3a93');
-  mark(sel.length === 2 ? sel[1] : null, 'B', '#c0392b');
-  mark(hover, '', '#111');
+  // two picks are A and B; a single pick (sel = [null, i]: the first click, or the DAE's one) is a plain marker
+  const two = sel.length === 2 && sel[0] !== null && sel[0] >= 0;
+  mark(two ? sel[0] : null, 'A', '#1f3a93');
+  mark(sel.length ? sel[sel.length - 1] : null, two ? 'B' : '', '#c0392b');
+  mark(hover, '', '#111', 'hover');
   const legend = q('.lsx-legend');
   const key = d.classes.join('|');
   if (legend.dataset.key !== key) {
@@ -181,6 +185,7 @@ const api = {
   code: (idx) => { const L = latent(), r = rowIndex(idx); return L && r >= 0 && r < codes.length ? codes[r] : null; },
   label: (idx) => { const d = data(), r = rowIndex(idx); return d && r >= 0 ? d.classes[d.c[r]] : ''; },
   thumb,
+  marks: () => (api.drawn || []).slice(),
   order: hostId,
 };
 // For tests and scripting: window.lsxMaps[elem_id].pixel(row) is the canvas pixel of a data row.
