@@ -146,3 +146,81 @@ def test_tiny_probabilities_are_plotted_on_a_readable_probability_axis():
     fig = plotting.measured_curve(xs, {"ink": np.linspace(30, 90, 9)}, "strength s", "measured ink")
     _, ticks = _tick_texts(fig)
     assert not any(t.endswith("%") for t in ticks)
+
+
+# --- (b), (d), (e) the Attribute vectors panel ----------------------------------------------------------------
+
+ATTR_READY = ("() => { const A = window.lsxAttributes; return A && A.decoder && A.frames > 0 && A.stripFrames > 0"
+              " && A.model; }")
+
+
+@pytest.fixture(scope="module")
+def attributes_page(browser, served_app):
+    _, _, store = served_app
+    store.decoders.warm(["digits/ae-16"])
+    pg = browser.new_page(viewport={"width": 1280, "height": 720})
+    pg.goto(served_app[0])
+    pg.get_by_role("tab", name="Attribute vectors").click()
+    pg.wait_for_function(ATTR_READY, timeout=120_000)
+    pg.wait_for_function("() => document.querySelector('#attr-strip img')?.complete && "
+                         "document.querySelectorAll('#attr-worst img').length === 8", timeout=120_000)
+    pg.wait_for_timeout(1500)
+    yield pg
+    pg.close()
+
+
+@pytest.mark.browser
+def test_the_strip_is_drawn_once_in_the_page_and_the_server_draws_only_the_measurement(attributes_page, served_app):
+    pg = attributes_page
+    assert pg.evaluate("() => window.lsxAttributes.stripFrames") >= 1  # the page drew the strip
+    w, h = pg.evaluate("() => { const i = document.querySelector('#attr-strip img'); return [i.naturalWidth, i.naturalHeight]; }")
+    assert h / w < 0.4, (w, h)  # the measured curve alone (7 x 2.2 in), no second strip above it (7 x 3.3 in)
+    # a script (no page) still gets the strip with its measurement from /attribute
+    _, demo, _ = served_app
+    strip = demo.panels["attributes"].on_apply("digits/ae-16", "7", "1", "Test image", 5, None, 1.0, 2.0)[3]
+    assert strip.shape[0] / strip.shape[1] > 0.4, strip.shape
+
+
+def _choose(pg, elem_id, option):
+    pg.locator(f"#{elem_id} input").click()
+    pg.get_by_role("option", name=option, exact=True).click()
+
+
+@pytest.mark.browser
+def test_a_new_preset_brings_an_input_of_its_group_b_and_a_fresh_view(attributes_page):
+    pg = attributes_page
+    before = pg.evaluate("() => ({a: window.lsxAttributes.model.a, b: window.lsxAttributes.model.b})")
+    assert before == {"a": "7", "b": "1"}
+    _choose(pg, "attr-preset", "3 → 8")
+    pg.wait_for_function("() => window.lsxAttributes.model.a === '8' && window.lsxAttributes.model.b === '3'",
+                         timeout=30_000)
+    what = pg.evaluate("() => window.lsxAttributes.model.what")
+    assert what.endswith("(3)"), what  # the input is now an image of the preset's group B
+    pg.wait_for_function("() => document.querySelector('#attr-note')?.innerText.includes('(3)')", timeout=30_000)
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width,height", [(1280, 720), (1920, 1080)])
+def test_the_anomaly_gallery_shows_whole_captions_and_whole_images(attributes_page, width, height):
+    pg = attributes_page
+    pg.set_viewport_size({"width": width, "height": height})
+    pg.locator("#attr-worst").scroll_into_view_if_needed()
+    pg.wait_for_timeout(500)
+    got = pg.evaluate("""() => {
+      const g = document.querySelector('#attr-worst'), box = g.getBoundingClientRect();
+      const caps = Array.from(g.querySelectorAll('.caption-label'));
+      // digits' class names are short: give every caption the length of a Fashion-MNIST one
+      caps.forEach(c => { c.textContent = '#9999 T-shirt/top · 0.0123'; });
+      const inside = r => r.top >= box.top - 1 && r.bottom <= box.bottom + 1 && r.left >= box.left - 1 && r.right <= box.right + 1;
+      return {captions: caps.map(c => ({sw: c.scrollWidth, cw: c.clientWidth, inside: inside(c.getBoundingClientRect())})),
+              images: Array.from(g.querySelectorAll('img')).map(i => { const r = i.getBoundingClientRect();
+                return {fit: getComputedStyle(i).objectFit, w: r.width, h: r.height, nw: i.naturalWidth,
+                        nh: i.naturalHeight, inside: inside(r)}; })};
+    }""")
+    assert len(got["images"]) == 8 and len(got["captions"]) == 8, got
+    for c in got["captions"]:
+        assert c["sw"] <= c["cw"] + 1 and c["inside"], c  # nothing of the caption is cut
+    for im in got["images"]:
+        assert im["inside"], im  # not cut by the gallery's box
+        # the whole image is shown: scaled to fit its box, or a box of the image's own shape
+        assert im["fit"] in ("contain", "scale-down") or abs(im["w"] / im["h"] - im["nw"] / im["nh"]) < 0.02, im

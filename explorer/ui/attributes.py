@@ -76,6 +76,9 @@ class AttributePanel(Panel):
         # had before (the tab's first Apply or anomaly histogram) must not overwrite the new model's results
         self._current = TTLCache(maxsize=4096, ttl=3600)
         self._current_lock = threading.Lock()
+        # sessions whose page draws the strip itself (on_live has sent it z and v): their Apply draws only the
+        # measurement on the server, so the strip is drawn once; scripts get the strip with its measurement
+        self._paged = TTLCache(maxsize=4096, ttl=3600)
 
     def _stale(self, name: str, request) -> bool:
         """True when this event's session has switched to another model since the event began."""
@@ -252,13 +255,23 @@ class AttributePanel(Panel):
             return 1 - q if negated else q
         return {f"p({group_a})": prob(group_a), f"p({group_b})": prob(group_b)}, plotting.PROBABILITY
 
-    def strip(self, name: str, z: np.ndarray, v: np.ndarray, k: float, s: float, group_a: str, group_b: str):
+    def strip(self, name: str, z: np.ndarray, v: np.ndarray, k: float, s: float, group_a: str, group_b: str,
+              images_too: bool = True):
+        """The strip z + s·v for s = −k … +k over its measurement (``images_too`` False: the measurement alone,
+        for a page that draws the strip itself)."""
         strengths = np.linspace(-k, k, STRIP)
         images = self.decode(name, latents.along(z, v, strengths))
         curves, ylabel = self.measure(name, images, group_a, group_b)
+        title = f"z + s·v,  v = mean({group_a}) − mean({group_b})"
+        if not images_too:
+            return plotting.Raster.pixels_of(plotting.measured_curve(
+                strengths, curves, "strength s", ylabel, title=f"Measured along the strip: {title}", marker=s))
         return plotting.Raster.pixels_of(plotting.strip_with_curve(
-            images, strengths, curves, "strength s", ylabel, title=f"z + s·v,  v = mean({group_a}) − mean({group_b})",
-            marker=s))
+            images, strengths, curves, "strength s", ylabel, title=title, marker=s))
+
+    def _page_draws_strip(self, request) -> bool:
+        session = getattr(request, "session_hash", None)
+        return session is not None and session in self._paged
 
     # --- handlers -----------------------------------------------------------------------------
 
@@ -302,7 +315,8 @@ class AttributePanel(Panel):
                 shown = plotting.Raster.pixels_of(plotting.image_row([x, recon],
                                                                      [f"model input {size}", "reconstruction"]))
             out = self.decode(name, z + strength * v)[0]
-            strip = self.strip(name, z, v, k, strength, group_a, group_b)
+            strip = self.strip(name, z, v, k, strength, group_a, group_b,
+                               images_too=not self._page_draws_strip(request))
             counts = self.vector_note(name, group_a, group_b)
         note = f"{what}. {counts} |v| = {np.linalg.norm(v):.2f}, |z| = {np.linalg.norm(z):.2f}."
         if self._stale(name, request):
@@ -326,7 +340,11 @@ class AttributePanel(Panel):
         """Apply, for the page: the live component's new value (z, v and the decoder spec)."""
         if self._stale(name, request):
             return gr.skip()
-        return gr.HTML(value=self.page_state(name, group_a, group_b, source, index, upload, strength, k))
+        state = self.page_state(name, group_a, group_b, source, index, upload, strength, k)
+        session = getattr(request, "session_hash", None)
+        if session is not None:
+            self._paged[session] = True
+        return gr.HTML(value=state)
 
     def on_commit(self, evt: gr.SelectData):
         """The page's strength after a drag (sent once, on release): kept for the next Apply."""
@@ -521,8 +539,8 @@ def build(store: Store) -> AttributePanel:
                            server_functions=server_functions(store, store.decoders))
             k = gr.Slider(*STRIP_K[:2], value=2.0, step=STRIP_K[2], label="Strip range ±k",
                           info="the strip above and the measurement below span s = −k … +k", elem_id="attr-k")
-            gr.Markdown("**Measured along the strip**: drawn on the server at Apply (decoded there too): the "
-                        "pixel property, or the classifier's probability, of each image; the dashed line is s at Apply.",
+            gr.Markdown("**Measured along the strip above**: the pixel property, or the classifier's probability, "
+                        "of each image (decoded and measured on the server at Apply); the dashed line is s at Apply.",
                         elem_id="attr-strip-note")
             strip = gr.Image(show_label=False, interactive=False, elem_id="attr-strip", buttons=["download"])
             # Scripting: the strength Apply uses (the page reports where its slider was left) and the
@@ -552,7 +570,10 @@ def build(store: Store) -> AttributePanel:
             anomaly_text = gr.Markdown(elem_id="attr-auc")
         hist = gr.Image(show_label=False, interactive=False, scale=3, elem_id="attr-hist", buttons=["download"])
     gr.Markdown("**Most anomalous test images** (highest reconstruction error)")
-    worst = gr.Gallery(show_label=False, columns=8, height=170, elem_id="attr-worst", allow_preview=False)
+    # height "auto" and "contain": the whole image and its caption at any width (a fixed 170 px cut both off);
+    # the captions wrap (attributes.css)
+    worst = gr.Gallery(show_label=False, columns=8, height="auto", object_fit="contain", elem_id="attr-worst",
+                       allow_preview=False)
     explanation("The formulas", EXPLANATION, open=False)
 
     common = dict(concurrency_id="model")
@@ -572,7 +593,13 @@ def build(store: Store) -> AttributePanel:
     # the page decodes every strength itself; the server hears where the slider was left
     live.select(panel.on_commit, None, strength, api_name=False, show_progress="hidden", trigger_mode="always_last")
     applied(k.release(lambda: None, None, None, api_name=False, show_progress="hidden"))
-    preset.change(panel.on_preset, [model, preset], [group_a, group_b], api_name=False)
+    # A preset chosen by hand brings an input of its group B and Apply: the view never shows the previous input
+    # under a new vector's name. (A model change sets the preset and groups itself, then applies: on_model.)
+    applied(preset.input(panel.on_preset, [model, preset], [group_a, group_b], api_name=False).then(
+        lambda m, b: panel.random_index(m, b, seed=0), [model, group_b], index, api_name=False).then(
+        lambda m: panel.input_kinds(m)[0], model, source, api_name=False))
+    for g in (group_a, group_b):  # groups chosen by hand: a new vector for the same input
+        applied(g.input(lambda: None, None, None, api_name=False, show_progress="hidden"))
     event = applied(model.change(panel.on_model, model, [preset, group_a, group_b, source, index, upload, rand],
                                  api_name=False, **common))
     event.then(panel.effects_table, model, effects_md, api_name=False, **common).then(
