@@ -558,6 +558,9 @@ def sweep_chart(summary: dict, levels: list[str], stage2s, stage1: int, title: s
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(15.5, 3.4), dpi=DPI, layout="constrained")
+    # the top 12 % (~40 px) left blank: the app's image toolbar (download, full screen) sits over the top right
+    # corner, where it covered the last chart's title
+    fig.get_layout_engine().set(rect=(0, 0, 1, 0.88))
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(SWEEP_METRICS), squeeze=False)[0]
     xs = np.arange(len(levels))
