@@ -334,6 +334,7 @@ class AttributePanel(Panel):
         self._seq = getattr(self, "_seq", 0) + 1
         return {"name": name, "dim": int(len(z)), "z": z.tolist(), "v": v.tolist(), "s": strength, "k": k,
                 "strip": STRIP, "range": list(STRENGTH), "a": group_a, "b": group_b, "what": what,
+                "index": None if source == "Upload" else int(index),
                 "decoder": spec, "seq": self._seq}
 
     def on_live(self, name, group_a, group_b, source, index, upload, strength, k, request: gr.Request = None):
@@ -386,6 +387,27 @@ class AttributePanel(Panel):
                 gr.Number(label="Generated sample index" if gen else "Test image index"),
                 gr.File(visible=not gen),  # an upload needs an encoder to find its code
                 gr.Button("Random sample of group B" if gen else "Random image of group B"))
+
+    def on_open(self, name, group_a, group_b, request: gr.Request = None):
+        """The tab is opened: the groups and input a linked URL names (?a=, ?b=, ?index=; for this model, when it
+        names one), else a seeded image of group B."""
+        from .url_state import query
+
+        q = query(request)
+        if q.get("model") not in (None, name):
+            q = {}
+        if not name:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        groups, preset = self.groups(name), gr.skip()
+        if q.get("a") in groups and q.get("b") in groups and q["a"] != q["b"]:
+            group_a, group_b = q["a"], q["b"]
+            # the menu names the preset of these groups, or none (groups chosen by hand)
+            preset = next((k for k, ab in self.presets(name).items() if ab == (group_a, group_b)), None)
+        try:
+            index = whole(q["index"], "index", 0, len(self.samples(name).codes) - 1)
+        except (KeyError, gr.Error):
+            index = self.random_index(name, group_b, seed=0)
+        return preset, group_a, group_b, index
 
     def random_index(self, name, group_b, seed=None):
         mask = self._mask(name, group_b)
@@ -615,7 +637,7 @@ def build(store: Store) -> AttributePanel:
                        api_name=False, **common)
     ood.change(panel.on_anomaly, anomaly_in, anomaly_out, api_name="anomaly", **common)
     pct.release(panel.on_anomaly, anomaly_in, anomaly_out, api_name=False, show_progress="hidden", **common)
-    panel.opens = [(lambda m, b: panel.random_index(m, b, seed=0), [model, group_b], index, {}),
+    panel.opens = [(panel.on_open, [model, group_a, group_b], [preset, group_a, group_b, index], {}),
                          (panel.on_live, apply_in, live, common),
                          (panel.on_apply, apply_in, apply_out, common),
                          (panel.effects_table, [model], [effects_md], common),

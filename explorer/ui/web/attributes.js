@@ -160,8 +160,25 @@ function bind() {
     if (!ev.target.classList || !ev.target.classList.contains('lsxa-s') || !AT.model) return;
     AT.commits += 1;
     trigger('select', {index: 0, value: {s: AT.s}});
+    LSX.state.set({s: AT.s}, {push: true});  // the strength in the URL (?s=), a new history entry
   });
 }
+// ?s= (a linked URL, or Back/Forward): the strength the slider shows, told to the server as a release would
+function strengthFromUrl() {
+  const M = AT.model, v = LSX.state.numbers('s');
+  if (!M || !v) return false;
+  const [lo, hi] = M.range, s = Math.min(hi, Math.max(lo, v[0]));
+  if (s === AT.s) return true;
+  AT.s = s; showSlider(); decodeLive(); drawStrip();
+  trigger('select', {index: 0, value: {s: AT.s}});
+  return true;
+}
+LSX.state.on(['s'], strengthFromUrl);
+// Back/Forward to other groups or another input: the server applies them, from the URL, as for a linked page
+LSX.state.on(['a', 'b', 'index'], v => {
+  const M = AT.model;
+  if (M && (v.a !== M.a || v.b !== M.b || String(v.index) !== String(M.index))) location.reload();
+});
 
 // ---- props from the server
 async function fromValue() {
@@ -174,7 +191,12 @@ async function fromValue() {
   }
   if (AT.model && AT.model.seq === M.seq) { redrawAll(); return; }  // a re-render of the same state
   const sameDecoder = AT.model && AT.decoder && AT.model.name === M.name && AT.model.decoder.sha === M.decoder.sha;
+  const first = !AT.model;
   AT.model = M; AT.s = M.s; AT.strip = null; AT.stripCanvas = null;
+  if (first) strengthFromUrl();  // the first Apply of a linked URL takes its strength
+  // the groups and the input in the URL (?a=, ?b=, ?index=; the server reads them when the tab opens): each
+  // Apply after the first is a new history entry
+  LSX.state.set({model: M.name, a: M.a, b: M.b, index: M.index, s: AT.s}, {push: !first});
   if (!sameDecoder) AT.decoder = null;
   redrawAll();
   if (!AT.decoder) {
