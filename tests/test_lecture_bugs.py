@@ -207,10 +207,10 @@ def test_the_anomaly_gallery_shows_whole_captions_and_whole_images(attributes_pa
     pg.locator("#attr-worst").scroll_into_view_if_needed()
     pg.wait_for_timeout(500)
     got = pg.evaluate("""() => {
-      const g = document.querySelector('#attr-worst'), box = g.getBoundingClientRect();
-      const caps = Array.from(g.querySelectorAll('.caption-label'));
+      const g = document.querySelector('#attr-worst'), caps = Array.from(g.querySelectorAll('.caption-label'));
       // digits' class names are short: give every caption the length of a Fashion-MNIST one
       caps.forEach(c => { c.textContent = '#9999 T-shirt/top · 0.0123'; });
+      const box = g.getBoundingClientRect();
       const inside = r => r.top >= box.top - 1 && r.bottom <= box.bottom + 1 && r.left >= box.left - 1 && r.right <= box.right + 1;
       return {captions: caps.map(c => ({sw: c.scrollWidth, cw: c.clientWidth, inside: inside(c.getBoundingClientRect())})),
               images: Array.from(g.querySelectorAll('img')).map(i => { const r = i.getBoundingClientRect();
@@ -224,3 +224,20 @@ def test_the_anomaly_gallery_shows_whole_captions_and_whole_images(attributes_pa
         assert im["inside"], im  # not cut by the gallery's box
         # the whole image is shown: scaled to fit its box, or a box of the image's own shape
         assert im["fit"] in ("contain", "scale-down") or abs(im["w"] / im["h"] - im["nw"] / im["nh"]) < 0.02, im
+
+
+# --- part 4: what a lecturer reaches for next -------------------------------------------------------------------
+
+@pytest.mark.browser
+def test_the_strip_carries_the_classifiers_top_class_and_probability_under_each_image(attributes_page, served_app):
+    pg = attributes_page
+    pg.wait_for_function("() => { const L = window.lsxAttributes.labels(); return L && L.top.length === 9; }",
+                         timeout=30_000)
+    got = pg.evaluate("() => ({L: window.lsxAttributes.labels(), M: window.lsxAttributes.model})")
+    L, M = got["L"], got["M"]
+    # the server's classifier on the strip's own images: the same as the panel's measurement at these strengths
+    _, demo, _ = served_app
+    panel = demo.panels["attributes"]
+    want = panel.strip_labels(M["name"], M["a"], M["b"], "Test image", M["index"], None, M["s"], M["k"])
+    assert L["top"] == want["top"] and L["p"] == pytest.approx(want["p"], abs=1e-4)
+    assert all(t in panel.samples(M["name"]).classes for t in L["top"]) and all(0 < p <= 1 for p in L["p"])

@@ -269,6 +269,29 @@ class AttributePanel(Panel):
         return plotting.Raster.pixels_of(plotting.strip_with_curve(
             images, strengths, curves, "strength s", ylabel, title=title, marker=s))
 
+    @torch.no_grad()
+    def strip_labels(self, name, group_a, group_b, source, index, upload, strength, k) -> dict | None:
+        """The in-project classifier's top class and its probability for each image of the strip (s = −k … +k),
+        for the page to write under its tiles; None without a classifier."""
+        with page_errors():
+            clf = self.store.classifier(self.store.dataset_of(name))
+            if clf is None:
+                return None
+            k = number(k, "strip range", *STRIP_K[:2])
+            _, what, z, v = self.prepare(name, group_a, group_b, source, index, upload)
+            strengths = np.linspace(-k, k, STRIP)
+            images = self.decode(name, latents.along(z, v, strengths))  # as measure() reads them
+            p = clf.predict_proba(latents.from_display(images)).cpu().numpy()
+        classes = self.samples(name).classes
+        top = p.argmax(1)
+        return {"name": name, "a": group_a, "b": group_b, "k": float(k), "what": what,
+                "top": [classes[int(i)] for i in top], "p": [round(float(p[j, i]), 4) for j, i in enumerate(top)]}
+
+    def on_labels(self, name, group_a, group_b, source, index, upload, strength, k, request: gr.Request = None):
+        if self._stale(name, request):
+            return gr.skip()
+        return gr.HTML(labels=self.strip_labels(name, group_a, group_b, source, index, upload, strength, k) or {})
+
     def _page_draws_strip(self, request) -> bool:
         session = getattr(request, "session_hash", None)
         return session is not None and session in self._paged
@@ -389,25 +412,26 @@ class AttributePanel(Panel):
                 gr.Button("Random sample of group B" if gen else "Random image of group B"))
 
     def on_open(self, name, group_a, group_b, request: gr.Request = None):
-        """The tab is opened: the groups and input a linked URL names (?a=, ?b=, ?index=; for this model, when it
-        names one), else a seeded image of group B."""
+        """The tab is opened: the groups and input a linked URL names (?a=, ?b=, ?index=, when they are this model's),
+        else the menus' groups and a seeded image of group B."""
         from .url_state import query
 
         q = query(request)
-        if q.get("model") not in (None, name):
-            q = {}
         if not name:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        groups, preset = self.groups(name), gr.skip()
+        groups, presets = self.groups(name), self.presets(name)
+        if group_a not in groups or group_b not in groups:  # menus still holding another dataset's groups
+            group_a, group_b = presets[next(iter(presets))] if presets else (groups[0], groups[1])
         if q.get("a") in groups and q.get("b") in groups and q["a"] != q["b"]:
             group_a, group_b = q["a"], q["b"]
-            # the menu names the preset of these groups, or none (groups chosen by hand)
-            preset = next((k for k, ab in self.presets(name).items() if ab == (group_a, group_b)), None)
+        # the menu names the preset of these groups, or none (groups chosen by hand)
+        preset = next((k for k, ab in presets.items() if ab == (group_a, group_b)), None)
         try:
             index = whole(q["index"], "index", 0, len(self.samples(name).codes) - 1)
         except (KeyError, gr.Error):
             index = self.random_index(name, group_b, seed=0)
-        return preset, group_a, group_b, index
+        return (gr.Dropdown(choices=list(presets), value=preset), gr.Dropdown(choices=groups, value=group_a),
+                gr.Dropdown(choices=groups, value=group_b), index)
 
     def random_index(self, name, group_b, seed=None):
         mask = self._mask(name, group_b)
@@ -557,7 +581,7 @@ def build(store: Store) -> AttributePanel:
         with gr.Column(scale=5, min_width=360):
             live = gr.HTML(value={"message": "Press Apply: the page then decodes z + s·v as you drag."},
                            html_template='<div class="lsxa-host"></div>', **page_code("attributes"),
-                           elem_id="attr-live", apply_default_css=False,
+                           elem_id="attr-live", apply_default_css=False, labels={},
                            server_functions=server_functions(store, store.decoders))
             k = gr.Slider(*STRIP_K[:2], value=2.0, step=STRIP_K[2], label="Strip range ±k",
                           info="the strip above and the measurement below span s = −k … +k", elem_id="attr-k")
@@ -608,10 +632,12 @@ def build(store: Store) -> AttributePanel:
         """After ``event``: the page gets z, v and the decoder first (it draws at once), then the server
         draws the input, the note and the measured strip (the /attribute endpoint's work)."""
         return event.success(panel.on_live, apply_in, live, api_name=False, show_progress="hidden", **common).success(
-            panel.on_apply, apply_in, apply_out, api_name=False, show_progress="hidden", **common)
+            panel.on_apply, apply_in, apply_out, api_name=False, show_progress="hidden", **common).success(
+            panel.on_labels, apply_in, live, api_name=False, show_progress="hidden", **common)
 
     apply.click(panel.on_live, apply_in, live, api_name=False, **common).success(
-        panel.on_apply, apply_in, apply_out, api_name="attribute", **common)
+        panel.on_apply, apply_in, apply_out, api_name="attribute", **common).success(
+        panel.on_labels, apply_in, live, api_name=False, show_progress="hidden", **common)
     # the page decodes every strength itself; the server hears where the slider was left
     live.select(panel.on_commit, None, strength, api_name=False, show_progress="hidden", trigger_mode="always_last")
     applied(k.release(lambda: None, None, None, api_name=False, show_progress="hidden"))
@@ -640,6 +666,7 @@ def build(store: Store) -> AttributePanel:
     panel.opens = [(panel.on_open, [model, group_a, group_b], [preset, group_a, group_b, index], {}),
                          (panel.on_live, apply_in, live, common),
                          (panel.on_apply, apply_in, apply_out, common),
+                         (panel.on_labels, apply_in, [live], common),
                          (panel.effects_table, [model], [effects_md], common),
                          (panel.on_anomaly, anomaly_in, anomaly_out, common),
                          (lambda m, a, b: panel.on_random_analogy(m, a, b, seed=0), [model, group_a, group_b],

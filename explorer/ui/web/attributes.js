@@ -9,7 +9,8 @@
 (window.lsxPanels = window.lsxPanels || {}).attributes = function (element, trigger, props, server, upload, watch) {
 const AT = {model: null, decoder: null, s: 1, times: [], frames: 0, stripFrames: 0, commits: 0,
             last: null, lastS: null, strip: null, stripS: null, stripMs: null, stripCanvas: null};
-window.lsxAttributes = AT;  // tests and benchmarks read AT.times (input event -> image drawn, ms), AT.last, AT.decoder.mode
+window.lsxAttributes = AT;
+AT.labels = () => labelsFor();  // tests: the labels drawn under the strip, or null  // tests and benchmarks read AT.times (input event -> image drawn, ms), AT.last, AT.decoder.mode
 const ESC = s => String(s).replace(/[&<>"]/g, c => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;'}[c]));
 const signed = (v, d = 2) => (v > 0 ? '+' : v < 0 ? '−' : '') + Math.abs(v).toFixed(d);
 
@@ -85,7 +86,8 @@ function drawStrip() {
   const c = q('.lsxa-strip'); if (!c || !AT.model) return;
   const dpr = window.devicePixelRatio || 1, w = Math.max(c.clientWidth || 560, 240);
   const n = AT.model.strip, pad = 10, gap = 6, tile = Math.min(72, (w - 2 * pad - gap * (n - 1)) / n);
-  const left = (w - n * tile - (n - 1) * gap) / 2, top = 8, h = Math.round(top + tile + 48);
+  const L = labelsFor(), lh = L ? 30 : 0;  // the classifier's top class and p under each tile (props.labels)
+  const left = (w - n * tile - (n - 1) * gap) / 2, top = 8, h = Math.round(top + tile + 48 + lh);
   if (c.width !== Math.round(w * dpr) || c.height !== Math.round(h * dpr)) {
     c.width = Math.round(w * dpr); c.height = Math.round(h * dpr); c.style.height = h + 'px'; AT.stripCanvas = null;
   }
@@ -108,7 +110,15 @@ function drawStrip() {
     ctx.fillStyle = '#eee';
     for (let i = 0; i < n; i++) ctx.fillRect(left + i * (tile + gap), top, tile, tile);
   }
-  const ss = strengths(), k = AT.model.k, y = top + tile;
+  const ss = strengths(), k = AT.model.k;
+  if (L) {
+    ctx.textAlign = 'center'; ctx.fillStyle = '#222';
+    L.top.forEach((c, i) => {
+      ctx.font = '600 11px sans-serif'; ctx.fillText(fitText(ctx, c, tile + gap - 2), cx(i), top + tile + 13);
+      ctx.font = '11px sans-serif'; ctx.fillText(`p = ${L.p[i] >= 0.995 ? L.p[i].toFixed(3) : L.p[i].toFixed(2)}`, cx(i), top + tile + 26);
+    });
+  }
+  const y = top + tile + lh;
   ctx.font = '11px sans-serif'; ctx.textAlign = 'center'; ctx.fillStyle = '#444';
   ss.forEach((s, i) => ctx.fillText(signed(s, 1), cx(i), y + 15));
   // the slider's strength on the strip's axis (tile centres are at -k .. +k); a tile at that strength is outlined
@@ -121,6 +131,19 @@ function drawStrip() {
   ctx.fillText(`s = ${signed(AT.s)}${inside ? '' : (AT.s < 0 ? ' (left of the strip)' : ' (right of the strip)')}`, xs, y + 42);
   const near = ss.findIndex(s => Math.abs(s - AT.s) < 1e-6);
   if (near >= 0) { ctx.strokeStyle = '#dc143c'; ctx.lineWidth = 2; ctx.strokeRect(left + near * (tile + gap) - 1.5, top - 1.5, tile + 3, tile + 3); }
+}
+// props.labels (the server's classifier at Apply), when they belong to the strip shown: same model, groups, input, k
+function labelsFor() {
+  const L = props.labels, M = AT.model;
+  if (!L || !L.top || !M || L.name !== M.name || L.a !== M.a || L.b !== M.b || L.what !== M.what || L.k !== M.k
+      || L.top.length !== M.strip) return null;
+  return L;
+}
+function fitText(ctx, text, width) {  // the text, cut with an ellipsis to fit `width` px
+  if (ctx.measureText(text).width <= width) return text;
+  let t = text;
+  while (t.length > 1 && ctx.measureText(t + '…').width > width) t = t.slice(0, -1);
+  return t + '…';
 }
 function showSlider() {
   const r = q('.lsxa-s'), o = q('.lsxa-sout'); if (!r) return;
@@ -196,7 +219,8 @@ async function fromValue() {
   if (first) strengthFromUrl();  // the first Apply of a linked URL takes its strength
   // the groups and the input in the URL (?a=, ?b=, ?index=; the server reads them when the tab opens): each
   // Apply after the first is a new history entry
-  LSX.state.set({model: M.name, a: M.a, b: M.b, index: M.index, s: AT.s}, {push: !first});
+  LSX.state.set(first ? {a: M.a, b: M.b, index: M.index, s: AT.s} : {model: M.name, a: M.a, b: M.b, index: M.index, s: AT.s},
+                {push: !first});  // (the model only once chosen here: ?model= sets every panel that offers it)
   if (!sameDecoder) AT.decoder = null;
   redrawAll();
   if (!AT.decoder) {
@@ -210,7 +234,7 @@ async function fromValue() {
   decodeLive(); decodeStrip();
 }
 if (!element.__lsxaBound) { element.__lsxaBound = true; bind(); }
-if (typeof watch === 'function') watch('value', fromValue);
+if (typeof watch === 'function') { watch('value', fromValue); watch('labels', () => { if (AT.model) drawStrip(); }); }
 new ResizeObserver(() => { if (AT.model) drawStrip(); }).observe(element);
 fromValue();
 };

@@ -306,11 +306,10 @@ async function fromModel() {
   LG.model = M; LG.model.sha = M.decoder.sha; LG.values = M.point.values.slice(); LG.residual = M.point.residual;
   LG.scatter = null; LG.gridKey = null; LG.gridImages = null; LG.gridMosaic = null; LG.decoder = null;
   const urlModel = LSX.state.get('model');
-  if (!urlModel || urlModel === M.name) {  // a linked URL's model (or none named): its prepared point, if it has one
-    if (!fromUrl() && !urlModel) LSX.state.set({model: M.name});
-  }
+  if (!urlModel || urlModel === M.name) fromUrl();  // a linked URL's model (or none named): its prepared point, if any
   else if (switched) LSX.state.set({model: M.name, point: null}, {push: true});  // Back returns to the previous one
   // else: the page's first model, while the URL names another that the server's URL load switches to
+  q('.lsxg-mapbox .lsxg-title').textContent = M.map_title || 'Encoded test set: hover to preview, click or drag to move the point';
   q('.lsxg-legend').innerHTML = M.classes.map((c, i) => `<span><span class="sw" style="background:${M.colors[i]}"></span>${ESC(c)}</span>`).join('');
   buildSliders(); setMode(); drawMap(); drawGrid(); showInfo();
     const pending = LSX.decoder(M.decoder, server, props.inline_onnx || null);
