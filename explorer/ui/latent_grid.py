@@ -170,13 +170,18 @@ class LatentGridPanel(Panel):
         digits = [_digits(lo, hi) for lo, hi in limits]
         values = self._clip(view, plane.center_)
         residual = np.zeros(view.latent_dim)
+        prior = self.is_prior(view)
+        if prior:
+            # the first prior sample, off-plane part included: a typical code (the centre of N(0, I) in 64-D is
+            # far from the shell of norm ~sqrt(D) where the samples lie, and decodes to a faint image)
+            values = self._clip(view, view.coords[0])
+            residual = plane.residual(view.codes[:1])[0]
         self._remember(request, name, list(values), residual.tolist())
         with page_errors():
             spec = self.store.decoders.spec(name)
-        colors = plotting.class_colors(len(view.classes))
-        prior = self.is_prior(view)
+        colors = plotting.class_colors(len(view.classes) - prior)
         if prior:  # the classifier's unsure samples in grey
-            colors[-1] = (0.72, 0.72, 0.72, 1.0)
+            colors = np.vstack([colors, (0.72, 0.72, 0.72, 1.0)])
         k = len(plane.components_)
         return {
             "name": name, "dim": view.latent_dim, "k": k, "identity": bool(plane.is_identity_),
