@@ -217,27 +217,76 @@ def interpolation_strips(rows: dict, ts: np.ndarray, norms: dict | None = None, 
     return fig
 
 
+PROBABILITY = "classifier probability"  # the y label that makes a curve's axis a probability axis (in %)
+
+
+def probability_axis(ax, values) -> None:
+    """Probabilities on ``ax`` in percent, always up to 100 %: a linear 0-100 % axis, or a log axis with decade
+    ticks (100 %, 1 %, 0.01 %, ...) when some probability is below 1 %, so that 4e-5 reads as "almost never"
+    instead of filling the plot on an axis in units of 1e-5."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v)]
+    small = v[v > 0].min() if (v > 0).any() else 1.0
+    if small < 0.01:
+        lo = max(10.0 ** np.floor(np.log10(small)), 1e-6)
+        ax.set_yscale("log")
+        ax.set_ylim(lo * 0.5, 1.5)
+        ax.yaxis.set_major_locator(LogLocator(base=10, numticks=12))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    else:
+        ax.set_ylim(-0.04, 1.04)
+        ax.set_yticks([0, 0.25, 0.5, 0.75, 1])
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda p, _: f"{p * 100:.6g}%"))
+
+
+def _curves(ax, xs, curves: dict, xlabel: str, ylabel: str, marker: float | None):
+    floor = 1e-6 if ylabel == PROBABILITY else None  # a probability of 0 on a log axis: drawn at the floor
+    for name, values in curves.items():
+        values = np.asarray(values, np.float64)
+        ax.plot(xs, values if floor is None else np.maximum(values, floor), marker="o", ms=3, label=name)
+    if marker is not None:
+        ax.axvline(marker, color="crimson", lw=1, ls="--", label="slider")
+    if ylabel == PROBABILITY:
+        probability_axis(ax, np.concatenate([np.ravel(v) for v in curves.values()]))
+    ax.set_xlabel(xlabel); ax.set_ylabel(ylabel); ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, frameon=False, loc="best")
+
+
 def strip_with_curve(images: np.ndarray, xs: np.ndarray, curves: dict, xlabel: str, ylabel: str,
                      title: str | None = None, marker: float | None = None):
     """A strip of decoded images over a line plot of measured values at the same positions
-    (``curves`` = {name: values}); ``marker`` draws a vertical line at that x."""
+    (``curves`` = {name: values}); ``marker`` draws a vertical line at that x. A ``ylabel`` of PROBABILITY
+    puts the values on a probability axis (probability_axis)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     # margins placed by hand: the constrained layout engine was half of the /attribute request's CPU (~180 ms)
     fig = Figure(figsize=(7.0, 3.3), dpi=DPI)
     FigureCanvasAgg(fig)
-    top, bottom = fig.subplots(2, 1, gridspec_kw={"height_ratios": [1.0, 1.5], "left": 0.1, "right": 0.98,
+    top, bottom = fig.subplots(2, 1, gridspec_kw={"height_ratios": [1.0, 1.5], "left": 0.15, "right": 0.98,
                                                   "top": 0.9 if title else 0.97, "bottom": 0.13, "hspace": 0.3})
     _strip(top, images)
     if title:
         top.set_title(title, fontsize=10, loc="left")
-    for name, values in curves.items():
-        bottom.plot(xs, values, marker="o", ms=3, label=name)
-    if marker is not None:
-        bottom.axvline(marker, color="crimson", lw=1, ls="--", label="slider")
-    bottom.set_xlabel(xlabel); bottom.set_ylabel(ylabel); bottom.grid(alpha=0.3)
-    bottom.legend(fontsize=8, frameon=False, loc="best")
+    _curves(bottom, xs, curves, xlabel, ylabel, marker)
+    return fig
+
+
+def measured_curve(xs: np.ndarray, curves: dict, xlabel: str, ylabel: str, title: str | None = None,
+                   marker: float | None = None):
+    """strip_with_curve's plot without the strip: for a page that draws the strip itself."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.0, 2.2), dpi=DPI)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots(1, 1, gridspec_kw={"left": 0.15, "right": 0.98, "top": 0.87 if title else 0.95,
+                                         "bottom": 0.2})
+    if title:
+        ax.set_title(title, fontsize=10, loc="left")
+    _curves(ax, xs, curves, xlabel, ylabel, marker)
     return fig
 
 
@@ -563,6 +612,9 @@ def sweep_chart(summary: dict, levels: list[str], stage2s, stage1: int, title: s
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(15.5, 3.4), dpi=DPI, layout="constrained")
+    # the top 12 % (~40 px) left blank: the app's image toolbar (download, full screen) sits over the top right
+    # corner, where it covered the last chart's title
+    fig.get_layout_engine().set(rect=(0, 0, 1, 0.88))
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(SWEEP_METRICS), squeeze=False)[0]
     xs = np.arange(len(levels))

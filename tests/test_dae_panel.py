@@ -135,6 +135,21 @@ def test_browser_opens_the_tab_and_a_click_decodes_with_both_models_in_the_page(
             page.locator("#dae-sweep").scroll_into_view_if_needed()
             page.wait_for_function("() => { const i = document.querySelector('#dae-sweep img');"
                                    " return i && i.complete && i.naturalWidth > 1000; }", timeout=30_000)
+            # the image's toolbar (download, full screen) covers nothing of the chart: no ink under it
+            ink = page.evaluate("""() => { const img = document.querySelector('#dae-sweep img');
+              const bar = document.querySelector('#dae-sweep .icon-button-wrapper');
+              const ir = img.getBoundingClientRect(), br = bar.getBoundingClientRect();
+              const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
+              const ctx = c.getContext('2d'); ctx.drawImage(img, 0, 0);
+              const s = Math.min(ir.width / img.naturalWidth, ir.height / img.naturalHeight);  // object-fit: contain
+              const ox = ir.left + (ir.width - img.naturalWidth * s) / 2, oy = ir.top + (ir.height - img.naturalHeight * s) / 2;
+              const x0 = Math.max(0, Math.floor((br.left - ox) / s)), x1 = Math.min(c.width, Math.ceil((br.right - ox) / s));
+              const y0 = Math.max(0, Math.floor((br.top - oy) / s)), y1 = Math.min(c.height, Math.ceil((br.bottom - oy) / s));
+              if (x1 <= x0 || y1 <= y0) return 0;
+              const d = ctx.getImageData(x0, y0, x1 - x0, y1 - y0).data; let n = 0;
+              for (let i = 0; i < d.length; i += 4) if (Math.min(d[i], d[i + 1], d[i + 2]) < 200) n++;
+              return n; }""")
+            assert ink == 0, ink
             text = page.locator("#dae-sweep-text").inner_text()
             assert "2 of 2 runs finished" in text and "DAE, stage-1 decoder: very weak" in text, text
             assert "No DAE point can be compared yet" in text  # digits has no classifier in this zoo

@@ -124,3 +124,23 @@ def test_a_late_result_for_the_model_a_session_left_is_not_drawn(planted, monkey
     assert panel.on_live(*args, request=me) == skip
     assert isinstance(panel.on_apply(*args, request=other)[0], np.ndarray)   # another student still on it
     assert isinstance(panel.on_apply(*args)[0], np.ndarray)                  # scripts (no session) always are
+
+
+def test_a_generator_is_on_the_latent_grid_through_a_plane_of_its_prior_samples(planted, monkeypatch):
+    from explorer.ui.latent_grid import LatentGridPanel
+
+    _, store, name = planted
+    view, gen = store.view(name), store.generated(name)
+    assert np.array_equal(view.codes, gen.codes) and view.coords.shape == (len(gen.codes), 6)
+    assert view.classes == ["dark", "light", "unsure (p < 0.9)"]
+    assert (view.labels == 2).sum() == (gen.labels < 0).sum() > 0  # the unsure samples: a class of their own
+    assert np.array_equal(view.labels[gen.labels >= 0], gen.labels[gen.labels >= 0])
+    grid = LatentGridPanel(store)
+    assert grid.is_prior(view) and "prior samples" in grid.headline(name)
+    # a point of the plane decodes like the generator's own decode of that code
+    monkeypatch.setattr(store.decoders, "decode", lambda n, z: store.model(n).decode(torch.as_tensor(z, dtype=torch.float32)))
+    values = grid.centre(name)
+    values[0] += 1.5
+    z = view.plane.inverse_transform(values[None])
+    want = store.model(name).decode(torch.as_tensor(z, dtype=torch.float32))[0, 0].numpy()
+    assert np.abs(grid.decode_coords(name, values) / 255 - want).max() <= 0.5 / 255 + 1e-6

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from . import attributes, dae, diffusion, http_api, latent_grid, projection, zoo
 from .. import plotting
+from . import attributes, dae, diffusion, http_api, latent_grid, projection, url_state, zoo
 from .panel import chain, presentation_scale
 from .store import Store
 from .sessions import lazy_session_configs
@@ -85,6 +85,7 @@ def build_app(store: Store, title: str = "Latent Space Explorer") -> gr.Blocks:
                 chain(tab.select, panel.opens)   # fill the panel when its tab is opened
                 chain(demo.load, panel.loads)    # what the first page shows at once
         demo.switch_dataset = wire_dataset_menu(store, dataset, panels)
+        url_state.wire(demo, panels)  # ?model= opens on that model (the page keeps the rest: web/lsx.js, LSX.state)
         def closed(request: gr.Request):  # Gradio injects the request only into an annotated parameter
             store.sessions.drop(store.sessions.key_of(request))
         demo.unload(closed)  # a closed tab frees what it left in the session cache

@@ -76,6 +76,9 @@ class AttributePanel(Panel):
         # had before (the tab's first Apply or anomaly histogram) must not overwrite the new model's results
         self._current = TTLCache(maxsize=4096, ttl=3600)
         self._current_lock = threading.Lock()
+        # sessions whose page draws the strip itself (on_live has sent it z and v): their Apply draws only the
+        # measurement on the server, so the strip is drawn once; scripts get the strip with its measurement
+        self._paged = TTLCache(maxsize=4096, ttl=3600)
 
     def _stale(self, name: str, request) -> bool:
         """True when this event's session has switched to another model since the event began."""
@@ -250,15 +253,48 @@ class AttributePanel(Panel):
             j, codes, negated = fg
             q = heads[j][:, codes].sum(1)
             return 1 - q if negated else q
-        return {f"p({group_a})": prob(group_a), f"p({group_b})": prob(group_b)}, "classifier probability"
+        return {f"p({group_a})": prob(group_a), f"p({group_b})": prob(group_b)}, plotting.PROBABILITY
 
-    def strip(self, name: str, z: np.ndarray, v: np.ndarray, k: float, s: float, group_a: str, group_b: str):
+    def strip(self, name: str, z: np.ndarray, v: np.ndarray, k: float, s: float, group_a: str, group_b: str,
+              images_too: bool = True):
+        """The strip z + s·v for s = −k … +k over its measurement (``images_too`` False: the measurement alone,
+        for a page that draws the strip itself)."""
         strengths = np.linspace(-k, k, STRIP)
         images = self.decode(name, latents.along(z, v, strengths))
         curves, ylabel = self.measure(name, images, group_a, group_b)
+        title = f"z + s·v,  v = mean({group_a}) − mean({group_b})"
+        if not images_too:
+            return plotting.Raster.pixels_of(plotting.measured_curve(
+                strengths, curves, "strength s", ylabel, title=f"Measured along the strip: {title}", marker=s))
         return plotting.Raster.pixels_of(plotting.strip_with_curve(
-            images, strengths, curves, "strength s", ylabel, title=f"z + s·v,  v = mean({group_a}) − mean({group_b})",
-            marker=s))
+            images, strengths, curves, "strength s", ylabel, title=title, marker=s))
+
+    @torch.no_grad()
+    def strip_labels(self, name, group_a, group_b, source, index, upload, strength, k) -> dict | None:
+        """The in-project classifier's top class and its probability for each image of the strip (s = −k … +k),
+        for the page to write under its tiles; None without a classifier."""
+        with page_errors():
+            clf = self.store.classifier(self.store.dataset_of(name))
+            if clf is None:
+                return None
+            k = number(k, "strip range", *STRIP_K[:2])
+            _, what, z, v = self.prepare(name, group_a, group_b, source, index, upload)
+            strengths = np.linspace(-k, k, STRIP)
+            images = self.decode(name, latents.along(z, v, strengths))  # as measure() reads them
+            p = clf.predict_proba(latents.from_display(images)).cpu().numpy()
+        classes = self.samples(name).classes
+        top = p.argmax(1)
+        return {"name": name, "a": group_a, "b": group_b, "k": float(k), "what": what,
+                "top": [classes[int(i)] for i in top], "p": [round(float(p[j, i]), 4) for j, i in enumerate(top)]}
+
+    def on_labels(self, name, group_a, group_b, source, index, upload, strength, k, request: gr.Request = None):
+        if self._stale(name, request):
+            return gr.skip()
+        return gr.HTML(labels=self.strip_labels(name, group_a, group_b, source, index, upload, strength, k) or {})
+
+    def _page_draws_strip(self, request) -> bool:
+        session = getattr(request, "session_hash", None)
+        return session is not None and session in self._paged
 
     # --- handlers -----------------------------------------------------------------------------
 
@@ -302,7 +338,8 @@ class AttributePanel(Panel):
                 shown = plotting.Raster.pixels_of(plotting.image_row([x, recon],
                                                                      [f"model input {size}", "reconstruction"]))
             out = self.decode(name, z + strength * v)[0]
-            strip = self.strip(name, z, v, k, strength, group_a, group_b)
+            strip = self.strip(name, z, v, k, strength, group_a, group_b,
+                               images_too=not self._page_draws_strip(request))
             counts = self.vector_note(name, group_a, group_b)
         note = f"{what}. {counts} |v| = {np.linalg.norm(v):.2f}, |z| = {np.linalg.norm(z):.2f}."
         if self._stale(name, request):
@@ -320,13 +357,18 @@ class AttributePanel(Panel):
         self._seq = getattr(self, "_seq", 0) + 1
         return {"name": name, "dim": int(len(z)), "z": z.tolist(), "v": v.tolist(), "s": strength, "k": k,
                 "strip": STRIP, "range": list(STRENGTH), "a": group_a, "b": group_b, "what": what,
+                "index": None if source == "Upload" else int(index),
                 "decoder": spec, "seq": self._seq}
 
     def on_live(self, name, group_a, group_b, source, index, upload, strength, k, request: gr.Request = None):
         """Apply, for the page: the live component's new value (z, v and the decoder spec)."""
         if self._stale(name, request):
             return gr.skip()
-        return gr.HTML(value=self.page_state(name, group_a, group_b, source, index, upload, strength, k))
+        state = self.page_state(name, group_a, group_b, source, index, upload, strength, k)
+        session = getattr(request, "session_hash", None)
+        if session is not None:
+            self._paged[session] = True
+        return gr.HTML(value=state)
 
     def on_commit(self, evt: gr.SelectData):
         """The page's strength after a drag (sent once, on release): kept for the next Apply."""
@@ -368,6 +410,28 @@ class AttributePanel(Panel):
                 gr.Number(label="Generated sample index" if gen else "Test image index"),
                 gr.File(visible=not gen),  # an upload needs an encoder to find its code
                 gr.Button("Random sample of group B" if gen else "Random image of group B"))
+
+    def on_open(self, name, group_a, group_b, request: gr.Request = None):
+        """The tab is opened: the groups and input a linked URL names (?a=, ?b=, ?index=, when they are this model's),
+        else the menus' groups and a seeded image of group B."""
+        from .url_state import query
+
+        q = query(request)
+        if not name:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        groups, presets = self.groups(name), self.presets(name)
+        if group_a not in groups or group_b not in groups:  # menus still holding another dataset's groups
+            group_a, group_b = presets[next(iter(presets))] if presets else (groups[0], groups[1])
+        if q.get("a") in groups and q.get("b") in groups and q["a"] != q["b"]:
+            group_a, group_b = q["a"], q["b"]
+        # the menu names the preset of these groups, or none (groups chosen by hand)
+        preset = next((k for k, ab in presets.items() if ab == (group_a, group_b)), None)
+        try:
+            index = whole(q["index"], "index", 0, len(self.samples(name).codes) - 1)
+        except (KeyError, gr.Error):
+            index = self.random_index(name, group_b, seed=0)
+        return (gr.Dropdown(choices=list(presets), value=preset), gr.Dropdown(choices=groups, value=group_a),
+                gr.Dropdown(choices=groups, value=group_b), index)
 
     def random_index(self, name, group_b, seed=None):
         mask = self._mask(name, group_b)
@@ -517,12 +581,12 @@ def build(store: Store) -> AttributePanel:
         with gr.Column(scale=5, min_width=360):
             live = gr.HTML(value={"message": "Press Apply: the page then decodes z + s·v as you drag."},
                            html_template='<div class="lsxa-host"></div>', **page_code("attributes"),
-                           elem_id="attr-live", apply_default_css=False,
+                           elem_id="attr-live", apply_default_css=False, labels={},
                            server_functions=server_functions(store, store.decoders))
             k = gr.Slider(*STRIP_K[:2], value=2.0, step=STRIP_K[2], label="Strip range ±k",
                           info="the strip above and the measurement below span s = −k … +k", elem_id="attr-k")
-            gr.Markdown("**Measured along the strip**: drawn on the server at Apply (decoded there too): the "
-                        "pixel property, or the classifier's probability, of each image; the dashed line is s at Apply.",
+            gr.Markdown("**Measured along the strip above**: the pixel property, or the classifier's probability, "
+                        "of each image (decoded and measured on the server at Apply); the dashed line is s at Apply.",
                         elem_id="attr-strip-note")
             strip = gr.Image(show_label=False, interactive=False, elem_id="attr-strip", buttons=["download"])
             # Scripting: the strength Apply uses (the page reports where its slider was left) and the
@@ -552,7 +616,10 @@ def build(store: Store) -> AttributePanel:
             anomaly_text = gr.Markdown(elem_id="attr-auc")
         hist = gr.Image(show_label=False, interactive=False, scale=3, elem_id="attr-hist", buttons=["download"])
     gr.Markdown("**Most anomalous test images** (highest reconstruction error)")
-    worst = gr.Gallery(show_label=False, columns=8, height=170, elem_id="attr-worst", allow_preview=False)
+    # height "auto" and "contain": the whole image and its caption at any width (a fixed 170 px cut both off);
+    # the captions wrap (attributes.css)
+    worst = gr.Gallery(show_label=False, columns=8, height="auto", object_fit="contain", elem_id="attr-worst",
+                       allow_preview=False)
     explanation("The formulas", EXPLANATION, open=False)
 
     common = dict(concurrency_id="model")
@@ -565,14 +632,22 @@ def build(store: Store) -> AttributePanel:
         """After ``event``: the page gets z, v and the decoder first (it draws at once), then the server
         draws the input, the note and the measured strip (the /attribute endpoint's work)."""
         return event.success(panel.on_live, apply_in, live, api_name=False, show_progress="hidden", **common).success(
-            panel.on_apply, apply_in, apply_out, api_name=False, show_progress="hidden", **common)
+            panel.on_apply, apply_in, apply_out, api_name=False, show_progress="hidden", **common).success(
+            panel.on_labels, apply_in, live, api_name=False, show_progress="hidden", **common)
 
     apply.click(panel.on_live, apply_in, live, api_name=False, **common).success(
-        panel.on_apply, apply_in, apply_out, api_name="attribute", **common)
+        panel.on_apply, apply_in, apply_out, api_name="attribute", **common).success(
+        panel.on_labels, apply_in, live, api_name=False, show_progress="hidden", **common)
     # the page decodes every strength itself; the server hears where the slider was left
     live.select(panel.on_commit, None, strength, api_name=False, show_progress="hidden", trigger_mode="always_last")
     applied(k.release(lambda: None, None, None, api_name=False, show_progress="hidden"))
-    preset.change(panel.on_preset, [model, preset], [group_a, group_b], api_name=False)
+    # A preset chosen by hand brings an input of its group B and Apply: the view never shows the previous input
+    # under a new vector's name. (A model change sets the preset and groups itself, then applies: on_model.)
+    applied(preset.input(panel.on_preset, [model, preset], [group_a, group_b], api_name=False).then(
+        lambda m, b: panel.random_index(m, b, seed=0), [model, group_b], index, api_name=False).then(
+        lambda m: panel.input_kinds(m)[0], model, source, api_name=False))
+    for g in (group_a, group_b):  # groups chosen by hand: a new vector for the same input
+        applied(g.input(lambda: None, None, None, api_name=False, show_progress="hidden"))
     event = applied(model.change(panel.on_model, model, [preset, group_a, group_b, source, index, upload, rand],
                                  api_name=False, **common))
     event.then(panel.effects_table, model, effects_md, api_name=False, **common).then(
@@ -588,9 +663,10 @@ def build(store: Store) -> AttributePanel:
                        api_name=False, **common)
     ood.change(panel.on_anomaly, anomaly_in, anomaly_out, api_name="anomaly", **common)
     pct.release(panel.on_anomaly, anomaly_in, anomaly_out, api_name=False, show_progress="hidden", **common)
-    panel.opens = [(lambda m, b: panel.random_index(m, b, seed=0), [model, group_b], index, {}),
+    panel.opens = [(panel.on_open, [model, group_a, group_b], [preset, group_a, group_b, index], {}),
                          (panel.on_live, apply_in, live, common),
                          (panel.on_apply, apply_in, apply_out, common),
+                         (panel.on_labels, apply_in, [live], common),
                          (panel.effects_table, [model], [effects_md], common),
                          (panel.on_anomaly, anomaly_in, anomaly_out, common),
                          (lambda m, a, b: panel.on_random_analogy(m, a, b, seed=0), [model, group_a, group_b],

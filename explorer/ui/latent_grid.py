@@ -170,10 +170,18 @@ class LatentGridPanel(Panel):
         digits = [_digits(lo, hi) for lo, hi in limits]
         values = self._clip(view, plane.center_)
         residual = np.zeros(view.latent_dim)
+        prior = self.is_prior(view)
+        if prior:
+            # the first prior sample, off-plane part included: a typical code (the centre of N(0, I) in 64-D is
+            # far from the shell of norm ~sqrt(D) where the samples lie, and decodes to a faint image)
+            values = self._clip(view, view.coords[0])
+            residual = plane.residual(view.codes[:1])[0]
         self._remember(request, name, list(values), residual.tolist())
         with page_errors():
             spec = self.store.decoders.spec(name)
-        colors = plotting.class_colors(len(view.classes))
+        colors = plotting.class_colors(len(view.classes) - prior)
+        if prior:  # the classifier's unsure samples in grey
+            colors = np.vstack([colors, (0.72, 0.72, 0.72, 1.0)])
         k = len(plane.components_)
         return {
             "name": name, "dim": view.latent_dim, "k": k, "identity": bool(plane.is_identity_),
@@ -186,13 +194,30 @@ class LatentGridPanel(Panel):
             "map": {"n": len(view.coords), "x": pack(view.coords[:, 0], np.float32),
                     "y": pack(view.coords[:, 1], np.float32), "c": pack(view.labels, np.uint8)},
             "classes": list(view.classes),
+            "map_title": (f"{len(view.coords):,} prior samples z ~ N(0, I), by the classifier's class of their image: "
+                          "hover to preview, click or drag to move the point") if prior else None,
             "colors": ["#%02x%02x%02x" % tuple(int(255 * c) for c in rgba[:3]) for rgba in colors],
             "point": {"values": values.tolist(), "residual": residual.tolist(), "seq": 0, "name": name},
             "decoder": spec,
         }
 
+    @staticmethod
+    def is_prior(view) -> bool:
+        """A view of prior samples (a model without an encoder), not of encoded test images."""
+        from .store import UNSURE
+
+        return bool(view.classes) and view.classes[-1].startswith(UNSURE.split("{")[0])
+
+    def models(self) -> list[str]:
+        """Encoder models (2-D first), then prior-only ones (the DCGAN, through a plane of its prior samples)."""
+        return self.store.encoder_models() + self.store.prior_models()
+
     def headline(self, name) -> str:
         view = self._view(name)
+        if self.is_prior(view):
+            return (f"**{name}** has no encoder: the map shows {len(view.coords):,} of its prior samples, and the sliders "
+                    f"move along the top {len(view.plane.components_)} principal directions of their "
+                    f"{view.latent_dim}-D codes.")
         kind = "its two latent axes" if view.plane.is_identity_ else \
             f"the top {len(view.plane.components_)} principal directions of its {view.latent_dim}-D codes"
         return f"**{name}**: sliders move along {kind}."
@@ -258,14 +283,15 @@ def build(store: Store) -> LatentGridPanel:
     from .inpage import page_code, server_functions
 
     panel = LatentGridPanel(store)
-    names = store.encoder_models()
+    names = panel.models()
     default = names[0] if names else None
     gr.Markdown("Drag the sliders, or click and drag on the map or the grid: the decoder turns that point of "
                 "the latent space into an image as you move. Hover the map to preview what lies under the cursor.",
                 elem_classes=["lsx-intro"])
     with gr.Row(equal_height=True):
         model = gr.Dropdown(names, value=default, label="Model", scale=3, elem_id="lg-model",
-                            info="2-D models show their latent plane directly; 16-D ones through PCs")
+                            info="2-D models show their latent plane directly; 16-D ones through PCs; the DCGAN through PCs of its "
+                                 "prior samples")
         seed = gr.Number(0, label="Seed", precision=0, minimum=0, min_width=90, scale=1)
         temperature = gr.Slider(*TEMPERATURE, value=1.0, step=0.05, label="Temperature T (z = T * eps)", scale=2)
         with gr.Column(scale=2, min_width=200):
@@ -300,7 +326,7 @@ def build(store: Store) -> LatentGridPanel:
     # One small decode (~1 ms): unqueued, so a script gets it in one request (POST /gradio_api/run/decode)
     # without the queue's bookkeeping and event stream; gradio_client and /gradio_api/call/decode still work.
     api_decode.click(panel.api_decode, [model, api_a, api_b], decoded, api_name="decode", queue=False)
-    panel.model_choices = [(model, store.encoder_models)]  # what the app's Dataset menu filters
+    panel.model_choices = [(model, panel.models)]  # what the app's Dataset menu filters
     panel.components = dict(model=model, explorer=explorer, headline=headline, decoded=decoded, info=info)
     # the default model's plane, map and decoder spec when the page loads; the page decodes from there
     panel.loads = [(panel.on_model, [model], [explorer, headline], common)] if default else []

@@ -57,6 +57,7 @@ class GeneratedSet:
 GENERATED = 5000        # samples a generator's attribute vectors are averaged over
 GENERATED_SEED = 0
 CONFIDENT = 0.9         # the classifier's top probability a sample needs to count for its class
+UNSURE = "unsure (p < {p:g})"  # a prior-only model's map: the samples no class reaches CONFIDENT for
 
 
 class Store:
@@ -120,14 +121,35 @@ class Store:
 
     def _encode(self, name: str) -> LatentView:
         model = self.model(name)
+        if not getattr(model, "has_encoder", True):
+            return self._prior_view(name)
         ds = self.dataset(self.zoo.info(name)["dataset"])
         x = ds.floats()
         codes = torch.cat([model.encode(x[i:i + 1000]).cpu() for i in range(0, len(x), 1000)]).numpy()
+        return self._plane_view(name, codes, ds.labels.numpy(), ds.classes)
+
+    def _prior_view(self, name: str) -> LatentView:
+        """A prior-only model (the DCGAN) has no test codes: its plane is fitted to its 5,000 prior samples
+        (``generated``), each coloured by the class the classifier gives its image; the samples it is unsure of
+        form the last class, so the map shows where the prior decodes to which class."""
+        gen = self.generated(name)
+        classes = list(gen.classes) + [UNSURE.format(p=gen.threshold)]
+        labels = np.where(gen.labels >= 0, gen.labels, len(gen.classes))
+        return self._plane_view(name, gen.codes, labels, classes)
+
+    @staticmethod
+    def _plane_view(name, codes, labels, classes) -> LatentView:
         plane = latents.LatentPlane(n_components=6).fit(codes)
         coords = plane.transform(codes)
         lo, hi = plane.bounds(MAP_RANGE)  # the sliders' range: every slider position is on the map
         lims = ((lo[0], hi[0]), (lo[1], hi[1]))
-        return LatentView(name, codes, coords, ds.labels.numpy(), ds.classes, plane, lims)
+        return LatentView(name, codes, coords, labels, classes, plane, lims)
+
+    def prior_models(self) -> list[str]:
+        """Models with a one-pass decoder but no encoder (the DCGAN): the Latent grid shows them through a plane
+        of their prior samples."""
+        has_encoder = set(self.zoo.with_capability("has_encoder"))
+        return [n for n in self.zoo.with_capability("exports_decoder") if n not in has_encoder]
 
     def generated(self, name: str) -> GeneratedSet:
         """A generator's (the DCGAN's) sorted prior samples, made once under this model's own lock (~10 s for

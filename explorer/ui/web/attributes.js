@@ -9,7 +9,8 @@
 (window.lsxPanels = window.lsxPanels || {}).attributes = function (element, trigger, props, server, upload, watch) {
 const AT = {model: null, decoder: null, s: 1, times: [], frames: 0, stripFrames: 0, commits: 0,
             last: null, lastS: null, strip: null, stripS: null, stripMs: null, stripCanvas: null};
-window.lsxAttributes = AT;  // tests and benchmarks read AT.times (input event -> image drawn, ms), AT.last, AT.decoder.mode
+window.lsxAttributes = AT;
+AT.labels = () => labelsFor();  // tests: the labels drawn under the strip, or null  // tests and benchmarks read AT.times (input event -> image drawn, ms), AT.last, AT.decoder.mode
 const ESC = s => String(s).replace(/[&<>"]/g, c => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;'}[c]));
 const signed = (v, d = 2) => (v > 0 ? '+' : v < 0 ? '−' : '') + Math.abs(v).toFixed(d);
 
@@ -86,7 +87,8 @@ function drawStrip() {
   const dpr = window.devicePixelRatio || 1, w = Math.max(c.clientWidth || 560, 240);
   const f = LSX.fs(11) / 11, most = LSX.present() ? 160 : 72;  // type scale and largest tile: bigger when presenting (lsx.js)
   const n = AT.model.strip, pad = 10, gap = 6, tile = Math.min(most, (w - 2 * pad - gap * (n - 1)) / n);
-  const left = (w - n * tile - (n - 1) * gap) / 2, top = 8, h = Math.round(top + tile + 48 * f);
+  const L = labelsFor(), lh = L ? 30 * f : 0;  // the classifier's top class and p under each tile (props.labels)
+  const left = (w - n * tile - (n - 1) * gap) / 2, top = 8, h = Math.round(top + tile + 48 * f + lh);
   if (c.width !== Math.round(w * dpr) || c.height !== Math.round(h * dpr)) {
     c.width = Math.round(w * dpr); c.height = Math.round(h * dpr); c.style.height = h + 'px'; AT.stripCanvas = null;
   }
@@ -109,7 +111,15 @@ function drawStrip() {
     ctx.fillStyle = '#eee';
     for (let i = 0; i < n; i++) ctx.fillRect(left + i * (tile + gap), top, tile, tile);
   }
-  const ss = strengths(), k = AT.model.k, y = top + tile;
+  const ss = strengths(), k = AT.model.k;
+  if (L) {
+    ctx.textAlign = 'center'; ctx.fillStyle = '#222';
+    L.top.forEach((c, i) => {
+      ctx.font = LSX.font(11, '600'); ctx.fillText(fitText(ctx, c, tile + gap - 2), cx(i), top + tile + 13 * f);
+      ctx.font = LSX.font(11); ctx.fillText(`p = ${L.p[i] >= 0.995 ? L.p[i].toFixed(3) : L.p[i].toFixed(2)}`, cx(i), top + tile + 26 * f);
+    });
+  }
+  const y = top + tile + lh;
   ctx.font = LSX.font(11); ctx.textAlign = 'center'; ctx.fillStyle = '#444';
   ss.forEach((s, i) => ctx.fillText(signed(s, 1), cx(i), y + 15 * f));
   // the slider's strength on the strip's axis (tile centres are at -k .. +k); a tile at that strength is outlined
@@ -123,11 +133,24 @@ function drawStrip() {
   const near = ss.findIndex(s => Math.abs(s - AT.s) < 1e-6);
   if (near >= 0) { ctx.strokeStyle = '#dc143c'; ctx.lineWidth = 2; ctx.strokeRect(left + near * (tile + gap) - 1.5, top - 1.5, tile + 3, tile + 3); }
 }
+// props.labels (the server's classifier at Apply), when they belong to the strip shown: same model, groups, input, k
+function labelsFor() {
+  const L = props.labels, M = AT.model;
+  if (!L || !L.top || !M || L.name !== M.name || L.a !== M.a || L.b !== M.b || L.what !== M.what || L.k !== M.k
+      || L.top.length !== M.strip) return null;
+  return L;
+}
+function fitText(ctx, text, width) {  // the text, cut with an ellipsis to fit `width` px
+  if (ctx.measureText(text).width <= width) return text;
+  let t = text;
+  while (t.length > 1 && ctx.measureText(t + '…').width > width) t = t.slice(0, -1);
+  return t + '…';
+}
 function showSlider() {
   const r = q('.lsxa-s'), o = q('.lsxa-sout'); if (!r) return;
   if (AT.model) {
     const [lo, hi, step] = AT.model.range; r.min = lo; r.max = hi; r.step = step; r.disabled = false;
-    if (document.activeElement !== r) r.value = AT.s;
+    if (+r.value !== AT.s) r.value = AT.s;  // also when focused: a new Apply's strength moves the handle
   }
   o.textContent = signed(AT.s);
 }
@@ -161,8 +184,25 @@ function bind() {
     if (!ev.target.classList || !ev.target.classList.contains('lsxa-s') || !AT.model) return;
     AT.commits += 1;
     trigger('select', {index: 0, value: {s: AT.s}});
+    LSX.state.set({s: AT.s}, {push: true});  // the strength in the URL (?s=), a new history entry
   });
 }
+// ?s= (a linked URL, or Back/Forward): the strength the slider shows, told to the server as a release would
+function strengthFromUrl() {
+  const M = AT.model, v = LSX.state.numbers('s');
+  if (!M || !v) return false;
+  const [lo, hi] = M.range, s = Math.min(hi, Math.max(lo, v[0]));
+  if (s === AT.s) return true;
+  AT.s = s; showSlider(); decodeLive(); drawStrip();
+  trigger('select', {index: 0, value: {s: AT.s}});
+  return true;
+}
+LSX.state.on(['s'], strengthFromUrl);
+// Back/Forward to other groups or another input: the server applies them, from the URL, as for a linked page
+LSX.state.on(['a', 'b', 'index'], v => {
+  const M = AT.model;
+  if (M && (v.a !== M.a || v.b !== M.b || String(v.index) !== String(M.index))) location.reload();
+});
 
 // ---- props from the server
 async function fromValue() {
@@ -175,7 +215,13 @@ async function fromValue() {
   }
   if (AT.model && AT.model.seq === M.seq) { redrawAll(); return; }  // a re-render of the same state
   const sameDecoder = AT.model && AT.decoder && AT.model.name === M.name && AT.model.decoder.sha === M.decoder.sha;
+  const first = !AT.model;
   AT.model = M; AT.s = M.s; AT.strip = null; AT.stripCanvas = null;
+  if (first) strengthFromUrl();  // the first Apply of a linked URL takes its strength
+  // the groups and the input in the URL (?a=, ?b=, ?index=; the server reads them when the tab opens): each
+  // Apply after the first is a new history entry
+  LSX.state.set(first ? {a: M.a, b: M.b, index: M.index, s: AT.s} : {model: M.name, a: M.a, b: M.b, index: M.index, s: AT.s},
+                {push: !first});  // (the model only once chosen here: ?model= sets every panel that offers it)
   if (!sameDecoder) AT.decoder = null;
   redrawAll();
   if (!AT.decoder) {
@@ -189,7 +235,7 @@ async function fromValue() {
   decodeLive(); decodeStrip();
 }
 if (!element.__lsxaBound) { element.__lsxaBound = true; bind(); }
-if (typeof watch === 'function') watch('value', fromValue);
+if (typeof watch === 'function') { watch('value', fromValue); watch('labels', () => { if (AT.model) drawStrip(); }); }
 new ResizeObserver(() => { if (AT.model) drawStrip(); }).observe(element);
 fromValue();
 };

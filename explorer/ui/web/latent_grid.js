@@ -141,7 +141,9 @@ function showInfo() {
   q('.lsxg-z').innerHTML = `<b>z</b> (${M.dim}-D) = [${shown}${M.dim > 8 ? ', …' : ''}]`;
   const sl = q('.lsxg-sliders');
   M.axes.forEach((_, i) => { const r = sl.querySelector(`input[data-axis="${i}"]`), o = sl.querySelector(`output[data-axis="${i}"]`);
-    if (r && document.activeElement !== r) r.value = LG.values[i]; if (o) o.textContent = fmt(LG.values[i], M.digits[i]); });
+    // every handle follows the point, the focused slider too (a map click after a slide leaves the focus on the
+    // slider); the one being dragged already holds this value, so setting it is a no-op there
+    if (r && +r.value !== LG.values[i]) r.value = LG.values[i]; if (o) o.textContent = fmt(LG.values[i], M.digits[i]); });
 }
 function setMode() {
   const d = LG.decoder, el = q('.lsxg-mode'); if (!el) return;
@@ -211,10 +213,24 @@ function redraw() {  // map, grid and numbers once per animation frame, after th
 function moved(t0) { decodePoint(t0); redraw(); }
 
 // ---- the server hears the final point only
-function commit() {
+function commit(fromUrl = false) {
   LG.commits = (LG.commits || 0) + 1;
   trigger('select', {index: 0, value: {name: LG.model.name, values: LG.values.slice(0, LG.model.k)}});
+  if (!fromUrl) LSX.state.set({model: LG.model.name, point: urlPoint()}, {push: true});  // a new history entry
 }
+// the point in the URL (?point=a,b,...: plane coordinates, 4 decimals), read when a model arrives and on Back
+const urlPoint = () => LG.values.slice(0, LG.model.k).map(v => +v.toFixed(4)).join(',');
+function fromUrl() {
+  const M = LG.model, want = LSX.state.get('model'), p = LSX.state.numbers('point');
+  if (!M || !p || (want && want !== M.name)) return false;
+  p.slice(0, M.k).forEach((v, i) => { LG.values[i] = clip(i, v); });
+  moved(); commit(true);
+  return true;
+}
+LSX.state.on(['model', 'point'], v => {
+  if (v.model && LG.model && v.model !== LG.model.name) { location.reload(); return; }  // the server loads that model
+  if (LG.model && !fromUrl()) { LG.values = LG.model.point.values.slice(); moved(); commit(true); }  // Back to no point
+});
 function clip(i, v) { const [lo, hi] = LG.model.limits[i]; return Math.min(hi, Math.max(lo, v)); }
 
 // ---- input
@@ -287,8 +303,14 @@ async function fromModel() {
     M.map = {n: M.map.n, x: LSX.unpack(M.map.x, Float32Array), y: LSX.unpack(M.map.y, Float32Array),
              c: LSX.unpack(M.map.c, Uint8Array)};
   }
+  const switched = LG.model && LG.model.name !== M.name;
   LG.model = M; LG.model.sha = M.decoder.sha; LG.values = M.point.values.slice(); LG.residual = M.point.residual;
   LG.scatter = null; LG.gridKey = null; LG.gridImages = null; LG.gridMosaic = null; LG.decoder = null;
+  const urlModel = LSX.state.get('model');
+  if (!urlModel || urlModel === M.name) fromUrl();  // a linked URL's model (or none named): its prepared point, if any
+  else if (switched) LSX.state.set({model: M.name, point: null}, {push: true});  // Back returns to the previous one
+  // else: the page's first model, while the URL names another that the server's URL load switches to
+  q('.lsxg-mapbox .lsxg-title').textContent = M.map_title || 'Encoded test set: hover to preview, click or drag to move the point';
   q('.lsxg-legend').innerHTML = M.classes.map((c, i) => `<span><span class="sw" style="background:${M.colors[i]}"></span>${ESC(c)}</span>`).join('');
   buildSliders(); setMode(); drawMap(); drawGrid(); showInfo();
     const pending = LSX.decoder(M.decoder, server, props.inline_onnx || null);
@@ -305,7 +327,6 @@ async function fromModel() {
   });
 }
 function fromPoint() {
-  const P = props.point; if (!P || !LG.model || P.seq === LG.seq || P.name !== LG.model.name) return;
   LG.seq = P.seq; LG.values = P.values.slice(); LG.residual = P.residual; LG.gridKey = null;
   moved(); decodeGrid();
 }

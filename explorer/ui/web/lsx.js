@@ -295,6 +295,60 @@ window.LSX = window.LSX || (() => {
     },
   });
   L._groups = {};
+  // ---- the state that matters, in the page's URL query (a slide links straight to a prepared example; Back works)
+  // One mechanism for every panel: LSX.state.get(key) reads ?key=, LSX.state.set({key: value}, {push}) writes
+  // (null removes; push: a new history entry, as after a click or a release; else the entry is replaced, as while
+  // dragging), LSX.state.on(keys, fn) calls fn({key: value}) when Back/Forward changes one of those keys.
+  // Keys in use: tab (the panel), model, point (Latent grid: plane coordinates), picks (Projection and DAE maps:
+  // test-image indices A,B), s (Attribute vectors: strength). For Diffusion (reserved, not wired yet): steps,
+  // sampler, eta, guidance, label, seed: its page code calls LSX.state.set({seed: 3, steps: 50}, {push: true}) after
+  // a Run and LSX.state.on(['seed', 'steps', ...], fn) to follow Back. The standalone page takes the same keys.
+  L.state = (() => {
+    const subs = [];
+    const S = {
+      params: () => new URLSearchParams(location.search),
+      get: (key) => S.params().get(key),
+      numbers: (key) => { const v = S.get(key); if (v === null || v === '') return null;
+        const out = v.split(',').map(Number); return out.every(Number.isFinite) ? out : null; },
+      set(values, {push = false} = {}) {
+        const p = S.params(), before = p.toString();
+        for (const [k, v] of Object.entries(values)) { if (v === null || v === undefined || v === '') p.delete(k); else p.set(k, String(v)); }
+        const after = p.toString();
+        if (after === before) return false;
+        try { history[push ? 'pushState' : 'replaceState'](history.state, '', (after ? '?' + after : location.pathname) + location.hash); }
+        catch (e) { return false; }  // a page where history cannot be written (sandboxed): the state stays in the page
+        S.last = S.params().toString();
+        return true;
+      },
+      on(keys, fn) { subs.push({keys, fn}); },
+      last: null,
+    };
+    S.last = S.params().toString();
+    window.addEventListener('popstate', () => {
+      const before = new URLSearchParams(S.last || ''), now = S.params();
+      S.last = now.toString();
+      for (const {keys, fn} of subs) {
+        if (keys.some(k => before.get(k) !== now.get(k))) {
+          try { fn(Object.fromEntries(keys.map(k => [k, now.get(k)]))); } catch (e) { console.warn('LSX.state:', e); }
+        }
+      }
+    });
+    // the panel (Gradio's tab buttons): a click writes ?tab=; the URL's tab is opened once the tabs exist, and on Back
+    const tabName = b => b.textContent.trim().toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
+    const tabs = () => Array.from(document.querySelectorAll('button[role="tab"]'));
+    S.openTab = (name) => { const b = tabs().find(t => tabName(t) === name);
+      if (b && b.getAttribute('aria-selected') !== 'true') { S.tabbing = true; b.click(); S.tabbing = false; } return !!b; };
+    document.addEventListener('click', ev => {
+      const b = ev.target.closest && ev.target.closest('button[role="tab"]');
+      if (b && !S.tabbing && ev.isTrusted) S.set({tab: tabName(b)}, {push: true});
+    }, true);
+    S.on(['tab'], v => S.openTab(v.tab || tabName(tabs()[0] || {textContent: ''})));
+    if (S.get('tab')) {  // the tabs are rendered by Gradio after this file runs: wait for them (10 s at most)
+      let tries = 0;
+      const t = setInterval(() => { if (S.openTab(S.get('tab')) || ++tries > 100) clearInterval(t); }, 100);
+    }
+    return S;
+  })();
   // ---- panels: web/<panel>.js sets window.lsxPanels[panel] = function (element, trigger, props, server,
   // upload, watch) {...}; a component mounts it with the names Gradio gives its js_on_load
   L.mount = (panel, element, trigger, props, server, upload, watch) => {

@@ -78,8 +78,10 @@ function draw() {
   if (!scatter || scatter.d !== d) drawScatter(d, g);
   ctx.drawImage(scatter, 0, 0);
   ctx.setTransform(g.dpr, 0, 0, g.dpr, 0, 0);
-  const mark = (i, text, color) => {
+  const marks = api.drawn = [];  // what was marked, for tests: {kind: 'pick'|'hover', row, label}
+  const mark = (i, text, color, kind = 'pick') => {
     if (i === null || i === undefined || i < 0 || i >= d.x.length) return;
+    marks.push({kind, row: i, label: text});
     const [x, y] = px(d, g, i);
     ctx.lineWidth = 2.5; ctx.strokeStyle = 'white'; ctx.beginPath(); ctx.arc(x, y, 8, 0, 2 * Math.PI); ctx.stroke();
     ctx.lineWidth = 1.8; ctx.strokeStyle = color; ctx.beginPath(); ctx.arc(x, y, 8, 0, 2 * Math.PI); ctx.stroke();
@@ -91,9 +93,11 @@ function draw() {
     ctx.setLineDash([4, 4]); ctx.strokeStyle = '#333'; ctx.lineWidth = 1.2;
     ctx.beginPath(); ctx.moveTo(ax, ay); ctx.lineTo(bx, by); ctx.stroke(); ctx.setLineDash([]);
   }
-  mark(sel[0], sel.length === 2 ? 'A' : '', '#1f3a93');
-  mark(sel.length === 2 ? sel[1] : null, 'B', '#c0392b');
-  mark(hover, '', '#111');
+  // two picks are A and B; a single pick (sel = [null, i]: the first click, or the DAE's one) is a plain marker
+  const two = sel.length === 2 && sel[0] !== null && sel[0] >= 0;
+  mark(two ? sel[0] : null, 'A', '#1f3a93');
+  mark(sel.length ? sel[sel.length - 1] : null, two ? 'B' : '', '#c0392b');
+  mark(hover, '', '#111', 'hover');
   const legend = q('.lsx-legend');
   const key = d.classes.join('|');
   if (legend.dataset.key !== key) {
@@ -156,14 +160,38 @@ function bind(canvas) {
     const d = data(), t1 = performance.now();
     sel = sel.length === 0 ? [null, i] : [sel[sel.length - 1], i];
     const picks = toIdx(sel);
-    const done = tell(d.idx[i], picks);  // the server keeps the pick; nobody waits for its answer
-    if (join()) { G.sel = picks; G.emit('pick', {from: hostId, sel: picks, t0, done}); }  // the view decodes, other maps follow
-    const t2 = performance.now();
-    draw();
-    if (!G || !G.subs.size) done();
+    const t2 = pickRows(sel, t0);
+    LSX.state.set({picks: urlPicks(picks)}, {push: true});  // the picks in the URL: a new history entry
     api.lastClick = {nearest: t1 - t0, emit: t2 - t1, draw: performance.now() - t2};
   });
 }
+// A pick of rows `s` ([A or null, B]): the server keeps it (nobody waits for its answer), the group's view decodes
+// it and the other maps follow; returns when the emit was done (for api.lastClick)
+function pickRows(s, t0) {
+  const d = data(); sel = s.slice();
+  const picks = toIdx(sel), last = sel[sel.length - 1];
+  const done = tell(last === null ? null : d.idx[last], picks);
+  if (join()) { G.sel = picks; G.emit('pick', {from: hostId, sel: picks, t0, done}); }
+  const t2 = performance.now();
+  draw();
+  if (!G || !G.subs.size) done();
+  return t2;
+}
+// ?picks=A,B (test-image indices; ",B" for a single pick), shared by the maps of a group: the first map whose
+// points and codes are in reads it once, and again on Back/Forward
+const urlPicks = picks => picks.some(v => v !== null) ? picks.map(v => v === null ? '' : v).join(',') : null;
+function fromUrl() {
+  const d = data(), raw = LSX.state.get('picks');
+  if (!d || !model || !join() || G.urlSeen === raw) return;
+  // every shown map of the group has its codes (a later one's arrival would reset the view's pick)
+  if (!Object.values(G.members).every(m => !m.shown() || m.model())) return;
+  G.urlSeen = raw;
+  if (!raw) return;
+  const rows = toRows(raw.split(',').map(v => v === '' ? null : +v));
+  if (rows.length !== 2 || rows[1] === null || rows[1] < 0 || (rows[0] !== null && rows[0] < 0)) return;
+  pickRows(rows, performance.now());
+}
+LSX.state.on(['picks'], () => { if (G) G.urlSeen = undefined; fromUrl(); });
 let model = null;  // this map's model for the group's view: {name, label, n, dim, decoder}, codes decoded once
 function readLatent() {
   const L = props.latent;
@@ -183,6 +211,8 @@ const api = {
   code: (idx) => { const L = latent(), r = rowIndex(idx); return L && r >= 0 && r < codes.length ? codes[r] : null; },
   label: (idx) => { const d = data(), r = rowIndex(idx); return d && r >= 0 ? d.classes[d.c[r]] : ''; },
   thumb,
+  marks: () => (api.drawn || []).slice(),
+  shown: () => !!data(),
   order: hostId,
 };
 // For tests and scripting: window.lsxMaps[elem_id].pixel(row) is the canvas pixel of a data row.
@@ -196,6 +226,7 @@ function fromProps() {
   sel = d ? toRows(s) : [];
   loadSprite(); draw(); readLatent(); join();
   if (G && codesKey !== lastLatent) { lastLatent = codesKey; G.emit('models', {from: hostId}); }
+  fromUrl();
 }
 watch(['value', 'sprite', 'sel', 'latent'], fromProps);
 new ResizeObserver(() => draw()).observe(element);
