@@ -63,7 +63,8 @@ def _wrap_titles(fig) -> None:
             if width > room:
                 longest = max(len(line) for line in text.splitlines())
                 chars = max(8, int(longest * room / width))
-                title.set_text("\n".join(textwrap.fill(line, chars) for line in text.splitlines()))
+                title.set_text("\n".join(textwrap.fill(line, chars, break_long_words=False)
+                                          for line in text.splitlines()))
 
 
 def _figure(figsize):
@@ -141,7 +142,8 @@ class Raster:
     def from_figure(cls, fig, ax=None) -> "Raster":
         """Render ``fig`` (its texts at :func:`text_scale`) and keep the pixel<->data map of ``ax``."""
         ax = ax or fig.axes[0]
-        scale_text(fig, text_scale())
+        if not getattr(fig, "text_scaled", False):  # a figure laid out by hand measured its texts at the scale
+            scale_text(fig, text_scale())
         fig.canvas.draw()
         pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
         h = pixels.shape[0]
@@ -291,21 +293,32 @@ def measured_curve(xs: np.ndarray, curves: dict, xlabel: str, ylabel: str, title
 
 
 def image_row(images: list, titles: list[str], title: str | None = None):
-    """A row of images with titles (e.g. A − B + C = result)."""
+    """A row of images with titles (e.g. A − B + C = result). Laid out by hand at the current text scale (the
+    titles' room grows with their size and lines), so the figure is not scaled again when rendered."""
+    import textwrap
+
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    width = 1.45 * len(images) + 0.3
-    fig = Figure(figsize=(width, 1.9), dpi=DPI)  # margins by hand (see strip_with_curve)
+    k = text_scale()
+    if k != 1:  # larger type: a title wider than its image goes onto more lines, whole words kept
+        chars = max(8, int(1.45 * 72 / (0.55 * 9 * k)))
+        titles = ["\n".join(textwrap.fill(line, chars, break_long_words=False) for line in str(t).splitlines())
+                  for t in titles]
+    lines = max([str(t).count("\n") + 1 for t in titles] + [1])
+    head = (lines * 9 * k * 1.3 + 8 + (10 * k * 1.5 if title else 0)) / 72  # inches above the images
+    width, height = 1.45 * len(images) + 0.3, 1.56 + 0.076 + head
+    fig = Figure(figsize=(width, height), dpi=DPI)  # margins by hand (see strip_with_curve)
+    fig.text_scaled = True
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(images), squeeze=False, gridspec_kw={
-        "left": 0.15 / width, "right": 1 - 0.15 / width, "bottom": 0.04, "top": 0.74 if title else 0.86,
+        "left": 0.15 / width, "right": 1 - 0.15 / width, "bottom": 0.076 / height, "top": 1 - head / height,
         "wspace": 0.12})[0]
     for ax, im, t in zip(axes, images, titles):
         ax.imshow(im, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(t, fontsize=9); ax.set_xticks([]); ax.set_yticks([])
+        ax.set_title(t, fontsize=9 * k); ax.set_xticks([]); ax.set_yticks([])
     if title:
-        fig.suptitle(title, fontsize=10, x=0.01, ha="left")
+        fig.suptitle(title, fontsize=10 * k, x=0.01, ha="left")
     return fig
 
 
@@ -524,14 +537,17 @@ def zoo_grid(labels: list[str], left: list, right: list, notes: list | None = No
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    # placed by hand, not by a layout engine: every image pixel is exactly scale x scale figure pixels
-    scale, gap, top, bottom = 2, 30, 30 + (18 if title else 0), 6
+    # placed by hand, not by a layout engine: every image pixel is exactly scale x scale figure pixels; the texts
+    # are measured at the current text scale (presentation mode), so the figure is not scaled again when rendered
+    k = text_scale()
+    scale, gap, top, bottom = 2, 30, round(k * (30 + (18 if title else 0))), 6
     fig = Figure(dpi=DPI)
+    fig.text_scaled = True
     FigureCanvasAgg(fig)
     renderer = fig.canvas.get_renderer()
-    label_px = 20 + max([fig.text(0, 0, str(n), fontsize=9).get_window_extent(renderer).width for n in names]
+    label_px = 20 + max([fig.text(0, 0, str(n), fontsize=9 * k).get_window_extent(renderer).width for n in names]
                         + [140])  # the row labels' measured width
-    tag_px = max([fig.text(0, 0, str(t), fontsize=8).get_window_extent(renderer).width for t in tags if t]
+    tag_px = max([fig.text(0, 0, str(t), fontsize=8 * k).get_window_extent(renderer).width for t in tags if t]
                  + [0])
     tag_px = tag_px + 12 if tag_px else 0
     for t in list(fig.texts):
@@ -547,18 +563,18 @@ def zoo_grid(labels: list[str], left: list, right: list, notes: list | None = No
         ax.set_xticks([]); ax.set_yticks([])
         for s in ax.spines.values():
             s.set_visible(False)
-        ax.set_title(head, fontsize=10, loc="left", pad=6)
-    ax_l.set_yticks(centres, names, fontsize=9)
+        ax.set_title(head, fontsize=10 * k, loc="left", pad=6)
+    ax_l.set_yticks(centres, names, fontsize=9 * k)
     ax_l.tick_params(left=False, pad=6)
     for y, note, g, color in zip(centres, notes, gone, colors):
         if g and note:
-            ax_l.text(4, y, note, fontsize=8.5, color=color, va="center", ha="left", clip_on=False)
+            ax_l.text(4, y, note, fontsize=8.5 * k, color=color, va="center", ha="left", clip_on=False)
     for y, tag in zip(centres, tags):
         if tag:
-            ax_r.text(canvas_r.shape[1] + 6 / scale, y, tag, fontsize=8, color="0.35", va="center", ha="left",
+            ax_r.text(canvas_r.shape[1] + 6 / scale, y, tag, fontsize=8 * k, color="0.35", va="center", ha="left",
                       clip_on=False)
     if title:
-        fig.suptitle(title, fontsize=10, x=0.01, y=1 - 4 / H, ha="left", va="top")
+        fig.suptitle(title, fontsize=10 * k, x=0.01, y=1 - 4 / H, ha="left", va="top")
     return fig
 
 

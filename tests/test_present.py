@@ -72,6 +72,8 @@ MAIN = {
     "Attribute vectors": (["#attr-index input", "#attr-apply", "#attr-input img", "canvas.lsxa-live", "input.lsxa-s",
                            "canvas.lsxa-strip"],
                           "() => window.lsxAttributes?.strip && document.querySelector('#attr-input img')?.complete"),
+    "Diffusion": (["#diff-model input", ".lsxd-run", "canvas.lsxd-frame", ".lsxd-status"],
+                  "() => window.lsxDiffusion?.frames?.length > 1"),
     "DAE vs baseline": (["#dae-map-a canvas.lsx-canvas", "#dae-map-b canvas.lsx-canvas", "#dae-view .lsxv-figs canvas"],
                         "() => document.querySelectorAll('#dae-view .lsxv-figs canvas').length > 0"),
     "Model zoo": (["#zoo-seed input", "#zoo-draw", "#zoo-grid img"],
@@ -138,6 +140,10 @@ def test_presentation_mode_fits_every_panel_on_one_screen_in_large_type(app, bro
             _pick(page, "proj-map-a")
         elif tab == "DAE vs baseline":
             _pick(page, "dae-map-a")
+        elif tab == "Diffusion":  # Run, in the page once the UNet's ONNX is built
+            page.wait_for_function("() => window.lsxDiffusion?.mode === 'page'", timeout=120_000)
+            page.locator(".lsxd-steps").fill("5")
+            page.locator(".lsxd-run").click()
         elif tab == "Attribute vectors":
             page.wait_for_function("() => window.lsxAttributes?.model || document.querySelector('#attr-index input')",
                                    timeout=60_000)

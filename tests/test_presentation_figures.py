@@ -71,7 +71,7 @@ def test_presenting_reads_the_pages_url_from_the_referer(referer, expected):
 
 def test_a_presenting_page_gets_the_served_figure_with_larger_text(served_app):
     """End to end: the same analogy asked by a page at ?present=1 (its URL arrives as the Referer) and by a plain
-    page renders to the same size with different pixels: larger captions (the images themselves are equal)."""
+    page renders as wide but taller: its captions are larger, and the row makes room for them."""
     from gradio_client import Client
 
     url, _, _ = served_app
@@ -80,7 +80,21 @@ def test_a_presenting_page_gets_the_served_figure_with_larger_text(served_app):
         client = Client(url, verbose=False, headers=headers)
         path = client.predict("digits/vae-2d", 0, 1, 2, api_name="/analogy")
         shown[name] = np.asarray(Image.open(path).convert("L"), np.float64)
-    assert shown["plain"].shape == shown["present"].shape
-    assert not np.array_equal(shown["plain"], shown["present"])
+    assert shown["plain"].shape[1] == shown["present"].shape[1]
+    assert shown["present"].shape[0] > shown["plain"].shape[0]
     ink = {k: (v < 128).sum() for k, v in shown.items()}  # dark text on white: larger type, more ink
     assert ink["present"] > ink["plain"]
+
+
+def test_the_hand_laid_zoo_grid_measures_its_labels_at_the_scale_and_is_not_scaled_twice(scaled):
+    rng = np.random.default_rng(0)
+    rows = [rng.random((4, 8, 8)) for _ in range(2)]
+    sizes, widths = {}, {}
+    for scale in (None, 1.6):
+        scaled(scale)
+        fig = plotting.zoo_grid(["a model with a long label\nits-name-is-long-too", "another\nname"], rows, rows)
+        pixels = plotting.Raster.pixels_of(fig)
+        sizes[scale] = fig.axes[0].get_yticklabels()[0].get_fontsize()
+        widths[scale] = pixels.shape[1]
+    assert sizes[1.6] == pytest.approx(1.6 * sizes[None])  # once, not 1.6 squared
+    assert widths[1.6] > widths[None]  # the label column measured at the larger size

@@ -612,8 +612,9 @@ def build(store: Store) -> DiffusionPanel:
                             scale=4, elem_id="diff-curves")
     f_caption = gr.Markdown(elem_id="diff-forward-caption", visible=False)
 
-    gr.Markdown("## Reverse process: denoising, step by step")
-    with gr.Row(equal_height=False):
+    # presentation mode: the reverse process (Run beside the frame) comes first, the forward view below it
+    gr.Markdown("## Reverse process: denoising, step by step", elem_classes=["lsx-first"])
+    with gr.Row(equal_height=False, elem_classes=["lsx-first"]):
         model = gr.Dropdown(names, value=names[0] if names else None, label="Model", elem_id="diff-model", scale=4,
                             info="pixel-space UNet (linear / cosine schedule) or latent diffusion over VAE codes")
         page_btn = gr.Button("Download as a page", size="sm", elem_id="diff-download", scale=1, min_width=160)
@@ -621,11 +622,11 @@ def build(store: Store) -> DiffusionPanel:
                         visible=False, elem_id="diff-page-file")
     # the reverse process in the page (web/diffusion.js); the server hears nothing during a run
     in_page = gr.HTML(value={"message": "Open the tab to load the model…"}, html_template='<div class="lsxd-host"></div>',
-                      **page_code("diffusion"), elem_id="diff-inpage", apply_default_css=False,
+                      **page_code("diffusion"), elem_id="diff-inpage", apply_default_css=False, elem_classes=["lsx-first"],
                       server_functions=server_functions(store, store.decoders) + panel.page_models.server_functions())
     # the same on the server: the fallback (no WebAssembly, the ONNX not built yet) and the API; the page hides
     # this column while it runs the model itself
-    with gr.Column(elem_id="diff-server"):
+    with gr.Column(elem_id="diff-server", elem_classes=["lsx-first"]):
       with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=280):
             sampler = gr.Radio(["DDIM", "DDPM"], value="DDIM", label="Sampler")

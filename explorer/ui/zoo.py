@@ -236,7 +236,7 @@ class ZooPanel(Panel):
         names = self.models(dataset)
         if source not in SOURCES:
             raise gr.Error(f"Sample VAEs from one of {list(SOURCES)}, not {source!r}.")
-        key = (dataset, seed, tuple((n, self._stamp(n)) for n in names), source)
+        key = (dataset, seed, tuple((n, self._stamp(n)) for n in names), source, plotting.text_scale())
         with self._lock:
             if key in self._views:
                 self._views.move_to_end(key)

@@ -116,7 +116,8 @@ function drawStrip() {
     ctx.textAlign = 'center'; ctx.fillStyle = '#222';
     L.top.forEach((c, i) => {
       ctx.font = LSX.font(11, '600'); ctx.fillText(fitText(ctx, c, tile + gap - 2), cx(i), top + tile + 13 * f);
-      ctx.font = LSX.font(11); ctx.fillText(`p = ${L.p[i] >= 0.995 ? L.p[i].toFixed(3) : L.p[i].toFixed(2)}`, cx(i), top + tile + 26 * f);
+      const p = L.p[i] >= 0.995 ? L.p[i].toFixed(3) : L.p[i].toFixed(2);  // presenting: the number alone fits a tile
+      ctx.font = LSX.font(11); ctx.fillText(fitText(ctx, LSX.present() ? p : `p = ${p}`, tile + gap - 2), cx(i), top + tile + 26 * f);
     });
   }
   const y = top + tile + lh;

@@ -320,7 +320,7 @@ function draw(f, caption) {
 }
 function labelTiles(ctx, f, scale) {  // the class of each image, on its predicted-x_0 tile
   if (!S.names || !f.cols) return;
-  const [W, H] = f.tile, px = Math.max(11, Math.min(16, Math.round(W * scale / 6)));
+  const [W, H] = f.tile, px = LSX.fs(Math.max(11, Math.min(16, Math.round(W * scale / 6))));  // larger when presenting
   ctx.font = `600 ${px}px system-ui, sans-serif`; ctx.textBaseline = 'bottom';
   S.names.forEach((name, k) => {
     const x = (f.mw + GAP + (k % f.cols) * (W + 1)) * scale, y = (Math.floor(k / f.cols) * (H + 1) + H) * scale;
