@@ -201,6 +201,34 @@ def test_a_run_in_the_app_sends_the_server_nothing(diffusion_app, tmp_path):
         browser.close()
 
 
+def test_the_run_settings_live_in_the_url_and_back_restores_them(diffusion_app):
+    """A slide links to a prepared run (issue 29): ?steps=&seed=&label=... set the controls; Run writes the
+    settings into the URL as a new history entry, and Back brings the previous ones back."""
+    url, _, _ = diffusion_app
+    controls = """() => ({steps: document.querySelector('.lsxd-steps').value, seed: document.querySelector('.lsxd-seed').value,
+      eta: document.querySelector('.lsxd-eta').value, label: document.querySelector('.lsxd-class').value,
+      sampler: document.querySelector('input[name=lsxd-sampler]:checked').value,
+      spacing: document.querySelector('input[name=lsxd-spacing]:checked').value,
+      batch: document.querySelector('.lsxd-batch').value})"""
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
+        pg = browser.new_page(viewport={"width": 1280, "height": 900})
+        _tab(pg, url, "?steps=7&seed=3&eta=0&label=none&sampler=ddim&spacing=leading&batch=4")
+        assert pg.evaluate(controls) == {"steps": "7", "seed": "3", "eta": "0", "label": "unconditional (null label)",
+                                         "sampler": "ddim", "spacing": "leading", "batch": "4"}
+        pg.locator(".lsxd-seed").fill("11")
+        pg.locator(".lsxd-class").select_option(index=2)  # the first class
+        first = pg.evaluate("() => document.querySelector('.lsxd-class').value")
+        pg.locator(".lsxd-run").click()
+        pg.wait_for_function("() => document.querySelector('.lsxd-status').textContent.includes('done')",
+                             timeout=60_000)
+        assert "seed=11" in pg.url and "steps=7" in pg.url and "label=" + first in pg.url.replace("%20", " ")
+        pg.go_back()
+        pg.wait_for_function("() => document.querySelector('.lsxd-seed').value === '3'", timeout=10_000)
+        assert pg.evaluate(controls)["label"] == "unconditional (null label)"
+        browser.close()
+
+
 def test_stop_keeps_the_steps_so_far_for_the_scrubber(diffusion_app):
     url, _, _ = diffusion_app
     with playwright.sync_playwright() as p:

@@ -400,8 +400,35 @@ function exportGif() {
   a.style.display = ''; S.gif = bytes;  // kept for tests (a standalone page's CSP forbids fetching the blob)
 }
 
+// ---- the settings in the page's URL (LSX.state, web/lsx.js): a slide links to a prepared run, Back restores the last
+// one. Class: its name, or "each" / "none" for each class in turn / the null label. Written when Run is pressed.
+const URL_KEYS = ['sampler', 'steps', 'eta', 'guidance', 'label', 'seed', 'spacing', 'batch'];
+const LABEL_IN_URL = {[EACH]: 'each', [UNCOND]: 'none'};
+function urlState() {
+  const o = settings(), label = q('.lsxd-class').value;
+  return {sampler: o.sampler, steps: o.steps, eta: o.eta, guidance: o.guidance, label: LABEL_IN_URL[label] || label,
+          seed: o.seed, spacing: o.spacing, batch: o.n};
+}
+function fromUrl(values) {  // {key: string or null}: set the controls the URL names (unknown values are ignored)
+  if (!values || !S.spec) return;
+  const num = (k, lo, hi) => { const v = values[k]; if (v === null || v === undefined || v === '' || !Number.isFinite(+v)) return null;
+    return Math.max(lo, Math.min(hi, +v)); };
+  const radio = (name, v) => { const r = v && element.querySelector(`input[name=lsxd-${name}][value="${CSS.escape(v)}"]`); if (r) r.checked = true; };
+  radio('sampler', values.sampler); radio('spacing', values.spacing);
+  const set = (sel, v) => { if (v === null) return; const inp = q(sel); inp.value = String(v);
+    if (inp.nextElementSibling && inp.nextElementSibling.tagName === 'OUTPUT') inp.nextElementSibling.textContent = inp.value; };
+  set('.lsxd-steps', num('steps', 1, S.spec.T)); set('.lsxd-eta', num('eta', 0, 1)); set('.lsxd-w', num('guidance', 0, 6));
+  set('.lsxd-seed', num('seed', 0, 2 ** 31 - 1)); set('.lsxd-batch', num('batch', 1, 16));
+  if (values.label) {
+    const name = Object.keys(LABEL_IN_URL).find(k => LABEL_IN_URL[k] === values.label) || values.label;
+    if ([EACH, UNCOND, ...S.spec.classes].includes(name)) q('.lsxd-class').value = name;
+  }
+}
+const urlNow = () => Object.fromEntries(URL_KEYS.map(k => [k, LSX.state ? LSX.state.get(k) : null]));
+if (LSX.state) LSX.state.on(URL_KEYS, fromUrl);
+
 function bind() {
-  q('.lsxd-run').addEventListener('click', run);
+  q('.lsxd-run').addEventListener('click', () => { if (LSX.state && S.mode === 'page') LSX.state.set(urlState(), {push: true}); run(); });
   q('.lsxd-stop').addEventListener('click', () => { S.stop = true; });
   q('.lsxd-play').addEventListener('click', replay);
   q('.lsxd-gif').addEventListener('click', exportGif);
@@ -434,6 +461,7 @@ async function fromModel() {
   q('.lsxd-class').innerHTML = [EACH, UNCOND, ...M.classes].map(c => `<option>${ESC(c)}</option>`).join('');
   q('.lsxd-steps').max = String(M.T); q('.lsxd-steps').value = String(Math.min(+q('.lsxd-steps').value || 50, M.T));
   element.querySelector(`input[name=lsxd-spacing][value=${M.spacing}]`).checked = true;
+  fromUrl(urlNow());  // a prepared lecture's settings (?steps=&seed=...) over the model's defaults
   if (!M.sha) {
     setMode('server', 'Running on the server: ' + (M.note || 'this model has no in-page network yet'));
     if (M.building) whenBuilt(M);

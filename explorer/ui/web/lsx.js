@@ -300,9 +300,8 @@ window.LSX = window.LSX || (() => {
   // (null removes; push: a new history entry, as after a click or a release; else the entry is replaced, as while
   // dragging), LSX.state.on(keys, fn) calls fn({key: value}) when Back/Forward changes one of those keys.
   // Keys in use: tab (the panel), model, point (Latent grid: plane coordinates), picks (Projection and DAE maps:
-  // test-image indices A,B), s (Attribute vectors: strength). For Diffusion (reserved, not wired yet): steps,
-  // sampler, eta, guidance, label, seed: its page code calls LSX.state.set({seed: 3, steps: 50}, {push: true}) after
-  // a Run and LSX.state.on(['seed', 'steps', ...], fn) to follow Back. The standalone page takes the same keys.
+  // test-image indices A,B), s (Attribute vectors: strength); Diffusion (web/diffusion.js): sampler, steps, eta,
+  // guidance, label, seed, spacing, batch, written when Run is pressed. The standalone page takes the same keys.
   L.state = (() => {
     const subs = [];
     const S = {
