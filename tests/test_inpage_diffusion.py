@@ -113,6 +113,11 @@ def test_the_standalone_page_denoises_from_disk_with_no_request(pages):
                     last: Array.from(S.frames[S.frames.length - 1].data.slice(0, 4000))}; }""")
         assert frames["n"] == 21 and frames["first"] != frames["last"]  # 20 steps and the sample; they change
         assert pg.locator(".lsxd-frameno").inner_text().startswith("frame 21/21")
+        # the page takes the app's URL parameters: a prepared run opens with its settings
+        pg.goto(path.as_uri() + "?steps=9&seed=5&label=none")
+        pg.wait_for_function("() => window.lsxDiffusion && window.lsxDiffusion.mode === 'page'", timeout=90_000)
+        assert pg.evaluate("""() => [document.querySelector('.lsxd-steps').value, document.querySelector('.lsxd-seed').value,
+            document.querySelector('.lsxd-class').value]""") == ["9", "5", "unconditional (null label)"]
         browser.close()
     leaving = [u for u in requests if not u.startswith(("file:", "blob:", "data:"))]
     assert leaving == [] and requests[0] == path.as_uri()
