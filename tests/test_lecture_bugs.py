@@ -241,3 +241,30 @@ def test_the_strip_carries_the_classifiers_top_class_and_probability_under_each_
     want = panel.strip_labels(M["name"], M["a"], M["b"], "Test image", M["index"], None, M["s"], M["k"])
     assert L["top"] == want["top"] and L["p"] == pytest.approx(want["p"], abs=1e-4)
     assert all(t in panel.samples(M["name"]).classes for t in L["top"]) and all(0 < p <= 1 for p in L["p"])
+
+
+@pytest.mark.browser
+def test_the_zoo_grid_is_drawn_in_the_page_with_text_labels_and_enlargeable_images(browser, served_app):
+    url, demo, _ = served_app
+    pg = browser.new_page(viewport={"width": 1280, "height": 720})
+    pg.goto(url + "?tab=model-zoo")
+    pg.wait_for_function("() => window.lsxZoo?.draws > 0 && document.querySelectorAll('#zoo-page-grid .lsxz-row[data-name]').length",
+                         timeout=180_000)
+    panel = demo.panels["zoo"]
+    want = panel.models(panel.default_dataset())
+    got = pg.evaluate("""() => Array.from(document.querySelectorAll('#zoo-page-grid .lsxz-row[data-name]')).map(r => ({
+      name: r.dataset.name, label: r.querySelector('.lsxz-label').innerText,
+      font: parseFloat(getComputedStyle(r.querySelector('.lsxz-label b')).fontSize),
+      images: r.querySelectorAll('img.lsxz-img').length}))""")
+    assert [r["name"] for r in got] == want  # one row per model, in the zoo's order
+    assert all(r["label"] and r["font"] >= 14 and r["images"] > 0 for r in got), got  # text labels, not pixels
+    assert not pg.locator("#zoo-grid").is_visible()  # the static figure stepped aside
+    first = pg.locator("#zoo-page-grid .lsxz-row[data-name] img.lsxz-img").first
+    small = first.bounding_box()
+    first.click()
+    big = pg.locator("#zoo-page-grid .lsxz-big img")
+    assert big.is_visible() and big.bounding_box()["width"] >= 6 * small["width"]
+    assert "sample 1" in pg.evaluate("() => window.lsxZoo.shown")
+    pg.keyboard.press("Escape")
+    assert not big.is_visible()
+    pg.close()

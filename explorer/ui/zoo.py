@@ -8,6 +8,7 @@ table that :mod:`explorer.zoo_table` reads from the checkpoints' cards. Rendered
 """
 from __future__ import annotations
 
+import io
 import os
 import threading
 import time
@@ -21,6 +22,7 @@ import torch
 from .. import diffusion, latents, plotting, zoo_table
 from ..checkpoints import CONFIG, WEIGHTS, CheckpointError
 from . import study_view
+from .inpage import page_code
 from .store import Store
 from .panel import Panel, explanation
 from .validate import valid_seed
@@ -354,6 +356,47 @@ class ZooPanel(Panel):
         for view in self.views(str(dataset), seed, source or PRIOR):
             yield view.pixels, view.caption, table
 
+    def page_grid(self, dataset, seed, source=PRIOR) -> dict:
+        """The grid for the page to draw (web/zoo_grid.js): row labels as text and every image as its own small
+        PNG (data URL), so the labels read at any size and a click enlarges one image. The complete view, from
+        the cache (draw has just made it)."""
+        import base64
+
+        from PIL import Image
+
+        def png(im):
+            if im is None:
+                return None
+            a = (np.clip(np.asarray(im, np.float64), 0, 1) * 255).round().astype(np.uint8)
+            buf = io.BytesIO()
+            Image.fromarray(a).save(buf, format="png", compress_level=1)
+            return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+        seed = valid_seed(seed)
+        dataset = dataset or self.default_dataset()
+        if not dataset:
+            return {}
+        view = self.view(str(dataset), seed, source or PRIOR)
+        ds = self.store.dataset(view.dataset)
+        a, b = view.pair
+        return {
+            "dataset": view.dataset, "seed": view.seed,
+            "titles": [f"{N_SAMPLES} samples, seed {view.seed}", "interpolation through the latent (A → B)"],
+            "pair": {"label": f"test images A = #{a} ({ds.classes[int(ds.labels[a])]}), "
+                              f"B = #{b} ({ds.classes[int(ds.labels[b])]})",
+                     "images": [png(view.pair_images[0]), png(view.pair_images[1])]},
+            "rows": [{"name": r.name, "label": r.label, "model": r.name.split("/", 1)[-1],
+                      "from": "from q(z)" if r.sampled_from else "", "tag": r.path_tag,
+                      "note": self._short_error(r) or "",
+                      "samples": [png(x) for x in r.samples] if r.samples is not None else [],
+                      "path": [png(x) for x in r.path] if r.path is not None else []} for r in view.rows],
+        }
+
+    def on_page_grid(self, dataset, seed, source=PRIOR):
+        if self.default_dataset() is None:
+            return gr.skip()
+        return gr.HTML(value=self.page_grid(dataset, seed, source))
+
     def new_seed(self, seed):
         """The seed after this one (a 'next' button that stays reproducible)."""
         try:
@@ -399,6 +442,10 @@ def build(store: Store) -> ZooPanel:
         with gr.Column(scale=1, min_width=140):
             draw = gr.Button("Redraw", variant="primary", size="md", elem_id="zoo-draw")
             nxt = gr.Button("Next seed", size="md", elem_id="zoo-next")
+    # the grid drawn in the page (labels as text, every image enlargeable: web/zoo_grid.js); the same grid as one
+    # figure stays for the API (/zoo_draw) and, while pixel-space diffusion rows are still sampling, the page
+    page_grid = gr.HTML(value={}, html_template='<div class="lsxz-host"></div>', **page_code("zoo_grid"),
+                        elem_id="zoo-page-grid", apply_default_css=False)
     grid = gr.Image(label="Samples and latent interpolations, one row per model", show_label=False,
                     interactive=False, format="png", elem_id="zoo-grid", buttons=["download", "fullscreen"])
     caption = gr.Markdown(None if dataset0 else
@@ -418,16 +465,23 @@ def build(store: Store) -> ZooPanel:
 
     inputs, outputs = [dataset, seed, source], [grid, caption, table]
     common = dict(concurrency_id="model", show_progress="minimal")
-    draw.click(panel.draw, inputs, outputs, api_name="zoo_draw", **common)
-    seed.submit(panel.draw, inputs, outputs, api_name=False, **common)
-    dataset.change(panel.draw, inputs, outputs, api_name=False, **common)
-    source.input(panel.draw, inputs, outputs, api_name=False, **common)
-    nxt.click(panel.new_seed, seed, seed, api_name=False, show_progress="hidden").then(
-        panel.draw, inputs, outputs, api_name=False, **common)
+
+    def paged(event):  # once the grid is complete, the page draws it and the figure steps aside
+        return event.success(panel.on_page_grid, inputs, page_grid, api_name=False, show_progress="hidden").success(
+            lambda: gr.Image(visible=False), None, grid, api_name=False, show_progress="hidden")
+
+    paged(draw.click(panel.draw, inputs, outputs, api_name="zoo_draw", **common))
+    paged(seed.submit(panel.draw, inputs, outputs, api_name=False, **common))
+    paged(dataset.change(panel.draw, inputs, outputs, api_name=False, **common))
+    paged(source.input(panel.draw, inputs, outputs, api_name=False, **common))
+    paged(nxt.click(panel.new_seed, seed, seed, api_name=False, show_progress="hidden").then(
+        panel.draw, inputs, outputs, api_name=False, **common))
     panel.dataset_menu = dataset  # the app's Dataset menu sets it
     panel.components = dict(dataset=dataset, seed=seed, source=source, draw=draw, next=nxt, grid=grid,
                             caption=caption, table=table)
     panel.opens = [(panel.on_open, inputs, outputs, common),
+                   (panel.on_page_grid, inputs, [page_grid], {"show_progress": "hidden"}),
+                   (lambda: gr.Image(visible=False), [], [grid], {"show_progress": "hidden"}),
                    (panel.ablation, [dataset], [ablation_img, ablation_text], {"show_progress": "hidden"})]
     dataset.change(panel.ablation, [dataset], [ablation_img, ablation_text], api_name=False, show_progress="hidden")
     return panel

@@ -198,10 +198,11 @@ function strengthFromUrl() {
   trigger('select', {index: 0, value: {s: AT.s}});
   return true;
 }
-LSX.state.on(['s'], strengthFromUrl);
+LSX.state.on(['s'], () => { if (element.offsetParent) strengthFromUrl(); });  // (hidden tab: not this panel's entry)
 // Back/Forward to other groups or another input: the server applies them, from the URL, as for a linked page
 LSX.state.on(['a', 'b', 'index'], v => {
   const M = AT.model;
+  if (!element.offsetParent) return;  // another panel's history entry (this one is in a hidden tab)
   if (M && (v.a !== M.a || v.b !== M.b || String(v.index) !== String(M.index))) location.reload();
 });
 

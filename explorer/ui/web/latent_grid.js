@@ -228,6 +228,7 @@ function fromUrl() {
   return true;
 }
 LSX.state.on(['model', 'point'], v => {
+  if (!element.offsetParent) return;  // another panel's history entry (this one is in a hidden tab)
   if (v.model && LG.model && v.model !== LG.model.name) { location.reload(); return; }  // the server loads that model
   if (LG.model && !fromUrl()) { LG.values = LG.model.point.values.slice(); moved(); commit(true); }  // Back to no point
 });
