@@ -304,7 +304,8 @@ function show(k) {  // stored frame k (0-based), numbered as the scrubber number
 }
 function draw(f, caption) {
   if (!f) return;
-  const c = q('.lsxd-frame'), box = c.parentElement.clientWidth || 700;
+  // the frame's room, read once per run (reading it every step would force a layout of the whole page per step)
+  const c = q('.lsxd-frame'), box = S.box || (S.box = c.parentElement.clientWidth || 700);
   // whole pixels per pixel where the frame allows it; large frames (64 px faces) fill the space fractionally
   let scale = Math.min((box - 4) / f.width, 420 / f.height);
   scale = scale >= 2 ? Math.floor(scale) : Math.max(scale, 0.5);
@@ -336,7 +337,7 @@ async function run() {
   if (S.running || S.mode !== 'page') return;
   const o = settings(), M = S.spec, t0 = performance.now();
   S.running = true; S.stop = false; S.frames = []; S.frameSteps = []; S.names = o.names; S.runs++;
-  S.firstFrame = null; S.stepTimes = [];
+  S.firstFrame = null; S.stepTimes = []; S.box = 0;
   q('.lsxd-scrub').disabled = true; q('.lsxd-gif').disabled = true; q('.lsxd-gif-link').style.display = 'none';
   const stride = Math.max(1, Math.ceil(o.steps / MAX_FRAMES));
   let last = null, shownAt = 0;
@@ -427,6 +428,7 @@ function fromUrl(values) {  // {key: string or null}: set the controls the URL n
 const urlNow = () => Object.fromEntries(URL_KEYS.map(k => [k, LSX.state ? LSX.state.get(k) : null]));
 if (LSX.state) LSX.state.on(URL_KEYS, fromUrl);
 
+window.addEventListener('resize', () => { S.box = 0; });
 function bind() {
   q('.lsxd-run').addEventListener('click', () => { if (LSX.state && S.mode === 'page') LSX.state.set(urlState(), {push: true}); run(); });
   q('.lsxd-stop').addEventListener('click', () => { S.stop = true; });
