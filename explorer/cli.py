@@ -81,12 +81,12 @@ def warm(store, demo=None):
 def launch_kwargs(args, demo=None):
     import gradio as gr
 
-    from .ui import CSS, HEAD
+    from .ui import CSS, head
     # Gradio keeps a copy of every block's config per session (~0.4 MB here), and a client that calls
     # /gradio_api/call/<name> without a session hash starts a new session each call: at the default
     # capacity (10,000) a scripted loop could hold ~4 GB. 512 sessions covers a lecture hall with room.
     return dict(server_name=args.host, server_port=args.port, share=args.share, max_file_size="10mb",
-                enable_monitoring=False, show_error=True, theme=gr.themes.Soft(), css=CSS, head=HEAD,
+                enable_monitoring=False, show_error=True, theme=gr.themes.Soft(), css=CSS, head=head(),
                 auth=getattr(args, "auth", None), state_session_capacity=512,
                 # the app's plain routes (GET /api/decode.png), matched before Gradio's own
                 app_kwargs={"routes": list(getattr(demo, "routes", []))})

@@ -13,10 +13,13 @@ from explorer.ui import panel
 
 @pytest.fixture
 def scaled():
+    """Set plotting's text scale for one test; the app's own source (set by build_app) comes back after it."""
+    before = plotting.scale_source
+
     def use(scale):
         plotting.scale_source = (lambda: scale) if scale is not None else None
     yield use
-    plotting.scale_source = None
+    plotting.scale_source = before
 
 
 def _sizes(fig):

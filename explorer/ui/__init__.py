@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import gradio as gr
 
@@ -18,13 +17,13 @@ CSS = """
 #diff-frame img { object-fit: contain; }
 footer { display: none !important; }
 #zoo-table td { word-break: normal; }
-""" + (Path(__file__).parent / "web" / "present.css").read_text()  # presentation mode and layouts that survive zoom (a small file)
+"""  # presentation mode and the layouts that survive zoom: web/present.css, loaded once as a file (head())
 
 # Presentation mode, one switch: ?present=1 in the URL or the header's toggle. This script (in the page's <head>,
 # before the app renders) puts the class lsx-present on the document's root, which present.css and the page
 # code's canvas text (LSX.fs in web/lsx.js) follow; window.lsxPresent(on) flips it and keeps the URL in step
 # (replaceState: a view setting, not a step for the back button), so a slide can link to the mode.
-HEAD = """<script>
+HEAD_SCRIPT = """<script>
 (() => {
   const root = document.documentElement;
   root.classList.toggle('lsx-present', /[?&]present=(1|true|on)\\b/.test(location.search));
@@ -39,6 +38,14 @@ HEAD = """<script>
   };
 })();
 </script>"""
+
+
+def head() -> str:
+    """The page's <head> additions: the presentation-mode switch and web/present.css, served from /web/ like the
+    panels' files (versioned URL, kept by the browser) rather than copied into every page's config."""
+    from .inpage import web_url
+
+    return HEAD_SCRIPT + f'\n<link rel="stylesheet" href="{web_url("present.css")}">'
 
 
 
@@ -74,7 +81,7 @@ def build_app(store: Store, title: str = "Latent Space Explorer") -> gr.Blocks:
             dataset = gr.Dropdown(shown, value=shown[0] if shown else None, label="Dataset", scale=0, min_width=220,
                                   elem_id="dataset-menu", visible=len(shown) > 1,
                                   info="every panel shows this dataset's models")
-        # the switch lives in the page: no server round trip (HEAD's window.lsxPresent)
+        # the switch lives in the page: no server round trip (head()'s window.lsxPresent)
         present.input(None, [present], None, js="(on) => { window.lsxPresent && window.lsxPresent(on); }")
         demo.load(None, None, [present], js="() => document.documentElement.classList.contains('lsx-present')")
         panels = {}
@@ -135,4 +142,4 @@ def wire_dataset_menu(store: Store, menu: gr.Dropdown, panels: dict):
     return switch
 
 
-__all__ = ["Store", "build_app", "CSS", "HEAD"]
+__all__ = ["Store", "build_app", "CSS", "head"]
