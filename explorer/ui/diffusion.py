@@ -15,7 +15,6 @@ import base64
 import json
 import os
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 
@@ -26,7 +25,7 @@ import torch
 from .. import data, diffusion, export, plotting, schedules
 from ..checkpoints import CheckpointError
 from ..models.diffusion import DDPMConfig
-from .inpage import pack, to_uint8
+from .inpage import Builds, pack, to_uint8
 from .store import Store
 from .panel import LATEX, Panel, explanation
 from .validate import number, page_errors, valid_seed, whole
@@ -120,9 +119,8 @@ class PageModels:
 
     def __init__(self, store: Store):
         self.store = store
-        self._lock = threading.Lock()
-        self._building: set = set()
-        self._failed: dict = {}
+        self._builds = Builds(lambda name: export.build_unet(self.store.zoo, name), "export unet")
+        self._failed = self._builds.failed  # name -> why its build failed
         self._b64: dict = {}
         self._same_vae: dict = {}
 
@@ -177,21 +175,7 @@ class PageModels:
         return spec
 
     def build_later(self, name: str) -> None:
-        with self._lock:
-            if name in self._building:
-                return
-            self._building.add(name)
-
-        def run():
-            try:
-                export.build_unet(self.store.zoo, name)
-            except Exception as err:  # noqa: BLE001 - reported to the page, which stays on the server path
-                self._failed[name] = f"{type(err).__name__}: {str(err).splitlines()[0][:120]}" if str(err) \
-                    else type(err).__name__
-            finally:
-                with self._lock:
-                    self._building.discard(name)
-        threading.Thread(target=run, daemon=True, name=f"export unet {name}").start()
+        self._builds.start(name)
 
     def unet_b64(self, name: str, sha: str | None = None) -> str:
         zoo = self.store.zoo

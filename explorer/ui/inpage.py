@@ -95,14 +95,43 @@ def template(name: str) -> str:
     return (WEB_DIR / name).read_text()
 
 
+class Builds:
+    """ONNX files built once per model in a daemon thread (the decoders here, the UNets in ui/diffusion.py): which
+    are being built, and why one failed (the page says so and stays on the server path)."""
+
+    def __init__(self, build, what: str):
+        self._build, self._what = build, what
+        self._lock = threading.Lock()
+        self.building: set = set()
+        self.failed: dict = {}
+
+    def start(self, name: str) -> None:
+        """Build ``name`` in the background unless it is being built already."""
+        with self._lock:
+            if name in self.building:
+                return
+            self.building.add(name)
+
+        def run():
+            try:
+                self._build(name)
+            except Exception as err:  # noqa: BLE001 - reported to the page, which stays on the server path
+                self.failed[name] = (f"{type(err).__name__}: {str(err).splitlines()[0][:120]}" if str(err)
+                                     else type(err).__name__)
+            finally:
+                with self._lock:
+                    self.building.discard(name)
+        threading.Thread(target=run, daemon=True, name=f"{self._what} {name}").start()
+
+
 class Decoders:
     """Per app: which models have a fresh ONNX decoder, building missing ones in the background."""
 
     def __init__(self, store):
         self.store = store
         self._lock = threading.Lock()
-        self._building: set = set()
-        self._failed: dict = {}
+        self._builds = Builds(lambda name: export.build(self.store.zoo, name), "export")
+        self._failed = self._builds.failed  # name -> why its build failed
         self._b64: dict = {}
         self._sessions: dict = {}  # ONNX path -> onnxruntime session (the server's own decodes)
 
@@ -133,21 +162,7 @@ class Decoders:
         return spec
 
     def build_later(self, name: str) -> None:
-        with self._lock:
-            if name in self._building:
-                return
-            self._building.add(name)
-
-        def run():
-            try:
-                export.build(self.store.zoo, name)
-            except Exception as err:
-                self._failed[name] = f"{type(err).__name__}: {str(err).splitlines()[0][:120]}" if str(err) else \
-                    type(err).__name__
-            finally:
-                with self._lock:
-                    self._building.discard(name)
-        threading.Thread(target=run, daemon=True, name=f"export {name}").start()
+        self._builds.start(name)
 
     def warm(self, names) -> None:
         """Build every missing decoder now (the app's warm-up thread calls this)."""
