@@ -144,6 +144,7 @@ class Raster:
         ax = ax or fig.axes[0]
         if not getattr(fig, "text_scaled", False):  # a figure laid out by hand measured its texts at the scale
             scale_text(fig, text_scale())
+            fig.text_scaled = True  # once: a figure rendered again (one Raster per axes) is not scaled again
         fig.canvas.draw()
         pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
         h = pixels.shape[0]

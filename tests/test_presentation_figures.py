@@ -50,6 +50,15 @@ def test_every_text_of_a_rendered_figure_grows_by_the_scale_and_the_layout_keeps
     assert -0.02 <= drawn.x0 and drawn.x1 <= w + 0.02 and -0.02 <= drawn.y0 and drawn.y1 <= h + 0.02
 
 
+def test_a_figure_rendered_once_per_axes_is_scaled_once(scaled):
+    scaled(1.6)
+    fig = _figure()
+    before = fig.axes[0].title.get_fontsize()
+    for _ in range(3):  # as the Diffusion panel keeps one Raster per axes of one figure
+        plotting.Raster.from_figure(fig)
+    assert fig.axes[0].title.get_fontsize() == pytest.approx(1.6 * before)
+
+
 def test_without_a_source_figures_render_at_scale_1(scaled):
     scaled(None)
     assert plotting.text_scale() == 1.0
