@@ -25,7 +25,7 @@ import torch
 from .. import data, diffusion, export, plotting, schedules
 from ..checkpoints import CheckpointError
 from ..models.diffusion import DDPMConfig
-from .inpage import Builds, pack, to_uint8
+from .inpage import Builds, file_b64, pack, to_uint8
 from .store import Store
 from .panel import LATEX, Panel, explanation
 from .validate import number, page_errors, valid_seed, whole
@@ -178,16 +178,7 @@ class PageModels:
         self._builds.start(name)
 
     def unet_b64(self, name: str, sha: str | None = None) -> str:
-        zoo = self.store.zoo
-        path = export.unet_cached(zoo, name)
-        if path is None:
-            raise CheckpointError(f"{name} has no in-page network yet: `python -m explorer.export {name}`")
-        current = export.weights_sha256(zoo, name)
-        if sha and sha != current:
-            raise CheckpointError(f"{name} changed on the server; pick the model again")
-        if current not in self._b64:
-            self._b64[current] = base64.b64encode(path.read_bytes()).decode()
-        return self._b64[current]
+        return file_b64(self._b64, self.store.zoo, name, export.unet_cached(self.store.zoo, name), sha, "network")
 
     def server_functions(self):
         """The page's calls (without the queue), besides the decoders' (inpage.server_functions): the spec

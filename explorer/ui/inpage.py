@@ -212,16 +212,20 @@ class Decoders:
         return torch.from_numpy(x)
 
     def onnx_b64(self, name: str, sha: str | None = None) -> str:
-        zoo = self.store.zoo
-        path = export.cached(zoo, name)
-        if path is None:
-            raise CheckpointError(f"{name} has no in-page decoder yet: `python -m explorer.export {name}`")
-        current = export.weights_sha256(zoo, name)
-        if sha and sha != current:
-            raise CheckpointError(f"{name} changed on the server; pick the model again")
-        if current not in self._b64:
-            self._b64[current] = base64.b64encode(path.read_bytes()).decode()
-        return self._b64[current]
+        return file_b64(self._b64, self.store.zoo, name, export.cached(self.store.zoo, name), sha, "decoder")
+
+
+def file_b64(memo: dict, zoo, name: str, path, sha: str | None, what: str) -> str:
+    """The fresh ONNX file ``path`` of ``name`` (None: not built) in base64, kept in ``memo`` by the weights'
+    SHA-256; ``sha`` is the version the page asks for (a stale one is refused: the model changed on the server)."""
+    if path is None:
+        raise CheckpointError(f"{name} has no in-page {what} yet: `python -m explorer.export {name}`")
+    current = export.weights_sha256(zoo, name)
+    if sha and sha != current:
+        raise CheckpointError(f"{name} changed on the server; pick the model again")
+    if current not in memo:
+        memo[current] = base64.b64encode(path.read_bytes()).decode()
+    return memo[current]
 
 
 def pack(values, dtype) -> str:
