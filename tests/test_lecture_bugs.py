@@ -258,6 +258,8 @@ def test_the_zoo_grid_is_drawn_in_the_page_with_text_labels_and_enlargeable_imag
       images: r.querySelectorAll('img.lsxz-img').length}))""")
     assert [r["name"] for r in got] == want  # one row per model, in the zoo's order
     assert all(r["label"] and r["font"] >= 14 and r["images"] > 0 for r in got), got  # text labels, not pixels
+    # the static figure steps aside once the page's grid is drawn (the server's last figure may land just after it)
+    pg.locator("#zoo-grid").wait_for(state="hidden", timeout=15_000)
     assert not pg.locator("#zoo-grid").is_visible()  # the static figure stepped aside
     first = pg.locator("#zoo-page-grid .lsxz-row[data-name] img.lsxz-img").first
     small = first.bounding_box()
